@@ -1,0 +1,56 @@
+/** Typed errors thrown by the cache. Each has a stable `name` and `code` for callers that switch on them. */
+
+export class HybridCacheError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input: key, value or TTL. Nothing was changed. */
+export class ValidationError extends HybridCacheError {
+  constructor(message: string) {
+    super('ERR_VALIDATION', message);
+  }
+}
+
+/** The backlog of unflushed writes is full (`maxPendingBytes`). Nothing was changed; retry later. */
+export class BackpressureError extends HybridCacheError {
+  constructor(
+    message: string,
+    readonly pendingBytes: number,
+    readonly maxPendingBytes: number,
+  ) {
+    super('ERR_BACKPRESSURE', message);
+  }
+}
+
+/** A read missed memory and the store could not answer (unreachable, timed out, or breaker open). */
+export class StorageUnavailableError extends HybridCacheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_STORAGE_UNAVAILABLE', message, options);
+  }
+}
+
+/** The cache is closing or closed. */
+export class ClosedError extends HybridCacheError {
+  constructor(message = 'the cache is closed') {
+    super('ERR_CLOSED', message);
+  }
+}
+
+/** `flush()` reached its deadline. Nothing is lost: the writes stay pending and keep flushing. */
+export class FlushTimeoutError extends HybridCacheError {
+  constructor(readonly pending: number) {
+    super('ERR_FLUSH_TIMEOUT', `flush timed out with ${pending} write(s) still pending; they remain queued`);
+  }
+}
+
+/** The local outbox could not be opened or written. */
+export class OutboxError extends HybridCacheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_OUTBOX', message, options);
+  }
+}

@@ -1,0 +1,115 @@
+import type { Logger } from 'pino';
+import type { Storage } from '../storage/types.js';
+
+export type Durability = 'none' | 'process' | 'fsync';
+export type Health = 'healthy' | 'degraded' | 'offline';
+
+export interface OutboxOptions {
+  /** SQLite file holding unflushed writes and dead letters. Required unless durability is `none`. */
+  path?: string;
+  /**
+   * `none`: no outbox, unflushed writes are lost if the process dies.
+   * `process` (default): a write survives a crash of the process once `set` resolves.
+   * `fsync`: a write also survives power loss once `set` resolves.
+   */
+  durability?: Durability;
+}
+
+export interface HybridCacheOptions {
+  storage: Storage;
+  outbox?: OutboxOptions;
+  /** Most entries kept in the evictable LRU (dirty entries are not counted). Default 10,000. */
+  maxEntries?: number;
+  /** Most bytes (serialized JSON) kept in the evictable LRU. Default 256 MiB. */
+  maxBytes?: number;
+  /** Largest accepted value, serialized. Default 4 MiB. */
+  maxValueBytes?: number;
+  /** Most bytes of unflushed writes; past it writes reject with `BackpressureError`. Default 64 MiB. */
+  maxPendingBytes?: number;
+  /** TTL applied when `set` is given none; `0` means no expiry. Default 0. */
+  defaultTtlMs?: number;
+  flush?: {
+    /** Most keys per store call. Default 200. */
+    batchSize?: number;
+    /** Longest a write waits before its batch is sent. Default 20 ms. */
+    intervalMs?: number;
+    /** Store calls in flight at once. Default 4. */
+    concurrency?: number;
+  };
+  retry?: {
+    /** First backoff step; delays grow exponentially with full jitter. Default 100 ms. */
+    baseMs?: number;
+    /** Cap on one backoff delay. Default 30 s. */
+    maxMs?: number;
+  };
+  breaker?: {
+    /** Consecutive failed store calls that open the breaker. Default 5. */
+    failureThreshold?: number;
+    /** Time the breaker stays open before one probe call is let through. Default 5 s. */
+    halfOpenAfterMs?: number;
+  };
+  /** Deadline for one store read (`getMany`). Default 5 s. */
+  readTimeoutMs?: number;
+  /** Deadline for one store write batch (`apply`). Default 15 s. */
+  writeTimeoutMs?: number;
+  /** A pino logger; default: a pino logger at `warn` on stderr named `hybrid-cache`. */
+  logger?: Logger;
+}
+
+export interface SetOptions {
+  /** Time to live from now; `0` means no expiry. Defaults to `defaultTtlMs`. */
+  ttlMs?: number;
+}
+
+export interface FlushOptions {
+  /** Reject with `FlushTimeoutError` after this long (nothing is lost). Default: wait indefinitely. */
+  timeoutMs?: number;
+}
+
+export interface CloseOptions {
+  /** How long to keep draining before giving up; what is left stays in the outbox. Default 5 s. */
+  timeoutMs?: number;
+}
+
+export interface CloseResult {
+  /** Writes still unflushed when the cache closed (kept in the outbox when it has one). */
+  pending: number;
+  /** Whether everything pending was flushed before the deadline. */
+  drained: boolean;
+}
+
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  loads: number;
+  pending: number;
+  pendingBytes: number;
+  oldestPendingAgeMs: number;
+  flushedWrites: number;
+  coalescedWrites: number;
+  retries: number;
+  deadLetters: number;
+  health: Health;
+  evictions: number;
+  /** Entries in the evictable LRU. */
+  entries: number;
+  /** Bytes in the evictable LRU. */
+  bytes: number;
+}
+
+export interface DeadLetter {
+  key: string;
+  version: number;
+  /** Serialized value, or `null` for a delete. */
+  json: string | null;
+  expiresAt: number | null;
+  error: string;
+  failedAt: number;
+}
+
+export interface CacheEvents {
+  flushed: { count: number; keys: string[] };
+  retry: { attempt: number; delayMs: number; error: Error };
+  deadLetter: DeadLetter;
+  health: { from: Health; to: Health; error?: Error };
+}
