@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Storage, VersionedWrite } from '../../src/storage/types.js';
+import type { ApplyResult, Storage, VersionedWrite } from '../../src/storage/types.js';
 
 export interface ContractSetup {
   storage: Storage;
@@ -65,7 +65,7 @@ export function describeStorageContract(name: string, setup: () => Promise<Contr
       ];
       for (const order of orders) {
         const k = key('lww');
-        const outcomes = [];
+        const outcomes: ApplyResult[] = [];
         for (const v of order) outcomes.push(...(await ctx.storage.apply([put(k, v, `value-${v}`)])));
         const entry = await read(k);
         expect(entry?.version).toBe(3);
