@@ -13,6 +13,8 @@ export interface OutboxOptions {
    * `fsync`: a write also survives power loss once `set` resolves.
    */
   durability?: Durability;
+  /** Cap on the outbox file size; writes past it reject with `OutboxError`. Default: no cap. */
+  maxFileBytes?: number;
 }
 
 export interface HybridCacheOptions {

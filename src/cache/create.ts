@@ -1,0 +1,20 @@
+import type { Outbox } from '../sync/outbox.js';
+import { MemoryOutbox } from '../sync/outbox.js';
+import { SqliteOutbox } from '../sync/sqlite-outbox.js';
+import { HybridCache } from './hybrid-cache.js';
+import { resolveOptions } from './options.js';
+import type { HybridCacheOptions } from './types.js';
+
+/** Creates a cache, opening its outbox and replaying any writes an earlier process left there. */
+export async function createHybridCache<V = unknown>(options: HybridCacheOptions): Promise<HybridCache<V>> {
+  const resolved = resolveOptions(options);
+  const { path, durability, maxFileBytes } = resolved.outbox;
+  const outbox: Outbox =
+    durability === 'none'
+      ? new MemoryOutbox()
+      : SqliteOutbox.open({ path: path as string, durability, ...(maxFileBytes ? { maxFileBytes } : {}) });
+  const cache = new HybridCache<V>(resolved, outbox);
+  const replayed = cache.replayOutbox();
+  if (replayed > 0) resolved.logger.info({ replayed }, 'replayed unflushed writes from the outbox');
+  return cache;
+}

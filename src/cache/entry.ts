@@ -1,0 +1,42 @@
+/**
+ * One key's state in memory. The serialized form is kept while the entry is dirty (it is what gets
+ * flushed); the parsed value is materialised on first read, so memory always answers with exactly
+ * what the store would hold and a caller's later mutation of the object it passed to `set` cannot
+ * leak into the cache.
+ */
+export interface Entry {
+  version: number;
+  /** Absolute expiry (epoch ms) or null. */
+  expiresAt: number | null;
+  /** Serialized bytes counted against the budgets (value, or the key for a tombstone). */
+  bytes: number;
+  deleted: boolean;
+  /** Serialized value; kept while dirty, dropped from clean entries once parsed. */
+  json: string | undefined;
+  value: unknown;
+  parsed: boolean;
+}
+
+export interface DirtyEntry extends Entry {
+  /** When this key first became dirty (epoch ms), for `oldestPendingAgeMs`. */
+  since: number;
+}
+
+export function isExpired(entry: Entry, now: number): boolean {
+  return entry.expiresAt !== null && entry.expiresAt <= now;
+}
+
+export function readValue(entry: Entry, dropJsonAfterParse: boolean): unknown {
+  if (!entry.parsed) {
+    entry.value = JSON.parse(entry.json as string);
+    entry.parsed = true;
+    if (dropJsonAfterParse) entry.json = undefined;
+  }
+  return entry.value;
+}
+
+/** The serialized form of an entry, parsed or not. */
+export function entryJson(entry: Entry): string | null {
+  if (entry.deleted) return null;
+  return entry.json ?? JSON.stringify(entry.value);
+}

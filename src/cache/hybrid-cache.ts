@@ -1,0 +1,334 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { Storage } from '../storage/types.js';
+import { Flusher } from '../sync/flusher.js';
+import { MemoryOutbox, type Outbox } from '../sync/outbox.js';
+import { StoreGuard } from '../sync/store-guard.js';
+import type { Entry } from './entry.js';
+import { BackpressureError, ClosedError, FlushTimeoutError } from './errors.js';
+import { HybridLogicalClock } from './hlc.js';
+import { Loader } from './loader.js';
+import { entryBytes, MemoryTier, MISS } from './memory-tier.js';
+import type { ResolvedOptions } from './options.js';
+import type {
+  CacheEvents,
+  CacheStats,
+  CloseOptions,
+  CloseResult,
+  DeadLetter,
+  FlushOptions,
+  Health,
+  SetOptions,
+} from './types.js';
+import { serializeValue, validateKey, validateTtl } from './validation.js';
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+type State = 'open' | 'closing' | 'closed';
+
+/**
+ * A write-behind cache: reads from memory, writes acknowledged once in memory and the outbox,
+ * flushed to the store in the background. Build one with `createHybridCache`.
+ */
+export class HybridCache<V = unknown> {
+  readonly #storage: Storage;
+  readonly #outbox: Outbox;
+  readonly #logger: Logger;
+  readonly #tier: MemoryTier;
+  readonly #clock = new HybridLogicalClock();
+  readonly #guard: StoreGuard;
+  readonly #loader: Loader;
+  readonly #flusher: Flusher;
+  readonly #events = new EventEmitter();
+  readonly #maxValueBytes: number;
+  readonly #maxPendingBytes: number;
+  readonly #defaultTtlMs: number;
+  #reservedBytes = 0;
+  #state: State = 'open';
+  readonly #counters = {
+    hits: 0,
+    misses: 0,
+    loads: 0,
+    flushedWrites: 0,
+    coalescedWrites: 0,
+    retries: 0,
+    deadLetters: 0,
+    evictions: 0,
+  };
+
+  /** @internal Use `createHybridCache`. */
+  constructor(options: ResolvedOptions, outbox: Outbox = new MemoryOutbox()) {
+    this.#storage = options.storage;
+    this.#outbox = outbox;
+    this.#logger = options.logger;
+    this.#maxValueBytes = options.maxValueBytes;
+    this.#maxPendingBytes = options.maxPendingBytes;
+    this.#defaultTtlMs = options.defaultTtlMs;
+    this.#events.setMaxListeners(0);
+    this.#tier = new MemoryTier({
+      maxEntries: options.maxEntries,
+      maxBytes: options.maxBytes,
+      onEvict: () => this.#counters.evictions++,
+    });
+    this.#guard = new StoreGuard({
+      ...options.breaker,
+      readTimeoutMs: options.readTimeoutMs,
+      writeTimeoutMs: options.writeTimeoutMs,
+      onHealthChange: (from, to, error) => this.#onHealthChange(from, to, error),
+    });
+    this.#loader = new Loader(this.#storage, this.#guard, options.flush.batchSize, (keys) => {
+      this.#counters.loads += keys;
+    });
+    this.#flusher = new Flusher({
+      storage: this.#storage,
+      guard: this.#guard,
+      tier: this.#tier,
+      outbox: this.#outbox,
+      clock: this.#clock,
+      counters: this.#counters,
+      emit: (event, payload) => this.#events.emit(event, payload),
+      logger: this.#logger,
+      ...options.flush,
+      retry: options.retry,
+    });
+  }
+
+  /** Puts writes left in the outbox by an earlier process back in the dirty set and starts flushing them. */
+  replayOutbox(): number {
+    const rows = this.#outbox.pending();
+    const now = Date.now();
+    for (const row of rows) {
+      this.#clock.observe(row.version);
+      const deleted = row.json === null;
+      const entry: Entry = {
+        version: row.version,
+        expiresAt: row.expiresAt,
+        bytes: entryBytes(row.key, row.json?.length ?? 0),
+        deleted,
+        json: row.json ?? undefined,
+        value: undefined,
+        parsed: deleted,
+      };
+      this.#tier.putDirty(row.key, entry, Math.min(row.queuedAt, now));
+      this.#flusher.schedule(row.key);
+    }
+    return rows.length;
+  }
+
+  /** The value, or `undefined` if absent, deleted or expired. Rejects with `StorageUnavailableError` on a miss the store cannot answer. */
+  get(key: string): Promise<V | undefined> {
+    if (this.#state === 'closed') return Promise.reject(new ClosedError());
+    try {
+      validateKey(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const found = this.#tier.lookup(key, Date.now());
+    if (found !== MISS) {
+      this.#counters.hits++;
+      return Promise.resolve(found as V | undefined);
+    }
+    this.#counters.misses++;
+    return this.#loader.load(key).then((stored) => {
+      if (stored) {
+        this.#clock.observe(stored.version);
+        this.#tier.putLoaded(key, stored);
+      }
+      const now = this.#tier.lookup(key, Date.now());
+      return (now === MISS ? undefined : now) as V | undefined;
+    });
+  }
+
+  /** Stores a value. Resolves once it is in memory and (per durability) in the outbox; the store is updated later. */
+  set(key: string, value: V, options?: SetOptions): Promise<void> {
+    try {
+      this.#assertWritable();
+      validateKey(key);
+      const ttlMs = options?.ttlMs === undefined ? this.#defaultTtlMs : validateTtl(options.ttlMs);
+      const { json, bytes } = serializeValue(value, this.#maxValueBytes);
+      return this.#write(key, json, ttlMs > 0 ? Date.now() + ttlMs : null, entryBytes(key, bytes));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Deletes a key with a versioned tombstone, so an older write arriving late cannot bring it back. */
+  delete(key: string): Promise<void> {
+    try {
+      this.#assertWritable();
+      validateKey(key);
+      return this.#write(key, null, null, entryBytes(key, 0));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Resolves when every write acknowledged before the call is in the store (or dead-lettered). */
+  async flush(options: FlushOptions = {}): Promise<void> {
+    if (this.#state === 'closed') throw new ClosedError();
+    const versions = new Map<string, number>();
+    for (const [key, entry] of this.#tier.dirty) versions.set(key, entry.version);
+    const { done, cancel } = this.#flusher.waitFor(versions);
+    if (options.timeoutMs === undefined) return done;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        cancel();
+        reject(new FlushTimeoutError(this.#tier.dirty.size));
+      }, options.timeoutMs);
+    });
+    try {
+      await Promise.race([done, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stops accepting writes, drains until the deadline, then closes the outbox. What is left stays there. */
+  async close(options: CloseOptions = {}): Promise<CloseResult> {
+    if (this.#state !== 'open') throw new ClosedError('close() was already called');
+    this.#state = 'closing';
+    let drained = true;
+    try {
+      await this.flush({ timeoutMs: options.timeoutMs ?? 5_000 });
+    } catch {
+      drained = false;
+    }
+    await this.#flusher.stop();
+    const pending = this.#tier.dirty.size;
+    this.#state = 'closed';
+    this.#outbox.close();
+    if (pending > 0) {
+      this.#logger.warn(
+        { pending, durable: this.#outbox.durable },
+        this.#outbox.durable
+          ? 'closed with unflushed writes; they stay in the outbox and flush on next start'
+          : 'closed with unflushed writes and no outbox; they are lost',
+      );
+    }
+    return { pending, drained };
+  }
+
+  stats(): CacheStats {
+    const oldest = this.#tier.dirty.values().next().value;
+    return {
+      ...this.#counters,
+      pending: this.#tier.dirty.size,
+      pendingBytes: this.#tier.pendingBytes,
+      oldestPendingAgeMs: oldest ? Math.max(0, Date.now() - oldest.since) : 0,
+      health: this.#guard.health,
+      entries: this.#tier.cleanEntries,
+      bytes: this.#tier.cleanBytes,
+    };
+  }
+
+  get health(): Health {
+    return this.#guard.health;
+  }
+
+  /** Writes that can never be applied, with their errors. */
+  deadLetters(): DeadLetter[] {
+    return this.#outbox.deadLetters();
+  }
+
+  /** Re-queues dead letters (all, or those for `keys`) with their original versions; returns how many. */
+  retryDeadLetters(keys?: readonly string[]): number {
+    this.#assertWritable();
+    const letters = this.#outbox.requeueDeadLetters(keys);
+    const now = Date.now();
+    for (const letter of letters) {
+      const deleted = letter.json === null;
+      this.#commit(
+        letter.key,
+        {
+          version: letter.version,
+          expiresAt: letter.expiresAt,
+          bytes: entryBytes(letter.key, letter.json?.length ?? 0),
+          deleted,
+          json: letter.json ?? undefined,
+          value: undefined,
+          parsed: deleted,
+        },
+        now,
+      );
+    }
+    this.#counters.deadLetters = Math.max(0, this.#counters.deadLetters - letters.length);
+    return letters.length;
+  }
+
+  on<E extends keyof CacheEvents>(event: E, listener: (payload: CacheEvents[E]) => void): this {
+    this.#events.on(event, listener);
+    return this;
+  }
+
+  off<E extends keyof CacheEvents>(event: E, listener: (payload: CacheEvents[E]) => void): this {
+    this.#events.off(event, listener);
+    return this;
+  }
+
+  #assertWritable(): void {
+    if (this.#state !== 'open') throw new ClosedError();
+  }
+
+  #write(key: string, json: string | null, expiresAt: number | null, bytes: number): Promise<void> {
+    const delta = bytes - this.#tier.pendingBytesOf(key);
+    const wouldBe = this.#tier.pendingBytes + this.#reservedBytes + delta;
+    if (delta > 0 && wouldBe > this.#maxPendingBytes) {
+      throw new BackpressureError(
+        `the backlog of unflushed writes is full (${this.#tier.pendingBytes + this.#reservedBytes} of ${this.#maxPendingBytes} bytes); retry once the store catches up`,
+        this.#tier.pendingBytes + this.#reservedBytes,
+        this.#maxPendingBytes,
+      );
+    }
+    const entry: Entry = {
+      version: this.#clock.next(),
+      expiresAt,
+      bytes,
+      deleted: json === null,
+      json: json ?? undefined,
+      value: undefined,
+      parsed: json === null,
+    };
+    return this.#enqueue(key, entry, Date.now());
+  }
+
+  /** Outbox first, memory second: a write the outbox refused leaves memory untouched. */
+  #enqueue(key: string, entry: Entry, now: number): Promise<void> {
+    if (!this.#outbox.durable) {
+      this.#commit(key, entry, now);
+      return RESOLVED;
+    }
+    this.#reservedBytes += entry.bytes;
+    const write = {
+      key,
+      version: entry.version,
+      json: entry.json ?? null,
+      expiresAt: entry.expiresAt,
+      queuedAt: now,
+    };
+    return this.#outbox.append(write).then(
+      () => {
+        this.#reservedBytes -= entry.bytes;
+        this.#commit(key, entry, now);
+      },
+      (error: unknown) => {
+        this.#reservedBytes -= entry.bytes;
+        throw error;
+      },
+    );
+  }
+
+  #commit(key: string, entry: Entry, now: number): void {
+    const { replaced, accepted } = this.#tier.putDirty(key, entry, now);
+    if (!accepted) return;
+    if (replaced && !this.#flusher.isInFlight(key)) this.#counters.coalescedWrites++;
+    this.#flusher.schedule(key);
+  }
+
+  #onHealthChange(from: Health, to: Health, error?: Error): void {
+    const log = { from, to, err: error, pending: this.#tier.dirty.size };
+    if (to === 'healthy') this.#logger.info(log, 'store healthy again');
+    else this.#logger.warn(log, `store ${to}`);
+    this.#events.emit('health', { from, to, ...(error ? { error } : {}) });
+  }
+}

@@ -1,0 +1,66 @@
+import type { Storage, StoredEntry } from '../storage/types.js';
+import type { StoreGuard } from '../sync/store-guard.js';
+import { StorageUnavailableError } from './errors.js';
+
+interface Pending {
+  resolve: (entry: StoredEntry | undefined) => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * Read-through for misses: one store read per key however many callers miss it at once
+ * (single-flight), and misses from the same tick share one `getMany` call.
+ */
+export class Loader {
+  readonly #inFlight = new Map<string, Promise<StoredEntry | undefined>>();
+  #queued = new Map<string, Pending>();
+  #scheduled = false;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly guard: StoreGuard,
+    private readonly batchSize: number,
+    private readonly onRead: (keys: number) => void,
+  ) {}
+
+  load(key: string): Promise<StoredEntry | undefined> {
+    const existing = this.#inFlight.get(key);
+    if (existing) return existing;
+    const promise = new Promise<StoredEntry | undefined>((resolve, reject) => {
+      this.#queued.set(key, { resolve, reject });
+    });
+    this.#inFlight.set(key, promise);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => this.#dispatch());
+    }
+    return promise;
+  }
+
+  #dispatch(): void {
+    this.#scheduled = false;
+    const queued = [...this.#queued];
+    this.#queued = new Map();
+    for (let i = 0; i < queued.length; i += this.batchSize)
+      void this.#fetch(queued.slice(i, i + this.batchSize));
+  }
+
+  async #fetch(batch: Array<[string, Pending]>): Promise<void> {
+    const keys = batch.map(([key]) => key);
+    this.onRead(keys.length);
+    try {
+      const found = await this.guard.read((signal) => this.storage.getMany(keys, { signal }));
+      for (const [key, pending] of batch) pending.resolve(found.get(key));
+    } catch (error) {
+      const unavailable = new StorageUnavailableError(
+        this.guard.isOpen
+          ? 'the store is unreachable (circuit breaker open) and the key is not in memory'
+          : `the store could not be read: ${(error as Error)?.message ?? String(error)}`,
+        { cause: error },
+      );
+      for (const [, pending] of batch) pending.reject(unavailable);
+    } finally {
+      for (const key of keys) this.#inFlight.delete(key);
+    }
+  }
+}

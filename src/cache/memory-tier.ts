@@ -1,0 +1,141 @@
+import { LRUCache } from 'lru-cache';
+import type { StoredEntry } from '../storage/types.js';
+import { type DirtyEntry, type Entry, isExpired, readValue } from './entry.js';
+
+/** Returned by `lookup` when memory cannot answer and the store must be asked. */
+export const MISS: unique symbol = Symbol('miss');
+
+/** Fixed accounting cost of an entry besides its serialized value. */
+const ENTRY_OVERHEAD_BYTES = 64;
+
+export interface MemoryTierOptions {
+  maxEntries: number;
+  maxBytes: number;
+  onEvict: () => void;
+}
+
+/**
+ * L1: dirty entries (unflushed, never evicted, bounded by the caller through `pendingBytes`) in
+ * front of a bounded LRU of clean entries. Clean tombstones stay in the LRU as negative entries so a
+ * slow read that started before a delete cannot bring the old value back.
+ */
+export class MemoryTier {
+  readonly dirty = new Map<string, DirtyEntry>();
+  #pendingBytes = 0;
+  readonly #lru: LRUCache<string, Entry>;
+
+  constructor(options: MemoryTierOptions) {
+    this.#lru = new LRUCache<string, Entry>({
+      max: options.maxEntries,
+      maxSize: options.maxBytes,
+      sizeCalculation: (entry) => entry.bytes,
+      dispose: (_entry, _key, reason) => {
+        if (reason === 'evict') options.onEvict();
+      },
+    });
+  }
+
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  get cleanEntries(): number {
+    return this.#lru.size;
+  }
+
+  get cleanBytes(): number {
+    return this.#lru.calculatedSize;
+  }
+
+  /** Value, `undefined` for a known absence, or `MISS` when only the store can answer. */
+  lookup(key: string, now: number): unknown {
+    const dirty = this.dirty.get(key);
+    if (dirty !== undefined) {
+      return dirty.deleted || isExpired(dirty, now) ? undefined : readValue(dirty, false);
+    }
+    const clean = this.#lru.get(key);
+    if (clean === undefined) return MISS;
+    if (clean.deleted) return undefined;
+    if (isExpired(clean, now)) {
+      this.#lru.delete(key);
+      return MISS;
+    }
+    return readValue(clean, true);
+  }
+
+  /** Highest version memory knows for a key, or 0. */
+  knownVersion(key: string): number {
+    return this.dirty.get(key)?.version ?? this.#lru.peek(key)?.version ?? 0;
+  }
+
+  pendingBytesOf(key: string): number {
+    return this.dirty.get(key)?.bytes ?? 0;
+  }
+
+  /**
+   * Makes `entry` the dirty state of `key` unless memory already holds a newer version.
+   * Returns the entry it replaced, or undefined.
+   */
+  putDirty(key: string, entry: Entry, now: number): { replaced: DirtyEntry | undefined; accepted: boolean } {
+    const replaced = this.dirty.get(key);
+    if (replaced && replaced.version >= entry.version) return { replaced, accepted: false };
+    const dirty: DirtyEntry = { ...entry, since: replaced?.since ?? now };
+    this.#pendingBytes += dirty.bytes - (replaced?.bytes ?? 0);
+    this.dirty.set(key, dirty);
+    this.#lru.delete(key);
+    return { replaced, accepted: true };
+  }
+
+  /**
+   * The store acknowledged `version` of `key` (applied, or superseded there). If it is still the
+   * latest write, the entry leaves the dirty set and becomes a clean, evictable entry.
+   */
+  settle(key: string, version: number): boolean {
+    const dirty = this.dirty.get(key);
+    if (!dirty || dirty.version !== version) return false;
+    this.#dropDirty(key, dirty);
+    if (dirty.parsed && !dirty.deleted) dirty.json = undefined;
+    const { since: _since, ...clean } = dirty;
+    this.#lru.set(key, clean);
+    return true;
+  }
+
+  /** A dead-lettered write: forget it in memory so reads reflect what the store holds. */
+  discard(key: string, version: number): boolean {
+    const dirty = this.dirty.get(key);
+    if (!dirty || dirty.version !== version) return false;
+    this.#dropDirty(key, dirty);
+    this.#lru.delete(key);
+    return true;
+  }
+
+  /** Caches what a store read returned, unless memory already knows a newer version. */
+  putLoaded(key: string, stored: StoredEntry): void {
+    if (this.dirty.has(key)) return;
+    const current = this.#lru.peek(key);
+    if (current && current.version >= stored.version) return;
+    this.#lru.set(key, loadedEntry(key, stored));
+  }
+
+  #dropDirty(key: string, dirty: DirtyEntry): void {
+    this.dirty.delete(key);
+    this.#pendingBytes -= dirty.bytes;
+  }
+}
+
+export function entryBytes(key: string, jsonBytes: number): number {
+  return jsonBytes + key.length + ENTRY_OVERHEAD_BYTES;
+}
+
+function loadedEntry(key: string, stored: StoredEntry): Entry {
+  const deleted = stored.json === null;
+  return {
+    version: stored.version,
+    expiresAt: stored.expiresAt,
+    bytes: entryBytes(key, stored.json?.length ?? 0),
+    deleted,
+    json: stored.json ?? undefined,
+    value: undefined,
+    parsed: deleted,
+  };
+}

@@ -1,0 +1,77 @@
+import { type Logger, pino } from 'pino';
+import { z } from 'zod';
+import type { Storage } from '../storage/types.js';
+import { ValidationError } from './errors.js';
+import type { Durability, HybridCacheOptions } from './types.js';
+
+const positiveInt = z.number().int().positive();
+const nonNegative = z.number().finite().nonnegative();
+
+const optionsSchema = z.object({
+  maxEntries: positiveInt.default(10_000),
+  maxBytes: positiveInt.default(256 * 2 ** 20),
+  maxValueBytes: positiveInt.default(4 * 2 ** 20),
+  maxPendingBytes: positiveInt.default(64 * 2 ** 20),
+  defaultTtlMs: nonNegative.default(0),
+  readTimeoutMs: positiveInt.default(5_000),
+  writeTimeoutMs: positiveInt.default(15_000),
+  flush: z
+    .object({
+      batchSize: positiveInt.default(200),
+      intervalMs: nonNegative.default(20),
+      concurrency: positiveInt.default(4),
+    })
+    .prefault({}),
+  retry: z
+    .object({ baseMs: positiveInt.default(100), maxMs: positiveInt.default(30_000) })
+    .prefault({})
+    .refine((r) => r.maxMs >= r.baseMs, 'retry.maxMs must be >= retry.baseMs'),
+  breaker: z
+    .object({ failureThreshold: positiveInt.default(5), halfOpenAfterMs: positiveInt.default(5_000) })
+    .prefault({}),
+  outbox: z
+    .object({
+      path: z.string().min(1).optional(),
+      durability: z.enum(['none', 'process', 'fsync']).default('process'),
+      maxFileBytes: positiveInt.optional(),
+    })
+    .prefault({}),
+});
+
+export type ResolvedOptions = z.output<typeof optionsSchema> & {
+  storage: Storage;
+  logger: Logger;
+  outbox: { path?: string; durability: Durability; maxFileBytes?: number };
+};
+
+export function resolveOptions(options: HybridCacheOptions): ResolvedOptions {
+  if (
+    !options ||
+    typeof options.storage?.getMany !== 'function' ||
+    typeof options.storage.apply !== 'function'
+  ) {
+    throw new ValidationError('options.storage must implement the Storage interface (getMany and apply)');
+  }
+  const { storage, logger, ...rest } = options;
+  const parsed = optionsSchema.safeParse(rest);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ValidationError(`invalid option ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+  }
+  const resolved = parsed.data;
+  if (resolved.outbox.durability !== 'none' && !resolved.outbox.path) {
+    throw new ValidationError(
+      `outbox.path is required for durability '${resolved.outbox.durability}' (or set outbox.durability: 'none')`,
+    );
+  }
+  if (resolved.maxValueBytes > resolved.maxPendingBytes) {
+    throw new ValidationError(
+      'maxValueBytes must not exceed maxPendingBytes, or no value of that size could be written',
+    );
+  }
+  return {
+    ...resolved,
+    storage,
+    logger: logger ?? pino({ name: 'hybrid-cache', level: 'warn' }, pino.destination(2)),
+  };
+}

@@ -1,0 +1,47 @@
+import { ValidationError } from './errors.js';
+
+export const MAX_KEY_BYTES = 512;
+
+export function validateKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string') throw new ValidationError(`key must be a string, got ${describe(key)}`);
+  if (key.length === 0) throw new ValidationError('key must not be empty');
+  if (key.length * 3 > MAX_KEY_BYTES && Buffer.byteLength(key) > MAX_KEY_BYTES) {
+    throw new ValidationError(
+      `key is ${Buffer.byteLength(key)} bytes; the limit is ${MAX_KEY_BYTES} bytes (UTF-8)`,
+    );
+  }
+  // Stores keep keys as text and PostgreSQL text cannot hold NUL, so such a key could never be flushed.
+  if (key.includes('\u0000')) throw new ValidationError('key must not contain the NUL character');
+}
+
+export function validateTtl(ttlMs: unknown): number {
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs < 0) {
+    throw new ValidationError(`ttlMs must be a finite number >= 0, got ${describe(ttlMs)}`);
+  }
+  return ttlMs;
+}
+
+/** Serializes a value once; the result is what memory, outbox and store all hold. */
+export function serializeValue(value: unknown, maxValueBytes: number): { json: string; bytes: number } {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (error) {
+    throw new ValidationError(`value is not JSON-serialisable: ${(error as Error).message}`);
+  }
+  if (json === undefined) throw new ValidationError(`value is not JSON-serialisable: ${describe(value)}`);
+  // A UTF-8 string is at most 3 bytes per UTF-16 unit, so short strings skip the exact count.
+  const bytes = json.length * 3 <= maxValueBytes ? json.length : Buffer.byteLength(json);
+  if (bytes > maxValueBytes) {
+    throw new ValidationError(
+      `value is ${bytes} bytes serialized; the limit (maxValueBytes) is ${maxValueBytes}`,
+    );
+  }
+  return { json, bytes };
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'number') return String(value);
+  return typeof value;
+}

@@ -1,0 +1,34 @@
+export { createHybridCache } from './cache/create.js';
+export {
+  BackpressureError,
+  ClosedError,
+  FlushTimeoutError,
+  HybridCacheError,
+  OutboxError,
+  StorageUnavailableError,
+  ValidationError,
+} from './cache/errors.js';
+export type { HybridCache } from './cache/hybrid-cache.js';
+export type {
+  CacheEvents,
+  CacheStats,
+  CloseOptions,
+  CloseResult,
+  DeadLetter,
+  Durability,
+  FlushOptions,
+  Health,
+  HybridCacheOptions,
+  OutboxOptions,
+  SetOptions,
+} from './cache/types.js';
+export { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './storage/errors.js';
+export { MemoryStorage } from './storage/memory-storage.js';
+export type {
+  ApplyResult,
+  Storage,
+  StorageCallOptions,
+  StoredEntry,
+  VersionedWrite,
+} from './storage/types.js';
+export { LOGICAL_SLOTS, versionTimeMs } from './storage/version.js';

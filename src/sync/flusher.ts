@@ -1,0 +1,264 @@
+import { ExponentialBackoff, fullJitterGenerator, type IBackoff } from 'cockatiel';
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import { entryJson } from '../cache/entry.js';
+import type { HybridLogicalClock } from '../cache/hlc.js';
+import type { MemoryTier } from '../cache/memory-tier.js';
+import type { CacheEvents, DeadLetter } from '../cache/types.js';
+import type { ApplyResult, Storage, VersionedWrite } from '../storage/types.js';
+import { classifyFailure, requestedDelayMs } from './classify.js';
+import type { Outbox } from './outbox.js';
+import type { StoreGuard } from './store-guard.js';
+
+export interface FlushCounters {
+  flushedWrites: number;
+  retries: number;
+  deadLetters: number;
+}
+
+export interface FlusherOptions {
+  storage: Storage;
+  guard: StoreGuard;
+  tier: MemoryTier;
+  outbox: Outbox;
+  clock: HybridLogicalClock;
+  counters: FlushCounters;
+  emit: <E extends keyof CacheEvents>(event: E, payload: CacheEvents[E]) => void;
+  logger: Logger;
+  batchSize: number;
+  intervalMs: number;
+  concurrency: number;
+  retry: { baseMs: number; maxMs: number };
+}
+
+interface Waiter {
+  remaining: Map<string, number>;
+  resolve: () => void;
+}
+
+/**
+ * Drains dirty keys to the store: batches of up to `batchSize` keys at most `intervalMs` after the
+ * first write, `concurrency` batches at once, each key in at most one batch at a time, always
+ * sending the key's latest version. Transient failures back off (exponential, full jitter) on a
+ * timer, so the backlog drains with no new writes; permanent failures split the batch until the
+ * poison write is found and dead-lettered.
+ */
+export class Flusher {
+  readonly #o: FlusherOptions;
+  readonly #queue: PQueue;
+  /** Dirty keys waiting for a batch, in the order they became ready. */
+  readonly #ready = new Set<string>();
+  readonly #inFlight = new Set<string>();
+  readonly #waiters = new Set<Waiter>();
+  readonly #backoffFactory: ExponentialBackoff<number>;
+  readonly #abort = new AbortController();
+  #backoff: IBackoff<unknown> | undefined;
+  #attempt = 0;
+  #intervalTimer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(options: FlusherOptions) {
+    this.#o = options;
+    this.#queue = new PQueue({ concurrency: options.concurrency });
+    this.#backoffFactory = new ExponentialBackoff({
+      initialDelay: options.retry.baseMs,
+      maxDelay: options.retry.maxMs,
+      generator: fullJitterGenerator,
+    });
+  }
+
+  /** A key became dirty (or dirtier). */
+  schedule(key: string): void {
+    if (this.#inFlight.has(key)) return; // picked up again when its in-flight write settles
+    this.#ready.add(key);
+    if (this.#ready.size >= this.#o.batchSize) this.#pump();
+    else this.#armInterval();
+  }
+
+  isInFlight(key: string): boolean {
+    return this.#inFlight.has(key);
+  }
+
+  /** Sends what is ready now instead of waiting for the interval (backoff still applies). */
+  flushNow(): void {
+    this.#pump();
+  }
+
+  /** Resolves once every (key, version) given has been acknowledged or superseded by a newer acknowledged version. */
+  waitFor(versions: Map<string, number>): { done: Promise<void>; cancel: () => void } {
+    if (versions.size === 0) return { done: Promise.resolve(), cancel: () => {} };
+    let waiter: Waiter | undefined;
+    const done = new Promise<void>((resolve) => {
+      waiter = { remaining: new Map(versions), resolve };
+      this.#waiters.add(waiter);
+    });
+    this.#pump();
+    return { done, cancel: () => waiter && this.#waiters.delete(waiter) };
+  }
+
+  /** Stops scheduling, aborts in-flight calls and waits for them to unwind. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#intervalTimer);
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#abort.abort(new Error('cache closed'));
+    await this.#queue.onIdle();
+  }
+
+  #armInterval(): void {
+    if (this.#intervalTimer || this.#retryTimer || this.#stopped) return;
+    this.#intervalTimer = setTimeout(() => {
+      this.#intervalTimer = undefined;
+      this.#pump();
+    }, this.#o.intervalMs);
+  }
+
+  #pump(): void {
+    clearTimeout(this.#intervalTimer);
+    this.#intervalTimer = undefined;
+    if (this.#retryTimer || this.#stopped) return;
+    while (this.#ready.size > 0 && this.#queue.pending + this.#queue.size < this.#o.concurrency) {
+      const keys = this.#claim();
+      void this.#queue.add(() => this.#sendBatch(keys)).finally(() => this.#release(keys));
+    }
+  }
+
+  #claim(): string[] {
+    const keys: string[] = [];
+    for (const key of this.#ready) {
+      this.#ready.delete(key);
+      this.#inFlight.add(key);
+      keys.push(key);
+      if (keys.length >= this.#o.batchSize) break;
+    }
+    return keys;
+  }
+
+  #release(keys: string[]): void {
+    for (const key of keys) {
+      this.#inFlight.delete(key);
+      // Still dirty: written again while in flight, or the attempt failed. Either way, send again.
+      if (this.#o.tier.dirty.has(key)) this.#ready.add(key);
+    }
+    if (this.#ready.size > 0) this.#pump();
+  }
+
+  async #sendBatch(keys: string[]): Promise<void> {
+    const writes: VersionedWrite[] = [];
+    for (const key of keys) {
+      const entry = this.#o.tier.dirty.get(key);
+      if (!entry) continue;
+      writes.push({ key, version: entry.version, json: entryJson(entry), expiresAt: entry.expiresAt });
+    }
+    if (writes.length > 0) await this.#send(writes);
+  }
+
+  async #send(writes: VersionedWrite[]): Promise<void> {
+    let results: ApplyResult[];
+    try {
+      results = await this.#o.guard.write(
+        (signal) => this.#o.storage.apply(writes, { signal }),
+        this.#abort.signal,
+      );
+    } catch (error) {
+      if (this.#stopped) return;
+      const kind = classifyFailure(error);
+      if (kind === 'permanent') {
+        if (writes.length === 1) return this.#deadLetter(writes[0] as VersionedWrite, error as Error);
+        const middle = writes.length >> 1;
+        await this.#send(writes.slice(0, middle));
+        await this.#send(writes.slice(middle));
+        return;
+      }
+      if (kind === 'configuration') {
+        this.#o.logger.error({ err: error }, 'store misconfigured; writes stay queued until it is fixed');
+      }
+      this.#scheduleRetry(error as Error);
+      return;
+    }
+    if (!Array.isArray(results) || results.length !== writes.length) {
+      const error = new Error(
+        `storage.apply returned ${results?.length} results for ${writes.length} writes`,
+      );
+      this.#o.logger.error({ err: error }, 'storage adapter broke its contract; retrying the batch');
+      this.#scheduleRetry(error);
+      return;
+    }
+    this.#backoff = undefined;
+    this.#attempt = 0;
+    this.#settle(writes, results);
+  }
+
+  #settle(writes: VersionedWrite[], results: ApplyResult[]): void {
+    const acknowledged: VersionedWrite[] = [];
+    writes.forEach((write, i) => {
+      const result = results[i] as ApplyResult;
+      if (result.status === 'rejected') {
+        this.#deadLetter(write, result.error);
+        return;
+      }
+      if (result.status === 'applied') this.#o.counters.flushedWrites++;
+      else if (result.storedVersion !== undefined) this.#o.clock.observe(result.storedVersion);
+      this.#o.tier.settle(write.key, write.version);
+      acknowledged.push(write);
+    });
+    if (acknowledged.length === 0) return;
+    try {
+      this.#o.outbox.acknowledge(acknowledged);
+    } catch (error) {
+      // The rows stay in the outbox and are re-sent after a restart, where they come back stale.
+      this.#o.logger.error({ err: error }, 'could not clear acknowledged writes from the outbox');
+    }
+    for (const write of acknowledged) this.#notifyWaiters(write.key, write.version);
+    this.#o.emit('flushed', { count: acknowledged.length, keys: acknowledged.map((w) => w.key) });
+  }
+
+  #deadLetter(write: VersionedWrite, error: Error): void {
+    const letter: DeadLetter = { ...write, error: error?.message ?? String(error), failedAt: Date.now() };
+    try {
+      this.#o.outbox.deadLetter(letter);
+    } catch (outboxError) {
+      this.#o.logger.error(
+        { err: outboxError, key: write.key },
+        'could not record a dead letter; keeping the write queued',
+      );
+      this.#scheduleRetry(outboxError as Error);
+      return;
+    }
+    this.#o.tier.discard(write.key, write.version);
+    this.#o.counters.deadLetters++;
+    this.#o.logger.warn(
+      { key: write.key, version: write.version, error: letter.error },
+      'write dead-lettered',
+    );
+    this.#o.emit('deadLetter', letter);
+    this.#notifyWaiters(write.key, write.version);
+  }
+
+  #scheduleRetry(error: Error): void {
+    this.#o.counters.retries++;
+    if (this.#retryTimer || this.#stopped) return;
+    this.#backoff = (this.#backoff ?? this.#backoffFactory).next(undefined);
+    this.#attempt++;
+    const delayMs = Math.max(this.#backoff.duration, requestedDelayMs(error));
+    this.#o.emit('retry', { attempt: this.#attempt, delayMs, error });
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#pump();
+    }, delayMs);
+  }
+
+  #notifyWaiters(key: string, version: number): void {
+    for (const waiter of this.#waiters) {
+      const wanted = waiter.remaining.get(key);
+      if (wanted === undefined || wanted > version) continue;
+      waiter.remaining.delete(key);
+      if (waiter.remaining.size === 0) {
+        this.#waiters.delete(waiter);
+        waiter.resolve();
+      }
+    }
+  }
+}

@@ -1,0 +1,66 @@
+import type { DeadLetter } from '../cache/types.js';
+import type { VersionedWrite } from '../storage/types.js';
+
+/** A write waiting in the outbox, with when it was first queued. */
+export interface PendingWrite extends VersionedWrite {
+  queuedAt: number;
+}
+
+/**
+ * Where accepted writes wait until the store acknowledges them, and where writes that can never be
+ * applied are parked. The cache calls `append` before a write is acknowledged to its caller.
+ */
+export interface Outbox {
+  /** True when `append` persists (the write survives the process). */
+  readonly durable: boolean;
+  /** Writes left by an earlier process, to replay on open. */
+  pending(): PendingWrite[];
+  /** Records a write; resolves once it is as durable as the outbox promises. */
+  append(write: PendingWrite): Promise<void>;
+  /** The store acknowledged these versions: drop each row whose version still matches. */
+  acknowledge(writes: ReadonlyArray<{ key: string; version: number }>): void;
+  /** Parks a write that can never be applied, removing its pending row if it still matches. */
+  deadLetter(letter: DeadLetter): void;
+  deadLetters(): DeadLetter[];
+  /** Moves dead letters (all, or those for `keys`) back to pending, atomically; returns them. */
+  requeueDeadLetters(keys?: readonly string[]): DeadLetter[];
+  close(): void;
+}
+
+/** Durability `none`: nothing persists; dead letters are kept in memory for inspection. */
+export class MemoryOutbox implements Outbox {
+  readonly durable = false;
+  #deadLetters: DeadLetter[] = [];
+
+  pending(): PendingWrite[] {
+    return [];
+  }
+
+  append(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  acknowledge(): void {}
+
+  deadLetter(letter: DeadLetter): void {
+    this.#deadLetters.push(letter);
+  }
+
+  deadLetters(): DeadLetter[] {
+    return [...this.#deadLetters];
+  }
+
+  requeueDeadLetters(keys?: readonly string[]): DeadLetter[] {
+    if (!keys) {
+      const all = this.#deadLetters;
+      this.#deadLetters = [];
+      return all;
+    }
+    const wanted = new Set(keys);
+    const taken = this.#deadLetters.filter((letter) => wanted.has(letter.key));
+    this.#deadLetters = this.#deadLetters.filter((letter) => !wanted.has(letter.key));
+    return taken;
+  }
+
+  close(): void {}
+}
