@@ -44,6 +44,7 @@ export class HybridCache<V = unknown> {
   readonly #maxPendingBytes: number;
   readonly #defaultTtlMs: number;
   #reservedBytes = 0;
+  #outboxFailure: Error | undefined;
   #state: State = 'open';
   readonly #counters = {
     hits: 0,
@@ -217,6 +218,7 @@ export class HybridCache<V = unknown> {
       pendingBytes: this.#tier.pendingBytes,
       oldestPendingAgeMs: oldest ? Math.max(0, Date.now() - oldest.since) : 0,
       health: this.#guard.health,
+      outboxWritable: this.#outboxFailure === undefined,
       entries: this.#tier.cleanEntries,
       bytes: this.#tier.cleanBytes,
     };
@@ -224,6 +226,16 @@ export class HybridCache<V = unknown> {
 
   get health(): Health {
     return this.#guard.health;
+  }
+
+  /** The last outbox write failure, until a later write succeeds. */
+  get outboxError(): Error | undefined {
+    return this.#outboxFailure;
+  }
+
+  /** True until `close()` is called. */
+  get isOpen(): boolean {
+    return this.#state === 'open';
   }
 
   /** Writes that can never be applied, with their errors. */
@@ -309,10 +321,12 @@ export class HybridCache<V = unknown> {
     return this.#outbox.append(write).then(
       () => {
         this.#reservedBytes -= entry.bytes;
+        this.#outboxFailure = undefined;
         this.#commit(key, entry, now);
       },
       (error: unknown) => {
         this.#reservedBytes -= entry.bytes;
+        this.#outboxFailure = error as Error;
         throw error;
       },
     );

@@ -92,6 +92,8 @@ export interface CacheStats {
   retries: number;
   deadLetters: number;
   health: Health;
+  /** False while the most recent outbox write failed (disk full, I/O error); writes are rejecting. */
+  outboxWritable: boolean;
   evictions: number;
   /** Entries in the evictable LRU. */
   entries: number;
