@@ -1,0 +1,252 @@
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
+import { isItemError, toStorageError } from './sqlite-errors.js';
+import { ENTRIES_TABLE, migrateSchema } from './sqlite-schema.js';
+import type { ApplyResult, Storage, StorageCallOptions, StoredEntry, VersionedWrite } from './types.js';
+import { LOGICAL_SLOTS } from './version.js';
+
+export interface SqliteStorageOptions {
+  /** Database file (its directory is created if missing), or `':memory:'` for a throwaway store. */
+  path: string;
+  /** How long tombstones are kept (by version time) before `cleanup()` removes them. Default 7 days. */
+  tombstoneRetentionMs?: number;
+  /**
+   * How long a call waits for another connection's write lock before failing transiently.
+   * better-sqlite3 waits synchronously (the event loop is blocked meanwhile), so keep it short:
+   * the cache retries with backoff anyway. Default 1000 ms.
+   */
+  busyTimeoutMs?: number;
+  /**
+   * SQLite `synchronous` setting. `normal` (default) survives a crash of the process, which is what
+   * the outbox's default `process` durability promises: the cache deletes a write from its outbox
+   * only after this store acknowledged it, and an acknowledged WAL commit is in the OS page cache.
+   * With outbox durability `fsync`, use `full` here too, or a power loss right after a flush could
+   * drop writes the outbox has already forgotten.
+   */
+  synchronous?: 'normal' | 'full';
+}
+
+const DAY_MS = 24 * 3_600_000;
+const DEFAULT_TOMBSTONE_RETENTION_MS = 7 * DAY_MS;
+const DEFAULT_BUSY_TIMEOUT_MS = 1_000;
+/** Keys per `IN (…)` lookup; well under SQLite's bound-parameter limit (999 in old builds). */
+const READ_CHUNK = 512;
+
+interface EntryRow {
+  key: string;
+  version: number;
+  json: string | null;
+  expires_at: number | null;
+}
+
+/**
+ * The embedded default store: one SQLite file, last-writer-wins by version in SQL, tombstones with
+ * a retention period, absolute expiry. Several processes may open one store file (WAL); the
+ * outbox, unlike this store, is single-owner.
+ *
+ * The interface is asynchronous but the work is synchronous (better-sqlite3), so a call's signal
+ * is only checked on entry. Errors: see `sqlite-errors.ts`; a closed store fails transiently so
+ * a flush racing with shutdown leaves its writes in the outbox for the next start.
+ */
+export class SqliteStorage implements Storage {
+  readonly #db: Database.Database;
+  readonly #location: string;
+  readonly #tombstoneRetentionMs: number;
+  /** The file's identity at open, to notice it being deleted or replaced underneath us. */
+  readonly #fileIdentity: { path: string; dev: bigint; ino: bigint } | undefined;
+  readonly #upsert: Database.Statement<[string, number, string | null, number | null]>;
+  readonly #selectVersion: Database.Statement<[string], number>;
+  readonly #deleteExpired: Database.Statement<[number]>;
+  readonly #deleteOldTombstones: Database.Statement<[number]>;
+  readonly #selectByKeyCount = new Map<number, Database.Statement<unknown[], EntryRow>>();
+
+  constructor(options: SqliteStorageOptions) {
+    const { path } = options;
+    const inMemory = path === ':memory:' || path === '';
+    this.#location = inMemory ? '(in memory)' : resolve(path);
+    this.#tombstoneRetentionMs = validMs(
+      options.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS,
+      'tombstoneRetentionMs',
+    );
+    const busyTimeoutMs = validMs(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS, 'busyTimeoutMs');
+
+    this.#db = this.#open(inMemory);
+    try {
+      this.#db.pragma(`busy_timeout = ${Math.round(busyTimeoutMs)}`);
+      this.#db.pragma('journal_mode = WAL');
+      this.#db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      migrateSchema(this.#db, this.#location);
+      this.#fileIdentity = inMemory ? undefined : identify(this.#location);
+      this.#upsert = this.#db.prepare(
+        `INSERT INTO ${ENTRIES_TABLE} (key, version, json, expires_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (key) DO UPDATE
+           SET version = excluded.version, json = excluded.json, expires_at = excluded.expires_at
+           WHERE excluded.version > ${ENTRIES_TABLE}.version`,
+      );
+      this.#selectVersion = this.#db
+        .prepare<[string], number>(`SELECT version FROM ${ENTRIES_TABLE} WHERE key = ?`)
+        .pluck();
+      this.#deleteExpired = this.#db.prepare(
+        `DELETE FROM ${ENTRIES_TABLE} WHERE json IS NOT NULL AND expires_at IS NOT NULL AND expires_at <= ?`,
+      );
+      this.#deleteOldTombstones = this.#db.prepare(
+        `DELETE FROM ${ENTRIES_TABLE} WHERE json IS NULL AND version < ?`,
+      );
+    } catch (error) {
+      this.#db.close();
+      throw openError(error, this.#location);
+    }
+  }
+
+  async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
+    opts?.signal?.throwIfAborted();
+    const found = new Map<string, StoredEntry>();
+    if (keys.length === 0) return found;
+    try {
+      this.#assertUsable();
+      const now = Date.now();
+      for (let start = 0; start < keys.length; start += READ_CHUNK) {
+        const chunk = keys.slice(start, start + READ_CHUNK);
+        for (const row of this.#selectStatement(chunk.length).all(now, ...padded(chunk))) {
+          found.set(row.key, { version: row.version, json: row.json, expiresAt: row.expires_at });
+        }
+      }
+    } catch (error) {
+      throw toStorageError(error, 'read', this.#location);
+    }
+    return found;
+  }
+
+  async apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
+    opts?.signal?.throwIfAborted();
+    if (writes.length === 0) return [];
+    try {
+      this.#assertUsable();
+      return this.#db.transaction(() => writes.map((write) => this.#applyOne(write))).immediate();
+    } catch (error) {
+      throw toStorageError(error, 'write', this.#location);
+    }
+  }
+
+  /**
+   * Deletes expired entries and tombstones older than the retention period (by the time their
+   * version was minted). Returns how many rows were removed.
+   */
+  async cleanup(opts?: StorageCallOptions): Promise<number> {
+    opts?.signal?.throwIfAborted();
+    try {
+      this.#assertUsable();
+      const now = Date.now();
+      // A version minted at or before `cutoffMs` is below `(cutoffMs + 1) * LOGICAL_SLOTS`.
+      const tombstoneVersionBound = (now - this.#tombstoneRetentionMs + 1) * LOGICAL_SLOTS;
+      return this.#db
+        .transaction(
+          () =>
+            this.#deleteExpired.run(now).changes +
+            this.#deleteOldTombstones.run(tombstoneVersionBound).changes,
+        )
+        .immediate();
+    } catch (error) {
+      throw toStorageError(error, 'cleanup', this.#location);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  #applyOne(write: VersionedWrite): ApplyResult {
+    try {
+      if (typeof write.key !== 'string') throw new TypeError('key must be a string');
+      const { changes } = this.#upsert.run(write.key, write.version, write.json, write.expiresAt);
+      if (changes > 0) return { status: 'applied' };
+      const storedVersion = this.#selectVersion.get(write.key);
+      return storedVersion === undefined ? { status: 'stale' } : { status: 'stale', storedVersion };
+    } catch (error) {
+      // Anything else (I/O, disk full, lock lost) aborts the whole batch: rethrown, rolled back.
+      if (!isItemError(error)) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      return {
+        status: 'rejected',
+        error: new PermanentStorageError(
+          `SQLite store rejected the write to ${String(write.key)}: ${reason}`,
+          {
+            cause: error,
+          },
+        ),
+      };
+    }
+  }
+
+  #open(inMemory: boolean): Database.Database {
+    try {
+      if (!inMemory) mkdirSync(dirname(this.#location), { recursive: true });
+      return new Database(inMemory ? ':memory:' : this.#location);
+    } catch (error) {
+      throw openError(error, this.#location);
+    }
+  }
+
+  #assertUsable(): void {
+    if (!this.#db.open) throw new TransientStorageError(`SQLite store ${this.#location} is closed`);
+    if (!this.#fileIdentity) return;
+    // An unlinked file keeps accepting writes through the open handle; they would vanish on the
+    // next start, after the outbox had already let go of them.
+    const now = identify(this.#fileIdentity.path);
+    if (now?.dev !== this.#fileIdentity.dev || now?.ino !== this.#fileIdentity.ino) {
+      throw new StorageConfigurationError(
+        `SQLite store ${this.#location} was deleted or replaced while open; restore it or restart the ` +
+          'process to open the file now at that path',
+      );
+    }
+  }
+
+  /** Statements for power-of-two key counts, so at most ten are ever prepared. */
+  #selectStatement(keyCount: number): Database.Statement<unknown[], EntryRow> {
+    const size = paddedSize(keyCount);
+    let statement = this.#selectByKeyCount.get(size);
+    if (!statement) {
+      statement = this.#db.prepare<unknown[], EntryRow>(
+        `SELECT key, version, json, expires_at FROM ${ENTRIES_TABLE}
+         WHERE (json IS NULL OR expires_at IS NULL OR expires_at > ?)
+           AND key IN (${Array(size).fill('?').join(', ')})`,
+      );
+      this.#selectByKeyCount.set(size, statement);
+    }
+    return statement;
+  }
+}
+
+function paddedSize(count: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(count, 1)));
+}
+
+/** Fills a chunk up to its statement's size by repeating the last key (harmless inside `IN`). */
+function padded(chunk: string[]): string[] {
+  const size = paddedSize(chunk.length);
+  return chunk.concat(Array(size - chunk.length).fill(chunk[chunk.length - 1]));
+}
+
+function identify(path: string): { path: string; dev: bigint; ino: bigint } | undefined {
+  const stats = statSync(path, { bigint: true, throwIfNoEntry: false });
+  return stats && { path, dev: stats.dev, ino: stats.ino };
+}
+
+function validMs(value: number, name: string): number {
+  if (!Number.isFinite(value) || value < 0) {
+    throw new RangeError(`${name} must be a finite number of milliseconds >= 0, got ${value}`);
+  }
+  return value;
+}
+
+function openError(error: unknown, location: string): Error {
+  if (error instanceof StorageConfigurationError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new StorageConfigurationError(
+    `cannot open SQLite store ${location}: ${reason}; check the path, its permissions and that it is a ` +
+      'hybrid-cache store file',
+    { cause: error },
+  );
+}
