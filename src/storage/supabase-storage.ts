@@ -1,0 +1,236 @@
+import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+import WebSocket from 'ws';
+import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
+import { classifyRpcError, MIGRATION_HINT, parseRetryAfter } from './supabase-errors.js';
+import type { ApplyResult, Storage, StorageCallOptions, StoredEntry, VersionedWrite } from './types.js';
+
+export interface SupabaseStorageCommonOptions {
+  /** Deadline for each RPC call, in milliseconds. Default 10 s. */
+  timeoutMs?: number;
+  /** Schema the migration was applied to (sent as Content-Profile). Default `public`. */
+  schema?: string;
+}
+
+export type SupabaseStorageOptions = SupabaseStorageCommonOptions &
+  (
+    | {
+        /** Project URL, e.g. https://xyzcompany.supabase.co */
+        url: string;
+        /** The service role (secret) key. Server side only; never logged. */
+        key: string;
+        client?: never;
+      }
+    | { client: SupabaseClient; url?: never; key?: never }
+  );
+
+/** Names of the RPC functions shipped in supabase/migrations. */
+export const SUPABASE_FUNCTIONS = {
+  apply: 'apply_conversation_threads',
+  get: 'get_conversation_threads',
+  cleanup: 'cleanup_expired_threads',
+} as const;
+
+interface GetRow {
+  thread_id: string;
+  version: number;
+  data: string | null;
+  expires_at_ms: number | null;
+}
+
+interface ApplyRow {
+  idx: number;
+  outcome: 'applied' | 'stale';
+  stored_version: number | null;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+/**
+ * `Storage` over Supabase: every call is one PostgREST RPC (supabase-js `rpc()`) into the SQL
+ * functions of the project's migration. Values travel as JSON text both ways; the database
+ * stores them as jsonb (so key order and spacing of the JSON text are normalized).
+ */
+export class SupabaseStorage implements Storage {
+  readonly #client: SupabaseClient;
+  readonly #timeoutMs: number;
+  readonly #schema: string;
+  /** `Retry-After` of the last response per call, keyed by the call's signal (own clients only). */
+  readonly #retryAfter = new WeakMap<AbortSignal, number>();
+
+  constructor(options: SupabaseStorageOptions) {
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#schema = options.schema ?? 'public';
+    if (options.client) {
+      this.#client = options.client;
+    } else {
+      if (!options.url || !options.key) {
+        throw new StorageConfigurationError(
+          'SupabaseStorage needs { url, key } (service role key) or { client }',
+        );
+      }
+      this.#client = createClient(options.url, options.key, {
+        auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+        // supabase-js >= 2.100 requires a WebSocket implementation on Node < 22.
+        realtime: { transport: WebSocket as never },
+        global: { fetch: this.#fetch },
+      });
+    }
+  }
+
+  async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
+    const found = new Map<string, StoredEntry>();
+    if (keys.length === 0) return found;
+    const data = await this.#rpc(SUPABASE_FUNCTIONS.get, { p_thread_ids: [...new Set(keys)] }, opts);
+    if (!Array.isArray(data)) throw unexpectedShape(SUPABASE_FUNCTIONS.get);
+    for (const row of data as GetRow[]) {
+      if (!isGetRow(row)) throw unexpectedShape(SUPABASE_FUNCTIONS.get);
+      found.set(row.thread_id, { version: row.version, json: row.data, expiresAt: row.expires_at_ms });
+    }
+    return found;
+  }
+
+  async apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
+    const results: ApplyResult[] = new Array(writes.length);
+    const positions: number[] = [];
+    const payload: Record<string, unknown>[] = [];
+    writes.forEach((write, i) => {
+      const problem = invalidWrite(write);
+      if (problem) {
+        results[i] = {
+          status: 'rejected',
+          error: new PermanentStorageError(`${problem} (key ${write.key})`),
+        };
+        return;
+      }
+      positions.push(i);
+      payload.push({
+        thread_id: write.key,
+        version: write.version,
+        data: write.json,
+        expires_at_ms: write.expiresAt,
+      });
+    });
+    if (payload.length === 0) return results;
+
+    let data: unknown;
+    try {
+      data = await this.#rpc(SUPABASE_FUNCTIONS.apply, { p_writes: payload }, opts);
+    } catch (error) {
+      // A permanent failure of a one-item call is that item's fault; for a larger batch the cache
+      // splits it to find the item.
+      const only = positions[0];
+      if (error instanceof PermanentStorageError && positions.length === 1 && only !== undefined) {
+        results[only] = { status: 'rejected', error };
+        return results;
+      }
+      throw error;
+    }
+    if (!Array.isArray(data) || data.length !== payload.length)
+      throw unexpectedShape(SUPABASE_FUNCTIONS.apply);
+    for (const row of data as ApplyRow[]) {
+      const position = isApplyRow(row) ? positions[row.idx] : undefined;
+      const write = position === undefined ? undefined : writes[position];
+      if (position === undefined || !write) throw unexpectedShape(SUPABASE_FUNCTIONS.apply);
+      results[position] =
+        row.outcome === 'applied'
+          ? { status: 'applied' }
+          : row.stored_version !== null && row.stored_version >= write.version
+            ? { status: 'stale', storedVersion: row.stored_version }
+            : { status: 'stale' };
+    }
+    return results;
+  }
+
+  /**
+   * Runs the migration's `cleanup_expired_threads()`: deletes expired rows and tombstones older
+   * than `tombstoneRetentionMs` (default: the function's 7 days). Returns how many rows went.
+   */
+  async cleanup(options: { tombstoneRetentionMs?: number } & StorageCallOptions = {}): Promise<number> {
+    const args =
+      options.tombstoneRetentionMs === undefined
+        ? {}
+        : { p_tombstone_retention: `${Math.max(0, Math.floor(options.tombstoneRetentionMs))} milliseconds` };
+    const data = await this.#rpc(SUPABASE_FUNCTIONS.cleanup, args, options);
+    if (typeof data !== 'number') throw unexpectedShape(SUPABASE_FUNCTIONS.cleanup);
+    return data;
+  }
+
+  async close(): Promise<void> {}
+
+  async #rpc(fn: string, args: Record<string, unknown>, opts?: StorageCallOptions): Promise<unknown> {
+    const callerSignal = opts?.signal;
+    callerSignal?.throwIfAborted();
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
+    let response: { data: unknown; error: { code?: string; message?: string } | null; status: number };
+    try {
+      response = await this.#client.schema(this.#schema).rpc(fn, args).abortSignal(signal);
+    } catch (error) {
+      // supabase-js reports failures in the result; this only catches its own bugs or a custom fetch that throws oddly.
+      callerSignal?.throwIfAborted();
+      throw new TransientStorageError(`Supabase RPC ${fn} failed: ${String(error)}`, { cause: error });
+    }
+    if (!response.error) return response.data;
+    callerSignal?.throwIfAborted();
+    if (response.status === 0) {
+      const reason = timeout.aborted ? `timed out after ${this.#timeoutMs} ms` : response.error.message;
+      throw new TransientStorageError(`Supabase RPC ${fn} failed: ${reason}`, { cause: response.error });
+    }
+    throw classifyRpcError(fn, response.status, response.error, this.#retryAfter.get(signal));
+  }
+
+  /** The fetch given to supabase-js: remembers each response's Retry-After for error mapping. */
+  readonly #fetch: typeof fetch = async (input, init) => {
+    const response = await fetch(input, init);
+    const signal = init?.signal;
+    const retryAfter = parseRetryAfter(response.headers.get('retry-after'));
+    if (signal && retryAfter !== undefined) this.#retryAfter.set(signal, retryAfter);
+    return response;
+  };
+}
+
+function unexpectedShape(fn: string): StorageConfigurationError {
+  return new StorageConfigurationError(
+    `Supabase RPC ${fn} answered in an unexpected shape: the database's functions do not match this version of hybrid-cache. ${MIGRATION_HINT}`,
+  );
+}
+
+function isGetRow(row: unknown): row is GetRow {
+  if (typeof row !== 'object' || row === null) return false;
+  const r = row as Record<string, unknown>;
+  return (
+    typeof r.thread_id === 'string' &&
+    Number.isSafeInteger(r.version) &&
+    (r.data === null || typeof r.data === 'string') &&
+    (r.expires_at_ms === null || Number.isSafeInteger(r.expires_at_ms))
+  );
+}
+
+function isApplyRow(row: unknown): row is ApplyRow {
+  if (typeof row !== 'object' || row === null) return false;
+  const r = row as Record<string, unknown>;
+  return (
+    Number.isInteger(r.idx) &&
+    (r.outcome === 'applied' || r.outcome === 'stale') &&
+    (r.stored_version === null || Number.isSafeInteger(r.stored_version))
+  );
+}
+
+// JSON text escapes PostgreSQL's jsonb cannot hold: \u0000, and unpaired UTF-16 surrogates. The
+// leading (?<!\\)(?:\\\\)* makes sure the backslash before `u` is an escape, not an escaped backslash.
+const NUL_ESCAPE = /(?<!\\)(?:\\\\)*\\u0000/;
+const LONE_SURROGATE =
+  /(?<!\\)(?:\\\\)*(?:\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})/;
+
+/** Why a write can never be stored, or undefined if it is fine. */
+function invalidWrite(write: VersionedWrite): string | undefined {
+  if (typeof write.key !== 'string' || write.key.length === 0) return 'invalid key';
+  if (!Number.isSafeInteger(write.version) || write.version < 0) return 'invalid version';
+  if (write.expiresAt !== null && !Number.isFinite(write.expiresAt)) return 'invalid expiresAt';
+  if (write.json === null) return undefined;
+  if (typeof write.json !== 'string') return 'invalid json';
+  if (write.json.includes('\\u') && (NUL_ESCAPE.test(write.json) || LONE_SURROGATE.test(write.json))) {
+    return 'PostgreSQL jsonb cannot store this value: it contains the character U+0000 or an unpaired UTF-16 surrogate';
+  }
+  return undefined;
+}

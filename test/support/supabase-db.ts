@@ -1,0 +1,111 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import type { PostgresConnectionInfo } from './postgres.js';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The project's migration file (the one under supabase/migrations that creates conversation_threads). */
+export function migrationPath(): string {
+  const dir = join(repoRoot, 'supabase', 'migrations');
+  const file = readdirSync(dir).find((name) => name.endsWith('_conversation_threads.sql'));
+  if (!file) throw new Error(`no *_conversation_threads.sql migration in ${dir}`);
+  return join(dir, file);
+}
+
+export function migrationSql(): string {
+  return readFileSync(migrationPath(), 'utf8');
+}
+
+/** The role PostgREST logs in as; it switches to the JWT's role per request. */
+export const AUTHENTICATOR_ROLE = 'authenticator';
+
+/**
+ * Creates Supabase's API roles in the cluster (roles are cluster-wide; idempotent), the way a
+ * Supabase project has them: `anon` and `authenticated` are plain, `service_role` bypasses RLS,
+ * and `authenticator` (login, no inherit) may switch to each of them.
+ */
+export async function createSupabaseRoles(client: pg.Client, authenticatorPassword: string): Promise<void> {
+  await client.query(`
+    do $$
+    begin
+      if not exists (select 1 from pg_roles where rolname = 'anon') then
+        create role anon nologin noinherit;
+      end if;
+      if not exists (select 1 from pg_roles where rolname = 'authenticated') then
+        create role authenticated nologin noinherit;
+      end if;
+      if not exists (select 1 from pg_roles where rolname = 'service_role') then
+        create role service_role nologin noinherit bypassrls;
+      end if;
+      if not exists (select 1 from pg_roles where rolname = '${AUTHENTICATOR_ROLE}') then
+        create role ${AUTHENTICATOR_ROLE} login noinherit;
+      end if;
+    end
+    $$;
+    grant anon, authenticated, service_role to ${AUTHENTICATOR_ROLE};
+  `);
+  await client.query(
+    `alter role ${AUTHENTICATOR_ROLE} password '${authenticatorPassword.replaceAll("'", "''")}'`,
+  );
+}
+
+/**
+ * Gives a database Supabase's default grants: the API roles can use schema `public`, and every
+ * table and function the migration owner creates there is granted to all of them by default.
+ * That is what makes the migration's own REVOKEs matter, as on a real project.
+ */
+export async function grantSupabaseDefaults(client: pg.Client): Promise<void> {
+  await client.query(`
+    grant usage on schema public to anon, authenticated, service_role;
+    alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+    alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+    alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+  `);
+}
+
+/** Runs the migration file as one multi-statement query (it is written to be re-runnable). */
+export async function applyMigration(client: pg.Client): Promise<void> {
+  await client.query(migrationSql());
+}
+
+/** A database prepared like a Supabase project, and how to log in to it. */
+export interface SupabaseDatabase {
+  /** Superuser access (the migration owner), for setup and for inspecting rows in tests. */
+  admin: PostgresConnectionInfo;
+  /** What PostgREST (the test gateway) logs in as. */
+  authenticator: PostgresConnectionInfo;
+}
+
+/**
+ * Creates `database` in the cluster with Supabase's roles and default grants, then applies the
+ * migration. Roles are cluster-wide, so they are created only when missing.
+ */
+export async function prepareSupabaseDatabase(
+  cluster: PostgresConnectionInfo,
+  database: string,
+  authenticatorPassword: string,
+): Promise<SupabaseDatabase> {
+  const admin = new pg.Client({ ...cluster });
+  await admin.connect();
+  try {
+    await createSupabaseRoles(admin, authenticatorPassword);
+    await admin.query(`create database ${admin.escapeIdentifier(database)}`);
+  } finally {
+    await admin.end();
+  }
+  const info = { ...cluster, database };
+  const client = new pg.Client(info);
+  await client.connect();
+  try {
+    await grantSupabaseDefaults(client);
+    await applyMigration(client);
+  } finally {
+    await client.end();
+  }
+  return {
+    admin: info,
+    authenticator: { ...info, user: AUTHENTICATOR_ROLE, password: authenticatorPassword },
+  };
+}
