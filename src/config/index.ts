@@ -1,0 +1,15 @@
+export { ConfigError } from './config-error.js';
+export {
+  type Backend,
+  type Config,
+  type ConfigWarning,
+  type Env,
+  type LoadedConfig,
+  type LogLevel,
+  loadConfig,
+  MEMORY_BACKEND_WARNING,
+  SUPABASE_FALLBACK_WARNING,
+} from './load-config.js';
+export { isLoopbackHost } from './loopback.js';
+export { VARIABLES, type VariableSpec } from './variables.js';
+export { type Wired, wire } from './wire.js';

@@ -1,0 +1,259 @@
+import { z } from 'zod';
+
+/**
+ * Every environment variable the daemon reads: its default, what it accepts and what it means.
+ * `.env.example` and docs/daemon.md document exactly this table (a unit test keeps them in step).
+ */
+export interface VariableSpec<N extends string = string, T = unknown> {
+  name: N;
+  /** Default as it would be written in the environment; `undefined`: unset by default. */
+  default: string | undefined;
+  /** Accepted values, in words, for the error message. */
+  accepted: string;
+  description: string;
+  /** Parses the (non-blank) raw value. */
+  schema: z.ZodType<T, string>;
+  /** Never logged. */
+  secret?: boolean;
+}
+
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.string().trim().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max));
+
+const positiveNumber = z
+  .string()
+  .trim()
+  .regex(/^\d+(\.\d+)?$/)
+  .transform(Number)
+  .pipe(z.number().positive().finite());
+
+const boolean = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no']))
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.string().trim().toLowerCase().pipe(z.enum(values));
+
+export const BACKENDS = ['sqlite', 'supabase', 'memory'] as const;
+export const DURABILITIES = ['none', 'process', 'fsync'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const MiB = 2 ** 20;
+
+const spec = <const N extends string, T, const D extends string | undefined>(
+  name: N,
+  defaultValue: D,
+  accepted: string,
+  description: string,
+  schema: z.ZodType<T, string>,
+  secret = false,
+): VariableSpec<N, T> & { default: D } => ({
+  name,
+  default: defaultValue,
+  accepted,
+  description,
+  schema,
+  ...(secret ? { secret } : {}),
+});
+
+export const VARIABLES = [
+  spec(
+    'CONVERSATION_STORAGE_BACKEND',
+    'sqlite',
+    BACKENDS.join(', '),
+    'Where conversations are stored: sqlite (embedded file under CACHE_DATA_DIR, persistent), supabase (remote, needs SUPABASE_URL and SUPABASE_KEY), memory (lost on restart).',
+    oneOf(BACKENDS),
+  ),
+  spec(
+    'CONVERSATION_STORAGE_STRICT',
+    'false',
+    'true or false',
+    'With backend supabase and missing credentials: true stops start-up; false falls back to the embedded sqlite store with a warning.',
+    boolean,
+  ),
+  spec(
+    'SUPABASE_URL',
+    undefined,
+    'an http(s) URL',
+    'Supabase project URL, e.g. https://xyz.supabase.co (backend supabase only).',
+    z
+      .string()
+      .trim()
+      .pipe(z.url({ protocol: /^https?$/ })),
+  ),
+  spec(
+    'SUPABASE_KEY',
+    undefined,
+    'a non-empty key',
+    'Supabase service-role (server-side secret) key; never logged (backend supabase only).',
+    z.string().trim().min(1),
+    true,
+  ),
+  spec(
+    'CONVERSATION_TIMEOUT_HOURS',
+    '24',
+    'a number of hours > 0',
+    'Time to live of a conversation thread, refreshed on each turn.',
+    positiveNumber,
+  ),
+  spec(
+    'MAX_CONVERSATION_TURNS',
+    '50',
+    'an integer > 0',
+    'Most turns in one thread; further turns are refused (HTTP 409). Invalid or <= 0 falls back to 50 with a warning.',
+    z.string(),
+  ),
+  spec(
+    'CACHE_DATA_DIR',
+    './data',
+    'a directory path',
+    'Directory for store.db (embedded store) and outbox.db (unflushed writes); created if missing.',
+    z.string().trim().min(1),
+  ),
+  spec(
+    'CACHE_DURABILITY',
+    'process',
+    DURABILITIES.join(', '),
+    'When a write is acknowledged: none (memory only, lost on crash), process (survives kill -9), fsync (also survives power loss, slower).',
+    oneOf(DURABILITIES),
+  ),
+  spec('CACHE_MAX_ENTRIES', '10000', 'an integer >= 1', 'Most clean entries kept in memory.', integer(1)),
+  spec(
+    'CACHE_MAX_BYTES',
+    String(256 * MiB),
+    'an integer >= 1 (bytes)',
+    'Most bytes of clean entries kept in memory.',
+    integer(1),
+  ),
+  spec(
+    'CACHE_MAX_VALUE_BYTES',
+    String(4 * MiB),
+    'an integer >= 1 (bytes)',
+    'Largest serialized thread accepted; must not exceed CACHE_MAX_PENDING_BYTES.',
+    integer(1),
+  ),
+  spec(
+    'CACHE_MAX_PENDING_BYTES',
+    String(64 * MiB),
+    'an integer >= 1 (bytes)',
+    'Most bytes of writes not yet in the store; past it writes are refused with 503 and Retry-After.',
+    integer(1),
+  ),
+  spec(
+    'CACHE_FLUSH_BATCH_SIZE',
+    '200',
+    'an integer >= 1',
+    'Most keys sent to the store in one call.',
+    integer(1),
+  ),
+  spec(
+    'CACHE_FLUSH_INTERVAL_MS',
+    '20',
+    'an integer >= 0 (ms)',
+    'Longest a write waits before its batch is sent.',
+    integer(0),
+  ),
+  spec('CACHE_FLUSH_CONCURRENCY', '4', 'an integer >= 1', 'Store calls in flight at once.', integer(1)),
+  spec(
+    'CACHE_RETRY_BASE_MS',
+    '100',
+    'an integer >= 1 (ms)',
+    'First retry backoff step (exponential, full jitter).',
+    integer(1),
+  ),
+  spec(
+    'CACHE_RETRY_MAX_MS',
+    '30000',
+    'an integer >= 1 (ms), at least CACHE_RETRY_BASE_MS',
+    'Longest single retry backoff.',
+    integer(1),
+  ),
+  spec(
+    'CACHE_BREAKER_THRESHOLD',
+    '5',
+    'an integer >= 1',
+    'Consecutive failed store calls that open the circuit breaker (store offline).',
+    integer(1),
+  ),
+  spec(
+    'CACHE_BREAKER_HALF_OPEN_MS',
+    '5000',
+    'an integer >= 1 (ms)',
+    'How long the breaker stays open before one probe call is let through.',
+    integer(1),
+  ),
+  spec(
+    'CACHE_READ_TIMEOUT_MS',
+    '5000',
+    'an integer >= 1 (ms)',
+    'Deadline for one store read on a cache miss.',
+    integer(1),
+  ),
+  spec(
+    'CACHE_WRITE_TIMEOUT_MS',
+    '15000',
+    'an integer >= 1 (ms)',
+    'Deadline for one store write batch.',
+    integer(1),
+  ),
+  spec(
+    'LOG_LEVEL',
+    'info',
+    LOG_LEVELS.join(', '),
+    'pino log level (logs are JSON lines on stdout).',
+    oneOf(LOG_LEVELS),
+  ),
+  spec(
+    'DAEMON_HOST',
+    '127.0.0.1',
+    'an IP address or host name',
+    'Address the HTTP daemon binds; a non-loopback address requires DAEMON_TOKEN.',
+    z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9.:_-]+$/),
+  ),
+  spec(
+    'DAEMON_PORT',
+    '8787',
+    'an integer from 0 to 65535 (0: any free port)',
+    'TCP port of the HTTP daemon.',
+    integer(0, 65_535),
+  ),
+  spec(
+    'DAEMON_TOKEN',
+    undefined,
+    'at least 16 characters',
+    'When set, every request except GET /healthz needs "Authorization: Bearer <token>"; never logged.',
+    z.string().trim().min(16),
+    true,
+  ),
+  spec(
+    'DAEMON_BODY_LIMIT_BYTES',
+    String(MiB),
+    'an integer >= 1 (bytes)',
+    'Largest accepted request body; larger bodies get 413.',
+    integer(1),
+  ),
+  spec(
+    'DAEMON_SHUTDOWN_TIMEOUT_MS',
+    '5000',
+    'an integer >= 0 (ms)',
+    'On SIGTERM/SIGINT, how long to keep flushing to the store; what is left stays in the outbox for the next start.',
+    integer(0),
+  ),
+] as const;
+
+type Spec = (typeof VARIABLES)[number];
+export type VariableName = Spec['name'];
+/** Parsed value of each variable; `undefined` where it is unset and has no default. */
+export type VariableValues = {
+  [S in Spec as S['name']]: S extends VariableSpec<string, infer T>
+    ? S['default'] extends string
+      ? T
+      : T | undefined
+    : never;
+};

@@ -1,0 +1,89 @@
+import { mkdirSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { createHybridCache } from '../cache/create.js';
+import type { HybridCache } from '../cache/hybrid-cache.js';
+import type { CloseResult } from '../cache/types.js';
+import { ConversationStore } from '../conversation/conversation-store.js';
+import { MemoryStorage } from '../storage/memory-storage.js';
+import { SqliteStorage } from '../storage/sqlite-storage.js';
+import { SupabaseStorage } from '../storage/supabase-storage.js';
+import type { Storage } from '../storage/types.js';
+import type { Config } from './load-config.js';
+
+export interface Wired {
+  cache: HybridCache;
+  storage: Storage;
+  conversations: ConversationStore;
+  /** Closes the cache (draining until the deadline; the rest stays in the outbox), then the store. */
+  close(options?: { timeoutMs?: number }): Promise<CloseResult>;
+}
+
+function createStorage(config: Config): Storage {
+  const { storage, cache } = config;
+  switch (storage.backend) {
+    case 'memory':
+      return new MemoryStorage();
+    case 'supabase': {
+      const { url, key } = storage.supabase as { url: string; key: string };
+      // The cache enforces its own per-call deadlines; the adapter's must not cut them short.
+      return new SupabaseStorage({
+        url,
+        key,
+        timeoutMs: Math.max(cache.readTimeoutMs, cache.writeTimeoutMs),
+      });
+    }
+    case 'sqlite':
+      return new SqliteStorage({
+        path: storage.storePath,
+        // A power-loss-safe outbox is only as good as the store it hands writes to.
+        synchronous: cache.durability === 'fsync' ? 'full' : 'normal',
+      });
+  }
+}
+
+/** Builds the store, the cache over it (replaying the outbox) and the conversation store. */
+export async function wire(config: Config, logger: Logger): Promise<Wired> {
+  const { cache: options } = config;
+  const usesDataDir = config.storage.backend === 'sqlite' || options.durability !== 'none';
+  if (usesDataDir) mkdirSync(config.storage.dataDir, { recursive: true });
+
+  const storage = createStorage(config);
+  let cache: HybridCache;
+  try {
+    cache = await createHybridCache({
+      storage,
+      outbox: { durability: options.durability, path: options.outboxPath },
+      maxEntries: options.maxEntries,
+      maxBytes: options.maxBytes,
+      maxValueBytes: options.maxValueBytes,
+      maxPendingBytes: options.maxPendingBytes,
+      flush: options.flush,
+      retry: options.retry,
+      breaker: options.breaker,
+      readTimeoutMs: options.readTimeoutMs,
+      writeTimeoutMs: options.writeTimeoutMs,
+      logger: logger.child({ component: 'cache' }),
+    });
+  } catch (error) {
+    await storage.close?.();
+    throw error;
+  }
+  const conversations = new ConversationStore({
+    cache,
+    ttlMs: config.conversation.ttlMs,
+    maxTurns: config.conversation.maxTurns,
+  });
+
+  return {
+    cache,
+    storage,
+    conversations,
+    async close(closeOptions = {}) {
+      try {
+        return await cache.close(closeOptions);
+      } finally {
+        await storage.close?.();
+      }
+    },
+  };
+}
