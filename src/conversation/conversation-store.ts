@@ -1,0 +1,163 @@
+import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
+import { ValidationError } from '../cache/errors.js';
+import { ThreadNotFoundError, TurnLimitError } from './errors.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import {
+  type ConversationTurn,
+  type CreateThreadInput,
+  CreateThreadInputSchema,
+  type NewTurn,
+  NewTurnSchema,
+  type ThreadContext,
+  ThreadContextSchema,
+  ThreadIdSchema,
+} from './schemas.js';
+import { DEFAULT_MAX_TURNS, DEFAULT_TIMEOUT_HOURS, HOUR_MS } from './settings.js';
+import { pythonUtcTimestamp } from './timestamp.js';
+
+/** What the conversation store needs from a cache; the hybrid cache satisfies it. */
+export interface ThreadCache {
+  get(key: string): Promise<unknown | undefined>;
+  set(key: string, value: unknown, opts?: { ttlMs?: number }): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+export interface ConversationStoreOptions {
+  cache: ThreadCache;
+  /** Lifetime of a thread after its last change. Default 24 h. */
+  ttlMs?: number;
+  /** Most turns a thread holds. Default 50. */
+  maxTurns?: number;
+}
+
+/** Longest parent chain `getThreadChain` follows, as in the original. */
+export const MAX_CHAIN_DEPTH = 20;
+
+/** Request parameters the original never stored with a thread. */
+const DROPPED_CONTEXT_KEYS = new Set(['temperature', 'thinking_mode', 'model', 'continuation_id']);
+
+/** Cache key of a thread; the original daemon's key scheme. */
+export function threadKey(threadId: string): string {
+  return `thread:${threadId.toLowerCase()}`;
+}
+
+export function isThreadId(value: unknown): value is string {
+  return ThreadIdSchema.safeParse(value).success;
+}
+
+/**
+ * Conversation threads over a cache, stored as the original Python daemon's JSON. Errors of the
+ * cache (for example `StorageUnavailableError`) propagate: an unreachable store is never reported
+ * as a missing thread.
+ */
+export class ConversationStore {
+  readonly ttlMs: number;
+  readonly maxTurns: number;
+  readonly #cache: ThreadCache;
+  /** Serialises read-modify-write per thread so concurrent turns are not lost. */
+  readonly #threadLocks = new KeyedMutex();
+
+  constructor(options: ConversationStoreOptions) {
+    this.#cache = options.cache;
+    this.ttlMs = options.ttlMs ?? DEFAULT_TIMEOUT_HOURS * HOUR_MS;
+    this.maxTurns = options.maxTurns ?? DEFAULT_MAX_TURNS;
+    if (!Number.isFinite(this.ttlMs) || this.ttlMs <= 0) {
+      throw new RangeError(`ttlMs must be a positive number of milliseconds, got ${this.ttlMs}`);
+    }
+    if (!Number.isSafeInteger(this.maxTurns) || this.maxTurns <= 0) {
+      throw new RangeError(`maxTurns must be a positive integer, got ${this.maxTurns}`);
+    }
+  }
+
+  /** Creates an empty thread and returns its id (UUID v4). */
+  async createThread(input: CreateThreadInput): Promise<string> {
+    const { toolName, initialContext = {}, parentThreadId } = parseInput(CreateThreadInputSchema, input);
+    const threadId = randomUUID();
+    const now = pythonUtcTimestamp();
+    const thread: ThreadContext = {
+      thread_id: threadId,
+      parent_thread_id: parentThreadId?.toLowerCase() ?? null,
+      created_at: now,
+      last_updated_at: now,
+      tool_name: toolName,
+      turns: [],
+      initial_context: Object.fromEntries(
+        Object.entries(initialContext).filter(([key]) => !DROPPED_CONTEXT_KEYS.has(key)),
+      ),
+    };
+    await this.#cache.set(threadKey(threadId), thread, { ttlMs: this.ttlMs });
+    return threadId;
+  }
+
+  /** The thread, or `undefined` when the id is not a UUID v4, or the thread is missing, expired or unreadable. */
+  async getThread(threadId: string): Promise<ThreadContext | undefined> {
+    if (!isThreadId(threadId)) return undefined;
+    const parsed = ThreadContextSchema.safeParse(await this.#cache.get(threadKey(threadId)));
+    if (!parsed.success || parsed.data.thread_id.toLowerCase() !== threadId.toLowerCase()) return undefined;
+    return parsed.data;
+  }
+
+  /**
+   * Appends a turn and restarts the thread's TTL. Returns the updated thread.
+   * @throws ValidationError for a malformed turn, ThreadNotFoundError, TurnLimitError.
+   */
+  async addTurn(threadId: string, turn: NewTurn): Promise<ThreadContext> {
+    const input = parseInput(NewTurnSchema, turn);
+    if (!isThreadId(threadId)) throw new ThreadNotFoundError(threadId);
+    return this.#threadLocks.run(threadId.toLowerCase(), async () => {
+      const thread = await this.getThread(threadId);
+      if (!thread) throw new ThreadNotFoundError(threadId);
+      if (thread.turns.length >= this.maxTurns) throw new TurnLimitError(threadId, this.maxTurns);
+      const now = pythonUtcTimestamp();
+      const stored: ConversationTurn = {
+        role: input.role,
+        content: input.content,
+        timestamp: now,
+        files: input.files ?? null,
+        images: input.images ?? null,
+        tool_name: input.toolName ?? null,
+        model_provider: input.modelProvider ?? null,
+        model_name: input.modelName ?? null,
+        model_metadata: input.modelMetadata ?? null,
+      };
+      const updated: ThreadContext = { ...thread, last_updated_at: now, turns: [...thread.turns, stored] };
+      await this.#cache.set(threadKey(threadId), updated, { ttlMs: this.ttlMs });
+      return updated;
+    });
+  }
+
+  /**
+   * The thread and its ancestors through `parent_thread_id`, oldest first: at most
+   * `MAX_CHAIN_DEPTH` threads, stopping at a missing parent or a cycle. Empty if the thread is absent.
+   */
+  async getThreadChain(threadId: string): Promise<ThreadContext[]> {
+    const chain: ThreadContext[] = [];
+    const seen = new Set<string>();
+    let currentId: string | null = threadId;
+    while (currentId !== null && chain.length < MAX_CHAIN_DEPTH && !seen.has(currentId.toLowerCase())) {
+      seen.add(currentId.toLowerCase());
+      const thread = await this.getThread(currentId);
+      if (!thread) break;
+      chain.push(thread);
+      currentId = thread.parent_thread_id;
+    }
+    return chain.reverse();
+  }
+
+  /** Removes the thread; a no-op for unknown or invalid ids. Waits for turns being added to it. */
+  async deleteThread(threadId: string): Promise<void> {
+    if (!isThreadId(threadId)) return;
+    await this.#threadLocks.run(threadId.toLowerCase(), () => this.#cache.delete(threadKey(threadId)));
+  }
+}
+
+function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const where = issue.path.length > 0 ? issue.path.join('.') : 'input';
+    return `${where}: ${issue.message}`;
+  });
+  throw new ValidationError(problems.join('; '));
+}

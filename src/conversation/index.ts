@@ -1,0 +1,30 @@
+export {
+  ConversationStore,
+  type ConversationStoreOptions,
+  isThreadId,
+  MAX_CHAIN_DEPTH,
+  type ThreadCache,
+  threadKey,
+} from './conversation-store.js';
+export { ThreadNotFoundError, TurnLimitError } from './errors.js';
+export {
+  type ConversationTurn,
+  ConversationTurnSchema,
+  type CreateThreadInput,
+  CreateThreadInputSchema,
+  type NewTurn,
+  NewTurnSchema,
+  type Role,
+  RoleSchema,
+  type ThreadContext,
+  ThreadContextSchema,
+  ThreadIdSchema,
+} from './schemas.js';
+export {
+  DEFAULT_MAX_TURNS,
+  DEFAULT_TIMEOUT_HOURS,
+  HOUR_MS,
+  resolveMaxTurns,
+  resolveTimeoutHours,
+} from './settings.js';
+export { pythonUtcTimestamp } from './timestamp.js';
