@@ -22,8 +22,10 @@ export type {
   OutboxOptions,
   SetOptions,
 } from './cache/types.js';
+export * from './conversation/index.js';
 export { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './storage/errors.js';
 export { MemoryStorage } from './storage/memory-storage.js';
+export { SqliteStorage, type SqliteStorageOptions } from './storage/sqlite-storage.js';
 export type {
   ApplyResult,
   Storage,

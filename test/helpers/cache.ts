@@ -1,0 +1,45 @@
+import { pino } from 'pino';
+import { createHybridCache, type HybridCacheOptions, MemoryStorage } from '../../src/index.js';
+
+export const silentLogger = pino({ level: 'silent' });
+
+/** A cache over a fresh MemoryStorage, no outbox, quiet, with small timings suited to fake timers. */
+export async function memoryCache<V = unknown>(overrides: Partial<HybridCacheOptions> = {}) {
+  const storage = (overrides.storage as MemoryStorage | undefined) ?? new MemoryStorage();
+  const cache = await createHybridCache<V>({
+    storage,
+    outbox: { durability: 'none' },
+    flush: { batchSize: 50, intervalMs: 10, concurrency: 2 },
+    retry: { baseMs: 50, maxMs: 1_000 },
+    breaker: { failureThreshold: 3, halfOpenAfterMs: 2_000 },
+    readTimeoutMs: 500,
+    writeTimeoutMs: 500,
+    logger: silentLogger,
+    ...overrides,
+  });
+  return { cache, storage };
+}
+
+/** Parses the stored JSON of a key, or returns undefined / null for absent / tombstone. */
+export function storedValue(storage: MemoryStorage, key: string): unknown {
+  const entry = storage.peek(key);
+  if (!entry) return undefined;
+  return entry.json === null ? null : JSON.parse(entry.json);
+}
+
+/** Awaits a promise under fake timers, advancing time in small steps until it settles. */
+export async function settleWithTimers<T>(promise: Promise<T>, stepMs = 10, maxMs = 600_000): Promise<T> {
+  const { vi } = await import('vitest');
+  let settled = false;
+  promise.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
+  for (let elapsed = 0; !settled && elapsed < maxMs; elapsed += stepMs)
+    await vi.advanceTimersByTimeAsync(stepMs);
+  return promise;
+}
