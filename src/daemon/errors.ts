@@ -1,0 +1,97 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import {
+  BackpressureError,
+  ClosedError,
+  OutboxError,
+  StorageUnavailableError,
+  ValidationError,
+} from '../cache/errors.js';
+import { ThreadNotFoundError, TurnLimitError } from '../conversation/errors.js';
+import { HttpError } from './http-schemas.js';
+
+export interface ErrorBody {
+  error: string;
+  message: string;
+}
+
+interface Mapped {
+  status: number;
+  body: ErrorBody;
+  retryAfterSeconds?: number;
+}
+
+/** How each error a route can meet is answered. Unknown errors are 500s and are logged. */
+export function mapError(error: unknown): Mapped | undefined {
+  if (error instanceof HttpError)
+    return { status: error.statusCode, body: { error: error.code, message: error.message } };
+  if (error instanceof ThreadNotFoundError) {
+    return { status: 404, body: { error: 'thread_not_found', message: error.message } };
+  }
+  if (error instanceof TurnLimitError)
+    return { status: 409, body: { error: 'turn_limit', message: error.message } };
+  if (error instanceof ValidationError)
+    return { status: 400, body: { error: 'invalid_value', message: error.message } };
+  if (error instanceof BackpressureError) {
+    return {
+      status: 503,
+      retryAfterSeconds: 1,
+      body: {
+        error: 'backpressure',
+        message: `${error.message} (the remote store is behind; retry after a short wait)`,
+      },
+    };
+  }
+  if (error instanceof StorageUnavailableError) {
+    return {
+      status: 503,
+      retryAfterSeconds: 5,
+      body: {
+        error: 'storage_unavailable',
+        message: `the conversation store is unreachable and this thread is not in memory; retry later (${error.message})`,
+      },
+    };
+  }
+  if (error instanceof ClosedError) {
+    return { status: 503, body: { error: 'closing', message: 'the daemon is shutting down' } };
+  }
+  if (error instanceof OutboxError) {
+    return {
+      status: 503,
+      body: { error: 'outbox_unwritable', message: `the local outbox refused the write: ${error.message}` },
+    };
+  }
+  return undefined;
+}
+
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'body_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_content_length',
+};
+
+/** Fastify's error handler: one JSON shape `{error, message}` for every failure. */
+export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const mapped = mapError(error);
+  if (mapped) {
+    if (mapped.retryAfterSeconds !== undefined) reply.header('retry-after', String(mapped.retryAfterSeconds));
+    if (mapped.status >= 500) request.log.warn({ err: error }, mapped.body.message);
+    reply.code(mapped.status).send(mapped.body);
+    return;
+  }
+  const status = error.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    const code = FASTIFY_CODES[error.code] ?? 'bad_request';
+    const message =
+      code === 'invalid_json'
+        ? `request body is not valid JSON: ${error.message}`
+        : code === 'body_too_large'
+          ? `request body is larger than the limit of ${request.routeOptions.bodyLimit} bytes`
+          : error.message;
+    reply.code(status).send({ error: code, message });
+    return;
+  }
+  request.log.error({ err: error }, 'request failed');
+  reply.code(500).send({ error: 'internal', message: 'internal error; see the daemon log' });
+}

@@ -1,0 +1,138 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { CacheStats, Health } from '../cache/types.js';
+
+const HEALTH_STATES: readonly Health[] = ['healthy', 'degraded', 'offline'];
+
+type StatsMetric =
+  | { type: 'counter'; name: string; help: string }
+  | { type: 'gauge'; name: string; help: string; scale?: number };
+
+/** One Prometheus metric per `CacheStats` field; the mapped type makes a new field a compile error until it is exported. */
+const STATS_METRICS: { [K in Exclude<keyof CacheStats, 'health' | 'outboxWritable'>]: StatsMetric } = {
+  hits: { type: 'counter', name: 'hybrid_cache_hits_total', help: 'Reads answered from memory.' },
+  misses: { type: 'counter', name: 'hybrid_cache_misses_total', help: 'Reads that missed memory.' },
+  loads: { type: 'counter', name: 'hybrid_cache_loads_total', help: 'Keys read from the store.' },
+  flushedWrites: {
+    type: 'counter',
+    name: 'hybrid_cache_flushed_writes_total',
+    help: 'Writes applied to the store.',
+  },
+  coalescedWrites: {
+    type: 'counter',
+    name: 'hybrid_cache_coalesced_writes_total',
+    help: 'Writes replaced by a newer write to the same key before being flushed.',
+  },
+  retries: {
+    type: 'counter',
+    name: 'hybrid_cache_retries_total',
+    help: 'Store calls retried after a failure.',
+  },
+  evictions: {
+    type: 'counter',
+    name: 'hybrid_cache_evictions_total',
+    help: 'Clean entries evicted from memory.',
+  },
+  deadLetters: {
+    type: 'gauge',
+    name: 'hybrid_cache_dead_letters',
+    help: 'Writes the store refused permanently, kept in the dead-letter table.',
+  },
+  pending: {
+    type: 'gauge',
+    name: 'hybrid_cache_pending_writes',
+    help: 'Writes not yet in the store (outbox backlog).',
+  },
+  pendingBytes: {
+    type: 'gauge',
+    name: 'hybrid_cache_pending_bytes',
+    help: 'Bytes of writes not yet in the store.',
+  },
+  oldestPendingAgeMs: {
+    type: 'gauge',
+    name: 'hybrid_cache_oldest_pending_age_seconds',
+    help: 'Age of the oldest write not yet in the store.',
+    scale: 1 / 1000,
+  },
+  entries: { type: 'gauge', name: 'hybrid_cache_entries', help: 'Clean entries held in memory.' },
+  bytes: { type: 'gauge', name: 'hybrid_cache_bytes', help: 'Bytes of clean entries held in memory.' },
+};
+
+export interface DaemonMetrics {
+  registry: Registry;
+  /** `onResponse` hook recording the request duration by route, method and status. */
+  observeRequest(request: FastifyRequest, reply: FastifyReply): void;
+}
+
+/** A registry reading `stats()` at scrape time, plus HTTP request and process metrics. */
+export function createMetrics(stats: () => CacheStats): DaemonMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  for (const [field, metric] of Object.entries(STATS_METRICS) as [
+    keyof typeof STATS_METRICS,
+    StatsMetric,
+  ][]) {
+    if (metric.type === 'counter') {
+      new Counter({
+        name: metric.name,
+        help: metric.help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(stats()[field]);
+        },
+      });
+    } else {
+      const scale = metric.scale ?? 1;
+      new Gauge({
+        name: metric.name,
+        help: metric.help,
+        registers: [registry],
+        collect() {
+          this.set(stats()[field] * scale);
+        },
+      });
+    }
+  }
+  new Gauge({
+    name: 'hybrid_cache_store_health',
+    help: 'Health of the remote store as the cache sees it: 1 for the current state.',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const current = stats().health;
+      for (const state of HEALTH_STATES) this.set({ state }, state === current ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'hybrid_cache_outbox_writable',
+    help: '1 while the local outbox accepts writes, 0 after a failed outbox write.',
+    registers: [registry],
+    collect() {
+      this.set(stats().outboxWritable ? 1 : 0);
+    },
+  });
+
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP requests served by the daemon, by route, method and status.',
+    labelNames: ['method', 'route', 'status_code'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+
+  return {
+    registry,
+    observeRequest(request, reply) {
+      duration.observe(
+        {
+          method: request.method,
+          route: request.routeOptions.url ?? 'unmatched',
+          status_code: String(reply.statusCode),
+        },
+        reply.elapsedTime / 1000,
+      );
+    },
+  };
+}

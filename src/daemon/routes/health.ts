@@ -1,0 +1,40 @@
+import type { FastifyInstance } from 'fastify';
+import type { HybridCache } from '../../cache/hybrid-cache.js';
+import type { Backend } from '../../config/load-config.js';
+
+export interface HealthDeps {
+  cache: HybridCache;
+  backend: Backend;
+  /** True once shutdown has begun. */
+  isClosing(): boolean;
+}
+
+/**
+ * `GET /healthz`: 200 while the daemon accepts writes, whatever the remote store's state (that is
+ * reported in `store`); 503 when the daemon itself cannot take writes (outbox failing, closing).
+ */
+export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
+  app.get('/healthz', async (_request, reply) => {
+    const stats = deps.cache.stats();
+    const body = {
+      status: 'ok' as 'ok' | 'unavailable',
+      store: stats.health,
+      backend: deps.backend,
+      pending: stats.pending,
+      pendingBytes: stats.pendingBytes,
+      oldestPendingAgeMs: stats.oldestPendingAgeMs,
+      deadLetters: stats.deadLetters,
+      outboxWritable: stats.outboxWritable,
+    };
+    if (deps.isClosing() || !deps.cache.isOpen) {
+      return reply.code(503).send({ ...body, status: 'unavailable', reason: 'the daemon is shutting down' });
+    }
+    if (!stats.outboxWritable) {
+      const cause = deps.cache.outboxError?.message ?? 'unknown error';
+      return reply
+        .code(503)
+        .send({ ...body, status: 'unavailable', reason: `the local outbox cannot be written: ${cause}` });
+    }
+    return body;
+  });
+}

@@ -1,0 +1,58 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config/load-config.js';
+import type { Wired } from '../config/wire.js';
+import { bearerAuth } from './auth.js';
+import { errorHandler } from './errors.js';
+import { createMetrics } from './metrics.js';
+import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { threadRoutes } from './routes/threads.js';
+
+export interface ServerDeps {
+  config: Config;
+  wired: Pick<Wired, 'cache' | 'conversations'>;
+  logger: Logger;
+  /** True once shutdown has begun (health turns 503). */
+  isClosing?: () => boolean;
+}
+
+/** The daemon's HTTP server, not yet listening. */
+export function buildServer({ config, wired, logger, isClosing = () => false }: ServerDeps): FastifyInstance {
+  const app = Fastify({
+    // pino 10's Logger type differs from the pino 9 types Fastify declares; the runtime accepts both.
+    loggerInstance: logger as unknown as FastifyBaseLogger,
+    bodyLimit: config.daemon.bodyLimitBytes,
+    // One access-log line per request comes from the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    // Thread ids are case-insensitive UUIDs; paths are matched as sent.
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  const metrics = createMetrics(() => wired.cache.stats());
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) => {
+    reply
+      .code(404)
+      .send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
+  });
+  if (config.daemon.token) app.addHook('onRequest', bearerAuth(config.daemon.token));
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.observeRequest(request, reply);
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+      },
+      'request',
+    );
+  });
+
+  healthRoutes(app, { cache: wired.cache, backend: config.storage.backend, isClosing });
+  metricsRoutes(app, metrics.registry);
+  threadRoutes(app, wired.conversations);
+  return app;
+}
