@@ -1,6 +1,7 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
+import { fromJsonbText, toJsonbText } from './jsonb-text.js';
 import { classifyRpcError, MIGRATION_HINT, parseRetryAfter } from './supabase-errors.js';
 import type { ApplyResult, Storage, StorageCallOptions, StoredEntry, VersionedWrite } from './types.js';
 
@@ -84,7 +85,11 @@ export class SupabaseStorage implements Storage {
     if (!Array.isArray(data)) throw unexpectedShape(SUPABASE_FUNCTIONS.get);
     for (const row of data as GetRow[]) {
       if (!isGetRow(row)) throw unexpectedShape(SUPABASE_FUNCTIONS.get);
-      found.set(row.thread_id, { version: row.version, json: row.data, expiresAt: row.expires_at_ms });
+      found.set(row.thread_id, {
+        version: row.version,
+        json: row.data === null ? null : fromJsonbText(row.data),
+        expiresAt: row.expires_at_ms,
+      });
     }
     return found;
   }
@@ -106,7 +111,7 @@ export class SupabaseStorage implements Storage {
       payload.push({
         thread_id: write.key,
         version: write.version,
-        data: write.json,
+        data: write.json === null ? null : toJsonbText(write.json),
         expires_at_ms: write.expiresAt,
       });
     });
@@ -216,21 +221,11 @@ function isApplyRow(row: unknown): row is ApplyRow {
   );
 }
 
-// JSON text escapes PostgreSQL's jsonb cannot hold: \u0000, and unpaired UTF-16 surrogates. The
-// leading (?<!\\)(?:\\\\)* makes sure the backslash before `u` is an escape, not an escaped backslash.
-const NUL_ESCAPE = /(?<!\\)(?:\\\\)*\\u0000/;
-const LONE_SURROGATE =
-  /(?<!\\)(?:\\\\)*(?:\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})/;
-
 /** Why a write can never be stored, or undefined if it is fine. */
 function invalidWrite(write: VersionedWrite): string | undefined {
   if (typeof write.key !== 'string' || write.key.length === 0) return 'invalid key';
   if (!Number.isSafeInteger(write.version) || write.version < 0) return 'invalid version';
   if (write.expiresAt !== null && !Number.isFinite(write.expiresAt)) return 'invalid expiresAt';
-  if (write.json === null) return undefined;
-  if (typeof write.json !== 'string') return 'invalid json';
-  if (write.json.includes('\\u') && (NUL_ESCAPE.test(write.json) || LONE_SURROGATE.test(write.json))) {
-    return 'PostgreSQL jsonb cannot store this value: it contains the character U+0000 or an unpaired UTF-16 surrogate';
-  }
+  if (write.json !== null && typeof write.json !== 'string') return 'invalid json';
   return undefined;
 }
