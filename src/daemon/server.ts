@@ -31,6 +31,8 @@ export function buildServer({ config, wired, logger, isClosing = () => false }: 
   });
 
   const metrics = createMetrics(() => wired.cache.stats());
+  // Bodies are JSON only; anything else is answered 415.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => {
     reply
