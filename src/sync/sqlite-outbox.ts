@@ -31,6 +31,7 @@ export class SqliteOutbox implements Outbox {
   readonly #commitGroup: (writes: PendingWrite[]) => void;
   #group: Array<{ write: PendingWrite; resolve: () => void; reject: (error: Error) => void }> = [];
   #closed = false;
+  #commits = 0;
 
   static open(options: SqliteOutboxOptions): SqliteOutbox {
     return new SqliteOutbox(options);
@@ -66,6 +67,11 @@ export class SqliteOutbox implements Outbox {
     this.#commitGroup = this.#db.transaction((writes: PendingWrite[]) => {
       for (const w of writes) this.#upsert.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt);
     });
+  }
+
+  /** Transactions committed by `append` so far (group commit folds many appends into one). */
+  get commits(): number {
+    return this.#commits;
   }
 
   pending(): PendingWrite[] {
@@ -152,6 +158,7 @@ export class SqliteOutbox implements Outbox {
     this.#group = [];
     try {
       this.#commitGroup(group.map((g) => g.write));
+      this.#commits++;
     } catch (error) {
       const failure = new OutboxError(
         `the outbox at ${this.#path} could not record the write: ${(error as Error).message}`,
