@@ -167,7 +167,11 @@ export class SupabaseStorage implements Storage {
     callerSignal?.throwIfAborted();
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
-    let response: { data: unknown; error: { code?: string; message?: string } | null; status: number };
+    let response: {
+      data: unknown;
+      error: { code?: string; message?: string; details?: string } | null;
+      status: number;
+    };
     try {
       response = await this.#client.schema(this.#schema).rpc(fn, args).abortSignal(signal);
     } catch (error) {
@@ -178,7 +182,9 @@ export class SupabaseStorage implements Storage {
     if (!response.error) return response.data;
     callerSignal?.throwIfAborted();
     if (response.status === 0) {
-      const reason = timeout.aborted ? `timed out after ${this.#timeoutMs} ms` : response.error.message;
+      const reason = timeout.aborted
+        ? `timed out after ${this.#timeoutMs} ms`
+        : networkFailure(response.error);
       throw new TransientStorageError(`Supabase RPC ${fn} failed: ${reason}`, { cause: response.error });
     }
     throw classifyRpcError(fn, response.status, response.error, this.#retryAfter.get(signal));
@@ -192,6 +198,12 @@ export class SupabaseStorage implements Storage {
     if (signal && retryAfter !== undefined) this.#retryAfter.set(signal, retryAfter);
     return response;
   };
+}
+
+/** supabase-js puts the fetch error's cause (e.g. `ECONNRESET`) into `details`. */
+function networkFailure(error: { message?: string; details?: string }): string {
+  const cause = /Caused by: ([^\n]*)/.exec(error.details ?? '')?.[1];
+  return `network failure (${error.message ?? 'fetch failed'}${cause ? `; ${cause}` : ''})`;
 }
 
 function unexpectedShape(fn: string): StorageConfigurationError {
