@@ -24,6 +24,12 @@ import { serializeValue, validateKey, validateTtl } from './validation.js';
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
+/**
+ * @internal Stops a cache as a crash would: no drain, no further store calls, in-flight calls
+ * aborted, outbox closed as it stands. Used by tests to restart over the same files in one process.
+ */
+export const ABANDON: unique symbol = Symbol('hybrid-cache.abandon');
+
 type State = 'open' | 'closing' | 'closed';
 
 /**
@@ -96,6 +102,7 @@ export class HybridCache<V = unknown> {
 
   /** Puts writes left in the outbox by an earlier process back in the dirty set and starts flushing them. */
   replayOutbox(): number {
+    this.#clock.observe(this.#outbox.highestVersion());
     const rows = this.#outbox.pending();
     const now = Date.now();
     for (const row of rows) {
@@ -208,6 +215,12 @@ export class HybridCache<V = unknown> {
       );
     }
     return { pending, drained };
+  }
+
+  async [ABANDON](): Promise<void> {
+    this.#state = 'closed';
+    await this.#flusher.stop();
+    this.#outbox.close();
   }
 
   stats(): CacheStats {

@@ -15,6 +15,8 @@ export interface Outbox {
   readonly durable: boolean;
   /** Writes left by an earlier process, to replay on open. */
   pending(): PendingWrite[];
+  /** The highest version ever appended, so a restarted clock never mints a lower one. */
+  highestVersion(): number;
   /** Records a write; resolves once it is as durable as the outbox promises. */
   append(write: PendingWrite): Promise<void>;
   /** The store acknowledged these versions: drop each row whose version still matches. */
@@ -34,6 +36,10 @@ export class MemoryOutbox implements Outbox {
 
   pending(): PendingWrite[] {
     return [];
+  }
+
+  highestVersion(): number {
+    return 0;
   }
 
   append(): Promise<void> {

@@ -64,8 +64,16 @@ export class SqliteOutbox implements Outbox {
     this.#insertLetter = this.#db.prepare(
       `INSERT INTO dead_letters (key, version, json, expires_at, error, failed_at) VALUES (?, ?, ?, ?, ?, ?)`,
     );
+    const raiseHighest = this.#db.prepare(
+      `UPDATE meta SET value = max(value, ?) WHERE name = 'highest_version'`,
+    );
     this.#commitGroup = this.#db.transaction((writes: PendingWrite[]) => {
-      for (const w of writes) this.#upsert.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt);
+      let highest = 0;
+      for (const w of writes) {
+        this.#upsert.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt);
+        if (w.version > highest) highest = w.version;
+      }
+      raiseHighest.run(highest);
     });
   }
 
@@ -86,6 +94,13 @@ export class SqliteOutbox implements Outbox {
       expiresAt,
       queuedAt,
     }));
+  }
+
+  highestVersion(): number {
+    const row = this.#db.prepare(`SELECT value FROM meta WHERE name = 'highest_version'`).get() as
+      | { value: number }
+      | undefined;
+    return row?.value ?? 0;
   }
 
   append(write: PendingWrite): Promise<void> {
@@ -204,6 +219,11 @@ export class SqliteOutbox implements Outbox {
         expires_at INTEGER,
         queued_at INTEGER NOT NULL
       ) WITHOUT ROWID;
+      -- highest_version: the clock's high-water mark. Versions already flushed leave no pending row,
+      -- and a restarted process whose wall clock is behind (NTP step, or more than 1024 writes/ms)
+      -- must still mint versions above them, or its new writes would lose to its old ones.
+      CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT OR IGNORE INTO meta (name, value) VALUES ('highest_version', 0);
       CREATE TABLE IF NOT EXISTS dead_letters (
         id INTEGER PRIMARY KEY,
         key TEXT NOT NULL,

@@ -208,3 +208,27 @@ describe('cache over the SQLite outbox', () => {
     );
   });
 });
+
+describe('clock high-water mark', () => {
+  it('mints versions above everything already flushed, even when the wall clock went back', async () => {
+    const { vi } = await import('vitest');
+    const path = join(dir, 'outbox.db');
+    const first = await memoryCache({ outbox: { path, durability: 'process' } });
+    await first.cache.set('k', 'before restart');
+    await first.cache.flush();
+    const flushedVersion = first.storage.peek('k')?.version as number;
+    await first.cache.close();
+
+    vi.useFakeTimers({ now: Date.now() - 3_600_000 }); // the clock stepped back an hour
+    try {
+      const second = await memoryCache({ outbox: { path, durability: 'process' }, storage: first.storage });
+      await second.cache.set('k', 'after restart');
+      await second.cache.flush();
+      expect(first.storage.peek('k')?.version).toBeGreaterThan(flushedVersion);
+      expect(storedValue(first.storage, 'k')).toBe('after restart');
+      await second.cache.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});

@@ -1,0 +1,89 @@
+import {
+  type ApplyResult,
+  PermanentStorageError,
+  type Storage,
+  type StorageCallOptions,
+  type StoredEntry,
+  TransientStorageError,
+  type VersionedWrite,
+} from '../../src/index.js';
+
+/**
+ * Wraps any adapter with the faults a real store shows: down, failing the next N calls, poison
+ * keys, and commits whose answer is lost. Lets one model test drive every adapter the same way.
+ */
+export class FaultyStorage implements Storage {
+  #down = false;
+  #failNext = 0;
+  #commitThenFail = 0;
+  readonly #poisoned = new Set<string>();
+
+  constructor(readonly inner: Storage) {}
+
+  get unhealthy(): boolean {
+    return this.#down || this.#failNext > 0;
+  }
+
+  goDown(): void {
+    this.#down = true;
+  }
+
+  comeUp(): void {
+    this.#down = false;
+  }
+
+  failNext(count: number): void {
+    this.#failNext = count;
+  }
+
+  commitThenFailNext(count: number): void {
+    this.#commitThenFail = count;
+  }
+
+  poison(key: string): void {
+    this.#poisoned.add(key);
+  }
+
+  isPoisoned(key: string): boolean {
+    return this.#poisoned.has(key);
+  }
+
+  heal(): void {
+    this.#down = false;
+    this.#failNext = 0;
+    this.#commitThenFail = 0;
+  }
+
+  async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
+    this.#enter();
+    return this.inner.getMany(keys, opts);
+  }
+
+  async apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
+    this.#enter();
+    const accepted = writes.filter((w) => !this.#poisoned.has(w.key));
+    const innerResults = await this.inner.apply(accepted, opts);
+    if (this.#commitThenFail > 0) {
+      this.#commitThenFail--;
+      throw new TransientStorageError('answer lost after commit (injected)');
+    }
+    let next = 0;
+    return writes.map((w) =>
+      this.#poisoned.has(w.key)
+        ? { status: 'rejected', error: new PermanentStorageError(`poisoned key ${w.key} (injected)`) }
+        : (innerResults[next++] as ApplyResult),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.inner.close?.();
+  }
+
+  #enter(): void {
+    if (this.#down) throw new TransientStorageError('store down (injected)');
+    if (this.#failNext > 0) {
+      this.#failNext--;
+      throw new TransientStorageError('call failed (injected)');
+    }
+  }
+}
