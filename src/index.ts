@@ -22,6 +22,16 @@ export type {
   OutboxOptions,
   SetOptions,
 } from './cache/types.js';
+export {
+  type Config,
+  ConfigError,
+  type ConfigWarning,
+  type Env,
+  type LoadedConfig,
+  loadConfig,
+  type Wired,
+  wire,
+} from './config/index.js';
 export * from './conversation/index.js';
 export { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './storage/errors.js';
 export { MemoryStorage } from './storage/memory-storage.js';
