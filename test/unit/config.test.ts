@@ -1,0 +1,369 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  type Env,
+  isLoopbackHost,
+  loadConfig,
+  MEMORY_BACKEND_WARNING,
+  SUPABASE_FALLBACK_WARNING,
+  VARIABLES,
+  wire,
+} from '../../src/config/index.js';
+
+const repoFile = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
+const TOKEN = 'a-token-of-16-chars-or-more';
+
+function configError(env: Env): ConfigError {
+  try {
+    loadConfig(env, '/srv/app');
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig', () => {
+  it('gives the documented defaults for an empty environment', () => {
+    const { config, warnings } = loadConfig({}, '/srv/app');
+    expect(warnings).toEqual([]);
+    expect(config).toEqual({
+      storage: {
+        backend: 'sqlite',
+        requested: 'sqlite',
+        dataDir: '/srv/app/data',
+        storePath: '/srv/app/data/store.db',
+      },
+      cache: {
+        durability: 'process',
+        outboxPath: '/srv/app/data/outbox.db',
+        maxEntries: 10_000,
+        maxBytes: 256 * 2 ** 20,
+        maxValueBytes: 4 * 2 ** 20,
+        maxPendingBytes: 64 * 2 ** 20,
+        flush: { batchSize: 200, intervalMs: 20, concurrency: 4 },
+        retry: { baseMs: 100, maxMs: 30_000 },
+        breaker: { failureThreshold: 5, halfOpenAfterMs: 5_000 },
+        readTimeoutMs: 5_000,
+        writeTimeoutMs: 15_000,
+      },
+      conversation: { timeoutHours: 24, ttlMs: 24 * 3_600_000, maxTurns: 50 },
+      daemon: { host: '127.0.0.1', port: 8787, bodyLimitBytes: 2 ** 20, shutdownTimeoutMs: 5_000 },
+      logLevel: 'info',
+    });
+  });
+
+  it('treats blank values as unset and reads every variable', () => {
+    const blank = Object.fromEntries(VARIABLES.map((v) => [v.name, '  ']));
+    expect(loadConfig(blank, '/srv/app')).toEqual(loadConfig({}, '/srv/app'));
+
+    const { config } = loadConfig(
+      {
+        CACHE_DATA_DIR: '/var/lib/hc',
+        CACHE_DURABILITY: 'FSYNC',
+        CACHE_MAX_ENTRIES: '10',
+        CACHE_MAX_BYTES: '2000',
+        CACHE_MAX_VALUE_BYTES: '300',
+        CACHE_MAX_PENDING_BYTES: '400',
+        CACHE_FLUSH_BATCH_SIZE: '7',
+        CACHE_FLUSH_INTERVAL_MS: '0',
+        CACHE_FLUSH_CONCURRENCY: '2',
+        CACHE_RETRY_BASE_MS: '5',
+        CACHE_RETRY_MAX_MS: '50',
+        CACHE_BREAKER_THRESHOLD: '3',
+        CACHE_BREAKER_HALF_OPEN_MS: '900',
+        CACHE_READ_TIMEOUT_MS: '111',
+        CACHE_WRITE_TIMEOUT_MS: '222',
+        CONVERSATION_TIMEOUT_HOURS: '0.5',
+        MAX_CONVERSATION_TURNS: '7',
+        LOG_LEVEL: 'debug',
+        DAEMON_HOST: '0.0.0.0',
+        DAEMON_PORT: '9000',
+        DAEMON_TOKEN: TOKEN,
+        DAEMON_BODY_LIMIT_BYTES: '4096',
+        DAEMON_SHUTDOWN_TIMEOUT_MS: '0',
+      },
+      '/srv/app',
+    );
+    expect(config.storage).toMatchObject({ dataDir: '/var/lib/hc', storePath: '/var/lib/hc/store.db' });
+    expect(config.cache).toEqual({
+      durability: 'fsync',
+      outboxPath: '/var/lib/hc/outbox.db',
+      maxEntries: 10,
+      maxBytes: 2000,
+      maxValueBytes: 300,
+      maxPendingBytes: 400,
+      flush: { batchSize: 7, intervalMs: 0, concurrency: 2 },
+      retry: { baseMs: 5, maxMs: 50 },
+      breaker: { failureThreshold: 3, halfOpenAfterMs: 900 },
+      readTimeoutMs: 111,
+      writeTimeoutMs: 222,
+    });
+    expect(config.conversation).toEqual({ timeoutHours: 0.5, ttlMs: 1_800_000, maxTurns: 7 });
+    expect(config.daemon).toEqual({
+      host: '0.0.0.0',
+      port: 9000,
+      token: TOKEN,
+      bodyLimitBytes: 4096,
+      shutdownTimeoutMs: 0,
+    });
+    expect(config.logLevel).toBe('debug');
+  });
+
+  it('resolves a relative CACHE_DATA_DIR against the working directory', () => {
+    expect(loadConfig({ CACHE_DATA_DIR: 'state/x' }, '/srv/app').config.storage.dataDir).toBe(
+      '/srv/app/state/x',
+    );
+  });
+
+  const invalid: [string, string, string][] = [
+    ['CONVERSATION_STORAGE_BACKEND', 'redis', 'sqlite, supabase, memory'],
+    ['CONVERSATION_STORAGE_STRICT', 'maybe', 'true or false'],
+    ['SUPABASE_URL', 'not a url', 'an http(s) URL'],
+    ['CONVERSATION_TIMEOUT_HOURS', '0', 'a number of hours > 0'],
+    ['CONVERSATION_TIMEOUT_HOURS', 'a day', 'a number of hours > 0'],
+    ['CACHE_DURABILITY', 'always', 'none, process, fsync'],
+    ['CACHE_MAX_ENTRIES', '0', 'an integer >= 1'],
+    ['CACHE_MAX_BYTES', '1.5', 'an integer >= 1 (bytes)'],
+    ['CACHE_MAX_VALUE_BYTES', '-4', 'an integer >= 1 (bytes)'],
+    ['CACHE_MAX_PENDING_BYTES', '64MB', 'an integer >= 1 (bytes)'],
+    ['CACHE_FLUSH_BATCH_SIZE', 'lots', 'an integer >= 1'],
+    ['CACHE_FLUSH_INTERVAL_MS', '-1', 'an integer >= 0 (ms)'],
+    ['CACHE_FLUSH_CONCURRENCY', '0', 'an integer >= 1'],
+    ['CACHE_RETRY_BASE_MS', '0', 'an integer >= 1 (ms)'],
+    ['CACHE_RETRY_MAX_MS', 'x', 'an integer >= 1 (ms), at least CACHE_RETRY_BASE_MS'],
+    ['CACHE_BREAKER_THRESHOLD', '0', 'an integer >= 1'],
+    ['CACHE_BREAKER_HALF_OPEN_MS', '1e3', 'an integer >= 1 (ms)'],
+    ['CACHE_READ_TIMEOUT_MS', '0', 'an integer >= 1 (ms)'],
+    ['CACHE_WRITE_TIMEOUT_MS', '0x10', 'an integer >= 1 (ms)'],
+    ['LOG_LEVEL', 'verbose', 'fatal, error, warn, info, debug, trace, silent'],
+    ['DAEMON_HOST', 'my host', 'an IP address or host name'],
+    ['DAEMON_PORT', '70000', 'an integer from 0 to 65535 (0: any free port)'],
+    ['DAEMON_BODY_LIMIT_BYTES', '0', 'an integer >= 1 (bytes)'],
+    ['DAEMON_SHUTDOWN_TIMEOUT_MS', 'soon', 'an integer >= 0 (ms)'],
+  ];
+
+  it.each(invalid)(
+    'stops on %s=%j with one message naming it and the accepted values',
+    (name, value, accepted) => {
+      const error = configError({ [name]: value });
+      expect(error.problems).toHaveLength(1);
+      expect(error.message).toBe(
+        `invalid configuration: ${name}=${JSON.stringify(value)} is invalid; accepted: ${accepted}`,
+      );
+    },
+  );
+
+  it('covers every validated variable in the table above', () => {
+    // Blank means default, so these cannot be invalid (DAEMON_TOKEN is checked below).
+    const lenient = new Set(['MAX_CONVERSATION_TURNS', 'SUPABASE_KEY', 'DAEMON_TOKEN', 'CACHE_DATA_DIR']);
+    const tested = new Set(invalid.map(([name]) => name));
+    expect(VARIABLES.map((v) => v.name).filter((name) => !lenient.has(name) && !tested.has(name))).toEqual(
+      [],
+    );
+  });
+
+  it('never repeats a secret in its message', () => {
+    const error = configError({ DAEMON_TOKEN: 'short-secret' });
+    expect(error.message).toBe(
+      'invalid configuration: DAEMON_TOKEN=(hidden) is invalid; accepted: at least 16 characters',
+    );
+    expect(error.message).not.toContain('short-secret');
+  });
+
+  it('lists every invalid variable in one message', () => {
+    const error = configError({ CACHE_DURABILITY: 'x', DAEMON_PORT: 'y' });
+    expect(error.problems).toHaveLength(2);
+    expect(error.message).toContain('CACHE_DURABILITY="x"');
+    expect(error.message).toContain('DAEMON_PORT="y"');
+  });
+
+  it('checks values that depend on each other', () => {
+    expect(configError({ CACHE_RETRY_BASE_MS: '500', CACHE_RETRY_MAX_MS: '100' }).message).toBe(
+      'invalid configuration: CACHE_RETRY_MAX_MS (100) must be at least CACHE_RETRY_BASE_MS (500)',
+    );
+    expect(configError({ CACHE_MAX_VALUE_BYTES: '2000', CACHE_MAX_PENDING_BYTES: '1000' }).message).toContain(
+      'CACHE_MAX_VALUE_BYTES (2000) must not exceed CACHE_MAX_PENDING_BYTES (1000)',
+    );
+  });
+
+  describe('binding', () => {
+    it('treats only loopback literals and localhost as loopback', () => {
+      expect(isLoopbackHost('[::1]')).toBe(true);
+      expect(isLoopbackHost('128.0.0.1')).toBe(false);
+      expect(isLoopbackHost('localhost.example.com')).toBe(false);
+      expect(isLoopbackHost('::')).toBe(false);
+    });
+
+    it.each(['0.0.0.0', '::', '192.168.1.10', 'example.com'])(
+      'refuses non-loopback %s without DAEMON_TOKEN',
+      (host) => {
+        expect(configError({ DAEMON_HOST: host }).message).toContain(
+          `DAEMON_HOST=${host} is not a loopback address: set DAEMON_TOKEN`,
+        );
+        expect(loadConfig({ DAEMON_HOST: host, DAEMON_TOKEN: TOKEN }).config.daemon.host).toBe(host);
+      },
+    );
+
+    it.each(['127.0.0.1', '127.1.2.3', '::1', 'localhost', 'LOCALHOST', '::ffff:127.0.0.1'])(
+      'accepts loopback %s without a token',
+      (host) => {
+        expect(isLoopbackHost(host)).toBe(true);
+        expect(loadConfig({ DAEMON_HOST: host }).config.daemon.host).toBe(host);
+      },
+    );
+  });
+
+  describe('storage backend', () => {
+    const supabaseEnv = { SUPABASE_URL: 'https://xyz.supabase.co', SUPABASE_KEY: 'service-role-key' };
+
+    it('uses supabase when both credentials are set', () => {
+      const { config, warnings } = loadConfig({ CONVERSATION_STORAGE_BACKEND: 'supabase', ...supabaseEnv });
+      expect(config.storage).toMatchObject({
+        backend: 'supabase',
+        requested: 'supabase',
+        supabase: { url: 'https://xyz.supabase.co', key: 'service-role-key' },
+      });
+      expect(config.cache.durability).toBe('process');
+      expect(warnings).toEqual([]);
+    });
+
+    it.each([
+      [{}, 'SUPABASE_URL and SUPABASE_KEY'],
+      [{ SUPABASE_URL: supabaseEnv.SUPABASE_URL }, 'SUPABASE_KEY'],
+      [{ SUPABASE_KEY: supabaseEnv.SUPABASE_KEY }, 'SUPABASE_URL'],
+    ])(
+      'falls back to sqlite with a loud warning when credentials are missing (%j)',
+      (credentials, missing) => {
+        const { config, warnings } = loadConfig({ CONVERSATION_STORAGE_BACKEND: 'supabase', ...credentials });
+        expect(config.storage.backend).toBe('sqlite');
+        expect(config.storage.requested).toBe('supabase');
+        expect(config.storage.supabase).toBeUndefined();
+        expect(warnings).toEqual([
+          { variable: 'CONVERSATION_STORAGE_BACKEND', message: SUPABASE_FALLBACK_WARNING },
+        ]);
+        expect(SUPABASE_FALLBACK_WARNING).toMatch(/Supabase requested but not configured.*embedded sqlite/);
+
+        const strict = configError({
+          CONVERSATION_STORAGE_BACKEND: 'supabase',
+          CONVERSATION_STORAGE_STRICT: 'true',
+          ...credentials,
+        });
+        expect(strict.message).toBe(
+          `invalid configuration: CONVERSATION_STORAGE_BACKEND=supabase needs ${missing} (CONVERSATION_STORAGE_STRICT=true forbids falling back to the embedded store)`,
+        );
+      },
+    );
+
+    it('strict mode changes nothing when credentials are there', () => {
+      const { config } = loadConfig({
+        CONVERSATION_STORAGE_BACKEND: 'supabase',
+        CONVERSATION_STORAGE_STRICT: 'yes',
+        ...supabaseEnv,
+      });
+      expect(config.storage.backend).toBe('supabase');
+    });
+
+    it('warns, as the original did, that the memory backend loses conversations on restart', () => {
+      const { config, warnings } = loadConfig({
+        CONVERSATION_STORAGE_BACKEND: 'Memory',
+        CACHE_DURABILITY: 'fsync',
+      });
+      expect(config.storage.backend).toBe('memory');
+      expect(config.cache.durability).toBe('none');
+      expect(warnings).toEqual([
+        { variable: 'CONVERSATION_STORAGE_BACKEND', message: MEMORY_BACKEND_WARNING },
+      ]);
+      expect(MEMORY_BACKEND_WARNING).toContain(
+        'CONVERSATION STORAGE: Using in-memory storage (conversations lost on restart)',
+      );
+    });
+  });
+
+  describe('MAX_CONVERSATION_TURNS (lenient, like the original)', () => {
+    it.each(['abc', '0', '-3', '2.5', ' '])('%j falls back to 50', (raw) => {
+      const { config, warnings } = loadConfig({ MAX_CONVERSATION_TURNS: raw });
+      expect(config.conversation.maxTurns).toBe(50);
+      if (raw.trim() === '') {
+        expect(warnings).toEqual([]);
+      } else {
+        expect(warnings).toEqual([
+          {
+            variable: 'MAX_CONVERSATION_TURNS',
+            message: `Invalid MAX_CONVERSATION_TURNS value (${JSON.stringify(raw)}), using default of 50 turns`,
+          },
+        ]);
+      }
+    });
+
+    it.each([
+      ['7', 7],
+      ['50', 50],
+      [' 120 ', 120],
+    ])('%j is used as is, without a warning', (raw, turns) => {
+      const { config, warnings } = loadConfig({ MAX_CONVERSATION_TURNS: raw });
+      expect(config.conversation.maxTurns).toBe(turns);
+      expect(warnings).toEqual([]);
+    });
+  });
+});
+
+describe('documentation of the variables', () => {
+  it('.env.example lists every variable with its default, and nothing else', () => {
+    const example = repoFile('.env.example');
+    const assigned = [...example.matchAll(/^([A-Z][A-Z0-9_]*)=(.*)$/gm)].map((m) => [m[1], m[2]]);
+    expect(assigned).toEqual(expect.arrayContaining(VARIABLES.map((v) => [v.name, v.default ?? ''])));
+    expect(assigned).toHaveLength(VARIABLES.length);
+  });
+
+  it('docs/daemon.md has a row for every variable with its default', () => {
+    const docs = repoFile('docs/daemon.md');
+    for (const variable of VARIABLES) {
+      const row = docs.split('\n').find((line) => line.startsWith(`| \`${variable.name}\``));
+      expect(row, variable.name).toBeDefined();
+      expect(row).toContain(variable.default === undefined ? '(unset)' : `\`${variable.default}\``);
+    }
+  });
+});
+
+describe('wire', () => {
+  const silent = pino({ level: 'silent' });
+
+  it('builds a working conversation store on the memory backend without touching the disk', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wire-'));
+    try {
+      const { config } = loadConfig({ CONVERSATION_STORAGE_BACKEND: 'memory', CACHE_DATA_DIR: 'd' }, dir);
+      const wired = await wire(config, silent);
+      const id = await wired.conversations.createThread({ toolName: 'chat' });
+      expect(await wired.conversations.getThread(id)).toMatchObject({ thread_id: id });
+      expect(await wired.close({ timeoutMs: 1_000 })).toEqual({ pending: 0, drained: true });
+      expect(existsSync(join(dir, 'd'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('puts store.db and outbox.db under CACHE_DATA_DIR for sqlite, and applies the turn limit and TTL', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wire-'));
+    try {
+      const { config } = loadConfig({ CACHE_DATA_DIR: 'nested/data', MAX_CONVERSATION_TURNS: '1' }, dir);
+      const wired = await wire(config, silent);
+      expect(existsSync(join(dir, 'nested/data/store.db'))).toBe(true);
+      expect(existsSync(join(dir, 'nested/data/outbox.db'))).toBe(true);
+      expect(wired.conversations.maxTurns).toBe(1);
+      expect(wired.conversations.ttlMs).toBe(24 * 3_600_000);
+      const id = await wired.conversations.createThread({ toolName: 'chat' });
+      await wired.conversations.addTurn(id, { role: 'user', content: 'one' });
+      await expect(wired.conversations.addTurn(id, { role: 'user', content: 'two' })).rejects.toThrow(
+        /limit of 1/,
+      );
+      await wired.close({ timeoutMs: 1_000 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
