@@ -120,14 +120,3 @@ export async function request(
   }
   return { status: response.status, headers: response.headers, body: parsed, text };
 }
-
-/** Polls `check` until it returns a value (bounded); for state that settles asynchronously. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
