@@ -65,14 +65,15 @@ async function main(): Promise<void> {
     return;
   }
   installSignalHandlers(deps);
-  const address = app.server.address();
+  const bound = app.server.address();
+  const address =
+    typeof bound === 'object' && bound
+      ? `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`
+      : bound;
   logger.info(
     {
-      address:
-        typeof address === 'object' && address
-          ? `http://${config.daemon.host.includes(':') ? `[${address.address}]` : address.address}:${address.port}`
-          : address,
-      port: typeof address === 'object' && address ? address.port : config.daemon.port,
+      address,
+      port: typeof bound === 'object' && bound ? bound.port : config.daemon.port,
       ...describeStorage(config),
       auth: config.daemon.token ? 'bearer token' : 'none (loopback only)',
       threadTtlHours: config.conversation.timeoutHours,
