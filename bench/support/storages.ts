@@ -1,0 +1,60 @@
+import type {
+  ApplyResult,
+  Storage,
+  StorageCallOptions,
+  StoredEntry,
+  VersionedWrite,
+} from '../../src/storage/types.js';
+
+/** Accepts every write and keeps nothing: isolates the cache's own costs (CPU, memory). */
+export class NullStorage implements Storage {
+  async getMany(): Promise<Map<string, StoredEntry>> {
+    return new Map();
+  }
+
+  async apply(writes: VersionedWrite[]): Promise<ApplyResult[]> {
+    return writes.map(() => ({ status: 'applied' }));
+  }
+}
+
+/** Never answers a write until the call is aborted (the cache closing): keeps writes pending. */
+export class ParkedStorage implements Storage {
+  async getMany(): Promise<Map<string, StoredEntry>> {
+    return new Map();
+  }
+
+  apply(_writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
+    return new Promise((_resolve, reject) => {
+      const signal = opts?.signal;
+      if (signal?.aborted) return reject(signal.reason);
+      signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+    });
+  }
+}
+
+/** Counts what goes to an inner store: calls, writes, and bytes of serialized values. */
+export class CountingStorage implements Storage {
+  readonly counts = { applyCalls: 0, writes: 0, valueBytes: 0, getManyCalls: 0 };
+  readonly #inner: Storage;
+
+  constructor(inner: Storage) {
+    this.#inner = inner;
+  }
+
+  getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
+    this.counts.getManyCalls++;
+    return this.#inner.getMany(keys, opts);
+  }
+
+  apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
+    this.counts.applyCalls++;
+    this.counts.writes += writes.length;
+    for (const write of writes)
+      this.counts.valueBytes += write.json === null ? 0 : Buffer.byteLength(write.json);
+    return this.#inner.apply(writes, opts);
+  }
+
+  async close(): Promise<void> {
+    await this.#inner.close?.();
+  }
+}
