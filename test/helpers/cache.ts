@@ -27,8 +27,11 @@ export function storedValue(storage: MemoryStorage, key: string): unknown {
   return entry.json === null ? null : JSON.parse(entry.json);
 }
 
-/** Awaits a promise under fake timers, advancing time in small steps until it settles. */
-export async function settleWithTimers<T>(promise: Promise<T>, stepMs = 10, maxMs = 600_000): Promise<T> {
+/**
+ * Awaits a promise under fake timers: lets it settle without moving the clock if it can, else
+ * advances time in small steps until it settles.
+ */
+export async function settleWithTimers<T>(promise: Promise<T>, stepMs = 1, maxMs = 600_000): Promise<T> {
   const { vi } = await import('vitest');
   let settled = false;
   promise.then(
@@ -39,6 +42,7 @@ export async function settleWithTimers<T>(promise: Promise<T>, stepMs = 10, maxM
       settled = true;
     },
   );
+  await vi.advanceTimersByTimeAsync(0);
   for (let elapsed = 0; !settled && elapsed < maxMs; elapsed += stepMs)
     await vi.advanceTimersByTimeAsync(stepMs);
   return promise;

@@ -16,6 +16,7 @@ export class FaultyStorage implements Storage {
   #down = false;
   #failNext = 0;
   #commitThenFail = 0;
+  #latencyMs = 0;
   readonly #poisoned = new Set<string>();
 
   constructor(readonly inner: Storage) {}
@@ -40,6 +41,11 @@ export class FaultyStorage implements Storage {
     this.#commitThenFail = count;
   }
 
+  /** Delays every call (by the timers in use, so fake timers control it). */
+  setLatency(ms: number): void {
+    this.#latencyMs = ms;
+  }
+
   poison(key: string): void {
     this.#poisoned.add(key);
   }
@@ -52,14 +58,17 @@ export class FaultyStorage implements Storage {
     this.#down = false;
     this.#failNext = 0;
     this.#commitThenFail = 0;
+    this.#latencyMs = 0;
   }
 
   async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
+    await this.#delay();
     this.#enter();
     return this.inner.getMany(keys, opts);
   }
 
   async apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
+    await this.#delay();
     this.#enter();
     const accepted = writes.filter((w) => !this.#poisoned.has(w.key));
     const innerResults = await this.inner.apply(accepted, opts);
@@ -77,6 +86,10 @@ export class FaultyStorage implements Storage {
 
   async close(): Promise<void> {
     await this.inner.close?.();
+  }
+
+  async #delay(): Promise<void> {
+    if (this.#latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#latencyMs));
   }
 
   #enter(): void {

@@ -1,0 +1,306 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { expect, vi } from 'vitest';
+import { ABANDON, type HybridCache } from '../../src/cache/hybrid-cache.js';
+import {
+  createHybridCache,
+  FlushTimeoutError,
+  type Storage,
+  StorageUnavailableError,
+} from '../../src/index.js';
+import { settleWithTimers, silentLogger } from '../helpers/cache.js';
+import { FaultyStorage } from '../helpers/faulty-storage.js';
+
+/**
+ * Model-based test of the cache against a plain map with absolute expiry, under store faults,
+ * eviction pressure and crash-restarts. Every adapter runs the same commands.
+ */
+
+export const KEYS = ['a', 'b', 'c', 'd', 'e'] as const;
+type Key = (typeof KEYS)[number];
+
+interface ModelEntry {
+  value: unknown;
+  expiresAt: number | null;
+}
+
+export interface Model {
+  entries: Map<Key, ModelEntry>;
+  poisoned: Set<Key>;
+}
+
+export interface Real {
+  cache: HybridCache;
+  store: FaultyStorage;
+  maxEntries: number;
+  outboxPath: string;
+  restart(): Promise<void>;
+}
+
+export interface ModelRunOptions {
+  /** Whether TTLs and clock jumps may expire entries (needs a store that reads the same clock). */
+  expiry: boolean;
+}
+
+function modelValue(model: Model, key: Key): unknown {
+  const entry = model.entries.get(key);
+  if (!entry) return undefined;
+  if (entry.expiresAt !== null && entry.expiresAt <= Date.now()) return undefined;
+  return entry.value;
+}
+
+/** Read-your-writes, and honest errors: a read is the model's value or, only while the store is unwell, StorageUnavailableError. */
+async function checkReads(model: Model, real: Real): Promise<void> {
+  for (const key of KEYS) {
+    if (model.poisoned.has(key)) continue;
+    const unwell = real.store.unhealthy || real.cache.health !== 'healthy';
+    try {
+      const got = await settleWithTimers(real.cache.get(key));
+      expect(got, `get(${key})`).toEqual(modelValue(model, key));
+    } catch (error) {
+      if (!(error instanceof StorageUnavailableError)) throw error;
+      expect(unwell, `get(${key}) rejected while the store was well: ${error.message}`).toBe(true);
+    }
+  }
+}
+
+type Cmd = fc.AsyncCommand<Model, Real>;
+
+class SetCommand implements Cmd {
+  constructor(
+    readonly key: Key,
+    readonly value: unknown,
+    readonly ttlMs: number | undefined,
+  ) {}
+  check = () => true;
+  async run(model: Model, real: Real) {
+    const now = Date.now();
+    await real.cache.set(this.key, this.value, this.ttlMs === undefined ? undefined : { ttlMs: this.ttlMs });
+    model.entries.set(this.key, { value: this.value, expiresAt: this.ttlMs ? now + this.ttlMs : null });
+    await checkReads(model, real);
+  }
+  toString = () =>
+    `set(${this.key}, ${JSON.stringify(this.value)}${this.ttlMs ? `, ttl ${this.ttlMs}` : ''})`;
+}
+
+class DeleteCommand implements Cmd {
+  constructor(readonly key: Key) {}
+  check = () => true;
+  async run(model: Model, real: Real) {
+    await real.cache.delete(this.key);
+    model.entries.delete(this.key);
+    await checkReads(model, real);
+  }
+  toString = () => `delete(${this.key})`;
+}
+
+class AdvanceClockCommand implements Cmd {
+  constructor(readonly ms: number) {}
+  check = () => true;
+  async run(model: Model, real: Real) {
+    await vi.advanceTimersByTimeAsync(this.ms);
+    await checkReads(model, real);
+  }
+  toString = () => `advance(${this.ms}ms)`;
+}
+
+/** The wall clock steps back (an NTP correction), as it may across a restart. */
+class ClockStepBackCommand implements Cmd {
+  constructor(readonly ms: number) {}
+  check = () => true;
+  async run(model: Model, real: Real) {
+    vi.setSystemTime(Date.now() - this.ms);
+    await checkReads(model, real);
+  }
+  toString = () => `clockBack(${this.ms}ms)`;
+}
+
+class LatencyCommand implements Cmd {
+  constructor(readonly ms: number) {}
+  check = () => true;
+  async run(model: Model, real: Real) {
+    real.store.setLatency(this.ms);
+    await checkReads(model, real);
+  }
+  toString = () => `latency(${this.ms}ms)`;
+}
+
+class FlushCommand implements Cmd {
+  check = () => true;
+  async run(model: Model, real: Real) {
+    try {
+      await settleWithTimers(real.cache.flush({ timeoutMs: 3_000 }));
+    } catch (error) {
+      if (!(error instanceof FlushTimeoutError)) throw error;
+    }
+    await checkReads(model, real);
+  }
+  toString = () => 'flush';
+}
+
+class StoreDownCommand implements Cmd {
+  check = () => true;
+  async run(model: Model, real: Real) {
+    real.store.goDown();
+    await checkReads(model, real);
+  }
+  toString = () => 'storeDown';
+}
+
+class StoreUpCommand implements Cmd {
+  check = () => true;
+  async run(model: Model, real: Real) {
+    real.store.comeUp();
+    await checkReads(model, real);
+  }
+  toString = () => 'storeUp';
+}
+
+class FailNextCommand implements Cmd {
+  constructor(readonly count: number) {}
+  check = () => true;
+  async run(model: Model, real: Real) {
+    real.store.failNext(this.count);
+    await checkReads(model, real);
+  }
+  toString = () => `failNext(${this.count})`;
+}
+
+class CommitThenFailCommand implements Cmd {
+  check = () => true;
+  async run(model: Model, real: Real) {
+    real.store.commitThenFailNext(1);
+    await checkReads(model, real);
+  }
+  toString = () => 'commitThenFail';
+}
+
+class PoisonCommand implements Cmd {
+  constructor(readonly key: Key) {}
+  check = (model: Readonly<Model>) => model.poisoned.size < 2;
+  async run(model: Model, real: Real) {
+    real.store.poison(this.key);
+    model.poisoned.add(this.key);
+    await checkReads(model, real);
+  }
+  toString = () => `poison(${this.key})`;
+}
+
+class CrashRestartCommand implements Cmd {
+  check = () => true;
+  async run(model: Model, real: Real) {
+    await real.restart();
+    await checkReads(model, real);
+  }
+  toString = () => 'crashRestart';
+}
+
+const keyArb = fc.constantFrom(...KEYS);
+const valueArb = fc.oneof(
+  fc.integer(),
+  fc.string({ maxLength: 8 }),
+  fc.record({ n: fc.integer(), tags: fc.array(fc.string({ maxLength: 3 }), { maxLength: 3 }) }),
+);
+
+export function commandArbitraries(options: ModelRunOptions) {
+  const ttl = options.expiry
+    ? fc.option(fc.integer({ min: 1, max: 5_000 }), { nil: undefined })
+    : fc.constant(undefined);
+  const set = fc.tuple(keyArb, valueArb, ttl).map(([k, v, t]) => new SetCommand(k, v, t));
+  return [
+    set,
+    set,
+    set,
+    set,
+    keyArb.map((k) => new DeleteCommand(k)),
+    keyArb.map((k) => new DeleteCommand(k)),
+    fc.constant(new FlushCommand()),
+    fc.integer({ min: 1, max: options.expiry ? 6_000 : 500 }).map((ms) => new AdvanceClockCommand(ms)),
+    fc.constant(new FlushCommand()),
+    fc.constant(new StoreDownCommand()),
+    fc.constant(new StoreUpCommand()),
+    fc.integer({ min: 1, max: 4 }).map((n) => new FailNextCommand(n)),
+    fc.constant(new CommitThenFailCommand()),
+    keyArb.map((k) => new PoisonCommand(k)),
+    fc.constant(new CrashRestartCommand()),
+    fc.constant(new CrashRestartCommand()),
+    fc.integer({ min: 1, max: 5_000 }).map((ms) => new ClockStepBackCommand(ms)),
+    fc.constantFrom(0, 0, 8, 30).map((ms) => new LatencyCommand(ms)),
+    fc.integer({ min: 1, max: 12 }).map((ms) => new AdvanceClockCommand(ms)),
+  ];
+}
+
+export interface StoreFactory {
+  /** A fresh, empty store for one run. */
+  create(): Promise<Storage>;
+}
+
+async function openCache(store: FaultyStorage, outboxPath: string, maxEntries: number) {
+  return createHybridCache({
+    storage: store,
+    outbox: { path: outboxPath, durability: 'process' },
+    maxEntries,
+    flush: { batchSize: 3, intervalMs: 5, concurrency: 2 },
+    retry: { baseMs: 20, maxMs: 400 },
+    breaker: { failureThreshold: 3, halfOpenAfterMs: 500 },
+    readTimeoutMs: 60_000,
+    writeTimeoutMs: 60_000,
+    logger: silentLogger,
+  });
+}
+
+/** Heals the store, drains, and checks the store equals the model and every dead letter is explained. */
+async function checkFinalState(model: Model, real: Real): Promise<void> {
+  real.store.heal();
+  await settleWithTimers(real.cache.flush());
+  expect(real.cache.stats().pending).toBe(0);
+  const stored = await real.store.inner.getMany([...KEYS]);
+  for (const key of KEYS) {
+    if (model.poisoned.has(key)) continue;
+    const entry = stored.get(key);
+    const value = entry?.json == null ? undefined : JSON.parse(entry.json);
+    expect(value, `store holds ${key}`).toEqual(modelValue(model, key));
+  }
+  for (const letter of real.cache.deadLetters()) {
+    expect(model.poisoned.has(letter.key as Key), `dead letter for ${letter.key}`).toBe(true);
+  }
+}
+
+export async function runModel(factory: StoreFactory, options: ModelRunOptions & { numRuns: number }) {
+  const runs = Number(process.env.PROPERTY_RUNS ?? 0) || options.numRuns;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(1, 2, 1_000),
+      fc.commands(commandArbitraries(options), { maxCommands: 60, size: 'large' }),
+      async (maxEntries, commands) => {
+        vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+        const dir = mkdtempSync(join(tmpdir(), 'hc-model-'));
+        const store = new FaultyStorage(await factory.create());
+        const outboxPath = join(dir, 'outbox.db');
+        const real: Real = {
+          cache: await openCache(store, outboxPath, maxEntries),
+          store,
+          maxEntries,
+          outboxPath,
+          async restart() {
+            await this.cache[ABANDON]();
+            this.cache = await openCache(store, outboxPath, maxEntries);
+          },
+        };
+        const model: Model = { entries: new Map(), poisoned: new Set() };
+        try {
+          await fc.asyncModelRun(() => ({ model, real }), commands);
+          await checkFinalState(model, real);
+        } finally {
+          await real.cache[ABANDON]();
+          await store.close();
+          vi.useRealTimers();
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
+    ),
+    { numRuns: runs, verbose: 1 },
+  );
+}
