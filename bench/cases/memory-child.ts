@@ -29,16 +29,35 @@ function heap(): number {
   return process.memoryUsage().heapUsed;
 }
 
+/**
+ * What a measurement built stays reachable from here until `release()`: V8 drops locals of an async
+ * function that are dead across an `await`, so a structure referenced only by a local could be
+ * collected in the middle of a later measurement and skew its delta.
+ */
+const retained: unknown[] = [];
+
+function release(): void {
+  retained.length = 0;
+}
+
 async function measure<T>(build: () => Promise<T> | T): Promise<{ bytes: number; held: T }> {
   const before = heap();
   const held = await build();
+  retained.push(held);
   const after = heap();
   return { bytes: after - before, held };
 }
 
+/**
+ * Keys and ~200-byte values. Values go through JSON once so both structures hold the same compact
+ * objects (a generated object can pin larger strings it was sliced from; a parsed one cannot).
+ */
 function makeEntries(n: number): Array<[string, object]> {
   const random = prng(7);
-  return Array.from({ length: n }, (_, i) => [`user:${i}:profile`, smallValue(random, i)]);
+  return Array.from({ length: n }, (_, i) => [
+    `user:${i}:profile`,
+    JSON.parse(JSON.stringify(smallValue(random, i))),
+  ]);
 }
 
 async function main(): Promise<void> {
@@ -57,7 +76,7 @@ async function perEntry(n: number): Promise<Pick<MemoryChildResult, 'perEntry' |
     return cache;
   });
   const lruBytes = lru.bytes;
-  lru.held.clear();
+  release();
 
   // hybrid-cache, dirty: written, not flushed (the store never answers).
   const dirty = await measure(async () => {
@@ -71,6 +90,7 @@ async function perEntry(n: number): Promise<Pick<MemoryChildResult, 'perEntry' |
     return cache;
   });
   await dirty.held.close({ timeoutMs: 1 });
+  release();
 
   // hybrid-cache, clean: flushed (the store keeps nothing), then every entry read once.
   const clean = await measure(async () => {
@@ -85,11 +105,15 @@ async function perEntry(n: number): Promise<Pick<MemoryChildResult, 'perEntry' |
     return cache;
   });
   const keys = makeEntries(n).map(([key]) => key);
+  retained.push(keys);
   const beforeParse = heap();
-  for (const key of keys) await clean.held.get(key);
+  let read = 0;
+  for (const key of keys) if ((await clean.held.get(key)) !== undefined) read++;
   const parsedDelta = heap() - beforeParse;
+  if (read !== n || clean.held.stats().entries !== n) throw new Error('memory: entries were evicted');
   const entryJsonBytes = JSON.stringify(makeEntries(1)[0]?.[1]).length;
   await clean.held.close();
+  release();
   return {
     perEntry: {
       lruRaw: lruBytes / n,
@@ -123,6 +147,7 @@ async function perThread(count: number): Promise<NonNullable<MemoryChildResult['
     return { cache, store, ids };
   });
   let threadJsonBytes = 0;
+  retained.push(threads.held.ids);
   const beforeRead = heap();
   for (const id of threads.held.ids) {
     const thread = await threads.held.store.getThread(id);
@@ -130,6 +155,7 @@ async function perThread(count: number): Promise<NonNullable<MemoryChildResult['
   }
   const threadParsedDelta = heap() - beforeRead;
   await threads.held.cache.close();
+  release();
   return {
     hybrid: threads.bytes / count,
     hybridParsed: (threads.bytes + threadParsedDelta) / count,
