@@ -1,10 +1,11 @@
 import type { CaseReport } from './results.js';
 import { formatNs } from './stats.js';
 
-const WIDTH = 1100;
+const WIDTH = 1300;
 const LABEL_WIDTH = 470;
 const PLOT_LEFT = LABEL_WIDTH + 10;
-const PLOT_RIGHT = WIDTH - 20;
+/** Room on the right for the value labels of the slowest rows. */
+const PLOT_RIGHT = WIDTH - 210;
 const ROW = 20;
 const HEADER = 24;
 const MIN_NS = 10;
@@ -22,7 +23,7 @@ export function latencyChart(cases: CaseReport[], title: string): string {
     return PLOT_LEFT + t * (PLOT_RIGHT - PLOT_LEFT);
   };
   const body: string[] = [];
-  let y = 70;
+  let y = 80;
   for (const c of cases) {
     const rows = c.figures.filter((f) => f.latencyNs && Number.isFinite(f.latencyNs.p50));
     if (rows.length === 0) continue;
@@ -56,13 +57,13 @@ export function latencyChart(cases: CaseReport[], title: string): string {
   const ticks: string[] = [];
   for (let exp = Math.log10(MIN_NS); exp <= Math.log10(MAX_NS); exp++) {
     const tx = x(10 ** exp).toFixed(1);
-    ticks.push(`<line x1="${tx}" y1="60" x2="${tx}" y2="${height - 20}" class="grid"/>`);
-    ticks.push(`<text x="${tx}" y="55" class="tick" text-anchor="middle">${formatNs(10 ** exp)}</text>`);
+    ticks.push(`<line x1="${tx}" y1="72" x2="${tx}" y2="${height - 20}" class="grid"/>`);
+    ticks.push(`<text x="${tx}" y="67" class="tick" text-anchor="middle">${formatNs(10 ** exp)}</text>`);
   }
   const legend = (['p50', 'p99', 'p999'] as const)
     .map(
       (key, i) =>
-        `<rect x="${PLOT_LEFT + i * 90}" y="26" width="14" height="10" fill="${COLORS[key]}"/><text x="${PLOT_LEFT + i * 90 + 18}" y="35" class="tick">${key}</text>`,
+        `<rect x="${10 + i * 70}" y="43" width="14" height="10" fill="${COLORS[key]}"/><text x="${10 + i * 70 + 18}" y="52" class="tick">${key}</text>`,
     )
     .join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="Helvetica, Arial, sans-serif">

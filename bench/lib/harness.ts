@@ -29,6 +29,13 @@ export interface LatencyOptions {
    */
   batch?: number;
   warmupMs?: number;
+  /**
+   * Yield to the event loop (`setImmediate`, untimed) before every Nth sample. A loop of awaited
+   * calls that all settle in microtasks never lets timers or I/O run; a daemon's requests do. With
+   * this, background work (the flusher's timer and its store I/O) runs between samples as it would
+   * between requests.
+   */
+  yieldEvery?: number;
 }
 
 /**
@@ -41,11 +48,17 @@ export async function measureAsync(
 ): Promise<LatencySummary> {
   const batch = options.batch ?? 1;
   const bench = benchFor(options, batch);
-  bench.add('op', async () => {
-    const start = hrtimeNow();
-    for (let i = 0; i < batch; i++) await op();
-    return { overriddenDuration: (hrtimeNow() - start) / batch };
-  });
+  const every = options.yieldEvery;
+  let samples = 0;
+  bench.add(
+    'op',
+    async () => {
+      const start = hrtimeNow();
+      for (let i = 0; i < batch; i++) await op();
+      return { overriddenDuration: (hrtimeNow() - start) / batch };
+    },
+    every ? { beforeEach: () => (++samples % every === 0 ? yieldToEventLoop() : undefined) } : {},
+  );
   return run(bench, batch);
 }
 
@@ -96,21 +109,32 @@ export function collectGarbage(): void {
   gc?.();
 }
 
-/** Runs `callers` concurrent loops sharing `total` operations; returns the rate and each operation's latency. */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Runs `callers` concurrent loops sharing `total` operations; returns the rate and each operation's
+ * latency. With `yieldEvery`, each caller yields to the event loop (timed) after every N of its
+ * operations, so background work runs inside the measured window.
+ */
 export async function concurrentLoad(
   callers: number,
   total: number,
   op: (i: number) => Promise<unknown>,
+  options: { yieldEvery?: number } = {},
 ): Promise<{ opsPerSec: number; elapsedMs: number; latencyNs: LatencySummary }> {
   const latencies = new Float64Array(total);
+  const every = options.yieldEvery ?? 0;
   let next = 0;
   const worker = async () => {
-    for (;;) {
+    for (let done = 1; ; done++) {
       const i = next++;
       if (i >= total) return;
       const start = hrtimeNow();
       await op(i);
       latencies[i] = (hrtimeNow() - start) * 1e6;
+      if (every && done % every === 0) await yieldToEventLoop();
     }
   };
   const started = hrtimeNow();
