@@ -156,7 +156,7 @@ describe('two instances over one store', () => {
           expect(candidates).toContain(stored?.json ?? null);
         }
         for (const [i, cache] of caches.entries()) {
-          await cache.set(`filler-${i}`, 0); // with maxEntries 1, this evicts the instance's own copies
+          await cache.set(`filler-${i}`, { by: i, n: -1 }); // with maxEntries 1, this evicts the instance's own copies
           await settleWithTimers(cache.flush());
           for (const key of KEYS) {
             const stored = inner.peek(key);
