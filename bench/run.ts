@@ -168,16 +168,22 @@ async function main(): Promise<void> {
   }
   machine.loadAverageEnd = (await import('node:os')).loadavg()[0] ?? 0;
 
-  const written = writeReports(args.out, {
-    mode: args.quick ? 'quick' : 'full',
-    startedAt: startedAt.toISOString(),
-    durationMs: Date.now() - startedAt.getTime(),
-    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
-    machine,
-    otherCpuLoad: cpuSamples,
-    postgres: ctx.pg ? { version: ctx.pg.info.serverVersion, settings: ctx.pg.info.settings } : null,
-    cases: reports,
-  });
+  // A full run of every case into the committed results also refreshes the table in bench/README.md.
+  const isReference = !args.quick && !args.only && args.out === join(here, 'results');
+  const written = writeReports(
+    args.out,
+    {
+      mode: args.quick ? 'quick' : 'full',
+      startedAt: startedAt.toISOString(),
+      durationMs: Date.now() - startedAt.getTime(),
+      command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+      machine,
+      otherCpuLoad: cpuSamples,
+      postgres: ctx.pg ? { version: ctx.pg.info.serverVersion, settings: ctx.pg.info.settings } : null,
+      cases: reports,
+    },
+    isReference ? join(here, 'README.md') : undefined,
+  );
   progress.info(`wrote ${written.join(', ')}`);
   if (reports.some((r) => r.skipped?.startsWith('failed'))) process.exitCode = 1;
 }

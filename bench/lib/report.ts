@@ -4,6 +4,7 @@ import { latencyChart } from './chart.js';
 import type { MachineInfo } from './machine.js';
 import type { CaseReport, Figure, TargetResult } from './results.js';
 import { formatBytes, formatNs, formatRate, formatRatio, median } from './stats.js';
+import { summaryMarkdown, updateReadme } from './summary.js';
 import { evaluateTargets } from './targets.js';
 
 export interface RunResults {
@@ -19,9 +20,11 @@ export interface RunResults {
 }
 
 /** Writes latest.json, latest.md and latency.svg into `dir`; returns the paths. */
-export function writeReports(dir: string, run: RunResults): string[] {
+export function writeReports(dir: string, run: RunResults, readme?: string): string[] {
   mkdirSync(dir, { recursive: true });
   const targets = evaluateTargets(run.cases);
+  const written: string[] = [];
+  if (readme && updateReadme(readme, run, targets)) written.push(readme);
   const json = join(dir, 'latest.json');
   const md = join(dir, 'latest.md');
   const svg = join(dir, 'latency.svg');
@@ -34,7 +37,7 @@ export function writeReports(dir: string, run: RunResults): string[] {
       `hybrid-cache latency percentiles — ${run.machine.cpuModel}, ${run.machine.cores} cores, Node ${run.machine.node}, ${run.startedAt.slice(0, 10)} (${run.mode})`,
     ),
   );
-  return [json, md, svg];
+  return [json, md, svg, ...written];
 }
 
 function markdown(run: RunResults, targets: TargetResult[]): string {
@@ -76,13 +79,7 @@ function markdown(run: RunResults, targets: TargetResult[]): string {
       '',
     );
   }
-  lines.push('## Targets (issue 7)', '', '| Target | Measured | Status |', '|---|---|---|');
-  for (const t of targets) {
-    lines.push(
-      `| ${t.target} | ${t.measured} | ${t.met === null ? '— not measured' : t.met ? '✅ met' : '❌ missed'} |`,
-    );
-  }
-  lines.push('');
+  lines.push('## Summary', '', summaryMarkdown(run, targets), '');
 
   const byId = new Map<string, Figure>();
   for (const c of run.cases) for (const f of c.figures) byId.set(f.id, f);
