@@ -17,6 +17,7 @@ const KEY_FIGURES: Array<[string, string, Metric]> = [
   ['set, 1 caller, sustained', 'write.set-concurrent-1', 'rate'],
   ['set, 16 callers, sustained', 'write.set-concurrent-16', 'rate'],
   ['set, 256 callers, sustained', 'write.set-concurrent-256', 'rate'],
+  ['set, 256 callers, no-op store (cache + flusher only)', 'write.set-concurrent-256-local', 'rate'],
   ['set, 256 callers, burst (flush deferred)', 'write.set-concurrent-256-burst', 'rate'],
   ['Write-through set (bentocache + PostgreSQL L2)', 'write.bento-write-through', 'p50/p99/p999'],
   ["Original plan's upsert per write", 'write.plan-upsert', 'p50/p99/p999'],
