@@ -101,7 +101,7 @@ export async function write(ctx: BenchContext): Promise<Omit<CaseReport, 'elapse
         maxEntries: KEY_SPACE * 2,
         logger: silentLogger,
       });
-      const total = quick ? 20_000 : 150_000;
+      const total = quick ? 20_000 : regime === 'sustained' ? 60_000 : 150_000;
       const prefix = `conc${callers}${regime}:`;
       const { yieldEvery } = r;
       collectGarbage();
