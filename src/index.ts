@@ -36,6 +36,11 @@ export * from './conversation/index.js';
 export { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './storage/errors.js';
 export { MemoryStorage } from './storage/memory-storage.js';
 export { SqliteStorage, type SqliteStorageOptions } from './storage/sqlite-storage.js';
+export {
+  SupabaseStorage,
+  type SupabaseStorageCommonOptions,
+  type SupabaseStorageOptions,
+} from './storage/supabase-storage.js';
 export type {
   ApplyResult,
   Storage,

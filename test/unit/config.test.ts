@@ -320,8 +320,8 @@ describe('documentation of the variables', () => {
     expect(assigned).toHaveLength(VARIABLES.length);
   });
 
-  it('docs/daemon.md has a row for every variable with its default', () => {
-    const docs = repoFile('docs/daemon.md');
+  it('README.md has a row for every variable with its default', () => {
+    const docs = repoFile('README.md');
     for (const variable of VARIABLES) {
       const row = docs.split('\n').find((line) => line.startsWith(`| \`${variable.name}\``));
       expect(row, variable.name).toBeDefined();

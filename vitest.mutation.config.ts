@@ -1,0 +1,23 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * The tests StrykerJS runs against each mutant of src/cache, src/sync and src/storage: the engine,
+ * outbox, adapter-contract and property tests that need no PostgreSQL and no child processes.
+ */
+export default defineConfig({
+  test: {
+    include: [
+      'test/unit/write-behind.test.ts',
+      'test/unit/sqlite-outbox.test.ts',
+      'test/unit/sqlite-storage.test.ts',
+      'test/unit/smoke.test.ts',
+      'test/contract/memory.contract.test.ts',
+      'test/contract/sqlite.contract.test.ts',
+      'test/property/model-memory.test.ts',
+      'test/property/model-sqlite.test.ts',
+      'test/property/interleavings.test.ts',
+    ],
+    testTimeout: 60_000,
+    pool: 'forks',
+  },
+});
