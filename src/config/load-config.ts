@@ -19,6 +19,8 @@ export interface Config {
     /** Embedded store file, when backend is `sqlite`. */
     storePath: string;
     supabase?: { url: string; key: string };
+    /** How often expired rows and old tombstones are purged from the store; 0 disables it. */
+    cleanupIntervalMs: number;
   };
   cache: {
     /** `none` for the memory backend, whatever CACHE_DURABILITY says: there is nothing to replay into. */
@@ -134,6 +136,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
       dataDir,
       storePath: join(dataDir, 'store.db'),
       ...(supabase ? { supabase } : {}),
+      cleanupIntervalMs: values.STORE_CLEANUP_INTERVAL_MINUTES * 60_000,
     },
     cache: {
       durability: backend === 'memory' ? 'none' : values.CACHE_DURABILITY,

@@ -200,6 +200,13 @@ export const VARIABLES = [
     integer(1),
   ),
   spec(
+    'STORE_CLEANUP_INTERVAL_MINUTES',
+    '60',
+    'an integer >= 0 (minutes; 0: never)',
+    'How often the daemon deletes expired rows and tombstones past their retention (7 days) from the store.',
+    integer(0),
+  ),
+  spec(
     'LOG_LEVEL',
     'info',
     LOG_LEVELS.join(', '),

@@ -9,6 +9,7 @@ import { SqliteStorage } from '../storage/sqlite-storage.js';
 import { SupabaseStorage } from '../storage/supabase-storage.js';
 import type { Storage } from '../storage/types.js';
 import type { Config } from './load-config.js';
+import { scheduleStoreCleanup } from './store-cleanup.js';
 
 export interface Wired {
   cache: HybridCache;
@@ -74,11 +75,18 @@ export async function wire(config: Config, logger: Logger): Promise<Wired> {
     maxTurns: config.conversation.maxTurns,
   });
 
+  const stopCleanup = scheduleStoreCleanup(
+    storage,
+    config.storage.cleanupIntervalMs,
+    logger.child({ component: 'store-cleanup' }),
+  );
+
   return {
     cache,
     storage,
     conversations,
     async close(closeOptions = {}) {
+      stopCleanup();
       try {
         return await cache.close(closeOptions);
       } finally {
