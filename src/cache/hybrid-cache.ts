@@ -8,7 +8,7 @@ import type { Entry } from './entry.js';
 import { BackpressureError, ClosedError, FlushTimeoutError } from './errors.js';
 import { HybridLogicalClock } from './hlc.js';
 import { Loader } from './loader.js';
-import { entryBytes, MemoryTier, MISS } from './memory-tier.js';
+import { entryBytes, entryFromStored, MemoryTier, MISS } from './memory-tier.js';
 import type { ResolvedOptions } from './options.js';
 import type {
   CacheEvents,
@@ -107,17 +107,7 @@ export class HybridCache<V = unknown> {
     const now = Date.now();
     for (const row of rows) {
       this.#clock.observe(row.version);
-      const deleted = row.json === null;
-      const entry: Entry = {
-        version: row.version,
-        expiresAt: row.expiresAt,
-        bytes: entryBytes(row.key, row.json?.length ?? 0),
-        deleted,
-        json: row.json ?? undefined,
-        value: undefined,
-        parsed: deleted,
-      };
-      this.#tier.putDirty(row.key, entry, Math.min(row.queuedAt, now));
+      this.#tier.putDirty(row.key, entryFromStored(row.key, row), Math.min(row.queuedAt, now));
       this.#flusher.schedule(row.key);
     }
     return rows.length;
@@ -261,22 +251,7 @@ export class HybridCache<V = unknown> {
     this.#assertWritable();
     const letters = this.#outbox.requeueDeadLetters(keys);
     const now = Date.now();
-    for (const letter of letters) {
-      const deleted = letter.json === null;
-      this.#commit(
-        letter.key,
-        {
-          version: letter.version,
-          expiresAt: letter.expiresAt,
-          bytes: entryBytes(letter.key, letter.json?.length ?? 0),
-          deleted,
-          json: letter.json ?? undefined,
-          value: undefined,
-          parsed: deleted,
-        },
-        now,
-      );
-    }
+    for (const letter of letters) this.#commit(letter.key, entryFromStored(letter.key, letter), now);
     this.#counters.deadLetters = Math.max(0, this.#counters.deadLetters - letters.length);
     return letters.length;
   }
@@ -305,15 +280,7 @@ export class HybridCache<V = unknown> {
         this.#maxPendingBytes,
       );
     }
-    const entry: Entry = {
-      version: this.#clock.next(),
-      expiresAt,
-      bytes,
-      deleted: json === null,
-      json: json ?? undefined,
-      value: undefined,
-      parsed: json === null,
-    };
+    const entry = { ...entryFromStored(key, { version: this.#clock.next(), json, expiresAt }), bytes };
     return this.#enqueue(key, entry, Date.now());
   }
 

@@ -114,7 +114,7 @@ export class MemoryTier {
     if (this.dirty.has(key)) return;
     const current = this.#lru.peek(key);
     if (current && current.version >= stored.version) return;
-    this.#lru.set(key, loadedEntry(key, stored));
+    this.#lru.set(key, entryFromStored(key, stored));
   }
 
   #dropDirty(key: string, dirty: DirtyEntry): void {
@@ -127,12 +127,17 @@ export function entryBytes(key: string, jsonBytes: number): number {
   return jsonBytes + key.length + ENTRY_OVERHEAD_BYTES;
 }
 
-function loadedEntry(key: string, stored: StoredEntry): Entry {
+/** An unparsed in-memory entry for a serialized write (from the store, the outbox, or `set`). */
+export function entryFromStored(
+  key: string,
+  stored: StoredEntry,
+  jsonBytes = stored.json?.length ?? 0,
+): Entry {
   const deleted = stored.json === null;
   return {
     version: stored.version,
     expiresAt: stored.expiresAt,
-    bytes: entryBytes(key, stored.json?.length ?? 0),
+    bytes: entryBytes(key, jsonBytes),
     deleted,
     json: stored.json ?? undefined,
     value: undefined,
