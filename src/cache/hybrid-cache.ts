@@ -7,7 +7,7 @@ import { StoreGuard } from '../sync/store-guard.js';
 import type { Entry } from './entry.js';
 import { BackpressureError, ClosedError, FlushTimeoutError } from './errors.js';
 import { HybridLogicalClock } from './hlc.js';
-import { Loader } from './loader.js';
+import { Loader, SUPERSEDED } from './loader.js';
 import { entryBytes, entryFromStored, MemoryTier, MISS } from './memory-tier.js';
 import type { ResolvedOptions } from './options.js';
 import type {
@@ -20,7 +20,7 @@ import type {
   Health,
   SetOptions,
 } from './types.js';
-import { serializeValue, validateKey, validateTtl } from './validation.js';
+import { expiryFor, serializeValue, validateKey, validateTtl } from './validation.js';
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -50,6 +50,9 @@ export class HybridCache<V = unknown> {
   readonly #maxPendingBytes: number;
   readonly #defaultTtlMs: number;
   #reservedBytes = 0;
+  /** Outbox appends not yet committed: writes whose `set` has not resolved. */
+  #appending = 0;
+  #onAppendsDone: (() => void) | undefined;
   #outboxFailure: Error | undefined;
   #state: State = 'open';
   readonly #counters = {
@@ -128,12 +131,19 @@ export class HybridCache<V = unknown> {
     }
     this.#counters.misses++;
     return this.#loader.load(key).then((stored) => {
+      // A local write landed while the read was in flight, and memory may no longer hold it: ask again.
+      if (stored === SUPERSEDED) return this.get(key);
       if (stored) {
         this.#clock.observe(stored.version);
         this.#tier.putLoaded(key, stored);
       }
-      const now = this.#tier.lookup(key, Date.now());
-      return (now === MISS ? undefined : now) as V | undefined;
+      const now = Date.now();
+      const answer = this.#tier.lookup(key, now);
+      if (answer !== MISS) return answer as V | undefined;
+      // Memory did not keep it (larger than the LRU allows): answer from what the store returned.
+      if (!stored || stored.json === null || (stored.expiresAt !== null && stored.expiresAt <= now))
+        return undefined;
+      return JSON.parse(stored.json) as V;
     });
   }
 
@@ -143,8 +153,9 @@ export class HybridCache<V = unknown> {
       this.#assertWritable();
       validateKey(key);
       const ttlMs = options?.ttlMs === undefined ? this.#defaultTtlMs : validateTtl(options.ttlMs);
+      const expiresAt = expiryFor(ttlMs, Date.now());
       const { json, bytes } = serializeValue(value, this.#maxValueBytes);
-      return this.#write(key, json, ttlMs > 0 ? Date.now() + ttlMs : null, entryBytes(key, bytes));
+      return this.#write(key, json, expiresAt, entryBytes(key, bytes));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -186,6 +197,8 @@ export class HybridCache<V = unknown> {
   async close(options: CloseOptions = {}): Promise<CloseResult> {
     if (this.#state !== 'open') throw new ClosedError('close() was already called');
     this.#state = 'closing';
+    // Writes accepted just before close() are still committing to the outbox: include them.
+    if (this.#appending > 0) await new Promise<void>((resolve) => (this.#onAppendsDone = resolve));
     let drained = true;
     try {
       await this.flush({ timeoutMs: options.timeoutMs ?? 5_000 });
@@ -298,23 +311,33 @@ export class HybridCache<V = unknown> {
       expiresAt: entry.expiresAt,
       queuedAt: now,
     };
+    this.#appending++;
     return this.#outbox.append(write).then(
       () => {
-        this.#reservedBytes -= entry.bytes;
+        this.#appended(entry);
         this.#outboxFailure = undefined;
         this.#commit(key, entry, now);
       },
       (error: unknown) => {
-        this.#reservedBytes -= entry.bytes;
+        this.#appended(entry);
         this.#outboxFailure = error as Error;
         throw error;
       },
     );
   }
 
+  #appended(entry: Entry): void {
+    this.#reservedBytes -= entry.bytes;
+    if (--this.#appending === 0 && this.#onAppendsDone) {
+      this.#onAppendsDone();
+      this.#onAppendsDone = undefined;
+    }
+  }
+
   #commit(key: string, entry: Entry, now: number): void {
     const { replaced, accepted } = this.#tier.putDirty(key, entry, now);
     if (!accepted) return;
+    this.#loader.noteWrite(key, entry.version);
     if (replaced && !this.#flusher.isInFlight(key)) this.#counters.coalescedWrites++;
     this.#flusher.schedule(key);
   }

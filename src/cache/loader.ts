@@ -2,8 +2,13 @@ import type { Storage, StoredEntry } from '../storage/types.js';
 import type { StoreGuard } from '../sync/store-guard.js';
 import { StorageUnavailableError } from './errors.js';
 
+/** A load result that must not be used: a local write to the key landed while it was in flight. */
+export const SUPERSEDED: unique symbol = Symbol('superseded');
+
+type LoadResult = StoredEntry | undefined | typeof SUPERSEDED;
+
 interface Pending {
-  resolve: (entry: StoredEntry | undefined) => void;
+  resolve: (result: LoadResult) => void;
   reject: (error: Error) => void;
 }
 
@@ -12,7 +17,9 @@ interface Pending {
  * (single-flight), and misses from the same tick share one `getMany` call.
  */
 export class Loader {
-  readonly #inFlight = new Map<string, Promise<StoredEntry | undefined>>();
+  readonly #inFlight = new Map<string, Promise<LoadResult>>();
+  /** For keys being read: the newest version written locally since the read started. */
+  readonly #writtenDuringRead = new Map<string, number>();
   #queued = new Map<string, Pending>();
   #scheduled = false;
 
@@ -23,10 +30,18 @@ export class Loader {
     private readonly onRead: (keys: number) => void,
   ) {}
 
-  load(key: string): Promise<StoredEntry | undefined> {
+  /**
+   * A local write to `key` was accepted. A read already in flight may return a snapshot older than
+   * it; once that write is flushed and evicted, memory could not tell, so such a read is discarded.
+   */
+  noteWrite(key: string, version: number): void {
+    if (this.#inFlight.has(key)) this.#writtenDuringRead.set(key, version);
+  }
+
+  load(key: string): Promise<LoadResult> {
     const existing = this.#inFlight.get(key);
     if (existing) return existing;
-    const promise = new Promise<StoredEntry | undefined>((resolve, reject) => {
+    const promise = new Promise<LoadResult>((resolve, reject) => {
       this.#queued.set(key, { resolve, reject });
     });
     this.#inFlight.set(key, promise);
@@ -50,7 +65,11 @@ export class Loader {
     this.onRead(keys.length);
     try {
       const found = await this.guard.read((signal) => this.storage.getMany(keys, { signal }));
-      for (const [key, pending] of batch) pending.resolve(found.get(key));
+      for (const [key, pending] of batch) {
+        const entry = found.get(key);
+        const written = this.#writtenDuringRead.get(key);
+        pending.resolve(written !== undefined && (entry?.version ?? 0) < written ? SUPERSEDED : entry);
+      }
     } catch (error) {
       const unavailable = new StorageUnavailableError(
         this.guard.isOpen
@@ -60,7 +79,10 @@ export class Loader {
       );
       for (const [, pending] of batch) pending.reject(unavailable);
     } finally {
-      for (const key of keys) this.#inFlight.delete(key);
+      for (const key of keys) {
+        this.#inFlight.delete(key);
+        this.#writtenDuringRead.delete(key);
+      }
     }
   }
 }

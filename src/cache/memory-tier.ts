@@ -6,7 +6,7 @@ import { type DirtyEntry, type Entry, isExpired, readValue } from './entry.js';
 export const MISS: unique symbol = Symbol('miss');
 
 /** Fixed accounting cost of an entry besides its serialized value. */
-const ENTRY_OVERHEAD_BYTES = 64;
+export const ENTRY_OVERHEAD_BYTES = 64;
 
 export interface MemoryTierOptions {
   maxEntries: number;
@@ -79,6 +79,9 @@ export class MemoryTier {
   putDirty(key: string, entry: Entry, now: number): { replaced: DirtyEntry | undefined; accepted: boolean } {
     const replaced = this.dirty.get(key);
     if (replaced && replaced.version >= entry.version) return { replaced, accepted: false };
+    // A re-queued dead letter or a replayed row must not shadow a newer value memory already holds.
+    if (!replaced && (this.#lru.peek(key)?.version ?? 0) >= entry.version)
+      return { replaced, accepted: false };
     const dirty: DirtyEntry = { ...entry, since: replaced?.since ?? now };
     this.#pendingBytes += dirty.bytes - (replaced?.bytes ?? 0);
     this.dirty.set(key, dirty);

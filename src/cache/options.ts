@@ -2,7 +2,9 @@ import { type Logger, pino } from 'pino';
 import { z } from 'zod';
 import type { Storage } from '../storage/types.js';
 import { ValidationError } from './errors.js';
+import { ENTRY_OVERHEAD_BYTES } from './memory-tier.js';
 import type { Durability, HybridCacheOptions } from './types.js';
+import { MAX_KEY_BYTES } from './validation.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().finite().nonnegative();
@@ -62,6 +64,11 @@ export function resolveOptions(options: HybridCacheOptions): ResolvedOptions {
   if (resolved.outbox.durability !== 'none' && !resolved.outbox.path) {
     throw new ValidationError(
       `outbox.path is required for durability '${resolved.outbox.durability}' (or set outbox.durability: 'none')`,
+    );
+  }
+  if (resolved.maxValueBytes + MAX_KEY_BYTES + ENTRY_OVERHEAD_BYTES > resolved.maxBytes) {
+    throw new ValidationError(
+      `maxBytes (${resolved.maxBytes}) must leave room for the largest entry: maxValueBytes (${resolved.maxValueBytes}) + ${MAX_KEY_BYTES + ENTRY_OVERHEAD_BYTES} bytes of key and overhead`,
     );
   }
   if (resolved.maxValueBytes > resolved.maxPendingBytes) {

@@ -12,13 +12,27 @@ export function validateKey(key: unknown): asserts key is string {
   }
   // Stores keep keys as text and PostgreSQL text cannot hold NUL, so such a key could never be flushed.
   if (key.includes('\u0000')) throw new ValidationError('key must not contain the NUL character');
+  // A lone surrogate has no UTF-8 encoding: a store would keep a different key than the one written.
+  if (LONE_SURROGATE.test(key))
+    throw new ValidationError('key must be well-formed Unicode (no lone surrogates)');
 }
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export function validateTtl(ttlMs: unknown): number {
   if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs < 0) {
     throw new ValidationError(`ttlMs must be a finite number >= 0, got ${describe(ttlMs)}`);
   }
   return ttlMs;
+}
+
+/** Absolute expiry for a TTL (`0`: none), as whole epoch milliseconds every store can hold. */
+export function expiryFor(ttlMs: number, now: number): number | null {
+  if (ttlMs === 0) return null;
+  const expiresAt = Math.ceil(now + ttlMs);
+  if (!Number.isSafeInteger(expiresAt))
+    throw new ValidationError(`ttlMs ${ttlMs} puts the expiry out of range`);
+  return expiresAt;
 }
 
 /** Serializes a value once; the result is what memory, outbox and store all hold. */

@@ -113,6 +113,11 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
       `CACHE_RETRY_MAX_MS (${values.CACHE_RETRY_MAX_MS}) must be at least CACHE_RETRY_BASE_MS (${values.CACHE_RETRY_BASE_MS})`,
     );
   }
+  if (values.CACHE_MAX_VALUE_BYTES + 1_024 > values.CACHE_MAX_BYTES) {
+    problems.push(
+      `CACHE_MAX_BYTES (${values.CACHE_MAX_BYTES}) must exceed CACHE_MAX_VALUE_BYTES (${values.CACHE_MAX_VALUE_BYTES}) by at least 1024 bytes, so the largest thread fits in memory`,
+    );
+  }
   if (values.CACHE_MAX_VALUE_BYTES > values.CACHE_MAX_PENDING_BYTES) {
     problems.push(
       `CACHE_MAX_VALUE_BYTES (${values.CACHE_MAX_VALUE_BYTES}) must not exceed CACHE_MAX_PENDING_BYTES (${values.CACHE_MAX_PENDING_BYTES})`,

@@ -2,6 +2,7 @@ import { ExponentialBackoff, fullJitterGenerator, type IBackoff } from 'cockatie
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { entryJson } from '../cache/entry.js';
+import { ClosedError } from '../cache/errors.js';
 import type { HybridLogicalClock } from '../cache/hlc.js';
 import type { MemoryTier } from '../cache/memory-tier.js';
 import type { CacheEvents, DeadLetter } from '../cache/types.js';
@@ -34,6 +35,7 @@ export interface FlusherOptions {
 interface Waiter {
   remaining: Map<string, number>;
   resolve: () => void;
+  reject: (error: Error) => void;
 }
 
 /**
@@ -87,10 +89,11 @@ export class Flusher {
 
   /** Resolves once every (key, version) given has been acknowledged or superseded by a newer acknowledged version. */
   waitFor(versions: Map<string, number>): { done: Promise<void>; cancel: () => void } {
+    if (this.#stopped) return { done: Promise.reject(new ClosedError()), cancel: () => {} };
     if (versions.size === 0) return { done: Promise.resolve(), cancel: () => {} };
     let waiter: Waiter | undefined;
-    const done = new Promise<void>((resolve) => {
-      waiter = { remaining: new Map(versions), resolve };
+    const done = new Promise<void>((resolve, reject) => {
+      waiter = { remaining: new Map(versions), resolve, reject };
       this.#waiters.add(waiter);
     });
     this.#pump();
@@ -104,6 +107,9 @@ export class Flusher {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     this.#abort.abort(new Error('cache closed'));
+    for (const waiter of this.#waiters)
+      waiter.reject(new ClosedError('the cache closed before these writes were flushed'));
+    this.#waiters.clear();
     await this.#queue.onIdle();
   }
 
@@ -199,9 +205,17 @@ export class Flusher {
         this.#deadLetter(write, result.error);
         return;
       }
-      if (result.status === 'applied') this.#o.counters.flushedWrites++;
-      else if (result.storedVersion !== undefined) this.#o.clock.observe(result.storedVersion);
-      this.#o.tier.settle(write.key, write.version);
+      if (result.status === 'applied') {
+        this.#o.counters.flushedWrites++;
+        this.#o.tier.settle(write.key, write.version);
+      } else if (result.storedVersion !== undefined && result.storedVersion > write.version) {
+        // The store holds a newer write from elsewhere: forget ours so the next read fetches that one.
+        this.#o.clock.observe(result.storedVersion);
+        this.#o.tier.discard(write.key, write.version);
+      } else {
+        // Stale at our own version: an earlier attempt committed but its answer was lost.
+        this.#o.tier.settle(write.key, write.version);
+      }
       acknowledged.push(write);
     });
     if (acknowledged.length === 0) return;

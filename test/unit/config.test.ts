@@ -191,6 +191,9 @@ describe('loadConfig', () => {
     expect(configError({ CACHE_MAX_VALUE_BYTES: '2000', CACHE_MAX_PENDING_BYTES: '1000' }).message).toContain(
       'CACHE_MAX_VALUE_BYTES (2000) must not exceed CACHE_MAX_PENDING_BYTES (1000)',
     );
+    expect(configError({ CACHE_MAX_BYTES: '5000', CACHE_MAX_VALUE_BYTES: '4500' }).message).toContain(
+      'CACHE_MAX_BYTES (5000) must exceed CACHE_MAX_VALUE_BYTES (4500) by at least 1024 bytes',
+    );
   });
 
   describe('binding', () => {

@@ -325,6 +325,7 @@ describe('bad input', () => {
     ['non-string key', (c) => c.set(42 as unknown as string, 1)],
     ['key over 512 bytes', (c) => c.set('é'.repeat(257), 1)],
     ['key with NUL', (c) => c.set('a\u0000b', 1)],
+    ['key with a lone surrogate', (c) => c.set('a\uD800', 1)],
     ['undefined value', (c) => c.set('k', undefined)],
     ['function value', (c) => c.set('k', () => 1)],
     ['BigInt value', (c) => c.set('k', 1n)],

@@ -1,0 +1,160 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  ClosedError,
+  createHybridCache,
+  MemoryStorage,
+  SqliteStorage,
+  type Storage,
+  ValidationError,
+} from '../../src/index.js';
+import { memoryCache, silentLogger, storedValue } from '../helpers/cache.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hc-edge-'));
+});
+afterEach(() => {
+  vi.useRealTimers();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('TTL edge cases', () => {
+  it('stores a fractional TTL as a whole-millisecond expiry every store accepts', async () => {
+    const storage = new SqliteStorage({ path: join(dir, 'store.db') });
+    const { cache } = await memoryCache({ storage: storage as unknown as MemoryStorage });
+    const before = Date.now();
+    await cache.set('k', 'v', { ttlMs: 60_000.5 });
+    await cache.flush();
+    expect(cache.deadLetters()).toEqual([]);
+    const entry = (await storage.getMany(['k'])).get('k');
+    expect(Number.isInteger(entry?.expiresAt)).toBe(true);
+    expect(entry?.expiresAt).toBeGreaterThanOrEqual(before + 60_001);
+    await cache.close();
+    await storage.close();
+  });
+
+  it('rejects a TTL that puts the expiry out of range, changing nothing', async () => {
+    const { cache, storage } = await memoryCache();
+    await expect(cache.set('k', 'v', { ttlMs: 1e300 })).rejects.toBeInstanceOf(ValidationError);
+    await cache.flush();
+    expect(cache.stats().pending).toBe(0);
+    expect(storage.calls.apply).toBe(0);
+  });
+});
+
+describe('keys', () => {
+  it('rejects keys that are not well-formed Unicode (a store would keep a different key)', async () => {
+    const { cache } = await memoryCache();
+    await expect(cache.set('a\uD800', 1)).rejects.toBeInstanceOf(ValidationError);
+    await expect(cache.set('\uDC00b', 1)).rejects.toBeInstanceOf(ValidationError);
+    await cache.set('ok-\uD83D\uDE00', 1); // a proper surrogate pair is fine
+    expect(await cache.get('ok-\uD83D\uDE00')).toBe(1);
+  });
+});
+
+describe('sizes', () => {
+  it('refuses options where the largest value could not fit in the LRU', async () => {
+    await expect(memoryCache({ maxBytes: 1_000, maxValueBytes: 4_000 })).rejects.toThrow(
+      /maxBytes .* must leave room/,
+    );
+  });
+});
+
+describe('versions from elsewhere', () => {
+  it('forgets its own write when the store reports a newer one, and reads that one', async () => {
+    const { cache, storage } = await memoryCache();
+    await cache.set('k', 'mine');
+    // Another writer's newer version lands first.
+    const newer = (Date.now() + 60_000) * 1024;
+    await storage.apply([{ key: 'k', version: newer, json: '"theirs"', expiresAt: null }]);
+    await cache.flush();
+    expect(storedValue(storage, 'k')).toBe('theirs');
+    expect(await cache.get('k')).toBe('theirs');
+  });
+
+  it('does not let a re-queued dead letter shadow a newer write', async () => {
+    const { cache, storage } = await memoryCache();
+    storage.rejectKey('k');
+    await cache.set('k', 'old');
+    await cache.flush();
+    storage.acceptKey('k');
+    await cache.set('k', 'new');
+    await cache.flush();
+    expect(cache.retryDeadLetters()).toBe(1);
+    expect(await cache.get('k')).toBe('new');
+    await cache.flush();
+    expect(await cache.get('k')).toBe('new');
+    expect(storedValue(storage, 'k')).toBe('new');
+    expect(cache.stats().pending).toBe(0);
+  });
+});
+
+describe('slow reads', () => {
+  it('never caches a read snapshot older than a write that was flushed and evicted meanwhile', async () => {
+    vi.useFakeTimers();
+    const inner = new MemoryStorage();
+    await inner.apply([{ key: 'k', version: 1, json: '"old"', expiresAt: null }]);
+    let slowReads = true;
+    const storage: Storage = {
+      async getMany(keys, opts) {
+        const snapshot = await inner.getMany(keys, opts);
+        if (slowReads) await new Promise((resolve) => setTimeout(resolve, 1_000));
+        return snapshot;
+      },
+      apply: (writes, opts) => inner.apply(writes, opts),
+    };
+    const cache = await createHybridCache<string>({
+      storage,
+      outbox: { durability: 'none' },
+      maxEntries: 1,
+      flush: { batchSize: 10, intervalMs: 1, concurrency: 1 },
+      logger: silentLogger,
+    });
+    const read = cache.get('k'); // snapshot "old" taken now, answered in 1 s
+    await vi.advanceTimersByTimeAsync(0);
+    await cache.set('k', 'new');
+    await cache.flush();
+    await cache.set('other', 'x'); // evicts the clean "new" (maxEntries 1)
+    await cache.flush();
+    slowReads = false;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await read).toBe('new');
+    expect(await cache.get('k')).toBe('new');
+  });
+});
+
+describe('close', () => {
+  it('rejects a flush still waiting when the cache closes, instead of leaving it hanging', async () => {
+    vi.useFakeTimers();
+    const { cache, storage } = await memoryCache();
+    storage.goDown();
+    await cache.set('k', 1);
+    const waiting = cache.flush();
+    const rejected = expect(waiting).rejects.toBeInstanceOf(ClosedError);
+    const closing = cache.close({ timeoutMs: 100 });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await closing).toEqual({ pending: 1, drained: false });
+    await rejected;
+  });
+
+  it('drains writes accepted just before close() whose outbox commit was still pending', async () => {
+    const { cache, storage } = await memoryCache({
+      outbox: { path: join(dir, 'outbox.db'), durability: 'process' },
+    });
+    const writes = [cache.set('a', 1), cache.set('b', 2)];
+    const result = await cache.close({ timeoutMs: 5_000 });
+    await Promise.all(writes);
+    expect(result).toEqual({ pending: 0, drained: true });
+    expect(storedValue(storage, 'a')).toBe(1);
+    expect(storedValue(storage, 'b')).toBe(2);
+  });
+
+  it('answers with ClosedError for flush after close', async () => {
+    const { cache } = await memoryCache();
+    await cache.close();
+    await expect(cache.flush()).rejects.toBeInstanceOf(ClosedError);
+  });
+});
