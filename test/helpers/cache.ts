@@ -31,7 +31,7 @@ export function storedValue(storage: MemoryStorage, key: string): unknown {
  * Awaits a promise under fake timers: lets it settle without moving the clock if it can, else
  * advances time in small steps until it settles.
  */
-export async function settleWithTimers<T>(promise: Promise<T>, stepMs = 1, maxMs = 600_000): Promise<T> {
+export async function settleWithTimers<T>(promise: Promise<T>, stepMs = 1, maxMs = 120_000): Promise<T> {
   const { vi } = await import('vitest');
   let settled = false;
   promise.then(
