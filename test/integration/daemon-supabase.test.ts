@@ -84,7 +84,9 @@ describe('daemon on the supabase backend (test gateway) through an outage', () =
       expect(metricValue(text, 'hybrid_cache_store_health{state="healthy"}')).toBe(0);
       expect(metricValue(text, `hybrid_cache_store_health{state="${during.body.store}"}`)).toBe(1);
       expect(metricValue(text, 'hybrid_cache_pending_writes')).toBe(1);
-      expect(metricValue(text, 'hybrid_cache_retries_total')).toBeGreaterThan(0);
+      await expect
+        .poll(async () => metricValue(await metrics(d), 'hybrid_cache_retries_total'), { timeout: 10_000 })
+        .toBeGreaterThan(0);
       expect(metricValue(text, 'hybrid_cache_outbox_writable')).toBe(1);
 
       // Cached threads still read; a miss the store cannot answer is a 503, never a false 404.
