@@ -26,6 +26,8 @@ export interface Config {
     /** `none` for the memory backend, whatever CACHE_DURABILITY says: there is nothing to replay into. */
     durability: Durability;
     outboxPath: string;
+    /** Cap on the outbox file, if any. */
+    outboxMaxBytes?: number;
     maxEntries: number;
     maxBytes: number;
     maxValueBytes: number;
@@ -146,6 +148,9 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
     cache: {
       durability: backend === 'memory' ? 'none' : values.CACHE_DURABILITY,
       outboxPath: join(dataDir, 'outbox.db'),
+      ...(values.CACHE_OUTBOX_MAX_BYTES === undefined
+        ? {}
+        : { outboxMaxBytes: values.CACHE_OUTBOX_MAX_BYTES }),
       maxEntries: values.CACHE_MAX_ENTRIES,
       maxBytes: values.CACHE_MAX_BYTES,
       maxValueBytes: values.CACHE_MAX_VALUE_BYTES,

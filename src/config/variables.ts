@@ -200,6 +200,13 @@ export const VARIABLES = [
     integer(1),
   ),
   spec(
+    'CACHE_OUTBOX_MAX_BYTES',
+    undefined,
+    'an integer >= 65536 (bytes)',
+    'Cap on outbox.db; when it is full, writes are refused (HTTP 503 outbox_unwritable) and /healthz answers 503. Unset: no cap.',
+    integer(65_536),
+  ),
+  spec(
     'STORE_CLEANUP_INTERVAL_MINUTES',
     '60',
     'an integer >= 0 (minutes; 0: never)',

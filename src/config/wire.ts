@@ -53,7 +53,11 @@ export async function wire(config: Config, logger: Logger): Promise<Wired> {
   try {
     cache = await createHybridCache({
       storage,
-      outbox: { durability: options.durability, path: options.outboxPath },
+      outbox: {
+        durability: options.durability,
+        path: options.outboxPath,
+        ...(options.outboxMaxBytes === undefined ? {} : { maxFileBytes: options.outboxMaxBytes }),
+      },
       maxEntries: options.maxEntries,
       maxBytes: options.maxBytes,
       maxValueBytes: options.maxValueBytes,

@@ -16,6 +16,41 @@ describe('daemon process lifecycle', () => {
     for (const dir of dirs.splice(0)) dir.cleanup();
   });
 
+  it('answers 503 on writes and /healthz when the outbox is full, and recovers once it has room', async () => {
+    const cwd = workDir();
+    const daemon = await startDaemon(cwd, {
+      CACHE_OUTBOX_MAX_BYTES: '65536',
+      // Flushes held back so that accepted writes stay in the outbox.
+      CACHE_FLUSH_INTERVAL_MS: '600000',
+      CACHE_FLUSH_BATCH_SIZE: '1000',
+    });
+    try {
+      const big = 'x'.repeat(20_000);
+      let refused: Awaited<ReturnType<typeof request>> | undefined;
+      const accepted: string[] = [];
+      for (let i = 0; i < 10 && !refused; i++) {
+        const created = await request(daemon, 'POST', '/v1/threads', {
+          json: { tool_name: 'chat', initial_context: { note: big } },
+        });
+        if (created.status === 201) accepted.push((created.body as { thread_id: string }).thread_id);
+        else refused = created;
+      }
+      expect(refused?.status).toBe(503);
+      expect(refused?.body).toMatchObject({ error: 'outbox_unwritable' });
+      const health = await request(daemon, 'GET', '/healthz');
+      expect(health.status).toBe(503);
+      expect(health.body).toMatchObject({ status: 'unavailable' });
+      // Everything accepted before the outbox filled up is still served.
+      for (const id of accepted) expect((await request(daemon, 'GET', `/v1/threads/${id}`)).status).toBe(200);
+      // A small write fits in the space left, and the daemon reports healthy again.
+      const small = await request(daemon, 'POST', '/v1/threads', { json: { tool_name: 'chat' } });
+      expect(small.status).toBe(201);
+      expect((await request(daemon, 'GET', '/healthz')).status).toBe(200);
+    } finally {
+      await daemon.stop('SIGKILL');
+    }
+  });
+
   it('keeps threads across SIGKILL: a restart reads them back intact', async () => {
     const cwd = workDir();
     // Flushes held back: what is acknowledged before the kill lives only in the outbox.

@@ -142,6 +142,7 @@ describe('loadConfig', () => {
     ['CACHE_READ_TIMEOUT_MS', '0', 'an integer >= 1 (ms)'],
     ['CACHE_WRITE_TIMEOUT_MS', '0x10', 'an integer >= 1 (ms)'],
     ['STORE_CLEANUP_INTERVAL_MINUTES', '-5', 'an integer >= 0 (minutes; 0: never)'],
+    ['CACHE_OUTBOX_MAX_BYTES', '1024', 'an integer >= 65536 (bytes)'],
     ['LOG_LEVEL', 'verbose', 'fatal, error, warn, info, debug, trace, silent'],
     ['DAEMON_HOST', 'my host', 'an IP address or host name'],
     ['DAEMON_PORT', '70000', 'an integer from 0 to 65535 (0: any free port)'],
