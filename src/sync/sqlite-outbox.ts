@@ -17,6 +17,13 @@ type Row = [key: string, version: number, json: string | null, expiresAt: number
 const SCHEMA_VERSION = 1;
 
 /**
+ * Group commit waits for the next turn of the event loop, not a microtask: in a server, concurrent
+ * writers arrive in separate I/O callbacks, and only a macrotask boundary lets all of them join one
+ * transaction. Bound at load so fake timers in tests cannot stall the outbox.
+ */
+const scheduleCommit: (commit: () => void) => void = globalThis.setImmediate.bind(globalThis);
+
+/**
  * The local write-ahead outbox: one row per dirty key (its latest version), plus dead letters.
  * Concurrent `append` calls in one tick share one transaction (group commit), and each caller
  * resolves only after that transaction commits.
@@ -106,7 +113,7 @@ export class SqliteOutbox implements Outbox {
   append(write: PendingWrite): Promise<void> {
     if (this.#closed) return Promise.reject(new OutboxError('the outbox is closed'));
     return new Promise((resolve, reject) => {
-      if (this.#group.length === 0) queueMicrotask(() => this.#commitPending());
+      if (this.#group.length === 0) scheduleCommit(() => this.#commitPending());
       this.#group.push({ write, resolve, reject });
     });
   }
