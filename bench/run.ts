@@ -22,7 +22,7 @@ import { readMiss } from './cases/read-miss.js';
 import { recovery } from './cases/recovery.js';
 import { write } from './cases/write.js';
 import { type BenchContext, collectGarbage } from './lib/harness.js';
-import { machineInfo, otherCpuLoad } from './lib/machine.js';
+import { machineInfo, otherCpuLoad, sourceRevision } from './lib/machine.js';
 import { Progress } from './lib/progress.js';
 import { writeReports } from './lib/report.js';
 import type { CaseId, CaseReport } from './lib/results.js';
@@ -100,6 +100,7 @@ async function main(): Promise<void> {
   const selected = CASES.filter((c) => !args.only || args.only.has(c.id));
   const progress = new Progress(selected.length);
   const machine = machineInfo();
+  const source = sourceRevision();
   const startedAt = new Date();
   const loadBefore = await otherCpuLoad();
   progress.info(
@@ -178,6 +179,7 @@ async function main(): Promise<void> {
       durationMs: Date.now() - startedAt.getTime(),
       command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
       machine,
+      source,
       otherCpuLoad: cpuSamples,
       postgres: ctx.pg ? { version: ctx.pg.info.serverVersion, settings: ctx.pg.info.settings } : null,
       cases: reports,

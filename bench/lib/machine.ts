@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
@@ -66,4 +67,20 @@ function systemCpu(): { busy: number; total: number } {
     total += user + nice + sys + irq + idle;
   }
   return { busy, total };
+}
+
+/** The commit being measured, and whether the library sources differed from it when the run started. */
+export function sourceRevision(): { commit: string; srcModified: string[] } {
+  try {
+    const git = (...args: string[]) =>
+      execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const commit = git('rev-parse', '--short=12', 'HEAD').trim();
+    const srcModified = git('status', '--porcelain', '--', 'src', 'supabase')
+      .split('\n')
+      .map((line) => line.slice(3).trim())
+      .filter(Boolean);
+    return { commit, srcModified };
+  } catch {
+    return { commit: 'unknown', srcModified: [] };
+  }
 }

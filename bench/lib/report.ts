@@ -13,6 +13,8 @@ export interface RunResults {
   durationMs: number;
   command: string;
   machine: MachineInfo;
+  /** Commit measured; files under src/ or supabase/ that differed from it when the run started. */
+  source: { commit: string; srcModified: string[] };
   /** Fraction of all cores used by other processes, sampled before the run and after each case. */
   otherCpuLoad: number[];
   postgres: { version: string; settings: Record<string, string> } | null;
@@ -56,6 +58,7 @@ function markdown(run: RunResults, targets: TargetResult[]): string {
     `| Memory | ${formatBytes(m.memoryBytes)} |`,
     `| OS | ${m.os} (${m.kernel}) |`,
     `| Node | ${m.node} (V8 ${m.v8}) |`,
+    `| Code measured | commit ${run.source.commit}${run.source.srcModified.length ? `, plus uncommitted changes in ${run.source.srcModified.join(', ')}` : ''} |`,
     `| Load average (1 min) at start / end | ${m.loadAverageStart.toFixed(2)} / ${m.loadAverageEnd?.toFixed(2) ?? 'n/a'} |`,
     `| CPU used by other processes during the run | ${loadText} |`,
     `| PostgreSQL | ${

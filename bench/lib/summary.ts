@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { RunResults } from './report.js';
 import type { Figure, TargetResult } from './results.js';
-import { formatBytes, formatNs, formatRate } from './stats.js';
+import { formatBytes, formatNs, formatRate, median } from './stats.js';
 
 type Metric = 'p50' | 'p50/p99' | 'p50/p99/p999' | 'rate' | 'value';
 
@@ -93,7 +93,13 @@ export function updateReadme(path: string, run: RunResults, targets: TargetResul
   const section = [
     START,
     '',
-    `Last full run: ${run.startedAt.slice(0, 16).replace('T', ' ')} UTC, \`${run.command}\`, ${(run.durationMs / 60_000).toFixed(1)} min, on ${m.cpuModel} (${m.cores} cores), ${formatBytes(m.memoryBytes)} RAM, ${m.os}, Node ${m.node}. Full tables: [results/latest.md](results/latest.md); chart: [results/latency.svg](results/latency.svg).`,
+    `Last full run: ${run.startedAt.slice(0, 16).replace('T', ' ')} UTC, \`${run.command}\` at commit ${run.source.commit}${run.source.srcModified.length ? ' (with uncommitted changes in src)' : ''}, ${(run.durationMs / 60_000).toFixed(1)} min, on ${m.cpuModel} (${m.cores} cores), ${formatBytes(m.memoryBytes)} RAM, ${m.os}, Node ${m.node}. Full tables: [results/latest.md](results/latest.md); chart: [results/latency.svg](results/latency.svg).`,
+    ...(median(run.otherCpuLoad) > 0.1
+      ? [
+          '',
+          `> Other processes used a median ${(median(run.otherCpuLoad) * 100).toFixed(0)}% of the CPU during this run: figures are slower and noisier than on an idle machine.`,
+        ]
+      : []),
     '',
     summaryMarkdown(run, targets),
     '',
