@@ -22,8 +22,8 @@ export interface DirtyEntry extends Entry {
   since: number;
 }
 
-export function isExpired(entry: Entry, now: number): boolean {
-  return entry.expiresAt !== null && entry.expiresAt <= now;
+export function isExpired(entry: Entry): boolean {
+  return entry.expiresAt !== null && entry.expiresAt <= Date.now();
 }
 
 export function readValue(entry: Entry, dropJsonAfterParse: boolean): unknown {

@@ -124,7 +124,7 @@ export class HybridCache<V = unknown> {
     } catch (error) {
       return Promise.reject(error);
     }
-    const found = this.#tier.lookup(key, Date.now());
+    const found = this.#tier.lookup(key);
     if (found !== MISS) {
       this.#counters.hits++;
       return Promise.resolve(found as V | undefined);
@@ -137,12 +137,12 @@ export class HybridCache<V = unknown> {
         this.#clock.observe(stored.version);
         this.#tier.putLoaded(key, stored);
       }
-      const now = Date.now();
-      const answer = this.#tier.lookup(key, now);
+      const answer = this.#tier.lookup(key);
       if (answer !== MISS) return answer as V | undefined;
       // Memory did not keep it (larger than the LRU allows): answer from what the store returned.
-      if (!stored || stored.json === null || (stored.expiresAt !== null && stored.expiresAt <= now))
+      if (!stored || stored.json === null || (stored.expiresAt !== null && stored.expiresAt <= Date.now())) {
         return undefined;
+      }
       return JSON.parse(stored.json) as V;
     });
   }

@@ -48,15 +48,15 @@ export class MemoryTier {
   }
 
   /** Value, `undefined` for a known absence, or `MISS` when only the store can answer. */
-  lookup(key: string, now: number): unknown {
+  lookup(key: string): unknown {
     const dirty = this.dirty.get(key);
     if (dirty !== undefined) {
-      return dirty.deleted || isExpired(dirty, now) ? undefined : readValue(dirty, false);
+      return dirty.deleted || isExpired(dirty) ? undefined : readValue(dirty, false);
     }
     const clean = this.#lru.get(key);
     if (clean === undefined) return MISS;
     if (clean.deleted) return undefined;
-    if (isExpired(clean, now)) {
+    if (isExpired(clean)) {
       this.#lru.delete(key);
       return MISS;
     }

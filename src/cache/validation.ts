@@ -10,14 +10,20 @@ export function validateKey(key: unknown): asserts key is string {
       `key is ${Buffer.byteLength(key)} bytes; the limit is ${MAX_KEY_BYTES} bytes (UTF-8)`,
     );
   }
+  // One scan for the rare characters that need a closer look; ordinary keys pay only this.
+  if (NUL_OR_SURROGATE.test(key)) validateUnusualKey(key);
+}
+
+const NUL_OR_SURROGATE = /[\u0000\uD800-\uDFFF]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function validateUnusualKey(key: string): void {
   // Stores keep keys as text and PostgreSQL text cannot hold NUL, so such a key could never be flushed.
   if (key.includes('\u0000')) throw new ValidationError('key must not contain the NUL character');
   // A lone surrogate has no UTF-8 encoding: a store would keep a different key than the one written.
   if (LONE_SURROGATE.test(key))
     throw new ValidationError('key must be well-formed Unicode (no lone surrogates)');
 }
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export function validateTtl(ttlMs: unknown): number {
   if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs < 0) {
