@@ -152,7 +152,7 @@ export async function conversation(ctx: BenchContext): Promise<Omit<CaseReport, 
   notes.push(
     `Store: ${ctx.pg ? 'SupabaseStorage through the test gateway' : `a no-op store (${ctx.pgUnavailable})`}; outbox durability process; default flush settings (batch 200, interval 20 ms).`,
     'Each turn rewrites the whole thread document (the wire format of the original daemon), so bytes per write grow with the thread: without coalescing a 50-turn thread sends about 25× its final size over its life. Coalescing helps only when turns of a thread arrive faster than the flush (20 ms interval plus the store round trip), as in this back-to-back run; with human-paced turns (seconds apart) every turn is one full-document write.',
-    'Each thread yields to the event loop between turns (turns are separate requests in a daemon). Without that, the whole run settles in microtasks and the flusher cannot run at all until it ends (one store call for the whole run), which would overstate coalescing.',
+    'Each thread yields to the event loop between turns, as separate requests would, so the flusher runs between turns.',
     'Turn latency includes ConversationStore validation (zod) of the whole thread on every read-modify-write, which also grows with the thread.',
   );
   return {

@@ -47,16 +47,15 @@ export function evaluateTargets(cases: CaseReport[]): TargetResult[] {
     met: seq === undefined ? null : seq < 30_000,
   });
   const conc = [1, 16, 256].map((n) => rate(`write.set-concurrent-${n}`));
-  const burst = [1, 16, 256].map((n) => rate(`write.set-concurrent-${n}-burst`));
   const local = [1, 16, 256].map((n) => rate(`write.set-concurrent-${n}-local`));
   const best = Math.max(...conc.filter((r): r is number => r !== undefined));
   const list = (rates: Array<number | undefined>) =>
     rates.map((r, i) => `${[1, 16, 256][i]}: ${r === undefined ? 'n/a' : formatRate(r)}`).join(', ');
   results.push({
-    target: 'Concurrent set at least 100,000/s (sustained: the flusher runs in the same process)',
+    target: 'Concurrent set at least 100,000/s (the flusher runs in the same process)',
     measured: conc.every((r) => r === undefined)
       ? 'not measured'
-      : `sustained ${list(conc)}; no-op store ${list(local)}; burst (flush deferred) ${list(burst)} (callers: rate)`,
+      : `flushing to the store ${list(conc)}; no-op store ${list(local)} (callers: rate)`,
     met: conc.every((r) => r === undefined) ? null : best >= 100_000,
   });
   ratioTarget(
