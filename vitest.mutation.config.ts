@@ -8,6 +8,8 @@ export default defineConfig({
   test: {
     include: [
       'test/unit/write-behind.test.ts',
+      'test/unit/edge-cases.test.ts',
+      'test/unit/classify.test.ts',
       'test/unit/sqlite-outbox.test.ts',
       'test/unit/sqlite-storage.test.ts',
       'test/unit/smoke.test.ts',

@@ -8,9 +8,10 @@ import {
   MemoryStorage,
   SqliteStorage,
   type Storage,
+  StorageConfigurationError,
   ValidationError,
 } from '../../src/index.js';
-import { memoryCache, silentLogger, storedValue } from '../helpers/cache.js';
+import { memoryCache, settleWithTimers, silentLogger, storedValue } from '../helpers/cache.js';
 
 let dir: string;
 beforeEach(() => {
@@ -156,5 +157,72 @@ describe('close', () => {
     const { cache } = await memoryCache();
     await cache.close();
     await expect(cache.flush()).rejects.toBeInstanceOf(ClosedError);
+  });
+});
+
+describe('flusher details', () => {
+  it('sends a full batch at once instead of waiting for the interval', async () => {
+    vi.useFakeTimers();
+    const { cache, storage } = await memoryCache({
+      flush: { batchSize: 10, intervalMs: 60_000, concurrency: 1 },
+    });
+    for (let i = 0; i < 9; i++) await cache.set(`k${i}`, i);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(storage.calls.apply).toBe(0);
+    await cache.set('k9', 9);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(storage.calls.apply).toBe(1);
+    expect(storage.calls.writesApplied).toBe(10);
+  });
+
+  it('numbers retry attempts and resets them after a success', async () => {
+    vi.useFakeTimers();
+    const { cache, storage } = await memoryCache({ breaker: { failureThreshold: 100, halfOpenAfterMs: 1 } });
+    const attempts: number[] = [];
+    cache.on('retry', ({ attempt }) => attempts.push(attempt));
+    storage.failNext(3);
+    await cache.set('a', 1);
+    await settleWithTimers(cache.flush());
+    storage.failNext(1);
+    await cache.set('b', 2);
+    await settleWithTimers(cache.flush());
+    expect(attempts).toEqual([1, 2, 3, 1]);
+  });
+
+  it('keeps writes queued (never dead-letters them) when the store is misconfigured, and reports offline', async () => {
+    vi.useFakeTimers();
+    const { cache, storage } = await memoryCache();
+    const apply = storage.apply.bind(storage);
+    let misconfigured = true;
+    storage.apply = async (writes, opts) => {
+      if (misconfigured) throw new StorageConfigurationError('apply the migration');
+      return apply(writes, opts);
+    };
+    await cache.set('a', 1);
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(cache.stats()).toMatchObject({ health: 'offline', pending: 1, deadLetters: 0 });
+    misconfigured = false;
+    await settleWithTimers(cache.flush());
+    expect(storedValue(storage, 'a')).toBe(1);
+  });
+
+  it('retries a batch when the adapter answers with the wrong number of results', async () => {
+    vi.useFakeTimers();
+    const { cache, storage } = await memoryCache();
+    const apply = storage.apply.bind(storage);
+    let broken = true;
+    storage.apply = async (writes, opts) => {
+      if (broken) {
+        broken = false;
+        return [];
+      }
+      return apply(writes, opts);
+    };
+    await cache.set('a', 1);
+    await cache.set('b', 2);
+    await settleWithTimers(cache.flush());
+    expect(cache.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
+    expect(cache.stats().retries).toBeGreaterThan(0);
+    expect(storedValue(storage, 'b')).toBe(2);
   });
 });

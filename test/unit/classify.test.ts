@@ -1,0 +1,53 @@
+import { BrokenCircuitError, TaskCancelledError } from 'cockatiel';
+import { describe, expect, it } from 'vitest';
+import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from '../../src/index.js';
+import { classifyFailure, requestedDelayMs } from '../../src/sync/classify.js';
+
+const withCode = (code: string) => Object.assign(new Error(code), { code });
+const withStatus = (status: number, key: 'status' | 'statusCode' = 'status') =>
+  Object.assign(new Error(`HTTP ${status}`), { [key]: status });
+const named = (name: string) => Object.assign(new Error(name), { name });
+
+describe('classifyFailure', () => {
+  it.each([
+    ['TransientStorageError', new TransientStorageError('x'), 'transient'],
+    ['PermanentStorageError', new PermanentStorageError('x'), 'permanent'],
+    ['StorageConfigurationError', new StorageConfigurationError('x'), 'configuration'],
+    ['an open breaker', new BrokenCircuitError(), 'transient'],
+    ['a timed-out call', new TaskCancelledError(), 'transient'],
+    ['AbortError', named('AbortError'), 'transient'],
+    ['TimeoutError', named('TimeoutError'), 'transient'],
+    ['a thrown string', 'boom', 'transient'],
+    ['ECONNRESET', withCode('ECONNRESET'), 'transient'],
+    ['ECONNREFUSED', withCode('ECONNREFUSED'), 'transient'],
+    ['ETIMEDOUT', withCode('ETIMEDOUT'), 'transient'],
+    ['UND_ERR_SOCKET', withCode('UND_ERR_SOCKET'), 'transient'],
+    ['SQLITE_BUSY', withCode('SQLITE_BUSY'), 'transient'],
+    ['SQLITE_FULL', withCode('SQLITE_FULL'), 'transient'],
+    ['SQLITE_IOERR_WRITE', withCode('SQLITE_IOERR_WRITE'), 'transient'],
+    ['SQLITE_CONSTRAINT_CHECK', withCode('SQLITE_CONSTRAINT_CHECK'), 'permanent'],
+    ['HTTP 408', withStatus(408), 'transient'],
+    ['HTTP 429', withStatus(429), 'transient'],
+    ['HTTP 500', withStatus(500), 'transient'],
+    ['HTTP 503 (statusCode)', withStatus(503, 'statusCode'), 'transient'],
+    ['HTTP 401', withStatus(401), 'configuration'],
+    ['HTTP 403', withStatus(403), 'configuration'],
+    ['HTTP 400', withStatus(400), 'permanent'],
+    ['HTTP 404', withStatus(404), 'permanent'],
+    ['HTTP 409', withStatus(409), 'permanent'],
+    ['status 0 (network failure)', withStatus(0), 'transient'],
+    ['HTTP 302 (not an error class)', withStatus(302), 'transient'],
+    ['an unknown code', withCode('EWHATEVER'), 'transient'],
+    ['an unknown error', new TypeError('bug'), 'transient'],
+  ])('%s is %s', (_label, error, kind) => {
+    expect(classifyFailure(error)).toBe(kind);
+  });
+});
+
+describe('requestedDelayMs', () => {
+  it('is the Retry-After a transient error carries, else 0', () => {
+    expect(requestedDelayMs(new TransientStorageError('x', { retryAfterMs: 2_500 }))).toBe(2_500);
+    expect(requestedDelayMs(new TransientStorageError('x'))).toBe(0);
+    expect(requestedDelayMs(Object.assign(new Error('x'), { retryAfterMs: 9 }))).toBe(0);
+  });
+});
