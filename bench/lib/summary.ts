@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { RunResults } from './report.js';
 import type { Figure, TargetResult } from './results.js';
 import { formatBytes, formatNs, formatRate, median } from './stats.js';
@@ -106,5 +108,12 @@ export function updateReadme(path: string, run: RunResults, targets: TargetResul
     END,
   ].join('\n');
   writeFileSync(path, text.slice(0, start) + section + text.slice(end + END.length));
+  // The repository's formatter (Biome) also formats Markdown: leave the file as it would.
+  try {
+    const biome = join(dirname(path), '..', 'node_modules', '.bin', 'biome');
+    execFileSync(biome, ['format', '--write', path], { stdio: 'ignore' });
+  } catch {
+    // Formatting is cosmetic; `npm run format` fixes it too.
+  }
   return true;
 }
