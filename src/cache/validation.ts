@@ -14,6 +14,7 @@ export function validateKey(key: unknown): asserts key is string {
   if (NUL_OR_SURROGATE.test(key)) validateUnusualKey(key);
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is one of the characters this looks for.
 const NUL_OR_SURROGATE = /[\u0000\uD800-\uDFFF]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
