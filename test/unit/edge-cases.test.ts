@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  BackpressureError,
   ClosedError,
   createHybridCache,
   MemoryStorage,
@@ -224,5 +225,59 @@ describe('flusher details', () => {
     expect(cache.stats()).toMatchObject({ pending: 0, deadLetters: 0 });
     expect(cache.stats().retries).toBeGreaterThan(0);
     expect(storedValue(storage, 'b')).toBe(2);
+  });
+});
+
+describe('stats and budgets', () => {
+  it('reports how long the oldest write has waited, and 0 once everything is flushed', async () => {
+    vi.useFakeTimers();
+    const { cache, storage } = await memoryCache();
+    storage.goDown();
+    await cache.set('old', 1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await cache.set('new', 2);
+    await cache.set('old', 3); // rewriting keeps the key's original wait
+    expect(cache.stats().oldestPendingAgeMs).toBe(1_000);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(cache.stats().oldestPendingAgeMs).toBe(1_500);
+    storage.comeUp();
+    await settleWithTimers(cache.flush());
+    expect(cache.stats().oldestPendingAgeMs).toBe(0);
+  });
+
+  it('counts writes still committing to the outbox against the backlog limit', async () => {
+    const { cache, storage } = await memoryCache({
+      outbox: { path: join(dir, 'outbox.db'), durability: 'process' },
+      maxPendingBytes: 10_000,
+      maxValueBytes: 2_000,
+    });
+    storage.goDown();
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => cache.set(`k${i}`, 'x'.repeat(1_500))),
+    );
+    const accepted = results.filter((r) => r.status === 'fulfilled').length;
+    expect(accepted).toBeGreaterThan(0);
+    expect(accepted).toBeLessThan(10);
+    expect(results.find((r) => r.status === 'rejected')).toMatchObject({
+      reason: expect.any(BackpressureError),
+    });
+    expect(cache.stats().pendingBytes).toBeLessThanOrEqual(10_000);
+    await cache.close({ timeoutMs: 10 });
+  });
+
+  it('re-queues only the dead letters asked for, and counts the rest', async () => {
+    const { cache, storage } = await memoryCache();
+    storage.rejectKey('p1');
+    storage.rejectKey('p2');
+    await cache.set('p1', 1);
+    await cache.set('p2', 2);
+    await cache.flush();
+    expect(cache.stats().deadLetters).toBe(2);
+    storage.acceptKey('p1');
+    expect(cache.retryDeadLetters(['p1'])).toBe(1);
+    await cache.flush();
+    expect(cache.stats().deadLetters).toBe(1);
+    expect(cache.deadLetters().map((l) => l.key)).toEqual(['p2']);
+    expect(storedValue(storage, 'p1')).toBe(1);
   });
 });
