@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApplyResult, Storage, VersionedWrite } from '../../src/storage/types.js';
+import type { ApplyResult, Storage } from '../../src/storage/types.js';
+import { put, tombstone } from '../helpers/writes.js';
 
 export interface ContractSetup {
   storage: Storage;
@@ -22,23 +23,6 @@ export function describeStorageContract(name: string, setup: () => Promise<Contr
     });
 
     const key = (label: string) => `${label}:${randomUUID()}`;
-    const put = (
-      k: string,
-      version: number,
-      value: unknown,
-      expiresAt: number | null = null,
-    ): VersionedWrite => ({
-      key: k,
-      version,
-      json: JSON.stringify(value),
-      expiresAt,
-    });
-    const tombstone = (k: string, version: number): VersionedWrite => ({
-      key: k,
-      version,
-      json: null,
-      expiresAt: null,
-    });
     const read = async (k: string) => (await ctx.storage.getMany([k])).get(k);
 
     it('stores and reads back a value with its version and expiry', async () => {

@@ -7,24 +7,13 @@ import {
   TransientStorageError,
 } from '../../src/storage/errors.js';
 import { SupabaseStorage } from '../../src/storage/supabase-storage.js';
-import type { VersionedWrite } from '../../src/storage/types.js';
+import { put } from '../helpers/writes.js';
 import { PostgrestGateway } from '../support/gateway.js';
 import { PostgresCluster } from '../support/postgres.js';
 import { applyMigration, prepareSupabaseDatabase } from '../support/supabase-db.js';
 import { freshSupabaseDatabase, type SupabaseEnv, startSupabaseEnv } from '../support/supabase-env.js';
 import { serviceRoleKey } from '../support/supabase-keys.js';
 
-const put = (
-  key: string,
-  version: number,
-  value: unknown,
-  expiresAt: number | null = null,
-): VersionedWrite => ({
-  key,
-  version,
-  json: JSON.stringify(value),
-  expiresAt,
-});
 const key = (label: string) => `${label}:${randomUUID()}`;
 
 describe('SupabaseStorage under gateway faults', () => {

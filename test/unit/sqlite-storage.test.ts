@@ -13,28 +13,11 @@ import {
 } from '../../src/storage/errors.js';
 import { SQLITE_APPLICATION_ID, SQLITE_SCHEMA_VERSION } from '../../src/storage/sqlite-schema.js';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
-import type { VersionedWrite } from '../../src/storage/types.js';
 import { LOGICAL_SLOTS } from '../../src/storage/version.js';
+import { put, tombstone } from '../helpers/writes.js';
 
 const DAY_MS = 24 * 3_600_000;
 const versionAt = (ms: number) => ms * LOGICAL_SLOTS;
-const put = (
-  key: string,
-  version: number,
-  value: unknown,
-  expiresAt: number | null = null,
-): VersionedWrite => ({
-  key,
-  version,
-  json: JSON.stringify(value),
-  expiresAt,
-});
-const tombstone = (key: string, version: number): VersionedWrite => ({
-  key,
-  version,
-  json: null,
-  expiresAt: null,
-});
 
 let dir: string;
 let path: string;
