@@ -22,6 +22,33 @@ export interface DirtyEntry extends Entry {
   since: number;
 }
 
+// Explicit literals rather than spreads: every entry then shares one object shape, which keeps
+// property reads on the hot path monomorphic (a spread-built entry read 2x slower in the bench).
+export function dirtyEntry(entry: Entry, since: number): DirtyEntry {
+  return {
+    version: entry.version,
+    expiresAt: entry.expiresAt,
+    bytes: entry.bytes,
+    deleted: entry.deleted,
+    json: entry.json,
+    value: entry.value,
+    parsed: entry.parsed,
+    since,
+  };
+}
+
+export function cleanEntry(entry: Entry): Entry {
+  return {
+    version: entry.version,
+    expiresAt: entry.expiresAt,
+    bytes: entry.bytes,
+    deleted: entry.deleted,
+    json: entry.json,
+    value: entry.value,
+    parsed: entry.parsed,
+  };
+}
+
 export function isExpired(entry: Entry): boolean {
   return entry.expiresAt !== null && entry.expiresAt <= Date.now();
 }

@@ -205,6 +205,7 @@ export class HybridCache<V = unknown> {
     } catch {
       drained = false;
     }
+    this.#guard.stop();
     await this.#flusher.stop();
     const pending = this.#tier.dirty.size;
     this.#state = 'closed';
@@ -222,6 +223,7 @@ export class HybridCache<V = unknown> {
 
   async [ABANDON](): Promise<void> {
     this.#state = 'closed';
+    this.#guard.stop();
     await this.#flusher.stop();
     this.#outbox.close();
   }

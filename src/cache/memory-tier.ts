@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { StoredEntry } from '../storage/types.js';
-import { type DirtyEntry, type Entry, isExpired, readValue } from './entry.js';
+import { cleanEntry, type DirtyEntry, dirtyEntry, type Entry, isExpired, readValue } from './entry.js';
 
 /** Returned by `lookup` when memory cannot answer and the store must be asked. */
 export const MISS: unique symbol = Symbol('miss');
@@ -82,7 +82,7 @@ export class MemoryTier {
     // A re-queued dead letter or a replayed row must not shadow a newer value memory already holds.
     if (!replaced && (this.#lru.peek(key)?.version ?? 0) >= entry.version)
       return { replaced, accepted: false };
-    const dirty: DirtyEntry = { ...entry, since: replaced?.since ?? now };
+    const dirty = dirtyEntry(entry, replaced?.since ?? now);
     this.#pendingBytes += dirty.bytes - (replaced?.bytes ?? 0);
     this.dirty.set(key, dirty);
     this.#lru.delete(key);
@@ -98,8 +98,7 @@ export class MemoryTier {
     if (!dirty || dirty.version !== version) return false;
     this.#dropDirty(key, dirty);
     if (dirty.parsed && !dirty.deleted) dirty.json = undefined;
-    const { since: _since, ...clean } = dirty;
-    this.#lru.set(key, clean);
+    this.#lru.set(key, cleanEntry(dirty));
     return true;
   }
 

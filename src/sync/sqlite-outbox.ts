@@ -36,6 +36,7 @@ export class SqliteOutbox implements Outbox {
   readonly #ack: Database.Statement;
   readonly #insertLetter: Database.Statement;
   readonly #commitGroup: (writes: PendingWrite[]) => void;
+  readonly #ackAll: (writes: ReadonlyArray<{ key: string; version: number }>) => void;
   #group: Array<{ write: PendingWrite; resolve: () => void; reject: (error: Error) => void }> = [];
   #closed = false;
   #commits = 0;
@@ -68,6 +69,9 @@ export class SqliteOutbox implements Outbox {
        WHERE excluded.version > pending.version`,
     );
     this.#ack = this.#db.prepare('DELETE FROM pending WHERE key = ? AND version = ?');
+    this.#ackAll = this.#db.transaction((writes: ReadonlyArray<{ key: string; version: number }>) => {
+      for (const w of writes) this.#ack.run(w.key, w.version);
+    });
     this.#insertLetter = this.#db.prepare(
       `INSERT INTO dead_letters (key, version, json, expires_at, error, failed_at) VALUES (?, ?, ?, ?, ?, ?)`,
     );
@@ -120,9 +124,7 @@ export class SqliteOutbox implements Outbox {
 
   acknowledge(writes: ReadonlyArray<{ key: string; version: number }>): void {
     if (this.#closed) return;
-    this.#db.transaction(() => {
-      for (const w of writes) this.#ack.run(w.key, w.version);
-    })();
+    this.#ackAll(writes);
   }
 
   deadLetter(letter: DeadLetter): void {

@@ -34,11 +34,13 @@ export class StoreGuard {
   #consecutiveFailures = 0;
   #health: Health = 'healthy';
   #lastError: Error | undefined;
+  #stopped = false;
 
   constructor(options: StoreGuardOptions) {
     this.#onHealthChange = options.onHealthChange;
     this.#breaker = circuitBreaker(
-      handleWhen((error) => classifyFailure(error) !== 'permanent'),
+      // Calls aborted by close() fail through no fault of the store: they must not move health.
+      handleWhen((error) => !this.#stopped && classifyFailure(error) !== 'permanent'),
       {
         halfOpenAfter: options.halfOpenAfterMs,
         breaker: new ConsecutiveBreaker(options.failureThreshold),
@@ -66,6 +68,11 @@ export class StoreGuard {
   /** True while calls are refused without reaching the store. */
   get isOpen(): boolean {
     return this.#breaker.state === CircuitState.Open || this.#breaker.state === CircuitState.Isolated;
+  }
+
+  /** The cache is closing: failures from here on are its own aborts, not the store's. */
+  stop(): void {
+    this.#stopped = true;
   }
 
   read<T>(call: Call<T>, signal?: AbortSignal): Promise<T> {

@@ -445,6 +445,21 @@ describe('flush and close', () => {
     await vi.advanceTimersByTimeAsync(500);
     expect(await closing).toEqual({ pending: 2, drained: false });
   });
+
+  it('aborting a slow in-flight write at close does not count against the store', async () => {
+    const { cache, storage } = await memoryCache();
+    const changes: Health[] = [];
+    cache.on('health', ({ to }) => changes.push(to));
+    storage.setLatency(10_000);
+    await cache.set('a', 1);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(storage.calls.apply).toBe(1);
+    const closing = cache.close({ timeoutMs: 100 });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await closing).toEqual({ pending: 1, drained: false });
+    expect(cache.health).toBe('healthy');
+    expect(changes).toEqual([]);
+  });
 });
 
 describe('two instances over one store', () => {
