@@ -47,3 +47,25 @@ export async function settleWithTimers<T>(promise: Promise<T>, stepMs = 1, maxMs
     await vi.advanceTimersByTimeAsync(stepMs);
   return promise;
 }
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A pino logger at `debug` that keeps every line as a parsed object, for asserting what operators see. */
+export function capturingLogger() {
+  const lines: LogLine[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    {
+      write(chunk: string) {
+        lines.push(JSON.parse(chunk) as LogLine);
+      },
+    },
+  );
+  const at = (level: 'debug' | 'info' | 'warn' | 'error') =>
+    lines.filter((l) => l.level === pino.levels.values[level]);
+  return { logger, lines, at };
+}
