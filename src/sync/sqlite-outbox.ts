@@ -47,8 +47,8 @@ export class SqliteOutbox implements Outbox {
 
   private constructor(options: SqliteOutboxOptions) {
     this.#path = options.path;
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     try {
+      if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
       this.#db = new Database(options.path, { timeout: 0 });
     } catch (error) {
       throw new OutboxError(`cannot open the outbox at ${options.path}: ${(error as Error).message}`, {
