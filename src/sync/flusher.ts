@@ -82,11 +82,6 @@ export class Flusher {
     return this.#inFlight.has(key);
   }
 
-  /** Sends what is ready now instead of waiting for the interval (backoff still applies). */
-  flushNow(): void {
-    this.#pump();
-  }
-
   /** Resolves once every (key, version) given has been acknowledged or superseded by a newer acknowledged version. */
   waitFor(versions: Map<string, number>): { done: Promise<void>; cancel: () => void } {
     if (this.#stopped) return { done: Promise.reject(new ClosedError()), cancel: () => {} };
@@ -184,10 +179,11 @@ export class Flusher {
       this.#scheduleRetry(error as Error);
       return;
     }
-    if (!Array.isArray(results) || results.length !== writes.length) {
-      const error = new Error(
-        `storage.apply returned ${results?.length} results for ${writes.length} writes`,
-      );
+    const breach = contractBreach(writes, results);
+    if (breach !== undefined) {
+      // Retried with backoff like a transient failure: settling a malformed answer could mark an
+      // unwritten value as flushed, and failing without backoff would re-send in a tight loop.
+      const error = new Error(breach);
       this.#o.logger.error({ err: error }, 'storage adapter broke its contract; retrying the batch');
       this.#scheduleRetry(error);
       return;
@@ -226,7 +222,7 @@ export class Flusher {
       this.#o.logger.error({ err: error }, 'could not clear acknowledged writes from the outbox');
     }
     for (const write of acknowledged) this.#notifyWaiters(write.key, write.version);
-    this.#o.emit('flushed', { count: acknowledged.length, keys: acknowledged.map((w) => w.key) });
+    this.#emit('flushed', { count: acknowledged.length, keys: acknowledged.map((w) => w.key) });
   }
 
   #deadLetter(write: VersionedWrite, error: Error): void {
@@ -247,7 +243,7 @@ export class Flusher {
       { key: write.key, version: write.version, error: letter.error },
       'write dead-lettered',
     );
-    this.#o.emit('deadLetter', letter);
+    this.#emit('deadLetter', letter);
     this.#notifyWaiters(write.key, write.version);
   }
 
@@ -257,11 +253,24 @@ export class Flusher {
     this.#backoff = (this.#backoff ?? this.#backoffFactory).next(undefined);
     this.#attempt++;
     const delayMs = Math.max(this.#backoff.duration, requestedDelayMs(error));
-    this.#o.emit('retry', { attempt: this.#attempt, delayMs, error });
+    this.#emit('retry', { attempt: this.#attempt, delayMs, error });
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       this.#pump();
     }, delayMs);
+  }
+
+  /**
+   * Emits to the cache's listeners. A listener that throws must not break the flusher: the
+   * exception would skip the bookkeeping after the emit (a retry timer never set re-sends at once,
+   * in a loop; a flush waiter never notified hangs), so it is logged instead.
+   */
+  #emit<E extends keyof CacheEvents>(event: E, payload: CacheEvents[E]): void {
+    try {
+      this.#o.emit(event, payload);
+    } catch (error) {
+      this.#o.logger.error({ err: error, event }, 'a cache event listener threw; ignoring it');
+    }
   }
 
   #notifyWaiters(key: string, version: number): void {
@@ -275,4 +284,17 @@ export class Flusher {
       }
     }
   }
+}
+
+const STATUSES: ReadonlySet<unknown> = new Set(['applied', 'stale', 'rejected']);
+
+/** What is wrong with an adapter's answer, or undefined when it keeps the Storage contract. */
+function contractBreach(writes: VersionedWrite[], results: ApplyResult[]): string | undefined {
+  if (!Array.isArray(results) || results.length !== writes.length) {
+    return `storage.apply returned ${(results as unknown[] | undefined)?.length} results for ${writes.length} writes`;
+  }
+  const statusOf = (result: ApplyResult | null | undefined): unknown => result?.status;
+  const bad = results.findIndex((result) => !STATUSES.has(statusOf(result)));
+  if (bad === -1) return undefined;
+  return `storage.apply returned status ${String(statusOf(results[bad]))} for write ${bad} (key ${writes[bad]?.key}); expected applied, stale or rejected`;
 }

@@ -1,5 +1,4 @@
 import {
-  BrokenCircuitError,
   CircuitState,
   ConsecutiveBreaker,
   circuitBreaker,
@@ -94,8 +93,4 @@ export class StoreGuard {
     this.#health = next;
     this.#onHealthChange(previous, next, next === 'healthy' ? undefined : this.#lastError);
   }
-}
-
-export function isBreakerOpenError(error: unknown): boolean {
-  return error instanceof BrokenCircuitError;
 }

@@ -42,6 +42,40 @@ describe('classifyFailure', () => {
   ])('%s is %s', (_label, error, kind) => {
     expect(classifyFailure(error)).toBe(kind);
   });
+
+  it.each([
+    [
+      'TransientStorageError with HTTP 400',
+      Object.assign(new TransientStorageError('x'), { status: 400 }),
+      'transient',
+    ],
+    [
+      'TransientStorageError with a constraint code',
+      Object.assign(new TransientStorageError('x'), { code: 'SQLITE_CONSTRAINT_UNIQUE' }),
+      'transient',
+    ],
+    [
+      'PermanentStorageError with HTTP 503',
+      Object.assign(new PermanentStorageError('x'), { status: 503 }),
+      'permanent',
+    ],
+    [
+      'StorageConfigurationError with HTTP 500',
+      Object.assign(new StorageConfigurationError('x'), { statusCode: 500 }),
+      'configuration',
+    ],
+  ])('an explicit class wins over what it carries: %s is %s', (_label, error, kind) => {
+    expect(classifyFailure(error)).toBe(kind);
+  });
+
+  it.each([
+    ['null', null],
+    ['undefined', undefined],
+    ['a plain object with a 4xx status', { status: 404 }],
+    ['an Error with a numeric-looking string status', Object.assign(new Error('x'), { status: '404' })],
+  ])('treats %s as transient (nothing trustworthy to go on)', (_label, thrown) => {
+    expect(classifyFailure(thrown)).toBe('transient');
+  });
 });
 
 describe('requestedDelayMs', () => {
