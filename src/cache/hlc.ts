@@ -15,8 +15,4 @@ export class HybridLogicalClock {
   observe(version: number): void {
     if (version > this.#last) this.#last = version;
   }
-
-  get last(): number {
-    return this.#last;
-  }
 }

@@ -71,9 +71,11 @@ export function resolveOptions(options: HybridCacheOptions): ResolvedOptions {
       `maxBytes (${resolved.maxBytes}) must leave room for the largest entry: maxValueBytes (${resolved.maxValueBytes}) + ${MAX_KEY_BYTES + ENTRY_OVERHEAD_BYTES} bytes of key and overhead`,
     );
   }
-  if (resolved.maxValueBytes > resolved.maxPendingBytes) {
+  // A write counts its key and overhead against the backlog too: a largest value with a longest key
+  // must fit in an empty backlog, or it would be refused with BackpressureError on every retry.
+  if (resolved.maxValueBytes + MAX_KEY_BYTES + ENTRY_OVERHEAD_BYTES > resolved.maxPendingBytes) {
     throw new ValidationError(
-      'maxValueBytes must not exceed maxPendingBytes, or no value of that size could be written',
+      `maxPendingBytes (${resolved.maxPendingBytes}) must leave room for the largest write: maxValueBytes (${resolved.maxValueBytes}) + ${MAX_KEY_BYTES + ENTRY_OVERHEAD_BYTES} bytes of key and overhead`,
     );
   }
   return {

@@ -120,9 +120,9 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
       `CACHE_MAX_BYTES (${values.CACHE_MAX_BYTES}) must exceed CACHE_MAX_VALUE_BYTES (${values.CACHE_MAX_VALUE_BYTES}) by at least 1024 bytes, so the largest thread fits in memory`,
     );
   }
-  if (values.CACHE_MAX_VALUE_BYTES > values.CACHE_MAX_PENDING_BYTES) {
+  if (values.CACHE_MAX_VALUE_BYTES + 1_024 > values.CACHE_MAX_PENDING_BYTES) {
     problems.push(
-      `CACHE_MAX_VALUE_BYTES (${values.CACHE_MAX_VALUE_BYTES}) must not exceed CACHE_MAX_PENDING_BYTES (${values.CACHE_MAX_PENDING_BYTES})`,
+      `CACHE_MAX_PENDING_BYTES (${values.CACHE_MAX_PENDING_BYTES}) must exceed CACHE_MAX_VALUE_BYTES (${values.CACHE_MAX_VALUE_BYTES}) by at least 1024 bytes, so the largest thread can be queued`,
     );
   }
   if (!values.DAEMON_TOKEN && !isLoopbackHost(values.DAEMON_HOST)) {

@@ -132,7 +132,7 @@ export const VARIABLES = [
     'CACHE_MAX_VALUE_BYTES',
     String(4 * MiB),
     'an integer >= 1 (bytes)',
-    'Largest serialized thread accepted; must not exceed CACHE_MAX_PENDING_BYTES.',
+    'Largest serialized thread accepted; CACHE_MAX_BYTES and CACHE_MAX_PENDING_BYTES must each exceed it by at least 1024.',
     integer(1),
   ),
   spec(

@@ -69,7 +69,7 @@ describe('loadConfig', () => {
         CACHE_MAX_ENTRIES: '10',
         CACHE_MAX_BYTES: '2000',
         CACHE_MAX_VALUE_BYTES: '300',
-        CACHE_MAX_PENDING_BYTES: '400',
+        CACHE_MAX_PENDING_BYTES: '1400',
         CACHE_FLUSH_BATCH_SIZE: '7',
         CACHE_FLUSH_INTERVAL_MS: '0',
         CACHE_FLUSH_CONCURRENCY: '2',
@@ -97,7 +97,7 @@ describe('loadConfig', () => {
       maxEntries: 10,
       maxBytes: 2000,
       maxValueBytes: 300,
-      maxPendingBytes: 400,
+      maxPendingBytes: 1400,
       flush: { batchSize: 7, intervalMs: 0, concurrency: 2 },
       retry: { baseMs: 5, maxMs: 50 },
       breaker: { failureThreshold: 3, halfOpenAfterMs: 900 },
@@ -189,9 +189,13 @@ describe('loadConfig', () => {
     expect(configError({ CACHE_RETRY_BASE_MS: '500', CACHE_RETRY_MAX_MS: '100' }).message).toBe(
       'invalid configuration: CACHE_RETRY_MAX_MS (100) must be at least CACHE_RETRY_BASE_MS (500)',
     );
-    expect(configError({ CACHE_MAX_VALUE_BYTES: '2000', CACHE_MAX_PENDING_BYTES: '1000' }).message).toContain(
-      'CACHE_MAX_VALUE_BYTES (2000) must not exceed CACHE_MAX_PENDING_BYTES (1000)',
+    expect(configError({ CACHE_MAX_VALUE_BYTES: '2000', CACHE_MAX_PENDING_BYTES: '3023' }).message).toContain(
+      'CACHE_MAX_PENDING_BYTES (3023) must exceed CACHE_MAX_VALUE_BYTES (2000) by at least 1024 bytes',
     );
+    expect(
+      loadConfig({ CACHE_MAX_VALUE_BYTES: '2000', CACHE_MAX_PENDING_BYTES: '3024' }, '/srv/app').config.cache
+        .maxPendingBytes,
+    ).toBe(3024);
     expect(configError({ CACHE_MAX_BYTES: '5000', CACHE_MAX_VALUE_BYTES: '4500' }).message).toContain(
       'CACHE_MAX_BYTES (5000) must exceed CACHE_MAX_VALUE_BYTES (4500) by at least 1024 bytes',
     );
