@@ -96,7 +96,7 @@ export class HybridCache<V = unknown> {
       outbox: this.#outbox,
       clock: this.#clock,
       counters: this.#counters,
-      emit: (event, payload) => this.#events.emit(event, payload),
+      emit: (event, payload) => this.#emit(event, payload),
       logger: this.#logger,
       ...options.flush,
       retry: options.retry,
@@ -348,6 +348,19 @@ export class HybridCache<V = unknown> {
     const log = { from, to, err: error, pending: this.#tier.dirty.size };
     if (to === 'healthy') this.#logger.info(log, 'store healthy again');
     else this.#logger.warn(log, `store ${to}`);
-    this.#events.emit('health', { from, to, ...(error ? { error } : {}) });
+    this.#emit('health', { from, to, ...(error ? { error } : {}) });
+  }
+
+  /**
+   * A listener that throws must not break the code that emitted: the exception would skip what
+   * follows the emit (a retry timer never armed re-sends at once, in a loop; a flush waiter never
+   * notified hangs; a breaker callback fails the call it reports on). It is logged instead.
+   */
+  #emit<E extends keyof CacheEvents>(event: E, payload: CacheEvents[E]): void {
+    try {
+      this.#events.emit(event, payload);
+    } catch (error) {
+      this.#logger.error({ err: error, event }, 'a cache event listener threw; ignoring it');
+    }
   }
 }

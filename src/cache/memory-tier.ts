@@ -63,11 +63,6 @@ export class MemoryTier {
     return readValue(clean, true);
   }
 
-  /** Highest version memory knows for a key, or 0. */
-  knownVersion(key: string): number {
-    return this.dirty.get(key)?.version ?? this.#lru.peek(key)?.version ?? 0;
-  }
-
   pendingBytesOf(key: string): number {
     return this.dirty.get(key)?.bytes ?? 0;
   }

@@ -24,6 +24,7 @@ export interface FlusherOptions {
   outbox: Outbox;
   clock: HybridLogicalClock;
   counters: FlushCounters;
+  /** Delivers an event to the cache's listeners; must not throw (the cache guards its listeners). */
   emit: <E extends keyof CacheEvents>(event: E, payload: CacheEvents[E]) => void;
   logger: Logger;
   batchSize: number;
@@ -222,7 +223,7 @@ export class Flusher {
       this.#o.logger.error({ err: error }, 'could not clear acknowledged writes from the outbox');
     }
     for (const write of acknowledged) this.#notifyWaiters(write.key, write.version);
-    this.#emit('flushed', { count: acknowledged.length, keys: acknowledged.map((w) => w.key) });
+    this.#o.emit('flushed', { count: acknowledged.length, keys: acknowledged.map((w) => w.key) });
   }
 
   #deadLetter(write: VersionedWrite, error: Error): void {
@@ -243,7 +244,7 @@ export class Flusher {
       { key: write.key, version: write.version, error: letter.error },
       'write dead-lettered',
     );
-    this.#emit('deadLetter', letter);
+    this.#o.emit('deadLetter', letter);
     this.#notifyWaiters(write.key, write.version);
   }
 
@@ -253,24 +254,11 @@ export class Flusher {
     this.#backoff = (this.#backoff ?? this.#backoffFactory).next(undefined);
     this.#attempt++;
     const delayMs = Math.max(this.#backoff.duration, requestedDelayMs(error));
-    this.#emit('retry', { attempt: this.#attempt, delayMs, error });
+    this.#o.emit('retry', { attempt: this.#attempt, delayMs, error });
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       this.#pump();
     }, delayMs);
-  }
-
-  /**
-   * Emits to the cache's listeners. A listener that throws must not break the flusher: the
-   * exception would skip the bookkeeping after the emit (a retry timer never set re-sends at once,
-   * in a loop; a flush waiter never notified hangs), so it is logged instead.
-   */
-  #emit<E extends keyof CacheEvents>(event: E, payload: CacheEvents[E]): void {
-    try {
-      this.#o.emit(event, payload);
-    } catch (error) {
-      this.#o.logger.error({ err: error, event }, 'a cache event listener threw; ignoring it');
-    }
   }
 
   #notifyWaiters(key: string, version: number): void {

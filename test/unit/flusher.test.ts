@@ -378,6 +378,26 @@ describe('event listeners that throw', () => {
     expect(cache.deadLetters()).toMatchObject([{ key: 'p' }]);
   });
 
+  it('a throwing health listener neither fails store calls nor stops health from moving', async () => {
+    const log = capturingLogger();
+    const { cache, storage } = await memoryCache({ logger: log.logger });
+    const seen: string[] = [];
+    cache.on('health', ({ to }) => {
+      seen.push(to);
+      listenerBug();
+    });
+    storage.goDown();
+    await cache.set('a', 1);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(cache.health).toBe('degraded');
+    storage.comeUp();
+    await settleWithTimers(cache.flush());
+    expect(storedValue(storage, 'a')).toBe(1);
+    expect(cache.health).toBe('healthy');
+    expect(seen).toEqual(['degraded', 'healthy']);
+    expect(log.at('error').filter((l) => l.event === 'health')).toHaveLength(2);
+  });
+
   it('a throwing flushed listener does not disturb the flush', async () => {
     const log = capturingLogger();
     const { cache, storage } = await memoryCache({ logger: log.logger });
