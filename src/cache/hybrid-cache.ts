@@ -295,7 +295,8 @@ export class HybridCache<V = unknown> {
         this.#maxPendingBytes,
       );
     }
-    const entry = { ...entryFromStored(key, { version: this.#clock.next(), json, expiresAt }), bytes };
+    const entry = entryFromStored(key, { version: this.#clock.next(), json, expiresAt });
+    entry.bytes = bytes;
     return this.#enqueue(key, entry, Date.now());
   }
 
