@@ -19,6 +19,7 @@ export default defineConfig({
       'test/unit/flusher.test.ts',
       'test/unit/store-guard.test.ts',
       'test/unit/sqlite-outbox-paths.test.ts',
+      'test/unit/storage-paths.test.ts',
       'test/contract/memory.contract.test.ts',
       'test/contract/sqlite.contract.test.ts',
       'test/property/model-memory.test.ts',
