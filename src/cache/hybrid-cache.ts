@@ -154,8 +154,8 @@ export class HybridCache<V = unknown> {
       validateKey(key);
       const ttlMs = options?.ttlMs === undefined ? this.#defaultTtlMs : validateTtl(options.ttlMs);
       const expiresAt = expiryFor(ttlMs, Date.now());
-      const { json, bytes } = serializeValue(value, this.#maxValueBytes);
-      return this.#write(key, json, expiresAt, entryBytes(key, bytes));
+      const json = serializeValue(value, this.#maxValueBytes);
+      return this.#write(key, json, expiresAt, entryBytes(key, json.length));
     } catch (error) {
       return Promise.reject(error);
     }

@@ -42,8 +42,12 @@ export function expiryFor(ttlMs: number, now: number): number | null {
   return expiresAt;
 }
 
-/** Serializes a value once; the result is what memory, outbox and store all hold. */
-export function serializeValue(value: unknown, maxValueBytes: number): { json: string; bytes: number } {
+/**
+ * Serializes a value once; the result is what memory, outbox and store all hold. The limit is in
+ * UTF-8 bytes (what a store stores); memory accounting uses `json.length` wherever an entry comes
+ * from, so a value costs the same whether it was set, loaded or replayed.
+ */
+export function serializeValue(value: unknown, maxValueBytes: number): string {
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
@@ -52,13 +56,15 @@ export function serializeValue(value: unknown, maxValueBytes: number): { json: s
   }
   if (json === undefined) throw new ValidationError(`value is not JSON-serialisable: ${describe(value)}`);
   // A UTF-8 string is at most 3 bytes per UTF-16 unit, so short strings skip the exact count.
-  const bytes = json.length * 3 <= maxValueBytes ? json.length : Buffer.byteLength(json);
-  if (bytes > maxValueBytes) {
-    throw new ValidationError(
-      `value is ${bytes} bytes serialized; the limit (maxValueBytes) is ${maxValueBytes}`,
-    );
+  if (json.length * 3 > maxValueBytes) {
+    const bytes = Buffer.byteLength(json);
+    if (bytes > maxValueBytes) {
+      throw new ValidationError(
+        `value is ${bytes} bytes serialized; the limit (maxValueBytes) is ${maxValueBytes}`,
+      );
+    }
   }
-  return { json, bytes };
+  return json;
 }
 
 function describe(value: unknown): string {

@@ -431,3 +431,19 @@ describe('replay on start', () => {
     await cache.close();
   });
 });
+
+describe('memory accounting of non-ASCII values', () => {
+  it('counts a value the same whether it was set here or loaded from the store', async () => {
+    const storage = new MemoryStorage();
+    const value = 'é'.repeat(400); // 402 UTF-16 units of JSON, 802 UTF-8 bytes: past the fast path
+    const { cache: writer } = await memoryCache({ storage, maxValueBytes: 1_000 });
+    await writer.set('k', value);
+    const pendingBytes = writer.stats().pendingBytes;
+    await writer.flush();
+    expect(writer.stats().bytes).toBe(pendingBytes);
+
+    const { cache: reader } = await memoryCache({ storage, maxValueBytes: 1_000 });
+    expect(await reader.get('k')).toBe(value);
+    expect(reader.stats().bytes).toBe(pendingBytes);
+  });
+});
