@@ -13,6 +13,7 @@ import {
   ValidationError,
 } from '../../src/index.js';
 import { memoryCache, settleWithTimers, silentLogger, storedValue } from '../helpers/cache.js';
+import { misanswerApply } from '../helpers/faulty-storage.js';
 
 let dir: string;
 beforeEach(() => {
@@ -210,15 +211,7 @@ describe('flusher details', () => {
   it('retries a batch when the adapter answers with the wrong number of results', async () => {
     vi.useFakeTimers();
     const { cache, storage } = await memoryCache();
-    const apply = storage.apply.bind(storage);
-    let broken = true;
-    storage.apply = async (writes, opts) => {
-      if (broken) {
-        broken = false;
-        return [];
-      }
-      return apply(writes, opts);
-    };
+    misanswerApply(storage, 1, () => []);
     await cache.set('a', 1);
     await cache.set('b', 2);
     await settleWithTimers(cache.flush());

@@ -23,6 +23,7 @@ import {
   silentLogger,
   storedValue,
 } from '../helpers/cache.js';
+import { misanswerApply } from '../helpers/faulty-storage.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -267,15 +268,7 @@ describe('failures the flusher reports', () => {
   it('retries, and logs, a batch the adapter answered with the wrong number of results', async () => {
     const log = capturingLogger();
     const { cache, storage } = await memoryCache({ logger: log.logger });
-    const apply = storage.apply.bind(storage);
-    let broken = true;
-    storage.apply = async (writes, opts) => {
-      if (broken) {
-        broken = false;
-        return [];
-      }
-      return apply(writes, opts);
-    };
+    misanswerApply(storage, 1, () => []);
     const retries: Error[] = [];
     cache.on('retry', ({ error }) => retries.push(error));
     await cache.set('a', 1);
@@ -293,15 +286,7 @@ describe('failures the flusher reports', () => {
   it('retries a batch the adapter answered with no result array at all', async () => {
     const log = capturingLogger();
     const { cache, storage } = await memoryCache({ logger: log.logger });
-    const apply = storage.apply.bind(storage);
-    let broken = true;
-    storage.apply = async (writes, opts) => {
-      if (broken) {
-        broken = false;
-        return undefined as unknown as ApplyResult[];
-      }
-      return apply(writes, opts);
-    };
+    misanswerApply(storage, 1, () => undefined);
     await cache.set('a', 1);
     await settleWithTimers(cache.flush());
     expect(storedValue(storage, 'a')).toBe(1);
@@ -320,15 +305,7 @@ describe('failures the flusher reports', () => {
     async (_label, item) => {
       const log = capturingLogger();
       const { cache, storage } = await memoryCache({ logger: log.logger });
-      const apply = storage.apply.bind(storage);
-      let malformed = 3;
-      storage.apply = async (writes, opts) => {
-        if (malformed > 0) {
-          malformed--;
-          return writes.map(() => item as unknown as ApplyResult);
-        }
-        return apply(writes, opts);
-      };
+      misanswerApply(storage, 3, (writes) => writes.map(() => item));
       await cache.set('user:42', 1);
       await vi.advanceTimersByTimeAsync(10);
       expect(cache.stats()).toMatchObject({ pending: 1, flushedWrites: 0, retries: 1 });
