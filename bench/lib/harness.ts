@@ -89,16 +89,18 @@ function benchFor(options: LatencyOptions, batch: number): Bench {
     warmupTime: (options.warmupMs ?? Math.min(250, options.timeMs / 4)) / batch,
     warmupIterations: 16,
     throws: true,
+    retainSamples: true,
   });
 }
 
 async function run(bench: Bench, batch: number): Promise<LatencySummary> {
   await bench.run();
   const result = bench.tasks[0]?.result;
-  if (!result || result.error) throw result?.error ?? new Error('benchmark produced no result');
+  if (result?.state === 'errored') throw result.error;
+  if (result?.state !== 'completed') throw new Error(`benchmark ended ${result?.state ?? 'with no result'}`);
   // tinybench reports milliseconds per sample.
   return summarize(
-    result.latency.samples.map((ms) => ms * 1e6),
+    (result.latency.samples ?? []).map((ms) => ms * 1e6),
     batch,
   );
 }

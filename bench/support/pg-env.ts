@@ -3,7 +3,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import pg from 'pg';
-import WebSocket from 'ws';
 import { SupabaseStorage } from '../../src/storage/supabase-storage.js';
 import type { PgServerInfo, PgServerMessage } from './pg-server.js';
 
@@ -51,7 +50,6 @@ export async function startPgEnv(): Promise<PgEnv> {
     client: () =>
       createClient(info.url, info.serviceRoleKey, {
         auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-        realtime: { transport: WebSocket as never },
       }),
     pool: (max = 4) => {
       const pool = new pg.Pool({ ...info.admin, max });

@@ -1,5 +1,4 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
-import WebSocket from 'ws';
 import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
 import { fromJsonbText, toJsonbText } from './jsonb-text.js';
 import { classifyRpcError, MIGRATION_HINT, parseRetryAfter } from './supabase-errors.js';
@@ -71,8 +70,6 @@ export class SupabaseStorage implements Storage {
       }
       this.#client = createClient(options.url, options.key, {
         auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-        // supabase-js >= 2.100 requires a WebSocket implementation on Node < 22.
-        realtime: { transport: WebSocket as never },
         global: { fetch: this.#fetch },
       });
     }

@@ -52,7 +52,7 @@ export class StoreGuard {
     this.#breaker.onFailure(({ handled, reason }) => {
       if (!handled) return;
       this.#consecutiveFailures++;
-      if ('error' in reason) this.#lastError = reason.error;
+      if ('error' in reason) this.#lastError = asError(reason.error);
       this.#refresh();
     });
     this.#breaker.onStateChange(() => this.#refresh());
@@ -93,4 +93,9 @@ export class StoreGuard {
     this.#health = next;
     this.#onHealthChange(previous, next, next === 'healthy' ? undefined : this.#lastError);
   }
+}
+
+/** cockatiel 4 reports a failure's reason as `unknown`: anything can be thrown. */
+function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown));
 }

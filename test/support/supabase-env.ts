@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import pg from 'pg';
 import { inject } from 'vitest';
-import WebSocket from 'ws';
 import { SupabaseStorage, type SupabaseStorageCommonOptions } from '../../src/storage/supabase-storage.js';
 import { PostgrestGateway } from './gateway.js';
 import { prepareSupabaseDatabase, type SupabaseDatabase } from './supabase-db.js';
@@ -50,7 +49,6 @@ export async function startSupabaseEnv(options: { database?: SupabaseDatabase } 
     client: (key = serviceRoleKey) =>
       createClient(gateway.url, key, {
         auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-        realtime: { transport: WebSocket as never },
       }),
     sql: async <T extends pg.QueryResultRow>(text: string, params?: unknown[]) =>
       (await admin.query<T>(text, params)).rows,
