@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError } from '../config/config-error.js';
@@ -6,6 +7,7 @@ import { wire } from '../config/wire.js';
 import { createLogger } from './logger.js';
 import { buildServer } from './server.js';
 import { installSignalHandlers } from './shutdown.js';
+import { listenFailureHint, openFailureHint } from './startup-errors.js';
 
 /** Loads `./.env` when present; variables already in the environment win. */
 function loadDotEnv(): string | undefined {
@@ -48,7 +50,8 @@ async function main(): Promise<void> {
   try {
     wired = await wire(config, logger);
   } catch (error) {
-    logger.fatal({ err: error, ...describeStorage(config) }, 'cannot open the conversation store');
+    const hint = openFailureHint(error, config);
+    logger.fatal({ err: error, ...describeStorage(config), hint }, 'cannot open the conversation store');
     process.exitCode = 1;
     return;
   }
@@ -59,7 +62,8 @@ async function main(): Promise<void> {
   try {
     await app.listen({ host: config.daemon.host, port: config.daemon.port });
   } catch (error) {
-    logger.fatal({ err: error, host: config.daemon.host, port: config.daemon.port }, 'cannot listen');
+    const hint = listenFailureHint(error, config);
+    logger.fatal({ err: error, host: config.daemon.host, port: config.daemon.port, hint }, 'cannot listen');
     await wired.close({ timeoutMs: config.daemon.shutdownTimeoutMs }).catch(() => {});
     process.exitCode = 1;
     return;

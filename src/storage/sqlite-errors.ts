@@ -77,3 +77,38 @@ export function toStorageError(error: unknown, action: string, location: string)
     cause: error,
   });
 }
+
+/** An error and its causes, outermost first (bounded, in case of a cycle). */
+export function causeChain(error: unknown): Array<{ code?: unknown; message?: unknown }> {
+  const chain: Array<{ code?: unknown; message?: unknown }> = [];
+  for (
+    let e = error;
+    e !== null && typeof e === 'object' && chain.length < 8;
+    e = (e as { cause?: unknown }).cause
+  ) {
+    chain.push(e as { code?: unknown; message?: unknown });
+  }
+  return chain;
+}
+
+/**
+ * better-sqlite3's native addon failed to load: built for another Node.js ABI, platform or libc.
+ * Reported apart from file problems, since no change to the file can fix it.
+ */
+export function isNativeModuleFailure(error: unknown): boolean {
+  return causeChain(error).some(
+    (e) =>
+      e.code === 'ERR_DLOPEN_FAILED' ||
+      (typeof e.message === 'string' && /NODE_MODULE_VERSION|invalid ELF header/.test(e.message)),
+  );
+}
+
+/** What to tell whoever started the process when the native addon cannot be loaded. */
+export function nativeModuleMessage(error: unknown): string {
+  const reason = error instanceof Error ? error.message : String(error);
+  return (
+    `the SQLite native module (better-sqlite3) cannot be loaded by Node.js ${process.version} ` +
+    `(${process.platform}-${process.arch}): ${reason}. Reinstall dependencies with the Node.js that runs ` +
+    'this process (rm -rf node_modules && npm ci)'
+  );
+}

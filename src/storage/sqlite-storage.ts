@@ -2,7 +2,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
-import { isItemError, toStorageError } from './sqlite-errors.js';
+import { isItemError, isNativeModuleFailure, nativeModuleMessage, toStorageError } from './sqlite-errors.js';
 import { ENTRIES_TABLE, migrateSchema } from './sqlite-schema.js';
 import type { ApplyResult, Storage, StorageCallOptions, StoredEntry, VersionedWrite } from './types.js';
 import { LOGICAL_SLOTS } from './version.js';
@@ -243,6 +243,14 @@ function validMs(value: number, name: string): number {
 
 function openError(error: unknown, location: string): Error {
   if (error instanceof StorageConfigurationError) return error;
+  if (isNativeModuleFailure(error)) {
+    return new StorageConfigurationError(
+      `cannot open SQLite store ${location}: ${nativeModuleMessage(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
   const reason = error instanceof Error ? error.message : String(error);
   return new StorageConfigurationError(
     `cannot open SQLite store ${location}: ${reason}; check the path, its permissions and that it is a ` +
