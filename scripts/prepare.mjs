@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 let tsc;
@@ -16,9 +17,11 @@ try {
     process.stdout.write('hybrid-cache: TypeScript is not installed; keeping the existing dist/\n');
     process.exit(0);
   }
+  const dir = fileURLToPath(new URL('..', import.meta.url));
   process.stderr.write(
-    'hybrid-cache: dist/ is missing and TypeScript is not installed, so it cannot be built.\n' +
-      'Install with dev dependencies (npm ci) to build it, or install the packed package (npm pack).\n',
+    `hybrid-cache: dist/ is missing in ${dir} and TypeScript is not installed there, so it cannot be built.\n` +
+      `Run \`npm install\` in ${dir} first (it installs the dev dependencies and builds dist/), or install\n` +
+      'a packed tarball (`npm pack`) or the git URL instead of the folder.\n',
   );
   process.exit(1);
 }
