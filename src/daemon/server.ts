@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/load-config.js';
 import type { Wired } from '../config/wire.js';
 import { bearerAuth } from './auth.js';
+import { connectionTimeouts, limitConnections } from './connection-limits.js';
 import { errorHandler } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { healthRoutes } from './routes/health.js';
@@ -28,7 +29,9 @@ export function buildServer({ config, wired, logger, isClosing = () => false }: 
     return503OnClosing: true,
     // Thread ids are case-insensitive UUIDs; paths are matched as sent.
     routerOptions: { ignoreTrailingSlash: true },
+    ...connectionTimeouts(config.daemon),
   });
+  limitConnections(app.server, config.daemon.maxConnections);
 
   const metrics = createMetrics(() => wired.cache.stats());
   // Bodies are JSON only; anything else is answered 415.
