@@ -141,7 +141,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
   }
   if (!values.DAEMON_TOKEN && !isLoopbackHost(values.DAEMON_HOST)) {
     problems.push(
-      `DAEMON_HOST=${values.DAEMON_HOST} is not a loopback address: set DAEMON_TOKEN (at least 16 characters) or bind 127.0.0.1, ::1 or localhost`,
+      `DAEMON_HOST=${values.DAEMON_HOST} is not a loopback address: set DAEMON_TOKEN (at least 16 printable ASCII characters) or bind 127.0.0.1, ::1 or localhost`,
     );
   }
   if (problems.length > 0) throw new ConfigError(problems);

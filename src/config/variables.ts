@@ -240,9 +240,14 @@ export const VARIABLES = [
   spec(
     'DAEMON_TOKEN',
     undefined,
-    'at least 16 characters',
+    'at least 16 printable ASCII characters, no whitespace',
     'When set, every request except GET /healthz needs "Authorization: Bearer <token>"; never logged.',
-    z.string().trim().min(16),
+    // What a client can send in the header and the check can match: no spaces, no other bytes.
+    z
+      .string()
+      .trim()
+      .min(16)
+      .regex(/^[\x21-\x7E]+$/),
     true,
   ),
   spec(

@@ -198,9 +198,25 @@ describe('loadConfig', () => {
   it('never repeats a secret in its message', () => {
     const error = configError({ DAEMON_TOKEN: 'short-secret' });
     expect(error.message).toBe(
-      'invalid configuration: DAEMON_TOKEN=(hidden) is invalid; accepted: at least 16 characters',
+      'invalid configuration: DAEMON_TOKEN=(hidden) is invalid; accepted: at least 16 printable ASCII characters, no whitespace',
     );
     expect(error.message).not.toContain('short-secret');
+  });
+
+  it.each([
+    ['a space', 'token-part-one token-part-two'],
+    ['a tab', 'token-part-one\ttoken-part-two'],
+    ['a non-ASCII letter', 'token-part-one-é-token-part-two'],
+  ])('refuses a DAEMON_TOKEN containing %s, which no bearer header could match', (_, token) => {
+    const error = configError({ DAEMON_TOKEN: token });
+    expect(error.message).toBe(
+      'invalid configuration: DAEMON_TOKEN=(hidden) is invalid; accepted: at least 16 printable ASCII characters, no whitespace',
+    );
+  });
+
+  it('accepts a DAEMON_TOKEN with surrounding blanks, trimmed, and any printable ASCII', () => {
+    const token = 'A-z0-9_.~+/=!$%&*?@^|#';
+    expect(loadConfig({ DAEMON_TOKEN: `  ${token}\n` }, '/srv/app').config.daemon.token).toBe(token);
   });
 
   it('lists every invalid variable in one message', () => {
