@@ -5,6 +5,13 @@ import { type DaemonProcess, request, startDaemon, tempWorkDir } from './daemon-
 const TOKEN = 'test-token-0123456789abcdef';
 const NOT_FOUND = /was not found or has expired; restart the conversation .* without continuation_id/;
 
+/** An object nested `levels` levels deep: `{a: {a: … 1}}`. */
+function nested(levels: number): unknown {
+  let value: unknown = 1;
+  for (let level = 0; level < levels; level++) value = { a: value };
+  return value;
+}
+
 describe('daemon HTTP API (one process, token required)', () => {
   const work = tempWorkDir();
   let daemon: DaemonProcess;
@@ -152,6 +159,58 @@ describe('daemon HTTP API (one process, token required)', () => {
     expect(badTurn.status).toBe(400);
     expect((badTurn.body as { message: string }).message).toMatch(/role.*content|content.*role/);
     expect(((await call('GET', `/v1/threads/${id}`)).body as { turns: unknown[] }).turns).toHaveLength(0);
+  });
+
+  it('accepts bodies nested 64 levels deep, readable by every route, and refuses deeper ones with 400', async () => {
+    // The body is level 1, initial_context or model_metadata level 2, and {c} or {m} in it is
+    // level 3: 62 more levels reach the limit.
+    const deepest = nested(62);
+    const created = await call('POST', '/v1/threads', {
+      json: { tool_name: 'chat', initial_context: { c: deepest } },
+    });
+    expect(created.status).toBe(201);
+    const id = (created.body as { thread_id: string }).thread_id;
+    const turn = await call('POST', `/v1/threads/${id}/turns`, {
+      json: { role: 'user', content: 'x', model_metadata: { m: deepest } },
+    });
+    expect(turn.status).toBe(201);
+    const child = await call('POST', '/v1/threads', { json: { tool_name: 'chat', parent_thread_id: id } });
+    const childId = (child.body as { thread_id: string }).thread_id;
+
+    const read = await call('GET', `/v1/threads/${id}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toMatchObject({
+      initial_context: { c: deepest },
+      turns: [{ model_metadata: { m: deepest } }],
+    });
+    const chain = await call('GET', `/v1/threads/${childId}/chain`);
+    expect(chain.status).toBe(200);
+    expect(chain.body).toMatchObject({
+      threads: [{ thread_id: id, initial_context: { c: deepest } }, { thread_id: childId }],
+    });
+
+    const tooDeep = nested(63);
+    for (const [path, json] of [
+      ['/v1/threads', { tool_name: 'chat', initial_context: { c: tooDeep } }],
+      [`/v1/threads/${id}/turns`, { role: 'user', content: 'x', model_metadata: { m: tooDeep } }],
+      [
+        '/v1/threads',
+        {
+          tool_name: 'chat',
+          initial_context: {
+            list: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[nested(31)]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+          },
+        },
+      ],
+    ] as const) {
+      const response = await call('POST', path, { json });
+      expect(response.status, path).toBe(400);
+      expect(response.body).toMatchObject({
+        error: 'body_too_deep',
+        message: expect.stringContaining('more than 64 levels'),
+      });
+    }
+    expect(((await call('GET', `/v1/threads/${id}`)).body as { turns: unknown[] }).turns).toHaveLength(1);
   });
 
   it('answers 413 for a body over DAEMON_BODY_LIMIT_BYTES and 415 for non-JSON bodies', async () => {

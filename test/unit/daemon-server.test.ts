@@ -156,6 +156,34 @@ describe('connection deadlines and limit', () => {
   });
 });
 
+describe('request bodies', () => {
+  it('refuses a body thousands of levels deep with 400 naming the limit, before anything is created', async () => {
+    let created = 0;
+    const app = server({
+      conversations: {
+        createThread: async () => {
+          created++;
+          return randomUUID();
+        },
+      },
+    });
+    const depth = 4_109;
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/threads',
+      headers: { 'content-type': 'application/json' },
+      payload: `{"tool_name":"chat","initial_context":{"a":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}}`,
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toEqual({
+      error: 'body_too_deep',
+      message:
+        'request body nests objects and arrays more than 64 levels deep (the limit, counting the body as level 1)',
+    });
+    expect(created).toBe(0);
+  });
+});
+
 describe('error mapping', () => {
   const id = randomUUID();
   const failing = (error: Error) =>
