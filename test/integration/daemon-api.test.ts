@@ -22,6 +22,7 @@ describe('daemon HTTP API (one process, token required)', () => {
     daemon = await startDaemon(work.dir, {
       DAEMON_TOKEN: TOKEN,
       DAEMON_BODY_LIMIT_BYTES: '4096',
+      CACHE_MAX_VALUE_BYTES: '2048',
       MAX_CONVERSATION_TURNS: '2',
       LOG_LEVEL: 'info',
     });
@@ -226,6 +227,65 @@ describe('daemon HTTP API (one process, token required)', () => {
       headers: { 'content-type': 'text/plain' },
     });
     expect(plain.status).toBe(415);
+    expect(plain.body).toMatchObject({
+      error: 'unsupported_media_type',
+      message: expect.stringContaining('content-type: application/json'),
+    });
+    expect((plain.body as { message: string }).message).toContain('text/plain');
+  });
+
+  it('answers 400 naming CACHE_MAX_VALUE_BYTES for a thread that would be larger', async () => {
+    const response = await call('POST', '/v1/threads', {
+      json: { tool_name: 'chat', initial_context: { note: 'x'.repeat(3000) } },
+    });
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({
+      error: 'invalid_value',
+      message: expect.stringMatching(
+        /^the thread would be \d+ bytes serialized; the limit \(CACHE_MAX_VALUE_BYTES\) is 2048$/,
+      ),
+    });
+  });
+
+  it('answers 405 with Allow for a known path under the wrong method, 404 for an unknown path', async () => {
+    const id = randomUUID();
+    for (const [method, path, allow] of [
+      ['PUT', `/v1/threads/${id}`, 'DELETE, GET, HEAD'],
+      ['PATCH', `/v1/threads/${id}/`, 'DELETE, GET, HEAD'],
+      ['DELETE', '/v1/threads', 'POST'],
+      ['GET', `/v1/threads/${id}/turns`, 'POST'],
+      ['POST', `/v1/threads/${id}/chain`, 'GET, HEAD'],
+      ['POST', '/healthz', 'GET, HEAD'],
+    ] as const) {
+      const response = await call(method, path, method === 'GET' ? {} : { json: {} });
+      expect(response.status, `${method} ${path}`).toBe(405);
+      expect(response.headers.get('allow'), `${method} ${path}`).toBe(allow);
+      expect(response.body).toMatchObject({
+        error: 'method_not_allowed',
+        message: `${method} is not allowed on ${path}; allowed: ${allow}`,
+      });
+    }
+    const unknown = await call('GET', '/v1/thread');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ error: 'not_found' });
+    expect(unknown.headers.get('allow')).toBeNull();
+  });
+
+  it('answers 422 for a parent_thread_id that names no live thread', async () => {
+    const { body } = await call('POST', '/v1/threads', { json: { tool_name: 'chat' } });
+    const deleted = (body as { thread_id: string }).thread_id;
+    expect((await call('DELETE', `/v1/threads/${deleted}`)).status).toBe(204);
+    for (const parent of [randomUUID(), deleted]) {
+      const response = await call('POST', '/v1/threads', {
+        json: { tool_name: 'chat', parent_thread_id: parent },
+      });
+      expect(response.status).toBe(422);
+      expect(response.body).toMatchObject({
+        error: 'parent_thread_not_found',
+        message: expect.stringMatching(NOT_FOUND),
+      });
+      expect((response.body as { message: string }).message).toContain(parent);
+    }
   });
 
   it('requires the bearer token everywhere except /healthz', async () => {
