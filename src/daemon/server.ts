@@ -4,7 +4,7 @@ import type { Config } from '../config/load-config.js';
 import type { Wired } from '../config/wire.js';
 import { trackAllowedMethods } from './allowed-methods.js';
 import { bearerAuth } from './auth.js';
-import { connectionTimeouts, limitConnections } from './connection-limits.js';
+import { clientErrorHandler, connectionTimeouts, limitConnections } from './connection-limits.js';
 import { errorHandler } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { healthRoutes } from './routes/health.js';
@@ -31,6 +31,7 @@ export function buildServer({ config, wired, logger, isClosing = () => false }: 
     // Thread ids are case-insensitive UUIDs; paths are matched as sent.
     routerOptions: { ignoreTrailingSlash: true },
     ...connectionTimeouts(config.daemon),
+    clientErrorHandler,
   });
   limitConnections(app.server, config.daemon.maxConnections);
 

@@ -45,7 +45,10 @@ describe('daemon connection deadlines (real sockets on loopback)', () => {
   it('closes a connection that keeps sending header lines without ever finishing them', async () => {
     const client = await slowClient('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n', 'X-Slow: 1\r\n');
     expect(await closesWithin(client, GIVE_UP_MS)).toBe(true);
-    expect(client.received()).not.toMatch(/^HTTP\/1\.1 200/);
+    expect(client.received()).toMatch(/^HTTP\/1\.1 408 /);
+    expect(client.received()).toContain(
+      '{"error":"request_timeout","message":"the request did not arrive in time',
+    );
   });
 
   it('closes a connection that sends nothing at all', async () => {
@@ -62,10 +65,10 @@ describe('daemon connection deadlines (real sockets on loopback)', () => {
     expect(await closesWithin(client, GIVE_UP_MS)).toBe(true);
   });
 
-  it('closes a slow body sent with the token, creating nothing', async () => {
+  it('answers 408 to a slow body sent with the token, and closes it', async () => {
     const client = await slowClient(slowBody(`Authorization: Bearer ${TOKEN}\r\n`), 'x');
     expect(await closesWithin(client, GIVE_UP_MS)).toBe(true);
-    expect(client.received()).not.toMatch(/^HTTP\/1\.1 201/);
+    expect(client.received()).toMatch(/^HTTP\/1\.1 408 /);
   });
 
   it('closes an idle keep-alive connection after its response', async () => {
@@ -74,6 +77,24 @@ describe('daemon connection deadlines (real sockets on loopback)', () => {
     expect(await closesWithin(client, GIVE_UP_MS)).toBe(true);
     expect(client.received()).toMatch(/^HTTP\/1\.1 200/);
     expect(client.received()).toMatch(/^keep-alive: timeout=\d+/im);
+  });
+
+  it('answers oversized and malformed requests in the {error, message} shape, and closes them', async () => {
+    const oversized = await openClient(portOf(daemon));
+    oversized.socket.write(
+      `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`,
+    );
+    expect(await closesWithin(oversized, GIVE_UP_MS)).toBe(true);
+    expect(oversized.received()).toMatch(/^HTTP\/1\.1 431 /);
+    expect(oversized.received()).toContain(
+      '{"error":"headers_too_large","message":"request headers are too large"}',
+    );
+
+    const malformed = await openClient(portOf(daemon));
+    malformed.socket.write('NOT HTTP AT ALL\r\n\r\n');
+    expect(await closesWithin(malformed, GIVE_UP_MS)).toBe(true);
+    expect(malformed.received()).toMatch(/^HTTP\/1\.1 400 /);
+    expect(malformed.received()).toContain('{"error":"bad_request","message":"malformed HTTP request"}');
   });
 
   it('still serves a normal client, also while slow clients are connected', async () => {
