@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 /**
  * Every environment variable the daemon reads: its default, what it accepts and what it means.
- * `.env.example` and docs/daemon.md document exactly this table (a unit test keeps them in step).
+ * `.env.example` and README.md document exactly this table (a unit test keeps them in step).
  */
 export interface VariableSpec<N extends string = string, T = unknown> {
   name: N;

@@ -33,9 +33,10 @@ export function connectionTimeouts(limits: Limits): {
   };
 }
 
-/** Closes connections beyond `max` as soon as they are accepted. */
-export function limitConnections(server: Server, max: number): void {
+/** Closes connections beyond `max` as soon as they are accepted, calling `onDrop` for each. */
+export function limitConnections(server: Server, max: number, onDrop: () => void): void {
   server.maxConnections = max;
+  server.on('drop', onDrop);
 }
 
 const CLIENT_ERRORS: Record<string, { status: number; error: string; message: string }> = {

@@ -33,9 +33,9 @@ export function buildServer({ config, wired, logger, isClosing = () => false }: 
     ...connectionTimeouts(config.daemon),
     clientErrorHandler,
   });
-  limitConnections(app.server, config.daemon.maxConnections);
 
   const metrics = createMetrics(() => wired.cache.stats());
+  limitConnections(app.server, config.daemon.maxConnections, metrics.connectionDropped);
   // Bodies are JSON only; anything else is answered 415.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);

@@ -155,5 +155,6 @@ describe('daemon connection limit (real sockets on loopback)', () => {
       if (!answer) await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(await rawGet(port, '/metrics')).toMatch(/^http_connections_dropped_total 1$/m);
   });
 });
