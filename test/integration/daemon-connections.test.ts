@@ -109,14 +109,14 @@ describe('daemon connection deadlines (real sockets on loopback)', () => {
   });
 });
 
-describe('daemon connection limit (real sockets on loopback)', () => {
+describe('daemon connection limit, default deadlines (real sockets on loopback)', () => {
   const MAX = 3;
   const work = tempWorkDir();
   let daemon: DaemonProcess;
   const held: RawClient[] = [];
 
   beforeAll(async () => {
-    daemon = await startDaemon(work.dir, { DAEMON_MAX_CONNECTIONS: String(MAX) });
+    daemon = await startDaemon(work.dir, { DAEMON_TOKEN: TOKEN, DAEMON_MAX_CONNECTIONS: String(MAX) });
   });
 
   afterAll(async () => {
@@ -155,6 +155,21 @@ describe('daemon connection limit (real sockets on loopback)', () => {
       if (!answer) await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect(answer).toMatch(/^HTTP\/1\.1 200/);
-    expect(await rawGet(port, '/metrics')).toMatch(/^http_connections_dropped_total 1$/m);
+    expect(await rawGet(port, '/metrics', `Authorization: Bearer ${TOKEN}\r\n`)).toMatch(
+      /^http_connections_dropped_total 1$/m,
+    );
+  });
+
+  it('closes an unauthenticated slow body right after its 401, long before the request deadline', async () => {
+    const client = await openClient(portOf(daemon));
+    held.push(client);
+    client.socket.write(
+      'POST /v1/threads HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' +
+        'Content-Length: 100000\r\n\r\n{"tool_name":"',
+    );
+    client.trickle('x', TRICKLE_MS);
+    // The default DAEMON_REQUEST_TIMEOUT_MS (30 s) is three times longer than this wait.
+    expect(await closesWithin(client, GIVE_UP_MS)).toBe(true);
+    expect(client.received()).toMatch(/^HTTP\/1\.1 401 /);
   });
 });

@@ -65,9 +65,9 @@ export async function closesWithin(client: RawClient, ms: number): Promise<boole
 }
 
 /** One `Connection: close` GET on a fresh connection; the raw response text. */
-export async function rawGet(port: number, path: string): Promise<string> {
+export async function rawGet(port: number, path: string, headers = ''): Promise<string> {
   const client = await openClient(port);
-  client.socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+  client.socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}Connection: close\r\n\r\n`);
   await client.closed;
   return client.received();
 }
