@@ -139,6 +139,12 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
       `DAEMON_HEADERS_TIMEOUT_MS (${values.DAEMON_HEADERS_TIMEOUT_MS}) must be at most DAEMON_REQUEST_TIMEOUT_MS (${values.DAEMON_REQUEST_TIMEOUT_MS})`,
     );
   }
+  // No bytes move while a request waits on the store, so the idle deadline must outlast that wait.
+  if (values.DAEMON_CONNECTION_TIMEOUT_MS <= values.CACHE_READ_TIMEOUT_MS) {
+    problems.push(
+      `DAEMON_CONNECTION_TIMEOUT_MS (${values.DAEMON_CONNECTION_TIMEOUT_MS}) must be longer than CACHE_READ_TIMEOUT_MS (${values.CACHE_READ_TIMEOUT_MS}), or a request waiting on a store read would lose its connection`,
+    );
+  }
   if (!values.DAEMON_TOKEN && !isLoopbackHost(values.DAEMON_HOST)) {
     problems.push(
       `DAEMON_HOST=${values.DAEMON_HOST} is not a loopback address: set DAEMON_TOKEN (at least 16 printable ASCII characters) or bind 127.0.0.1, ::1 or localhost`,

@@ -281,7 +281,7 @@ export const VARIABLES = [
   spec(
     'DAEMON_CONNECTION_TIMEOUT_MS',
     '60000',
-    'an integer >= 1 (ms)',
+    'an integer >= 1 (ms), more than CACHE_READ_TIMEOUT_MS',
     'A connection with no traffic in either direction for this long is closed (e.g. a client that stops reading its response).',
     integer(1),
   ),

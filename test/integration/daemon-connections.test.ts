@@ -25,6 +25,7 @@ describe('daemon connection deadlines (real sockets on loopback)', () => {
       DAEMON_REQUEST_TIMEOUT_MS: '1000',
       DAEMON_KEEP_ALIVE_TIMEOUT_MS: '500',
       DAEMON_CONNECTION_TIMEOUT_MS: '2000',
+      CACHE_READ_TIMEOUT_MS: '1000',
     });
   });
 

@@ -171,7 +171,7 @@ describe('loadConfig', () => {
     ['DAEMON_HEADERS_TIMEOUT_MS', '0', 'an integer >= 1 (ms), at most DAEMON_REQUEST_TIMEOUT_MS'],
     ['DAEMON_REQUEST_TIMEOUT_MS', '0', 'an integer >= 1 (ms)'],
     ['DAEMON_KEEP_ALIVE_TIMEOUT_MS', '5s', 'an integer >= 1 (ms)'],
-    ['DAEMON_CONNECTION_TIMEOUT_MS', '-1', 'an integer >= 1 (ms)'],
+    ['DAEMON_CONNECTION_TIMEOUT_MS', '-1', 'an integer >= 1 (ms), more than CACHE_READ_TIMEOUT_MS'],
     ['DAEMON_MAX_CONNECTIONS', '0', 'an integer >= 1'],
   ];
 
@@ -227,6 +227,9 @@ describe('loadConfig', () => {
   });
 
   it('checks values that depend on each other', () => {
+    expect(configError({ DAEMON_CONNECTION_TIMEOUT_MS: '5000', CACHE_READ_TIMEOUT_MS: '5000' }).message).toBe(
+      'invalid configuration: DAEMON_CONNECTION_TIMEOUT_MS (5000) must be longer than CACHE_READ_TIMEOUT_MS (5000), or a request waiting on a store read would lose its connection',
+    );
     expect(
       configError({ DAEMON_HEADERS_TIMEOUT_MS: '2001', DAEMON_REQUEST_TIMEOUT_MS: '2000' }).message,
     ).toBe(
