@@ -7,6 +7,7 @@ export {
   OutboxError,
   StorageUnavailableError,
   ValidationError,
+  ValueTooLargeError,
 } from './cache/errors.js';
 export type { HybridCache } from './cache/hybrid-cache.js';
 export type {

@@ -16,6 +16,16 @@ export class ValidationError extends HybridCacheError {
   }
 }
 
+/** A value larger than `maxValueBytes` once serialized. Nothing was changed. */
+export class ValueTooLargeError extends ValidationError {
+  constructor(
+    readonly bytes: number,
+    readonly maxValueBytes: number,
+  ) {
+    super(`value is ${bytes} bytes serialized; the limit (maxValueBytes) is ${maxValueBytes}`);
+  }
+}
+
 /** The backlog of unflushed writes is full (`maxPendingBytes`). Nothing was changed; retry later. */
 export class BackpressureError extends HybridCacheError {
   constructor(

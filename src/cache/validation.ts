@@ -1,4 +1,4 @@
-import { ValidationError } from './errors.js';
+import { ValidationError, ValueTooLargeError } from './errors.js';
 
 export const MAX_KEY_BYTES = 512;
 
@@ -59,9 +59,7 @@ export function serializeValue(value: unknown, maxValueBytes: number): string {
   if (json.length * 3 > maxValueBytes) {
     const bytes = Buffer.byteLength(json);
     if (bytes > maxValueBytes) {
-      throw new ValidationError(
-        `value is ${bytes} bytes serialized; the limit (maxValueBytes) is ${maxValueBytes}`,
-      );
+      throw new ValueTooLargeError(bytes, maxValueBytes);
     }
   }
   return json;

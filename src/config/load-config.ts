@@ -44,6 +44,14 @@ export interface Config {
     port: number;
     token?: string;
     bodyLimitBytes: number;
+    /** Deadline for a request's headers, from its first byte. */
+    headersTimeoutMs: number;
+    /** Deadline for a whole request (headers and body), from its first byte. */
+    requestTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    /** Inactivity (no bytes either way) after which a connection is closed. */
+    connectionTimeoutMs: number;
+    maxConnections: number;
     shutdownTimeoutMs: number;
   };
   logLevel: LogLevel;
@@ -125,9 +133,21 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
       `CACHE_MAX_PENDING_BYTES (${values.CACHE_MAX_PENDING_BYTES}) must exceed CACHE_MAX_VALUE_BYTES (${values.CACHE_MAX_VALUE_BYTES}) by at least 1024 bytes, so the largest thread can be queued`,
     );
   }
+  // Node refuses a header deadline later than the whole request's.
+  if (values.DAEMON_HEADERS_TIMEOUT_MS > values.DAEMON_REQUEST_TIMEOUT_MS) {
+    problems.push(
+      `DAEMON_HEADERS_TIMEOUT_MS (${values.DAEMON_HEADERS_TIMEOUT_MS}) must be at most DAEMON_REQUEST_TIMEOUT_MS (${values.DAEMON_REQUEST_TIMEOUT_MS})`,
+    );
+  }
+  // No bytes move while a request waits on the store, so the idle deadline must outlast that wait.
+  if (values.DAEMON_CONNECTION_TIMEOUT_MS <= values.CACHE_READ_TIMEOUT_MS) {
+    problems.push(
+      `DAEMON_CONNECTION_TIMEOUT_MS (${values.DAEMON_CONNECTION_TIMEOUT_MS}) must be longer than CACHE_READ_TIMEOUT_MS (${values.CACHE_READ_TIMEOUT_MS}), or a request waiting on a store read would lose its connection`,
+    );
+  }
   if (!values.DAEMON_TOKEN && !isLoopbackHost(values.DAEMON_HOST)) {
     problems.push(
-      `DAEMON_HOST=${values.DAEMON_HOST} is not a loopback address: set DAEMON_TOKEN (at least 16 characters) or bind 127.0.0.1, ::1 or localhost`,
+      `DAEMON_HOST=${values.DAEMON_HOST} is not a loopback address: set DAEMON_TOKEN (at least 16 printable ASCII characters) or bind 127.0.0.1, ::1 or localhost`,
     );
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -174,6 +194,11 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
       port: values.DAEMON_PORT,
       ...(values.DAEMON_TOKEN ? { token: values.DAEMON_TOKEN } : {}),
       bodyLimitBytes: values.DAEMON_BODY_LIMIT_BYTES,
+      headersTimeoutMs: values.DAEMON_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: values.DAEMON_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: values.DAEMON_KEEP_ALIVE_TIMEOUT_MS,
+      connectionTimeoutMs: values.DAEMON_CONNECTION_TIMEOUT_MS,
+      maxConnections: values.DAEMON_MAX_CONNECTIONS,
       shutdownTimeoutMs: values.DAEMON_SHUTDOWN_TIMEOUT_MS,
     },
     logLevel: values.LOG_LEVEL,

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 /**
  * Every environment variable the daemon reads: its default, what it accepts and what it means.
- * `.env.example` and docs/daemon.md document exactly this table (a unit test keeps them in step).
+ * `.env.example` and README.md document exactly this table (a unit test keeps them in step).
  */
 export interface VariableSpec<N extends string = string, T = unknown> {
   name: N;
@@ -240,9 +240,14 @@ export const VARIABLES = [
   spec(
     'DAEMON_TOKEN',
     undefined,
-    'at least 16 characters',
+    'at least 16 printable ASCII characters, no whitespace',
     'When set, every request except GET /healthz needs "Authorization: Bearer <token>"; never logged.',
-    z.string().trim().min(16),
+    // What a client can send in the header and the check can match: no spaces, no other bytes.
+    z
+      .string()
+      .trim()
+      .min(16)
+      .regex(/^[\x21-\x7E]+$/),
     true,
   ),
   spec(
@@ -250,6 +255,41 @@ export const VARIABLES = [
     String(MiB),
     'an integer >= 1 (bytes)',
     'Largest accepted request body; larger bodies get 413.',
+    integer(1),
+  ),
+  spec(
+    'DAEMON_HEADERS_TIMEOUT_MS',
+    '10000',
+    'an integer >= 1 (ms), at most DAEMON_REQUEST_TIMEOUT_MS',
+    'A client must send its request headers within this time of starting a request, or the connection is closed (slow-header clients).',
+    integer(1),
+  ),
+  spec(
+    'DAEMON_REQUEST_TIMEOUT_MS',
+    '30000',
+    'an integer >= 1 (ms)',
+    'A client must send its whole request, headers and body, within this time, or it gets 408 and the connection is closed (slow-body clients, authenticated or not).',
+    integer(1),
+  ),
+  spec(
+    'DAEMON_KEEP_ALIVE_TIMEOUT_MS',
+    '5000',
+    'an integer >= 1 (ms)',
+    'How long an idle keep-alive connection is kept open after a response.',
+    integer(1),
+  ),
+  spec(
+    'DAEMON_CONNECTION_TIMEOUT_MS',
+    '60000',
+    'an integer >= 1 (ms), more than CACHE_READ_TIMEOUT_MS',
+    'A connection with no traffic in either direction for this long is closed (e.g. a client that stops reading its response).',
+    integer(1),
+  ),
+  spec(
+    'DAEMON_MAX_CONNECTIONS',
+    '1000',
+    'an integer >= 1',
+    'Most open client connections; connections beyond it are closed as soon as they are accepted.',
     integer(1),
   ),
   spec(

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import { ValidationError } from '../cache/errors.js';
-import { ThreadNotFoundError, TurnLimitError } from './errors.js';
+import { ParentThreadNotFoundError, ThreadNotFoundError, TurnLimitError } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import {
   type ConversationTurn,
@@ -70,9 +70,16 @@ export class ConversationStore {
     }
   }
 
-  /** Creates an empty thread and returns its id (UUID v4). */
+  /**
+   * Creates an empty thread and returns its id (UUID v4).
+   * @throws ParentThreadNotFoundError when `parentThreadId` names no live thread: a continuation
+   *   of a thread that is gone would silently start a chain with a missing link.
+   */
   async createThread(input: CreateThreadInput): Promise<string> {
     const { toolName, initialContext = {}, parentThreadId } = parseInput(CreateThreadInputSchema, input);
+    if (parentThreadId && !(await this.getThread(parentThreadId))) {
+      throw new ParentThreadNotFoundError(parentThreadId);
+    }
     const threadId = randomUUID();
     const now = pythonUtcTimestamp();
     const thread: ThreadContext = {

@@ -11,6 +11,17 @@ export class ThreadNotFoundError extends HybridCacheError {
   }
 }
 
+/** `createThread` named a parent thread that does not exist or has expired; nothing was created. */
+export class ParentThreadNotFoundError extends HybridCacheError {
+  constructor(readonly parentThreadId: string) {
+    super(
+      'ERR_PARENT_THREAD_NOT_FOUND',
+      `Conversation thread '${parentThreadId}' was not found or has expired; restart the conversation by ` +
+        'sending your full request again without continuation_id.',
+    );
+  }
+}
+
 /** The thread already holds `maxTurns` turns; nothing was added. */
 export class TurnLimitError extends HybridCacheError {
   constructor(

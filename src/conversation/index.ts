@@ -6,7 +6,7 @@ export {
   type ThreadCache,
   threadKey,
 } from './conversation-store.js';
-export { ThreadNotFoundError, TurnLimitError } from './errors.js';
+export { ParentThreadNotFoundError, ThreadNotFoundError, TurnLimitError } from './errors.js';
 export {
   type ConversationTurn,
   ConversationTurnSchema,

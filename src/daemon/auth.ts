@@ -13,14 +13,18 @@ export function tokensMatch(presented: string, expected: string): boolean {
   return timingSafeEqual(digest(presented), digest(expected));
 }
 
-/** An `onRequest` hook requiring `Authorization: Bearer <token>` on every non-public route. */
+/**
+ * An `onRequest` hook requiring `Authorization: Bearer <token>` on every non-public route. A refused
+ * request's connection is closed after the 401, so an unauthenticated client cannot keep it open
+ * by trickling a body the daemon never reads.
+ */
 export function bearerAuth(token: string) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (PUBLIC_ROUTES.has(request.routeOptions.url ?? '')) return;
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match?.[1]) {
-      await reply.code(401).header('www-authenticate', 'Bearer').send({
+      await reply.code(401).header('www-authenticate', 'Bearer').header('connection', 'close').send({
         error: 'unauthorized',
         message: 'missing bearer token: send "Authorization: Bearer <DAEMON_TOKEN>"',
       });
@@ -30,6 +34,7 @@ export function bearerAuth(token: string) {
       await reply
         .code(401)
         .header('www-authenticate', 'Bearer error="invalid_token"')
+        .header('connection', 'close')
         .send({ error: 'unauthorized', message: 'invalid bearer token' });
     }
   };

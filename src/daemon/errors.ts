@@ -5,8 +5,9 @@ import {
   OutboxError,
   StorageUnavailableError,
   ValidationError,
+  ValueTooLargeError,
 } from '../cache/errors.js';
-import { ThreadNotFoundError, TurnLimitError } from '../conversation/errors.js';
+import { ParentThreadNotFoundError, ThreadNotFoundError, TurnLimitError } from '../conversation/errors.js';
 import { HttpError } from './http-schemas.js';
 
 export interface ErrorBody {
@@ -27,8 +28,22 @@ export function mapError(error: unknown): Mapped | undefined {
   if (error instanceof ThreadNotFoundError) {
     return { status: 404, body: { error: 'thread_not_found', message: error.message } };
   }
+  // 422, not 404: the route exists; what the body refers to does not.
+  if (error instanceof ParentThreadNotFoundError) {
+    return { status: 422, body: { error: 'parent_thread_not_found', message: error.message } };
+  }
   if (error instanceof TurnLimitError)
     return { status: 409, body: { error: 'turn_limit', message: error.message } };
+  // The daemon's setting is CACHE_MAX_VALUE_BYTES; the library's message names its own option.
+  if (error instanceof ValueTooLargeError) {
+    return {
+      status: 400,
+      body: {
+        error: 'invalid_value',
+        message: `the thread would be ${error.bytes} bytes serialized; the limit (CACHE_MAX_VALUE_BYTES) is ${error.maxValueBytes}`,
+      },
+    };
+  }
   if (error instanceof ValidationError)
     return { status: 400, body: { error: 'invalid_value', message: error.message } };
   if (error instanceof BackpressureError) {
@@ -71,6 +86,22 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_content_length',
 };
 
+/** What to tell a client whose request Fastify refused before any route ran. */
+function clientErrorMessage(code: string, error: FastifyError, request: FastifyRequest): string {
+  switch (code) {
+    case 'invalid_json':
+      return `request body is not valid JSON: ${error.message}`;
+    case 'body_too_large':
+      return `request body is larger than the limit of ${request.routeOptions.bodyLimit} bytes`;
+    case 'unsupported_media_type': {
+      const sent = request.headers['content-type']?.slice(0, 100) ?? 'no content-type';
+      return `send the body as JSON with "content-type: application/json" (got ${JSON.stringify(sent)})`;
+    }
+    default:
+      return error.message;
+  }
+}
+
 /** Fastify's error handler: one JSON shape `{error, message}` for every failure. */
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const mapped = mapError(error);
@@ -83,12 +114,7 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) {
     const code = FASTIFY_CODES[error.code] ?? 'bad_request';
-    const message =
-      code === 'invalid_json'
-        ? `request body is not valid JSON: ${error.message}`
-        : code === 'body_too_large'
-          ? `request body is larger than the limit of ${request.routeOptions.bodyLimit} bytes`
-          : error.message;
+    const message = clientErrorMessage(code, error, request);
     reply.code(status).send({ error: code, message });
     return;
   }

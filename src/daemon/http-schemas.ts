@@ -1,6 +1,14 @@
 import { z } from 'zod';
 import type { CreateThreadInput, NewTurn } from '../conversation/schemas.js';
 import { RoleSchema, ThreadIdSchema } from '../conversation/schemas.js';
+import { nestsDeeperThan } from './json-depth.js';
+
+/**
+ * Deepest nesting of objects and arrays accepted in a request body (the body itself is level 1).
+ * Far beyond what a tool's context needs, and far from the depth at which serialising a thread,
+ * or a chain of threads, would exhaust the stack.
+ */
+export const MAX_BODY_DEPTH = 64;
 
 /** HTTP bodies are snake_case like the thread JSON the API returns. Unknown fields are refused. */
 export const CreateThreadBody = z
@@ -55,6 +63,13 @@ export class HttpError extends Error {
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
   if (body === undefined || body === null) {
     throw new HttpError(400, 'invalid_body', 'request body required: send a JSON object');
+  }
+  if (nestsDeeperThan(body, MAX_BODY_DEPTH)) {
+    throw new HttpError(
+      400,
+      'body_too_deep',
+      `request body nests objects and arrays more than ${MAX_BODY_DEPTH} levels deep (the limit, counting the body as level 1)`,
+    );
   }
   const parsed = schema.safeParse(body);
   if (parsed.success) return parsed.data;

@@ -62,6 +62,8 @@ export interface DaemonMetrics {
   registry: Registry;
   /** `onResponse` hook recording the request duration by route, method and status. */
   observeRequest(request: FastifyRequest, reply: FastifyReply): void;
+  /** Counts a connection closed unanswered because the connection limit was reached. */
+  connectionDropped(): void;
 }
 
 /** A registry reading `stats()` at scrape time, plus HTTP request and process metrics. */
@@ -122,8 +124,15 @@ export function createMetrics(stats: () => CacheStats): DaemonMetrics {
     registers: [registry],
   });
 
+  const dropped = new Counter({
+    name: 'http_connections_dropped_total',
+    help: 'Connections closed unanswered because DAEMON_MAX_CONNECTIONS connections were open.',
+    registers: [registry],
+  });
+
   return {
     registry,
+    connectionDropped: () => dropped.inc(),
     observeRequest(request, reply) {
       duration.observe(
         {

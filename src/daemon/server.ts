@@ -2,7 +2,10 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { Logger } from 'pino';
 import type { Config } from '../config/load-config.js';
 import type { Wired } from '../config/wire.js';
+import { trackAllowedMethods } from './allowed-methods.js';
 import { bearerAuth } from './auth.js';
+import { clientErrorHandler } from './client-errors.js';
+import { connectionTimeouts, limitConnections } from './connection-limits.js';
 import { errorHandler } from './errors.js';
 import { createMetrics } from './metrics.js';
 import { healthRoutes } from './routes/health.js';
@@ -28,16 +31,30 @@ export function buildServer({ config, wired, logger, isClosing = () => false }: 
     return503OnClosing: true,
     // Thread ids are case-insensitive UUIDs; paths are matched as sent.
     routerOptions: { ignoreTrailingSlash: true },
+    ...connectionTimeouts(config.daemon),
+    clientErrorHandler,
   });
 
   const metrics = createMetrics(() => wired.cache.stats());
+  limitConnections(app.server, config.daemon.maxConnections, metrics.connectionDropped);
   // Bodies are JSON only; anything else is answered 415.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
+  const allowedMethods = trackAllowedMethods(app);
   app.setNotFoundHandler((request, reply) => {
-    reply
-      .code(404)
-      .send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
+    const path = request.url.split('?')[0] ?? '';
+    const allowed = allowedMethods(path);
+    if (allowed.length > 0) {
+      reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .send({
+          error: 'method_not_allowed',
+          message: `${request.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`,
+        });
+      return;
+    }
+    reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${path}` });
   });
   if (config.daemon.token) app.addHook('onRequest', bearerAuth(config.daemon.token));
   app.addHook('onResponse', async (request, reply) => {

@@ -5,6 +5,13 @@ import { type DaemonProcess, request, startDaemon, tempWorkDir } from './daemon-
 const TOKEN = 'test-token-0123456789abcdef';
 const NOT_FOUND = /was not found or has expired; restart the conversation .* without continuation_id/;
 
+/** An object nested `levels` levels deep: `{a: {a: … 1}}`. */
+function nested(levels: number): unknown {
+  let value: unknown = 1;
+  for (let level = 0; level < levels; level++) value = { a: value };
+  return value;
+}
+
 describe('daemon HTTP API (one process, token required)', () => {
   const work = tempWorkDir();
   let daemon: DaemonProcess;
@@ -15,6 +22,7 @@ describe('daemon HTTP API (one process, token required)', () => {
     daemon = await startDaemon(work.dir, {
       DAEMON_TOKEN: TOKEN,
       DAEMON_BODY_LIMIT_BYTES: '4096',
+      CACHE_MAX_VALUE_BYTES: '2048',
       MAX_CONVERSATION_TURNS: '2',
       LOG_LEVEL: 'info',
     });
@@ -154,6 +162,58 @@ describe('daemon HTTP API (one process, token required)', () => {
     expect(((await call('GET', `/v1/threads/${id}`)).body as { turns: unknown[] }).turns).toHaveLength(0);
   });
 
+  it('accepts bodies nested 64 levels deep, readable by every route, and refuses deeper ones with 400', async () => {
+    // The body is level 1, initial_context or model_metadata level 2, and {c} or {m} in it is
+    // level 3: 62 more levels reach the limit.
+    const deepest = nested(62);
+    const created = await call('POST', '/v1/threads', {
+      json: { tool_name: 'chat', initial_context: { c: deepest } },
+    });
+    expect(created.status).toBe(201);
+    const id = (created.body as { thread_id: string }).thread_id;
+    const turn = await call('POST', `/v1/threads/${id}/turns`, {
+      json: { role: 'user', content: 'x', model_metadata: { m: deepest } },
+    });
+    expect(turn.status).toBe(201);
+    const child = await call('POST', '/v1/threads', { json: { tool_name: 'chat', parent_thread_id: id } });
+    const childId = (child.body as { thread_id: string }).thread_id;
+
+    const read = await call('GET', `/v1/threads/${id}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toMatchObject({
+      initial_context: { c: deepest },
+      turns: [{ model_metadata: { m: deepest } }],
+    });
+    const chain = await call('GET', `/v1/threads/${childId}/chain`);
+    expect(chain.status).toBe(200);
+    expect(chain.body).toMatchObject({
+      threads: [{ thread_id: id, initial_context: { c: deepest } }, { thread_id: childId }],
+    });
+
+    const tooDeep = nested(63);
+    for (const [path, json] of [
+      ['/v1/threads', { tool_name: 'chat', initial_context: { c: tooDeep } }],
+      [`/v1/threads/${id}/turns`, { role: 'user', content: 'x', model_metadata: { m: tooDeep } }],
+      [
+        '/v1/threads',
+        {
+          tool_name: 'chat',
+          initial_context: {
+            list: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[nested(31)]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+          },
+        },
+      ],
+    ] as const) {
+      const response = await call('POST', path, { json });
+      expect(response.status, path).toBe(400);
+      expect(response.body).toMatchObject({
+        error: 'body_too_deep',
+        message: expect.stringContaining('more than 64 levels'),
+      });
+    }
+    expect(((await call('GET', `/v1/threads/${id}`)).body as { turns: unknown[] }).turns).toHaveLength(1);
+  });
+
   it('answers 413 for a body over DAEMON_BODY_LIMIT_BYTES and 415 for non-JSON bodies', async () => {
     const big = await call('POST', '/v1/threads', { json: { tool_name: 'x'.repeat(5000) } });
     expect(big.status).toBe(413);
@@ -167,6 +227,65 @@ describe('daemon HTTP API (one process, token required)', () => {
       headers: { 'content-type': 'text/plain' },
     });
     expect(plain.status).toBe(415);
+    expect(plain.body).toMatchObject({
+      error: 'unsupported_media_type',
+      message: expect.stringContaining('content-type: application/json'),
+    });
+    expect((plain.body as { message: string }).message).toContain('text/plain');
+  });
+
+  it('answers 400 naming CACHE_MAX_VALUE_BYTES for a thread that would be larger', async () => {
+    const response = await call('POST', '/v1/threads', {
+      json: { tool_name: 'chat', initial_context: { note: 'x'.repeat(3000) } },
+    });
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({
+      error: 'invalid_value',
+      message: expect.stringMatching(
+        /^the thread would be \d+ bytes serialized; the limit \(CACHE_MAX_VALUE_BYTES\) is 2048$/,
+      ),
+    });
+  });
+
+  it('answers 405 with Allow for a known path under the wrong method, 404 for an unknown path', async () => {
+    const id = randomUUID();
+    for (const [method, path, allow] of [
+      ['PUT', `/v1/threads/${id}`, 'DELETE, GET, HEAD'],
+      ['PATCH', `/v1/threads/${id}/`, 'DELETE, GET, HEAD'],
+      ['DELETE', '/v1/threads', 'POST'],
+      ['GET', `/v1/threads/${id}/turns`, 'POST'],
+      ['POST', `/v1/threads/${id}/chain`, 'GET, HEAD'],
+      ['POST', '/healthz', 'GET, HEAD'],
+    ] as const) {
+      const response = await call(method, path, method === 'GET' ? {} : { json: {} });
+      expect(response.status, `${method} ${path}`).toBe(405);
+      expect(response.headers.get('allow'), `${method} ${path}`).toBe(allow);
+      expect(response.body).toMatchObject({
+        error: 'method_not_allowed',
+        message: `${method} is not allowed on ${path}; allowed: ${allow}`,
+      });
+    }
+    const unknown = await call('GET', '/v1/thread');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ error: 'not_found' });
+    expect(unknown.headers.get('allow')).toBeNull();
+  });
+
+  it('answers 422 for a parent_thread_id that names no live thread', async () => {
+    const { body } = await call('POST', '/v1/threads', { json: { tool_name: 'chat' } });
+    const deleted = (body as { thread_id: string }).thread_id;
+    expect((await call('DELETE', `/v1/threads/${deleted}`)).status).toBe(204);
+    for (const parent of [randomUUID(), deleted]) {
+      const response = await call('POST', '/v1/threads', {
+        json: { tool_name: 'chat', parent_thread_id: parent },
+      });
+      expect(response.status).toBe(422);
+      expect(response.body).toMatchObject({
+        error: 'parent_thread_not_found',
+        message: expect.stringMatching(NOT_FOUND),
+      });
+      expect((response.body as { message: string }).message).toContain(parent);
+    }
   });
 
   it('requires the bearer token everywhere except /healthz', async () => {

@@ -53,7 +53,17 @@ describe('loadConfig', () => {
         writeTimeoutMs: 15_000,
       },
       conversation: { timeoutHours: 24, ttlMs: 24 * 3_600_000, maxTurns: 50 },
-      daemon: { host: '127.0.0.1', port: 8787, bodyLimitBytes: 2 ** 20, shutdownTimeoutMs: 5_000 },
+      daemon: {
+        host: '127.0.0.1',
+        port: 8787,
+        bodyLimitBytes: 2 ** 20,
+        headersTimeoutMs: 10_000,
+        requestTimeoutMs: 30_000,
+        keepAliveTimeoutMs: 5_000,
+        connectionTimeoutMs: 60_000,
+        maxConnections: 1_000,
+        shutdownTimeoutMs: 5_000,
+      },
       logLevel: 'info',
     });
   });
@@ -86,6 +96,11 @@ describe('loadConfig', () => {
         DAEMON_PORT: '9000',
         DAEMON_TOKEN: TOKEN,
         DAEMON_BODY_LIMIT_BYTES: '4096',
+        DAEMON_HEADERS_TIMEOUT_MS: '300',
+        DAEMON_REQUEST_TIMEOUT_MS: '400',
+        DAEMON_KEEP_ALIVE_TIMEOUT_MS: '500',
+        DAEMON_CONNECTION_TIMEOUT_MS: '600',
+        DAEMON_MAX_CONNECTIONS: '7',
         DAEMON_SHUTDOWN_TIMEOUT_MS: '0',
       },
       '/srv/app',
@@ -110,6 +125,11 @@ describe('loadConfig', () => {
       port: 9000,
       token: TOKEN,
       bodyLimitBytes: 4096,
+      headersTimeoutMs: 300,
+      requestTimeoutMs: 400,
+      keepAliveTimeoutMs: 500,
+      connectionTimeoutMs: 600,
+      maxConnections: 7,
       shutdownTimeoutMs: 0,
     });
     expect(config.logLevel).toBe('debug');
@@ -148,6 +168,11 @@ describe('loadConfig', () => {
     ['DAEMON_PORT', '70000', 'an integer from 0 to 65535 (0: any free port)'],
     ['DAEMON_BODY_LIMIT_BYTES', '0', 'an integer >= 1 (bytes)'],
     ['DAEMON_SHUTDOWN_TIMEOUT_MS', 'soon', 'an integer >= 0 (ms)'],
+    ['DAEMON_HEADERS_TIMEOUT_MS', '0', 'an integer >= 1 (ms), at most DAEMON_REQUEST_TIMEOUT_MS'],
+    ['DAEMON_REQUEST_TIMEOUT_MS', '0', 'an integer >= 1 (ms)'],
+    ['DAEMON_KEEP_ALIVE_TIMEOUT_MS', '5s', 'an integer >= 1 (ms)'],
+    ['DAEMON_CONNECTION_TIMEOUT_MS', '-1', 'an integer >= 1 (ms), more than CACHE_READ_TIMEOUT_MS'],
+    ['DAEMON_MAX_CONNECTIONS', '0', 'an integer >= 1'],
   ];
 
   it.each(invalid)(
@@ -173,9 +198,25 @@ describe('loadConfig', () => {
   it('never repeats a secret in its message', () => {
     const error = configError({ DAEMON_TOKEN: 'short-secret' });
     expect(error.message).toBe(
-      'invalid configuration: DAEMON_TOKEN=(hidden) is invalid; accepted: at least 16 characters',
+      'invalid configuration: DAEMON_TOKEN=(hidden) is invalid; accepted: at least 16 printable ASCII characters, no whitespace',
     );
     expect(error.message).not.toContain('short-secret');
+  });
+
+  it.each([
+    ['a space', 'token-part-one token-part-two'],
+    ['a tab', 'token-part-one\ttoken-part-two'],
+    ['a non-ASCII letter', 'token-part-one-é-token-part-two'],
+  ])('refuses a DAEMON_TOKEN containing %s, which no bearer header could match', (_, token) => {
+    const error = configError({ DAEMON_TOKEN: token });
+    expect(error.message).toBe(
+      'invalid configuration: DAEMON_TOKEN=(hidden) is invalid; accepted: at least 16 printable ASCII characters, no whitespace',
+    );
+  });
+
+  it('accepts a DAEMON_TOKEN with surrounding blanks, trimmed, and any printable ASCII', () => {
+    const token = 'A-z0-9_.~+/=!$%&*?@^|#';
+    expect(loadConfig({ DAEMON_TOKEN: `  ${token}\n` }, '/srv/app').config.daemon.token).toBe(token);
   });
 
   it('lists every invalid variable in one message', () => {
@@ -186,6 +227,18 @@ describe('loadConfig', () => {
   });
 
   it('checks values that depend on each other', () => {
+    expect(configError({ DAEMON_CONNECTION_TIMEOUT_MS: '5000', CACHE_READ_TIMEOUT_MS: '5000' }).message).toBe(
+      'invalid configuration: DAEMON_CONNECTION_TIMEOUT_MS (5000) must be longer than CACHE_READ_TIMEOUT_MS (5000), or a request waiting on a store read would lose its connection',
+    );
+    expect(
+      configError({ DAEMON_HEADERS_TIMEOUT_MS: '2001', DAEMON_REQUEST_TIMEOUT_MS: '2000' }).message,
+    ).toBe(
+      'invalid configuration: DAEMON_HEADERS_TIMEOUT_MS (2001) must be at most DAEMON_REQUEST_TIMEOUT_MS (2000)',
+    );
+    expect(
+      loadConfig({ DAEMON_HEADERS_TIMEOUT_MS: '2000', DAEMON_REQUEST_TIMEOUT_MS: '2000' }, '/srv/app').config
+        .daemon.headersTimeoutMs,
+    ).toBe(2000);
     expect(configError({ CACHE_RETRY_BASE_MS: '500', CACHE_RETRY_MAX_MS: '100' }).message).toBe(
       'invalid configuration: CACHE_RETRY_MAX_MS (100) must be at least CACHE_RETRY_BASE_MS (500)',
     );

@@ -3,6 +3,7 @@ import { StorageUnavailableError, ValidationError } from '../../src/cache/errors
 import {
   ConversationStore,
   NewTurnSchema,
+  ParentThreadNotFoundError,
   resolveMaxTurns,
   resolveTimeoutHours,
   type ThreadCache,
@@ -183,6 +184,19 @@ describe('ConversationStore thread ids', () => {
   it('finds a thread whatever the case of its id', async () => {
     const id = await store.createThread({ toolName: 'chat' });
     expect((await store.getThread(id.toUpperCase()))?.thread_id).toBe(id);
+  });
+
+  it('refuses a parent that does not exist or is gone, storing nothing', async () => {
+    const gone = await store.createThread({ toolName: 'chat' });
+    await store.deleteThread(gone);
+    const setsBefore = cache.ttls.length;
+    for (const parentThreadId of ['3b9e4d3c-5a2f-4e1b-9c8d-7f6e5d4c3b2a', gone]) {
+      const error = await store.createThread({ toolName: 'chat', parentThreadId }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ParentThreadNotFoundError);
+      expect(error).toMatchObject({ code: 'ERR_PARENT_THREAD_NOT_FOUND', parentThreadId });
+      expect((error as Error).message).toContain(`'${parentThreadId}' was not found or has expired`);
+    }
+    expect(cache.ttls.length).toBe(setsBefore);
   });
 
   it('refuses a parent id that is not a UUID v4', async () => {

@@ -41,6 +41,7 @@ function server(
     outboxError?: Error;
     closing?: boolean;
     conversations?: Partial<ConversationStore>;
+    env?: Record<string, string>;
   } = {},
 ) {
   const cache = {
@@ -49,7 +50,7 @@ function server(
     outboxError: options.outboxError,
   } as unknown as HybridCache;
   const conversations = (options.conversations ?? {}) as ConversationStore;
-  const { config } = loadConfig({}, '/srv');
+  const { config } = loadConfig(options.env ?? {}, '/srv');
   return buildServer({
     config,
     wired: { cache, conversations },
@@ -120,6 +121,66 @@ describe('GET /metrics', () => {
     for (const [series, value] of Object.entries(expected)) {
       expect(body.split('\n'), series).toContain(`${series} ${value}`);
     }
+  });
+});
+
+describe('connection deadlines and limit', () => {
+  it('gives the Node server every configured deadline and the connection limit', () => {
+    const { server: node } = server({
+      env: {
+        DAEMON_HEADERS_TIMEOUT_MS: '1234',
+        DAEMON_REQUEST_TIMEOUT_MS: '5678',
+        DAEMON_KEEP_ALIVE_TIMEOUT_MS: '910',
+        DAEMON_CONNECTION_TIMEOUT_MS: '11121',
+        DAEMON_MAX_CONNECTIONS: '77',
+      },
+    });
+    expect(node).toMatchObject({
+      headersTimeout: 1234,
+      requestTimeout: 5678,
+      keepAliveTimeout: 910,
+      timeout: 11121,
+      maxConnections: 77,
+    });
+  });
+
+  it('has finite deadlines and a limit by default', () => {
+    const { server: node } = server();
+    expect(node).toMatchObject({
+      headersTimeout: 10_000,
+      requestTimeout: 30_000,
+      keepAliveTimeout: 5_000,
+      timeout: 60_000,
+      maxConnections: 1_000,
+    });
+  });
+});
+
+describe('request bodies', () => {
+  it('refuses a body thousands of levels deep with 400 naming the limit, before anything is created', async () => {
+    let created = 0;
+    const app = server({
+      conversations: {
+        createThread: async () => {
+          created++;
+          return randomUUID();
+        },
+      },
+    });
+    const depth = 4_109;
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/threads',
+      headers: { 'content-type': 'application/json' },
+      payload: `{"tool_name":"chat","initial_context":{"a":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}}`,
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toEqual({
+      error: 'body_too_deep',
+      message:
+        'request body nests objects and arrays more than 64 levels deep (the limit, counting the body as level 1)',
+    });
+    expect(created).toBe(0);
   });
 });
 

@@ -81,6 +81,60 @@ describe('createHybridCache option validation', () => {
     expect(error.message).toContain(`option ${path}:`);
   });
 
+  it.each([
+    ['maxEntires', { maxEntires: 5 }, 'unknown option maxEntires (did you mean maxEntries?)'],
+    [
+      'outbox.durabilty',
+      { outbox: { durabilty: 'fsync' } },
+      'unknown option outbox.durabilty (did you mean outbox.durability?)',
+    ],
+    [
+      'flush.BatchSize',
+      { flush: { BatchSize: 5 } },
+      'unknown option flush.BatchSize (did you mean flush.batchSize?)',
+    ],
+    ['retry.maxMS', { retry: { maxMS: 5 } }, 'unknown option retry.maxMS (did you mean retry.maxMs?)'],
+    ['loger', { loger: silentLogger }, 'unknown option loger (did you mean logger?)'],
+  ])('rejects the misspelt option %s, suggesting the valid name', async (_, options, message) => {
+    const error = await rejection(create(options as Partial<HybridCacheOptions>));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.message).toBe(message);
+  });
+
+  it('rejects an unknown option with nothing close to it, listing the valid ones', async () => {
+    const error = await rejection(create({ breaker: { colour: 'red' } } as Partial<HybridCacheOptions>));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.message).toBe(
+      'unknown option breaker.colour; valid options in breaker: failureThreshold, halfOpenAfterMs',
+    );
+  });
+
+  it.each([
+    ['an empty object', {}],
+    ['an object missing error', { debug: () => {}, info: () => {}, warn: () => {} }],
+    ['a function', console.log],
+  ])('rejects a logger that is %s, naming the option', async (_, logger) => {
+    const error = await rejection(create({ logger } as unknown as Partial<HybridCacheOptions>));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.message).toBe(
+      'invalid option logger: must be a pino logger (an object with debug, info, warn, error methods)',
+    );
+  });
+
+  it.each(['process', 'fsync'] as const)(
+    "rejects outbox.path ':memory:' with durability %s, which would acknowledge writes that die with the process",
+    async (durability) => {
+      const error = await rejection(create({ outbox: { path: ':memory:', durability } }));
+      expect(error).toBeInstanceOf(ValidationError);
+      expect(error.message).toContain(`outbox.path ':memory:'`);
+      expect(error.message).toContain(`durability '${durability}'`);
+    },
+  );
+
+  it("accepts outbox.path ':memory:' with durability none, where no outbox is opened", async () => {
+    await expect(create({ outbox: { path: ':memory:', durability: 'none' } })).resolves.toBeDefined();
+  });
+
   it('rejects retry.maxMs below retry.baseMs, and accepts them equal', async () => {
     const error = await rejection(create({ retry: { baseMs: 500, maxMs: 499 } }));
     expect(error).toBeInstanceOf(ValidationError);

@@ -7,6 +7,7 @@ import {
   MemoryStorage,
   StorageUnavailableError,
   ValidationError,
+  ValueTooLargeError,
 } from '../../src/index.js';
 import { memoryCache, settleWithTimers, storedValue } from '../helpers/cache.js';
 
@@ -337,6 +338,17 @@ describe('bad input', () => {
     ['empty key on delete', (c) => c.delete('')],
     ['empty key on get', (c) => c.get('')],
   ];
+  it('says how large a too-large value is and what the limit is (ValueTooLargeError)', async () => {
+    const { cache } = await memoryCache({ maxValueBytes: 1_000 });
+    const error = await cache.set('k', 'é'.repeat(600)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ValueTooLargeError);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error).toMatchObject({ code: 'ERR_VALIDATION', bytes: 1_202, maxValueBytes: 1_000 });
+    expect((error as Error).message).toBe(
+      'value is 1202 bytes serialized; the limit (maxValueBytes) is 1000',
+    );
+  });
+
   it.each(cases)('rejects %s with ValidationError and changes nothing', async (_label, act) => {
     const { cache, storage } = await memoryCache({ maxValueBytes: 1_000 });
     await cache.set('k', 'original');
