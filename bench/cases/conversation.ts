@@ -60,17 +60,8 @@ export async function conversation(ctx: BenchContext): Promise<Figure[]> {
   await cache.close();
 
   ctx.step('memory per thread (child process)');
-  const memoryThreads = ctx.quick ? 2 : 8;
-  const { perThread } = await runMemoryChild({ entries: 0, threads: memoryThreads });
+  const heapFigures = await runMemoryChild({ entries: 0, threads: ctx.quick ? 2 : 8 });
   const turns = threads * TURNS_PER_THREAD;
-  const heap = (id: string, label: string, bytes: number | undefined): Figure => ({
-    id: `conversation.${id}`,
-    label,
-    value: bytes,
-    unit: 'bytes',
-    baseline: 'conversation.thread-json',
-    details: { threads: memoryThreads },
-  });
   return [
     {
       id: 'conversation.turns',
@@ -113,17 +104,6 @@ export async function conversation(ctx: BenchContext): Promise<Figure[]> {
       value: turnBodyBytes / turns,
       unit: 'bytes',
     },
-    heap('memory-per-thread', 'heap per 50-turn thread, flushed, as left by addTurn', perThread?.hybrid),
-    heap(
-      'memory-per-thread-parsed',
-      'heap per 50-turn thread after one getThread (parsed object kept)',
-      perThread?.hybridParsed,
-    ),
-    {
-      id: 'conversation.thread-json',
-      label: 'serialized size of one 50-turn thread (JSON)',
-      value: perThread?.threadJsonBytes,
-      unit: 'bytes',
-    },
+    ...heapFigures,
   ];
 }

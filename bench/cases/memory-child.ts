@@ -1,10 +1,10 @@
 /**
  * Heap measurements in a fresh `node --expose-gc` process, so nothing else the bench did is on the
- * heap. Prints one JSON line. Started by bench/cases/memory.ts.
+ * heap. Prints the figures as one JSON line. Started by bench/cases/memory.ts.
  */
 import { LRUCache } from 'lru-cache';
 import { ConversationStore, type Storage } from '../../src/index.js';
-import { benchCache } from '../lib/case.js';
+import { benchCache, type Figure } from '../lib/case.js';
 import { prng, smallValue, threadTurns } from '../lib/data.js';
 import { NullStorage, ParkedStorage } from '../support/storages.js';
 
@@ -59,13 +59,23 @@ function makeEntries(n: number): Array<[string, object]> {
   ]);
 }
 
+function bytesFigure(
+  id: string,
+  label: string,
+  bytes: number,
+  details: Figure['details'],
+  baseline?: string,
+): Figure {
+  return { id, label, value: bytes, unit: 'bytes', baseline, details };
+}
+
 async function filledCache(storage: Storage, n: number) {
   const cache = await benchCache({ storage, maxEntries: n + 1 });
   for (const [key, value] of makeEntries(n)) await cache.set(key, value);
   return cache;
 }
 
-async function perEntry(n: number): Promise<MemoryChildResult['perEntry']> {
+async function perEntry(n: number): Promise<Figure[]> {
   const lru = await measure(() => {
     const cache = new LRUCache<string, object>({ max: n + 1 });
     for (const [key, value] of makeEntries(n)) cache.set(key, value);
@@ -92,17 +102,42 @@ async function perEntry(n: number): Promise<MemoryChildResult['perEntry']> {
   if (parsed.held !== n || clean.held.stats().entries !== n) throw new Error('memory: entries were evicted');
   await clean.held.close();
   release();
-  return {
-    lruRaw: lru.bytes / n,
-    hybridDirty: dirty.bytes / n,
-    hybridClean: clean.bytes / n,
-    hybridParsed: (clean.bytes + parsed.bytes) / n,
-    entryJson: JSON.stringify(makeEntries(1)[0]?.[1]).length,
-  };
+  const perEntry = { entries: n };
+  const entryJson = JSON.stringify(makeEntries(1)[0]?.[1]).length;
+  return [
+    bytesFigure(
+      'memory.lru-raw',
+      'raw lru-cache holding the parsed objects (baseline)',
+      lru.bytes / n,
+      perEntry,
+    ),
+    bytesFigure(
+      'memory.hybrid-parsed',
+      'hybrid-cache, clean entries after a read (parsed object kept, JSON dropped)',
+      (clean.bytes + parsed.bytes) / n,
+      perEntry,
+      'memory.lru-raw',
+    ),
+    bytesFigure(
+      'memory.hybrid-clean',
+      'hybrid-cache, clean entries never read since the write (JSON text kept)',
+      clean.bytes / n,
+      perEntry,
+      'memory.lru-raw',
+    ),
+    bytesFigure(
+      'memory.hybrid-dirty',
+      'hybrid-cache, dirty entries (written, not yet flushed)',
+      dirty.bytes / n,
+      perEntry,
+      'memory.lru-raw',
+    ),
+    bytesFigure('memory.entry-json', 'serialized size of one value (JSON)', entryJson, perEntry),
+  ];
 }
 
 /** ConversationStore over hybrid-cache, 50 turns a thread, flushed; then every thread read once. */
-async function perThread(count: number): Promise<MemoryChildResult['perThread']> {
+async function perThread(count: number): Promise<Figure[]> {
   const threads = await measure(async () => {
     const cache = await benchCache({
       storage: new NullStorage(),
@@ -129,16 +164,34 @@ async function perThread(count: number): Promise<MemoryChildResult['perThread']>
   });
   await threads.held.cache.close();
   release();
-  return {
-    hybrid: threads.bytes / count,
-    hybridParsed: (threads.bytes + parsed.bytes) / count,
-    threadJsonBytes: threadJsonBytes / count,
-  };
+  const perThread = { threads: count };
+  return [
+    bytesFigure(
+      'conversation.memory-per-thread',
+      'heap per 50-turn thread, flushed, as left by addTurn',
+      threads.bytes / count,
+      perThread,
+      'conversation.thread-json',
+    ),
+    bytesFigure(
+      'conversation.memory-per-thread-parsed',
+      'heap per 50-turn thread after one getThread (parsed object kept)',
+      (threads.bytes + parsed.bytes) / count,
+      perThread,
+      'conversation.thread-json',
+    ),
+    bytesFigure(
+      'conversation.thread-json',
+      'serialized size of one 50-turn thread (JSON)',
+      threadJsonBytes / count,
+      perThread,
+    ),
+  ];
 }
 
-const args = JSON.parse(process.argv[2] ?? '{}') as MemoryChildArgs;
-const result: MemoryChildResult = {
-  perEntry: args.entries > 0 ? await perEntry(args.entries) : undefined,
-  perThread: args.threads > 0 ? await perThread(args.threads) : undefined,
-};
-process.stdout.write(`${JSON.stringify(result)}\n`);
+const { entries, threads } = JSON.parse(process.argv[2] ?? '{}') as MemoryChildArgs;
+const figures = [
+  ...(entries > 0 ? await perEntry(entries) : []),
+  ...(threads > 0 ? await perThread(threads) : []),
+];
+process.stdout.write(`${JSON.stringify(figures)}\n`);

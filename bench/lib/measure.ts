@@ -19,34 +19,32 @@ export interface LatencyOptions {
   /** Minimum number of samples (p999 needs >= 1000 to mean anything). */
   minSamples?: number;
   /**
-   * Operations per sample. Operations far shorter than the clock's own cost (~30-50 ns a reading)
-   * are timed in batches, and each sample is the batch's mean per operation.
+   * Operations per sample. Operations far shorter than a clock reading (~30-50 ns) are timed in
+   * batches, each sample being the batch's mean per operation.
    */
   batch?: number;
   /**
-   * Yield to the event loop (untimed) before every Nth sample. A loop of awaited calls that settle
-   * in microtasks never lets timers or I/O run; between a daemon's requests, the flusher does run.
+   * Yield to the event loop (untimed) before every Nth sample: a loop of awaited calls that settle
+   * in microtasks never lets timers or I/O run, but the flusher runs between a daemon's requests.
    */
   yieldEvery?: number;
 }
 
 /** Linear-interpolated quantile of sorted values (the definition tinybench uses). */
 function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
   const position = (sorted.length - 1) * q;
   const low = Math.floor(position);
-  const lower = sorted[low] as number;
-  const upper = sorted[low + 1] ?? lower;
-  return lower + (position - low) * (upper - lower);
+  const lower = sorted[low] ?? Number.NaN;
+  return lower + (position - low) * ((sorted[low + 1] ?? lower) - lower);
 }
 
-export function summarize(valuesNs: readonly number[], batch = 1): LatencySummary {
+export function summarize(valuesNs: readonly number[]): LatencySummary {
   const sorted = Array.from(Float64Array.from(valuesNs).sort());
-  const mean = sorted.reduce((sum, v) => sum + v, 0) / sorted.length;
   const [p50, p99, p999] = [0.5, 0.99, 0.999].map((q) => quantile(sorted, q)) as [number, number, number];
+  const mean = sorted.reduce((sum, v) => sum + v, 0) / sorted.length;
   return {
     samples: sorted.length,
-    batch,
+    batch: 1,
     mean,
     min: sorted[0] ?? Number.NaN,
     p50,
@@ -56,51 +54,37 @@ export function summarize(valuesNs: readonly number[], batch = 1): LatencySummar
   };
 }
 
-export function median(values: readonly number[]): number {
-  return quantile(
+export const median = (values: readonly number[]) =>
+  quantile(
     [...values].sort((a, b) => a - b),
     0.5,
   );
-}
-
-/** Per-operation latency of `op` with tinybench: warm-up, then samples until `timeMs` and `minSamples`. */
-export async function measureAsync(
-  op: () => Promise<unknown>,
-  options: LatencyOptions,
-): Promise<LatencySummary> {
-  const batch = options.batch ?? 1;
-  const every = options.yieldEvery ?? 0;
-  let samples = 0;
-  return run(
-    options,
-    async () => {
-      const start = hrtimeNow();
-      for (let i = 0; i < batch; i++) await op();
-      return { overriddenDuration: (hrtimeNow() - start) / batch };
-    },
-    every ? () => (++samples % every === 0 ? yieldToEventLoop() : undefined) : undefined,
-  );
-}
 
 /** Where measured synchronous calls leave their results, so the JIT cannot drop the calls. */
 export let sink: unknown;
 
-/** As `measureAsync`, for a synchronous operation (no await in the timed loop). */
-export async function measureSync(op: () => unknown, options: LatencyOptions): Promise<LatencySummary> {
+export function measureSync(op: () => unknown, options: LatencyOptions): Promise<LatencySummary> {
   const batch = options.batch ?? 1;
-  return run(options, () => {
+  return measure(options, () => {
     const start = hrtimeNow();
     for (let i = 0; i < batch; i++) sink = op();
     return { overriddenDuration: (hrtimeNow() - start) / batch };
   });
 }
 
-type Sample = () => { overriddenDuration: number } | Promise<{ overriddenDuration: number }>;
+export function measureAsync(op: () => Promise<unknown>, options: LatencyOptions): Promise<LatencySummary> {
+  const batch = options.batch ?? 1;
+  return measure(options, async () => {
+    const start = hrtimeNow();
+    for (let i = 0; i < batch; i++) await op();
+    return { overriddenDuration: (hrtimeNow() - start) / batch };
+  });
+}
 
-async function run(
+/** tinybench: warm-up, then samples until both `timeMs` and `minSamples` are reached. */
+async function measure(
   options: LatencyOptions,
-  sample: Sample,
-  beforeEach?: () => Promise<void> | undefined,
+  sample: () => { overriddenDuration: number } | Promise<{ overriddenDuration: number }>,
 ): Promise<LatencySummary> {
   const batch = options.batch ?? 1;
   // tinybench stops once the sample durations add up to `time`; a batched sample reports the mean
@@ -112,16 +96,26 @@ async function run(
     warmupTime: Math.min(250, options.timeMs / 4) / batch,
     warmupIterations: 16,
     throws: true,
-    retainSamples: true,
   });
-  bench.add('op', sample, beforeEach ? { beforeEach } : {});
+  let samples = 0;
+  const every = options.yieldEvery ?? 0;
+  const beforeEach = () => (every && ++samples % every === 0 ? yieldToEventLoop() : undefined);
+  bench.add('op', sample, { beforeEach });
   await bench.run();
   const result = bench.tasks[0]?.result;
   if (result?.state !== 'completed') throw new Error(`benchmark ended ${result?.state ?? 'with no result'}`);
-  return summarize(
-    (result.latency.samples ?? []).map((ms) => ms * 1e6),
+  const { latency: l } = result;
+  const ns = (ms: number) => ms * 1e6; // tinybench reports milliseconds
+  return {
+    samples: l.samplesCount,
     batch,
-  );
+    mean: ns(l.mean),
+    min: ns(l.min),
+    p50: ns(l.p50),
+    p99: ns(l.p99),
+    p999: ns(l.p999),
+    max: ns(l.max),
+  };
 }
 
 /** Collects garbage before a measurement (the bench runs with --expose-gc). */
@@ -129,12 +123,10 @@ export function collectGarbage(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
 
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
+export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * `callers` concurrent loops sharing `total` operations: the rate and each operation's latency.
+ * `callers` concurrent loops sharing `total` operations: the rate, and each operation's latency.
  * With `yieldEvery`, each caller yields to the event loop (timed) after every N of its operations,
  * as request handlers do, so background work runs inside the measured window.
  */
@@ -146,7 +138,7 @@ export async function concurrentLoad(
 ): Promise<{ opsPerSec: number; elapsedMs: number; latencyNs: LatencySummary }> {
   const latencies = new Float64Array(total);
   let next = 0;
-  const worker = async () => {
+  const caller = async () => {
     for (let done = 1, i = next++; i < total; done++, i = next++) {
       const start = hrtimeNow();
       await op(i);
@@ -155,7 +147,7 @@ export async function concurrentLoad(
     }
   };
   const started = hrtimeNow();
-  await Promise.all(Array.from({ length: callers }, worker));
+  await Promise.all(Array.from({ length: callers }, caller));
   const elapsedMs = hrtimeNow() - started;
   return { opsPerSec: (total / elapsedMs) * 1000, elapsedMs, latencyNs: summarize(Array.from(latencies)) };
 }

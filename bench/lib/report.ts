@@ -73,7 +73,7 @@ const pct = (fraction: number) => `${(fraction * 100).toFixed(0)}%`;
  */
 export function writeResults(dir: string, run: RunResults, readmes: string[]): string[] {
   const figures = new Map(run.cases.flatMap((c) => c.figures).map((f) => [f.id, f]));
-  const targets = evaluateTargets([...figures.values()]);
+  const targets = evaluateTargets(figures);
   const summary = summaryTables(figures, targets);
   const { machine: m } = run;
   const files = {
@@ -149,29 +149,18 @@ function resultsMarkdown(run: RunResults, summary: string, figures: Map<string, 
     summary,
   ];
   for (const c of run.cases) {
-    blocks.push(`## ${c.title}`);
-    if (c.skipped) {
-      blocks.push(`_Skipped: ${c.skipped}_`);
-      continue;
-    }
+    const rows = c.figures.map((f) => `| ${figureRow(f, figures).join(' | ')} |`);
     blocks.push(
-      [
-        '| Figure | p50 | p99 | p999 | mean | samples | rate | value | vs baseline |',
-        '|---|--:|--:|--:|--:|--:|--:|--:|---|',
-        ...c.figures.map((f) => `| ${figureRow(f, figures).join(' | ')} |`),
-      ].join('\n'),
+      `## ${c.title}`,
+      c.skipped
+        ? `_Skipped: ${c.skipped}_`
+        : [
+            '| Figure | p50 | p99 | p999 | mean | samples | rate | value | vs baseline | details |',
+            `|---|${'--:|'.repeat(7)}---|---|`,
+            ...rows,
+          ].join('\n'),
+      `_Case time: ${(c.elapsedMs / 1000).toFixed(1)} s_`,
     );
-    const detailed = c.figures.filter((f) => f.details);
-    if (detailed.length > 0) {
-      const list = detailed.map(
-        (f) =>
-          `- ${f.label}: ${Object.entries(f.details!)
-            .map(([k, v]) => `${k}=${typeof v === 'number' ? Number(v.toPrecision(6)) : v}`)
-            .join(', ')}`,
-      );
-      blocks.push(`<details><summary>Details</summary>\n\n${list.join('\n')}\n\n</details>`);
-    }
-    blocks.push(`_Case time: ${(c.elapsedMs / 1000).toFixed(1)} s_`);
   }
   return `${blocks.filter(Boolean).join('\n\n')}\n`;
 }
@@ -181,8 +170,12 @@ function figureRow(f: Figure, figures: Map<string, Figure>): string[] {
   const latency = l
     ? [l.p50, l.p99, l.p999, l.mean].map(formatNs).concat(`${l.samples}${l.batch > 1 ? ` ×${l.batch}` : ''}`)
     : ['', '', '', '', ''];
+  const details = Object.entries(f.details ?? {}).map(
+    ([k, v]) => `${k}=${typeof v === 'number' ? Number(v.toPrecision(6)) : v}`,
+  );
   const rate = f.opsPerSec === undefined ? '' : formatRate(f.opsPerSec);
-  return [f.label, ...latency, rate, f.value === undefined ? '' : formatValue(f), comparison(f, figures)];
+  const value = f.value === undefined ? '' : formatValue(f);
+  return [f.label, ...latency, rate, value, comparison(f, figures), details.join(', ')];
 }
 
 /** "1.35× the p50 of …": the figure against its baseline. */
