@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { type SupabaseClients, supabaseClients } from '../../test/support/supabase-clients.js';
 import type { SupabaseServerInfo } from './supabase-server.js';
 
@@ -11,7 +10,7 @@ export interface BenchSupabase extends SupabaseClients {
 
 /** Starts PostgreSQL and the gateway in a child process (a few seconds). */
 export async function startSupabase(): Promise<BenchSupabase> {
-  const server = join(dirname(fileURLToPath(import.meta.url)), 'supabase-server.ts');
+  const server = join(import.meta.dirname, 'supabase-server.ts');
   const child = spawn(process.execPath, ['--import', 'tsx', server], {
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
