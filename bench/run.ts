@@ -16,10 +16,10 @@ import { readHit } from './cases/read-hit.js';
 import { readMiss } from './cases/read-miss.js';
 import { recovery } from './cases/recovery.js';
 import { write } from './cases/write.js';
-import type { BenchContext, Figure } from './lib/case.js';
+import type { BenchContext, CaseResult, Figure } from './lib/case.js';
 import { machineInfo, otherCpuLoad, sourceRevision } from './lib/machine.js';
 import { collectGarbage } from './lib/measure.js';
-import { type CaseResult, writeResults } from './lib/report.js';
+import { writeResults } from './lib/report.js';
 import { startSupabase } from './support/supabase.js';
 
 type Case = [

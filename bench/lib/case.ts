@@ -31,6 +31,16 @@ export interface Figure {
   details?: Record<string, number | string | boolean | null>;
 }
 
+/** A case as the results record it. */
+export interface CaseResult {
+  id: string;
+  title: string;
+  figures: Figure[];
+  elapsedMs: number;
+  /** Why the case has no figures: skipped, or failed. */
+  skipped?: string;
+}
+
 /** Caches under test log nothing: their warnings (closing with writes pending) are expected here. */
 const silent = pino({ level: 'silent' });
 

@@ -1,5 +1,5 @@
+import type { CaseResult } from './case.js';
 import { formatNs } from './format.js';
-import type { CaseResult } from './report.js';
 
 const WIDTH = 1300;
 const PLOT_LEFT = 480; // labels end 10 px left of it

@@ -1,20 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Figure } from './case.js';
+import type { CaseResult, Figure } from './case.js';
 import { latencyChart } from './chart.js';
 import { formatBytes, formatLatency, formatNs, formatRate, formatRatio, formatValue } from './format.js';
 import type { MachineInfo } from './machine.js';
 import { median } from './measure.js';
 import { evaluateTargets, type TargetResult } from './targets.js';
-
-export interface CaseResult {
-  id: string;
-  title: string;
-  figures: Figure[];
-  elapsedMs: number;
-  skipped?: string;
-}
 
 export interface RunResults {
   mode: 'quick' | 'full';
