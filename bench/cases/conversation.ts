@@ -1,33 +1,28 @@
 import { join } from 'node:path';
 import { hrtimeNow } from 'tinybench';
-import { ConversationStore, createHybridCache, type Storage, type ThreadContext } from '../../src/index.js';
-import { TURNS_PER_THREAD, threadTurns } from '../lib/conversation-data.js';
-import { type BenchContext, collectGarbage, silentLogger, yieldToEventLoop } from '../lib/harness.js';
-import type { CaseReport, Figure } from '../lib/results.js';
-import { summarize } from '../lib/stats.js';
+import { ConversationStore, type ThreadContext } from '../../src/index.js';
+import { type BenchContext, benchCache, type Figure } from '../lib/case.js';
+import { TURNS_PER_THREAD, threadTurns } from '../lib/data.js';
+import { collectGarbage, summarize, yieldToEventLoop } from '../lib/measure.js';
 import { CountingStorage, NullStorage } from '../support/storages.js';
 import { runMemoryChild } from './memory.js';
 
 /**
- * Conversation workload: threads of 50 turns with 1–60 KB bodies through ConversationStore on a
- * hybrid cache (durability process) flushing to PostgreSQL through the gateway. Threads run
- * concurrently, each adding its turns one after another as fast as it can.
+ * Conversation workload: threads of 50 turns with 1-60 KB bodies through ConversationStore.addTurn
+ * (durability process, flushing to the store), threads in parallel, turns of a thread back to back.
  */
-export async function conversation(ctx: BenchContext): Promise<Omit<CaseReport, 'elapsedMs'>> {
+export async function conversation(ctx: BenchContext): Promise<Figure[]> {
   const threads = ctx.quick ? 4 : 16;
-  const notes: string[] = [];
-  const inner: Storage = ctx.pg ? ctx.pg.storage() : new NullStorage();
-  const storage = new CountingStorage(inner);
-  const cache = await createHybridCache<object>({
+  const storage = new CountingStorage(ctx.supabase?.storage() ?? new NullStorage());
+  const cache = await benchCache({
     storage,
     outbox: { path: join(ctx.tmpDir, 'conversation-outbox.db'), durability: 'process' },
-    logger: silentLogger,
   });
   const store = new ConversationStore({ cache });
   const workloads = Array.from({ length: threads }, (_, t) => threadTurns(t));
   const turnBodyBytes = workloads.flat().reduce((sum, turn) => sum + turn.content.length, 0);
 
-  ctx.progress.step(`${threads} threads × ${TURNS_PER_THREAD} turns, concurrently`);
+  ctx.step(`${threads} threads × ${TURNS_PER_THREAD} turns, concurrently`);
   collectGarbage();
   const latencies: number[] = [];
   const ids: string[] = [];
@@ -37,23 +32,21 @@ export async function conversation(ctx: BenchContext): Promise<Omit<CaseReport, 
       const id = await store.createThread({ toolName: 'chat', initialContext: { prompt: 'benchmark' } });
       ids.push(id);
       for (const turn of turns) {
-        const t0 = hrtimeNow();
+        const turnStarted = hrtimeNow();
         await store.addTurn(id, turn);
-        latencies.push((hrtimeNow() - t0) * 1e6);
-        // Turns arrive as separate requests: let the event loop run (timers, store I/O) in between.
-        await yieldToEventLoop();
+        latencies.push((hrtimeNow() - turnStarted) * 1e6);
+        await yieldToEventLoop(); // turns arrive as separate requests
       }
     }),
   );
   const turnsMs = hrtimeNow() - started;
-  ctx.progress.step('waiting for the flush');
+  ctx.step('waiting for the flush');
   await cache.flush();
   const drainedMs = hrtimeNow() - started;
   const stats = cache.stats();
 
-  // What one write per turn (no coalescing; also what the original plan's upsert per turn sends)
-  // would have sent: the whole thread document after each change, from creation to the last turn.
-  ctx.progress.step('computing bytes without coalescing');
+  // Without coalescing (one write per turn, as the original plan's upsert per turn), every change
+  // sends the whole thread document, from creation to the last turn.
   let uncoalescedBytes = 0;
   let finalBytes = 0;
   for (const id of ids) {
@@ -66,12 +59,12 @@ export async function conversation(ctx: BenchContext): Promise<Omit<CaseReport, 
   }
   await cache.close();
 
+  ctx.step('memory per thread (child process)');
+  const heapFigures = await runMemoryChild({ entries: 0, threads: ctx.quick ? 2 : 8 });
   const turns = threads * TURNS_PER_THREAD;
-  const sets = threads * (TURNS_PER_THREAD + 1);
-  const figures: Figure[] = [
+  return [
     {
       id: 'conversation.turns',
-      case: 'conversation',
       label: `addTurn, ${threads} threads concurrently (turn latency; rate = turns/s)`,
       latencyNs: summarize(latencies),
       opsPerSec: (turns / turnsMs) * 1000,
@@ -82,11 +75,11 @@ export async function conversation(ctx: BenchContext): Promise<Omit<CaseReport, 
         drainedMs: Math.round(drainedMs),
         meanTurnBodyBytes: Math.round(turnBodyBytes / turns),
         meanThreadBytes: Math.round(finalBytes / threads),
+        store: ctx.supabase ? 'SupabaseStorage via the test gateway' : 'no-op (PostgreSQL unavailable)',
       },
     },
     {
       id: 'conversation.bytes-per-turn-uncoalesced',
-      case: 'conversation',
       label: 'bytes sent to the store per turn without coalescing (one write per turn, as the original plan)',
       value: uncoalescedBytes / turns,
       unit: 'bytes',
@@ -94,13 +87,12 @@ export async function conversation(ctx: BenchContext): Promise<Omit<CaseReport, 
     },
     {
       id: 'conversation.bytes-per-turn',
-      case: 'conversation',
       label: 'bytes sent to the store per turn with coalescing (measured at the store adapter)',
       value: storage.counts.valueBytes / turns,
       unit: 'bytes',
       baseline: 'conversation.bytes-per-turn-uncoalesced',
       details: {
-        setCalls: sets,
+        setCalls: threads * (TURNS_PER_THREAD + 1),
         writesSent: storage.counts.writes,
         storeCalls: storage.counts.applyCalls,
         coalescedWrites: stats.coalescedWrites,
@@ -108,58 +100,10 @@ export async function conversation(ctx: BenchContext): Promise<Omit<CaseReport, 
     },
     {
       id: 'conversation.turn-body',
-      case: 'conversation',
       label: 'mean turn body (content) size',
       value: turnBodyBytes / turns,
       unit: 'bytes',
     },
+    ...heapFigures,
   ];
-
-  ctx.progress.step('memory per thread (child process)');
-  const memoryThreads = ctx.quick ? 2 : 8;
-  const perThread = (await runMemoryChild({ entries: 0, threads: memoryThreads })).perThread;
-  if (perThread) {
-    figures.push(
-      {
-        id: 'conversation.memory-per-thread',
-        case: 'conversation',
-        label: 'heap per 50-turn thread, flushed, as left by addTurn',
-        value: perThread.hybrid,
-        unit: 'bytes',
-        baseline: 'conversation.thread-json',
-      },
-      {
-        id: 'conversation.memory-per-thread-parsed',
-        case: 'conversation',
-        label: 'heap per 50-turn thread after one getThread (parsed object kept)',
-        value: perThread.hybridParsed,
-        unit: 'bytes',
-        baseline: 'conversation.thread-json',
-      },
-      {
-        id: 'conversation.thread-json',
-        case: 'conversation',
-        label: 'serialized size of one 50-turn thread (JSON)',
-        value: perThread.threadJsonBytes,
-        unit: 'bytes',
-      },
-    );
-    notes.push(
-      `Memory per thread measured on ${memoryThreads} threads in a fresh \`node --expose-gc\` process.`,
-    );
-  }
-
-  notes.push(
-    `Store: ${ctx.pg ? 'SupabaseStorage through the test gateway' : `a no-op store (${ctx.pgUnavailable})`}; outbox durability process; default flush settings (batch 200, interval 20 ms).`,
-    'Each turn rewrites the whole thread document (the wire format of the original daemon), so bytes per write grow with the thread: without coalescing a 50-turn thread sends about 25× its final size over its life. Coalescing helps only when turns of a thread arrive faster than the flush (20 ms interval plus the store round trip), as in this back-to-back run; with human-paced turns (seconds apart) every turn is one full-document write.',
-    'Each thread yields to the event loop between turns, as separate requests would, so the flusher runs between turns.',
-    'Turn latency includes ConversationStore validation (zod) of the whole thread on every read-modify-write, which also grows with the thread.',
-  );
-  return {
-    id: 'conversation',
-    title: 'Conversation workload',
-    method: `${threads} threads of ${TURNS_PER_THREAD} turns each (bodies uniformly 1–60 KB, alternating user/assistant) added through ConversationStore.addTurn, threads in parallel, turns of a thread one after another.`,
-    figures,
-    notes,
-  };
 }

@@ -1,11 +1,11 @@
 /**
- * Heap measurements in a fresh process started with --expose-gc (so nothing else the bench did is
- * on the heap). Prints one JSON line with the results. Run by bench/cases/memory.ts.
+ * Heap measurements in a fresh `node --expose-gc` process, so nothing else the bench did is on the
+ * heap. Prints the figures as one JSON line. Started by bench/cases/memory.ts.
  */
 import { LRUCache } from 'lru-cache';
-import { ConversationStore, createHybridCache } from '../../src/index.js';
-import { threadTurns } from '../lib/conversation-data.js';
-import { prng, silentLogger, smallValue } from '../lib/harness.js';
+import { ConversationStore, type Storage } from '../../src/index.js';
+import { benchCache, type Figure } from '../lib/case.js';
+import { prng, smallValue, threadTurns } from '../lib/data.js';
 import { NullStorage, ParkedStorage } from '../support/storages.js';
 
 export interface MemoryChildArgs {
@@ -13,44 +13,43 @@ export interface MemoryChildArgs {
   threads: number;
 }
 
+/** Heap bytes per entry (when `entries` > 0) and per conversation thread (when `threads` > 0). */
 export interface MemoryChildResult {
-  /** Bytes of heap per entry, by structure (when `entries` > 0). */
-  perEntry?: { lruRaw: number; hybridDirty: number; hybridClean: number; hybridParsed: number };
-  entryJsonBytes?: number;
-  /** Bytes of heap per conversation thread (when `threads` > 0). */
+  perEntry?: {
+    lruRaw: number;
+    hybridDirty: number;
+    hybridClean: number;
+    hybridParsed: number;
+    entryJson: number;
+  };
   perThread?: { hybrid: number; hybridParsed: number; threadJsonBytes: number };
 }
 
-const gc = (globalThis as { gc?: () => void }).gc;
-if (!gc) throw new Error('memory-child needs --expose-gc');
-
 function heap(): number {
-  for (let i = 0; i < 4; i++) gc?.();
+  for (let i = 0; i < 4; i++) (globalThis as { gc?: () => void }).gc?.();
   return process.memoryUsage().heapUsed;
 }
 
 /**
- * What a measurement built stays reachable from here until `release()`: V8 drops locals of an async
- * function that are dead across an `await`, so a structure referenced only by a local could be
+ * What a measurement built stays reachable from here until `release()`: V8 drops an async
+ * function's locals that are dead across an `await`, so a structure held only by a local could be
  * collected in the middle of a later measurement and skew its delta.
  */
 const retained: unknown[] = [];
-
-function release(): void {
+const release = () => {
   retained.length = 0;
-}
+};
 
 async function measure<T>(build: () => Promise<T> | T): Promise<{ bytes: number; held: T }> {
   const before = heap();
   const held = await build();
   retained.push(held);
-  const after = heap();
-  return { bytes: after - before, held };
+  return { bytes: heap() - before, held };
 }
 
 /**
- * Keys and ~200-byte values. Values go through JSON once so both structures hold the same compact
- * objects (a generated object can pin larger strings it was sliced from; a parsed one cannot).
+ * Keys and ~200-byte values, through JSON once so every structure holds the same compact objects
+ * (a generated object can pin larger strings it was sliced from; a parsed one cannot).
  */
 function makeEntries(n: number): Array<[string, object]> {
   const random = prng(7);
@@ -60,81 +59,91 @@ function makeEntries(n: number): Array<[string, object]> {
   ]);
 }
 
-async function main(): Promise<void> {
-  const args = JSON.parse(process.argv[2] ?? '{}') as MemoryChildArgs;
-  const result: MemoryChildResult = {};
-  if (args.entries > 0) Object.assign(result, await perEntry(args.entries));
-  if (args.threads > 0) result.perThread = await perThread(args.threads);
-  process.stdout.write(`${JSON.stringify(result)}\n`);
+function bytesFigure(
+  id: string,
+  label: string,
+  bytes: number,
+  details: Figure['details'],
+  baseline?: string,
+): Figure {
+  return { id, label, value: bytes, unit: 'bytes', baseline, details };
 }
 
-async function perEntry(n: number): Promise<Pick<MemoryChildResult, 'perEntry' | 'entryJsonBytes'>> {
-  // Raw lru-cache holding the parsed objects (keys and values built inside the measurement).
+async function filledCache(storage: Storage, n: number) {
+  const cache = await benchCache({ storage, maxEntries: n + 1 });
+  for (const [key, value] of makeEntries(n)) await cache.set(key, value);
+  return cache;
+}
+
+async function perEntry(n: number): Promise<Figure[]> {
   const lru = await measure(() => {
     const cache = new LRUCache<string, object>({ max: n + 1 });
     for (const [key, value] of makeEntries(n)) cache.set(key, value);
     return cache;
   });
-  const lruBytes = lru.bytes;
   release();
-
-  // hybrid-cache, dirty: written, not flushed (the store never answers).
-  const dirty = await measure(async () => {
-    const cache = await createHybridCache<object>({
-      storage: new ParkedStorage(),
-      outbox: { durability: 'none' },
-      maxEntries: n + 1,
-      logger: silentLogger,
-    });
-    for (const [key, value] of makeEntries(n)) await cache.set(key, value);
-    return cache;
-  });
+  // Dirty: written, never flushed (the store never answers).
+  const dirty = await measure(() => filledCache(new ParkedStorage(), n));
   await dirty.held.close({ timeoutMs: 1 });
   release();
-
-  // hybrid-cache, clean: flushed (the store keeps nothing), then every entry read once.
+  // Clean: flushed (the store keeps nothing), then every entry read once.
   const clean = await measure(async () => {
-    const cache = await createHybridCache<object>({
-      storage: new NullStorage(),
-      outbox: { durability: 'none' },
-      maxEntries: n + 1,
-      logger: silentLogger,
-    });
-    for (const [key, value] of makeEntries(n)) await cache.set(key, value);
+    const cache = await filledCache(new NullStorage(), n);
     await cache.flush();
     return cache;
   });
   const keys = makeEntries(n).map(([key]) => key);
   retained.push(keys);
-  const beforeParse = heap();
-  let read = 0;
-  for (const key of keys) if ((await clean.held.get(key)) !== undefined) read++;
-  const parsedDelta = heap() - beforeParse;
-  if (read !== n || clean.held.stats().entries !== n) throw new Error('memory: entries were evicted');
-  const entryJsonBytes = JSON.stringify(makeEntries(1)[0]?.[1]).length;
+  const parsed = await measure(async () => {
+    let read = 0;
+    for (const key of keys) if ((await clean.held.get(key)) !== undefined) read++;
+    return read;
+  });
+  if (parsed.held !== n || clean.held.stats().entries !== n) throw new Error('memory: entries were evicted');
   await clean.held.close();
   release();
-  return {
-    perEntry: {
-      lruRaw: lruBytes / n,
-      hybridDirty: dirty.bytes / n,
-      hybridClean: clean.bytes / n,
-      hybridParsed: (clean.bytes + parsedDelta) / n,
-    },
-    entryJsonBytes,
-  };
+  const perEntry = { entries: n };
+  const entryJson = JSON.stringify(makeEntries(1)[0]?.[1]).length;
+  return [
+    bytesFigure(
+      'memory.lru-raw',
+      'raw lru-cache holding the parsed objects (baseline)',
+      lru.bytes / n,
+      perEntry,
+    ),
+    bytesFigure(
+      'memory.hybrid-parsed',
+      'hybrid-cache, clean entries after a read (parsed object kept, JSON dropped)',
+      (clean.bytes + parsed.bytes) / n,
+      perEntry,
+      'memory.lru-raw',
+    ),
+    bytesFigure(
+      'memory.hybrid-clean',
+      'hybrid-cache, clean entries never read since the write (JSON text kept)',
+      clean.bytes / n,
+      perEntry,
+      'memory.lru-raw',
+    ),
+    bytesFigure(
+      'memory.hybrid-dirty',
+      'hybrid-cache, dirty entries (written, not yet flushed)',
+      dirty.bytes / n,
+      perEntry,
+      'memory.lru-raw',
+    ),
+    bytesFigure('memory.entry-json', 'serialized size of one value (JSON)', entryJson, perEntry),
+  ];
 }
 
-async function perThread(count: number): Promise<NonNullable<MemoryChildResult['perThread']>> {
-  // Conversation threads: ConversationStore over hybrid-cache, 50 turns each, flushed.
+/** ConversationStore over hybrid-cache, 50 turns a thread, flushed; then every thread read once. */
+async function perThread(count: number): Promise<Figure[]> {
   const threads = await measure(async () => {
-    const cache = await createHybridCache<object>({
+    const cache = await benchCache({
       storage: new NullStorage(),
-      outbox: { durability: 'none' },
       maxEntries: 10_000,
       maxBytes: 2 ** 31,
       maxPendingBytes: 2 ** 31,
-      logger: silentLogger,
     });
     const store = new ConversationStore({ cache });
     const ids: string[] = [];
@@ -146,21 +155,43 @@ async function perThread(count: number): Promise<NonNullable<MemoryChildResult['
     await cache.flush();
     return { cache, store, ids };
   });
-  let threadJsonBytes = 0;
   retained.push(threads.held.ids);
-  const beforeRead = heap();
-  for (const id of threads.held.ids) {
-    const thread = await threads.held.store.getThread(id);
-    threadJsonBytes += JSON.stringify(thread).length;
-  }
-  const threadParsedDelta = heap() - beforeRead;
+  let threadJsonBytes = 0;
+  const parsed = await measure(async () => {
+    for (const id of threads.held.ids) {
+      threadJsonBytes += JSON.stringify(await threads.held.store.getThread(id)).length;
+    }
+  });
   await threads.held.cache.close();
   release();
-  return {
-    hybrid: threads.bytes / count,
-    hybridParsed: (threads.bytes + threadParsedDelta) / count,
-    threadJsonBytes: threadJsonBytes / count,
-  };
+  const perThread = { threads: count };
+  return [
+    bytesFigure(
+      'conversation.memory-per-thread',
+      'heap per 50-turn thread, flushed, as left by addTurn',
+      threads.bytes / count,
+      perThread,
+      'conversation.thread-json',
+    ),
+    bytesFigure(
+      'conversation.memory-per-thread-parsed',
+      'heap per 50-turn thread after one getThread (parsed object kept)',
+      (threads.bytes + parsed.bytes) / count,
+      perThread,
+      'conversation.thread-json',
+    ),
+    bytesFigure(
+      'conversation.thread-json',
+      'serialized size of one 50-turn thread (JSON)',
+      threadJsonBytes / count,
+      perThread,
+    ),
+  ];
 }
 
-await main();
+const { entries, threads } = JSON.parse(process.argv[2] ?? '{}') as MemoryChildArgs;
+const figures = [
+  ...(entries > 0 ? await perEntry(entries) : []),
+  ...(threads > 0 ? await perThread(threads) : []),
+];
+process.stdout.write(`${JSON.stringify(figures)}\n`);

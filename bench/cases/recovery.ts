@@ -1,36 +1,31 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { hrtimeNow } from 'tinybench';
-import { createHybridCache, type Storage } from '../../src/index.js';
+import type { Storage } from '../../src/index.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
-import { type BenchContext, collectGarbage, prng, silentLogger, smallValue } from '../lib/harness.js';
-import type { CaseReport, Figure } from '../lib/results.js';
-import { median } from '../lib/stats.js';
+import { type BenchContext, benchCache, type Figure } from '../lib/case.js';
+import { prng, smallValue } from '../lib/data.js';
+import { collectGarbage, median } from '../lib/measure.js';
 import { ParkedStorage } from '../support/storages.js';
 
 const PENDING = 100_000;
 
 /**
- * Recovery: a process died leaving 100,000 unflushed writes in the outbox. Measured: the time from
- * `createHybridCache` until `stats().pending === 100000` (every write back in memory and readable),
- * and, with PostgreSQL, until all of them are in the store.
+ * Recovery: a process died leaving 100,000 unflushed writes in its outbox. The time from
+ * `createHybridCache` until every write is back in memory and readable, and, with PostgreSQL,
+ * until all of them are in the store.
  */
-export async function recovery(ctx: BenchContext): Promise<Omit<CaseReport, 'elapsedMs'>> {
-  const quick = ctx.quick;
-  const random = prng(5);
-  const figures: Figure[] = [];
-  const notes: string[] = [];
+export async function recovery(ctx: BenchContext): Promise<Figure[]> {
   const path = join(ctx.tmpDir, 'recovery-outbox.db');
-
-  ctx.progress.step(`writing ${PENDING} pending rows into an outbox`);
-  const outbox = SqliteOutbox.open({ path, durability: 'process' });
+  ctx.step(`writing ${PENDING} pending rows into an outbox`);
+  const random = prng(5);
   const values = Array.from({ length: 1024 }, (_, i) => JSON.stringify(smallValue(random, i)));
+  const outbox = SqliteOutbox.open({ path, durability: 'process' });
   const now = Date.now();
-  const chunk = 5_000;
-  for (let start = 0; start < PENDING; start += chunk) {
-    const appends: Promise<void>[] = [];
-    for (let i = start; i < start + chunk; i++) {
-      appends.push(
+  for (let start = 0; start < PENDING; start += 5_000) {
+    const chunk = Array.from({ length: 5_000 }, (_, k) => start + k);
+    await Promise.all(
+      chunk.map((i) =>
         outbox.append({
           key: `recover:${i}`,
           version: now * 1_000 + i,
@@ -38,65 +33,56 @@ export async function recovery(ctx: BenchContext): Promise<Omit<CaseReport, 'ela
           expiresAt: now + 86_400_000,
           queuedAt: now,
         }),
-      );
-    }
-    await Promise.all(appends);
+      ),
+    );
   }
   outbox.close();
-  const fileBytes = statSync(path).size;
+  const details = { outboxFileBytes: statSync(path).size, valueBytes: values[0]?.length ?? 0 };
 
-  // Replay against a store that never answers, so the rows stay pending for the next run.
-  const runs = quick ? 2 : 5;
-  const times: number[] = [];
-  for (let r = 0; r < runs; r++) {
-    ctx.progress.step(`replay ${r + 1}/${runs}`);
+  const restart = async (storage: Storage) => {
     collectGarbage();
     const started = hrtimeNow();
-    const cache = await createHybridCache<object>({
-      storage: new ParkedStorage(),
-      outbox: { path, durability: 'process' },
-      maxEntries: 1_000,
-      maxPendingBytes: 512 * 2 ** 20,
-      logger: silentLogger,
-    });
-    const pending = cache.stats().pending;
-    const elapsedMs = hrtimeNow() - started;
-    if (pending !== PENDING)
-      throw new Error(`recovery: ${pending} pending after replay, expected ${PENDING}`);
-    const probe = await cache.get('recover:4242');
-    if (probe === undefined) throw new Error('recovery: a replayed write is not readable');
-    times.push(elapsedMs);
-    await cache.close({ timeoutMs: 1 });
-  }
-  figures.push({
-    id: 'recovery.replay-100k',
-    case: 'recovery',
-    label: `replay ${PENDING.toLocaleString('en-US')} pending writes: createHybridCache until stats().pending === ${PENDING}`,
-    value: median(times),
-    unit: 'ms',
-    details: {
-      runs,
-      minMs: Math.round(Math.min(...times)),
-      maxMs: Math.round(Math.max(...times)),
-      outboxFileBytes: fileBytes,
-      valueBytes: values[0]?.length ?? 0,
-    },
-  });
-
-  // Drain: the same 100,000 writes flushed to PostgreSQL through the gateway after the replay.
-  if (ctx.pg) {
-    ctx.progress.step(`replay + drain of ${PENDING} writes to PostgreSQL`);
-    const storage: Storage = ctx.pg.storage();
-    collectGarbage();
-    const started = hrtimeNow();
-    const cache = await createHybridCache<object>({
+    const cache = await benchCache({
       storage,
       outbox: { path, durability: 'process' },
       maxEntries: 1_000,
       maxPendingBytes: 512 * 2 ** 20,
-      logger: silentLogger,
     });
-    const replayedMs = hrtimeNow() - started;
+    return { cache, started, replayedMs: hrtimeNow() - started };
+  };
+
+  // Against a store that never answers, so the writes stay pending for the next run.
+  const runs = ctx.quick ? 2 : 5;
+  const times: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    ctx.step(`replay ${run + 1}/${runs}`);
+    const { cache, replayedMs } = await restart(new ParkedStorage());
+    const pending = cache.stats().pending;
+    if (pending !== PENDING)
+      throw new Error(`recovery: ${pending} pending after replay, expected ${PENDING}`);
+    if ((await cache.get('recover:4242')) === undefined)
+      throw new Error('recovery: a replayed write is not readable');
+    times.push(replayedMs);
+    await cache.close({ timeoutMs: 1 });
+  }
+  const figures: Figure[] = [
+    {
+      id: 'recovery.replay-100k',
+      label: `replay ${PENDING.toLocaleString('en-US')} pending writes: createHybridCache until stats().pending === ${PENDING}`,
+      value: median(times),
+      unit: 'ms',
+      details: {
+        runs,
+        minMs: Math.round(Math.min(...times)),
+        maxMs: Math.round(Math.max(...times)),
+        ...details,
+      },
+    },
+  ];
+
+  if (ctx.supabase) {
+    ctx.step(`replay + drain of ${PENDING} writes to PostgreSQL`);
+    const { cache, started, replayedMs } = await restart(ctx.supabase.storage());
     await cache.flush();
     const drainedMs = hrtimeNow() - started;
     const stats = cache.stats();
@@ -106,24 +92,11 @@ export async function recovery(ctx: BenchContext): Promise<Omit<CaseReport, 'ela
     }
     figures.push({
       id: 'recovery.drain-100k',
-      case: 'recovery',
       label: `replay then drain ${PENDING.toLocaleString('en-US')} writes to PostgreSQL (default flush settings)`,
       value: drainedMs,
       unit: 'ms',
       details: { replayMs: Math.round(replayedMs), writesPerSec: Math.round((PENDING / drainedMs) * 1000) },
     });
-  } else {
-    notes.push(`Drain to PostgreSQL skipped: ${ctx.pgUnavailable}.`);
   }
-  notes.push(
-    'Replay reads every pending row of the outbox (SQLite, WAL), puts it back in the dirty set (readable at once) and schedules it for flushing; createHybridCache resolves after that, so the figure is the time until a restarted daemon serves every acknowledged write.',
-    `Values are ~${values[0]?.length ?? 0}-byte JSON; the outbox file is ${(fileBytes / 2 ** 20).toFixed(1)} MiB.`,
-  );
-  return {
-    id: 'recovery',
-    title: 'Recovery',
-    method: `Outbox replay time for ${PENDING.toLocaleString('en-US')} pending writes left by a dead process. Median of ${runs} runs.`,
-    figures,
-    notes,
-  };
+  return figures;
 }

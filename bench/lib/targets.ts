@@ -1,96 +1,85 @@
-import type { CaseReport, Figure, TargetResult } from './results.js';
-import { formatBytes, formatNs, formatRate, formatRatio } from './stats.js';
+import type { Figure } from './case.js';
+import { formatBytes, formatNs, formatRate, formatRatio } from './format.js';
 
-/** Issue 7's targets, checked against this run's figures (reported, never asserted). */
-export function evaluateTargets(cases: CaseReport[]): TargetResult[] {
-  const byId = new Map<string, Figure>();
-  for (const c of cases) for (const f of c.figures) byId.set(f.id, f);
-  const p50 = (id: string) => byId.get(id)?.latencyNs?.p50;
-  const rate = (id: string) => byId.get(id)?.opsPerSec;
-  const value = (id: string) => byId.get(id)?.value;
-  const results: TargetResult[] = [];
+export interface TargetResult {
+  target: string;
+  measured: string;
+  /** `null` when this run did not measure what the target needs. */
+  met: boolean | null;
+}
 
-  const ratioTarget = (
-    target: string,
-    numerator: number | undefined,
-    denominator: number | undefined,
-    ok: (ratio: number) => boolean,
-    describe: (ratio: number) => string,
-  ) => {
-    if (numerator === undefined || denominator === undefined) {
-      results.push({ target, measured: 'not measured', met: null });
-      return;
-    }
-    const ratio = numerator / denominator;
-    results.push({ target, measured: describe(ratio), met: ok(ratio) });
-  };
+/** This run's figures against the project's performance targets (reported, never asserted). */
+export function evaluateTargets(figures: Map<string, Figure>): TargetResult[] {
+  // A figure this run did not measure is NaN, and so is everything computed from it.
+  const p50 = (id: string) => figures.get(id)?.latencyNs?.p50 ?? Number.NaN;
+  const rate = (id: string) => figures.get(id)?.opsPerSec ?? Number.NaN;
+  const value = (id: string) => figures.get(id)?.value ?? Number.NaN;
+  const check = (target: string, measured: string, met: boolean, ...inputs: number[]): TargetResult =>
+    inputs.some(Number.isNaN) ? { target, measured: 'not measured', met: null } : { target, measured, met };
 
-  ratioTarget(
-    'Read hit within 1.5× of the awaited-async floor (p50)',
+  const [hit, floor, bento] = [
     p50('read-hit.hybrid-get'),
     p50('read-hit.async-floor'),
-    (r) => r <= 1.5,
-    (r) =>
-      `${formatNs(p50('read-hit.hybrid-get') as number)} vs ${formatNs(p50('read-hit.async-floor') as number)}: ${formatRatio(r)}`,
-  );
-  ratioTarget(
-    "Read hit at least 3× faster than bentocache's (p50, memory L1, serialize: false)",
     p50('read-hit.bento-get'),
-    p50('read-hit.hybrid-get'),
-    (r) => r >= 3,
-    (r) => `bentocache ${formatNs(p50('read-hit.bento-get') as number)}: ${formatRatio(r)} slower`,
-  );
-  const seq = p50('write.set-seq-process');
-  results.push({
-    target: 'Sequential set, durability process, p50 under 30 µs',
-    measured: seq === undefined ? 'not measured' : `p50 ${formatNs(seq)}`,
-    met: seq === undefined ? null : seq < 30_000,
-  });
-  const conc = [1, 16, 256].map((n) => rate(`write.set-concurrent-${n}`));
-  const local = [1, 16, 256].map((n) => rate(`write.set-concurrent-${n}-local`));
-  const best = Math.max(...conc.filter((r): r is number => r !== undefined));
-  const list = (rates: Array<number | undefined>) =>
-    rates.map((r, i) => `${[1, 16, 256][i]}: ${r === undefined ? 'n/a' : formatRate(r)}`).join(', ');
-  results.push({
-    target: 'Concurrent set at least 100,000/s (the flusher runs in the same process)',
-    measured: conc.every((r) => r === undefined)
-      ? 'not measured'
-      : `flushing to the store ${list(conc)}; no-op store ${list(local)} (callers: rate)`,
-    met: conc.every((r) => r === undefined) ? null : best >= 100_000,
-  });
-  ratioTarget(
-    'set at least 50× faster than write-through (p50, bentocache + PostgreSQL L2)',
-    p50('write.bento-write-through'),
-    seq,
-    (r) => r >= 50,
-    (r) => `write-through ${formatNs(p50('write.bento-write-through') as number)}: ${formatRatio(r)} slower`,
-  );
-  const flush200 = rate('flush.batch-200');
-  results.push({
-    target: 'Flush at batch 200 at least 20,000 writes/s',
-    measured: flush200 === undefined ? 'not measured' : formatRate(flush200),
-    met: flush200 === undefined ? null : flush200 >= 20_000,
-  });
-  ratioTarget(
-    'Flush at batch 200 within 2× of the physical limit',
-    rate('flush.physical-limit'),
-    flush200,
-    (r) => r <= 2,
-    (r) => `limit ${formatRate(rate('flush.physical-limit') as number)}: flush is ${formatRatio(r)} below it`,
-  );
-  const replay = value('recovery.replay-100k');
-  results.push({
-    target: 'Replay of 100,000 pending writes under 1 s',
-    measured: replay === undefined ? 'not measured' : `${replay.toFixed(0)} ms`,
-    met: replay === undefined ? null : replay < 1_000,
-  });
-  ratioTarget(
-    'Memory per entry within 2× of raw lru-cache',
+  ];
+  const [set, writeThrough] = [p50('write.set-seq-process'), p50('write.bento-write-through')];
+  const callers = [1, 16, 256];
+  const concurrent = (suffix: string) => callers.map((n) => rate(`write.set-concurrent-${n}${suffix}`));
+  const rates = (suffix: string) =>
+    concurrent(suffix)
+      .map((r, i) => `${callers[i]}: ${formatRate(r)}`)
+      .join(', ');
+  const fastest = Math.max(...concurrent('').map((r) => r || 0)) || Number.NaN;
+  const [flush, limit] = [rate('flush.batch-200'), rate('flush.physical-limit')];
+  const [replay, hybrid, lru] = [
+    value('recovery.replay-100k'),
     value('memory.hybrid-parsed'),
     value('memory.lru-raw'),
-    (r) => r <= 2,
-    (r) =>
-      `${formatBytes(value('memory.hybrid-parsed') as number)} vs ${formatBytes(value('memory.lru-raw') as number)} per entry: ${formatRatio(r)}`,
-  );
-  return results;
+  ];
+  return [
+    check(
+      'Read hit within 1.5× of the awaited-async floor (p50)',
+      `${formatNs(hit)} vs ${formatNs(floor)}: ${formatRatio(hit / floor)}`,
+      hit / floor <= 1.5,
+      hit,
+      floor,
+    ),
+    check(
+      "Read hit at least 3× faster than bentocache's (p50, memory L1, serialize: false)",
+      `bentocache ${formatNs(bento)}: ${formatRatio(bento / hit)} slower`,
+      bento / hit >= 3,
+      bento,
+      hit,
+    ),
+    check('Sequential set, durability process, p50 under 30 µs', `p50 ${formatNs(set)}`, set < 30_000, set),
+    check(
+      'Concurrent set at least 100,000/s (the flusher runs in the same process)',
+      `flushing to the store ${rates('')}; no-op store ${rates('-local')} (callers: rate)`,
+      fastest >= 100_000,
+      fastest,
+    ),
+    check(
+      'set at least 50× faster than write-through (p50, bentocache + PostgreSQL L2)',
+      `write-through ${formatNs(writeThrough)}: ${formatRatio(writeThrough / set)} slower`,
+      writeThrough / set >= 50,
+      writeThrough,
+      set,
+    ),
+    check('Flush at batch 200 at least 20,000 writes/s', formatRate(flush), flush >= 20_000, flush),
+    check(
+      'Flush at batch 200 within 2× of the physical limit',
+      `limit ${formatRate(limit)}: flush is ${formatRatio(limit / flush)} below it`,
+      limit / flush <= 2,
+      limit,
+      flush,
+    ),
+    check('Replay of 100,000 pending writes under 1 s', `${replay.toFixed(0)} ms`, replay < 1_000, replay),
+    check(
+      'Memory per entry within 2× of raw lru-cache',
+      `${formatBytes(hybrid)} vs ${formatBytes(lru)} per entry: ${formatRatio(hybrid / lru)}`,
+      hybrid / lru <= 2,
+      hybrid,
+      lru,
+    ),
+  ];
 }

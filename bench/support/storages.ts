@@ -4,7 +4,7 @@ import type {
   StorageCallOptions,
   StoredEntry,
   VersionedWrite,
-} from '../../src/storage/types.js';
+} from '../../src/index.js';
 
 /** Accepts every write and keeps nothing: isolates the cache's own costs (CPU, memory). */
 export class NullStorage implements Storage {
@@ -18,12 +18,8 @@ export class NullStorage implements Storage {
 }
 
 /** Never answers a write until the call is aborted (the cache closing): keeps writes pending. */
-export class ParkedStorage implements Storage {
-  async getMany(): Promise<Map<string, StoredEntry>> {
-    return new Map();
-  }
-
-  apply(_writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
+export class ParkedStorage extends NullStorage {
+  override apply(_writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
     return new Promise((_resolve, reject) => {
       const signal = opts?.signal;
       if (signal?.aborted) return reject(signal.reason);
@@ -32,9 +28,9 @@ export class ParkedStorage implements Storage {
   }
 }
 
-/** Counts what goes to an inner store: calls, writes, and bytes of serialized values. */
+/** Counts the writes and value bytes that reach an inner store. */
 export class CountingStorage implements Storage {
-  readonly counts = { applyCalls: 0, writes: 0, valueBytes: 0, getManyCalls: 0 };
+  readonly counts = { applyCalls: 0, writes: 0, valueBytes: 0 };
   readonly #inner: Storage;
 
   constructor(inner: Storage) {
@@ -42,7 +38,6 @@ export class CountingStorage implements Storage {
   }
 
   getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
-    this.counts.getManyCalls++;
     return this.#inner.getMany(keys, opts);
   }
 

@@ -1,7 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
-import { PostgresCluster } from './postgres.js';
-import { prepareSupabaseDatabase, type SupabaseDatabase } from './supabase-db.js';
+import { type SupabaseDatabase, startSupabaseDatabase } from './supabase-db.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,13 +13,7 @@ declare module 'vitest' {
 
 /** Starts one embedded PostgreSQL for the whole run (about a second) and stops it afterwards. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const cluster = await PostgresCluster.create();
-  try {
-    const db = await prepareSupabaseDatabase(cluster.info, 'hybrid_cache', randomBytes(12).toString('hex'));
-    project.provide('supabaseDb', db);
-  } catch (error) {
-    await cluster.destroy();
-    throw error;
-  }
+  const { cluster, db } = await startSupabaseDatabase('hybrid_cache');
+  project.provide('supabaseDb', db);
   return () => cluster.destroy();
 }

@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import type { PostgresConnectionInfo } from './postgres.js';
+import { PostgresCluster, type PostgresConnectionInfo } from './postgres.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -108,4 +109,23 @@ export async function prepareSupabaseDatabase(
     admin: info,
     authenticator: { ...info, user: AUTHENTICATOR_ROLE, password: authenticatorPassword },
   };
+}
+
+/**
+ * Starts an embedded PostgreSQL cluster and prepares `database` in it like a Supabase project (the
+ * test run's global setup and the bench both start theirs this way). The caller destroys the cluster.
+ */
+export async function startSupabaseDatabase(
+  database: string,
+): Promise<{ cluster: PostgresCluster; db: SupabaseDatabase }> {
+  const cluster = await PostgresCluster.create();
+  try {
+    return {
+      cluster,
+      db: await prepareSupabaseDatabase(cluster.info, database, randomBytes(12).toString('hex')),
+    };
+  } catch (error) {
+    await cluster.destroy();
+    throw error;
+  }
 }

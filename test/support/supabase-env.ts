@@ -1,25 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { createClient, type SupabaseClient } from '@supabase/supabase-js';
-import pg from 'pg';
 import { inject } from 'vitest';
-import { SupabaseStorage, type SupabaseStorageCommonOptions } from '../../src/storage/supabase-storage.js';
 import { PostgrestGateway } from './gateway.js';
+import { type SupabaseClients, supabaseClients } from './supabase-clients.js';
 import { prepareSupabaseDatabase, type SupabaseDatabase } from './supabase-db.js';
 import { mintSupabaseKey } from './supabase-keys.js';
 
 /** A gateway over a Supabase-like database, with keys and helpers; one per test file. */
-export interface SupabaseEnv {
+export interface SupabaseEnv extends SupabaseClients {
   gateway: PostgrestGateway;
   db: SupabaseDatabase;
   serviceRoleKey: string;
   anonKey: string;
-  /** A SupabaseStorage through the gateway (service role key unless `key` is given). */
-  storage(options?: SupabaseStorageCommonOptions & { key?: string }): SupabaseStorage;
-  /** A plain supabase-js client through the gateway, set up for server-side use. */
-  client(key?: string): SupabaseClient;
-  /** Runs SQL as the superuser (to inspect or age rows). */
-  sql<T extends pg.QueryResultRow = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
-  close(): Promise<void>;
 }
 
 /**
@@ -33,29 +24,16 @@ export async function startSupabaseEnv(options: { database?: SupabaseDatabase } 
     mintSupabaseKey('service_role'),
     mintSupabaseKey('anon'),
   ]);
-  const admin = new pg.Pool({ ...db.admin, max: 2 });
-  admin.on('error', () => {});
-  const storages: SupabaseStorage[] = [];
+  const clients = supabaseClients(gateway.url, serviceRoleKey, db.admin);
   return {
+    ...clients,
     gateway,
     db,
     serviceRoleKey,
     anonKey,
-    storage: ({ key, ...rest } = {}) => {
-      const storage = new SupabaseStorage({ url: gateway.url, key: key ?? serviceRoleKey, ...rest });
-      storages.push(storage);
-      return storage;
-    },
-    client: (key = serviceRoleKey) =>
-      createClient(gateway.url, key, {
-        auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-      }),
-    sql: async <T extends pg.QueryResultRow>(text: string, params?: unknown[]) =>
-      (await admin.query<T>(text, params)).rows,
     close: async () => {
-      await Promise.all(storages.map((s) => s.close()));
+      await clients.close();
       await gateway.close();
-      await admin.end().catch(() => {});
     },
   };
 }

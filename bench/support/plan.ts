@@ -4,11 +4,14 @@
  * call the plan makes. The test gateway implements only PostgREST's RPC surface, so each of the
  * plan's `.table(...).upsert()`, `.select('*').eq()` and `.update().eq()` calls is modelled as one
  * RPC running the same single SQL statement PostgREST would generate: one HTTP round trip and one
- * transaction per call, as in the plan.
+ * transaction per call, as in the plan. (test/integration/supabase-migration.test.ts reproduces the
+ * same table on purpose, to upgrade it in place.)
  */
+import type { SupabaseClient } from '@supabase/supabase-js';
+
 export const PLAN_TABLE = 'plan_conversation_threads';
 
-export const PLAN_FUNCTIONS = {
+const PLAN_FUNCTIONS = {
   upsert: 'plan_upsert_thread',
   select: 'plan_select_thread',
   touch: 'plan_touch_thread',
@@ -59,3 +62,29 @@ grant execute on function public.${PLAN_FUNCTIONS.upsert}(text, jsonb, timestamp
 grant execute on function public.${PLAN_FUNCTIONS.select}(text) to service_role;
 grant execute on function public.${PLAN_FUNCTIONS.touch}(text, timestamptz) to service_role;
 `;
+
+/** The plan's write: one upsert, one round trip. */
+export async function planUpsert(client: SupabaseClient, key: string, data: object): Promise<void> {
+  const now = Date.now();
+  const { error } = await client.rpc(PLAN_FUNCTIONS.upsert, {
+    thread_id: key,
+    conversation_data: data,
+    accessed_at: new Date(now).toISOString(),
+    expires_at: new Date(now + 24 * 3_600_000).toISOString(),
+  });
+  if (error) throw new Error(`plan upsert failed: ${error.message}`);
+}
+
+/** The plan's read: select the row, check its expiry, then update `accessed_at` (two round trips). */
+export async function planGet(client: SupabaseClient, key: string): Promise<string> {
+  const selected = await client.rpc(PLAN_FUNCTIONS.select, { p_thread_id: key });
+  const record = (selected.data as Array<{ expires_at: string; conversation_data: unknown }> | null)?.[0];
+  if (selected.error || !record) throw new Error(`plan select failed: ${selected.error?.message}`);
+  if (new Date(record.expires_at).getTime() < Date.now()) throw new Error('plan row expired');
+  const touched = await client.rpc(PLAN_FUNCTIONS.touch, {
+    p_thread_id: key,
+    p_accessed_at: new Date().toISOString(),
+  });
+  if (touched.error) throw new Error(`plan update failed: ${touched.error.message}`);
+  return JSON.stringify(record.conversation_data);
+}
