@@ -21,6 +21,7 @@ export type {
   HybridCacheOptions,
   OutboxOptions,
   SetOptions,
+  SupersededWrite,
 } from './cache/types.js';
 export {
   type Config,

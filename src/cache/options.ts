@@ -50,9 +50,12 @@ export function resolveOptions(options: HybridCacheOptions): ResolvedOptions {
   if (
     !options ||
     typeof options.storage?.getMany !== 'function' ||
-    typeof options.storage.apply !== 'function'
+    typeof options.storage.apply !== 'function' ||
+    typeof options.storage.highWaterMark !== 'function'
   ) {
-    throw new ValidationError('options.storage must implement the Storage interface (getMany and apply)');
+    throw new ValidationError(
+      'options.storage must implement the Storage interface (getMany, apply and highWaterMark)',
+    );
   }
   const { storage, logger, ...rest } = options;
   const parsed = optionsSchema.safeParse(rest);
