@@ -37,6 +37,8 @@ export interface Real {
   maxEntries: number;
   outboxPath: string;
   restart(): Promise<void>;
+  /** Crashes and starts again with an empty outbox at a new path (a new host, or a wiped data dir). */
+  restartOnFreshDisk(): Promise<void>;
 }
 
 export interface ModelRunOptions {
@@ -197,6 +199,24 @@ class CrashRestartCommand implements Cmd {
   toString = () => 'crashRestart';
 }
 
+/**
+ * Another host takes over: everything acknowledged reaches the store first (the old host drained
+ * before it went away), then a process starts with an empty outbox and its wall clock behind the
+ * versions the store holds. Its blind writes must still win over what the store holds.
+ */
+class FreshDiskClockBehindCommand implements Cmd {
+  constructor(readonly behindMs: number) {}
+  check = () => true;
+  async run(model: Model, real: Real) {
+    real.store.heal();
+    await settleWithTimers(real.cache.flush({ timeoutMs: 60_000 }));
+    vi.setSystemTime(Date.now() - this.behindMs);
+    await real.restartOnFreshDisk();
+    await checkReads(model, real);
+  }
+  toString = () => `restartOnFreshDisk(clock -${this.behindMs}ms)`;
+}
+
 const keyArb = fc.constantFrom(...KEYS);
 const valueArb = fc.oneof(
   fc.integer(),
@@ -226,6 +246,7 @@ export function commandArbitraries(options: ModelRunOptions) {
     keyArb.map((k) => new PoisonCommand(k)),
     fc.constant(new CrashRestartCommand()),
     fc.constant(new CrashRestartCommand()),
+    fc.constantFrom(3_600_000, 60_000, 1_000).map((ms) => new FreshDiskClockBehindCommand(ms)),
     fc.integer({ min: 1, max: 5_000 }).map((ms) => new ClockStepBackCommand(ms)),
     fc.constantFrom(0, 0, 8, 30).map((ms) => new LatencyCommand(ms)),
     fc.integer({ min: 1, max: 12 }).map((ms) => new AdvanceClockCommand(ms)),
@@ -279,6 +300,7 @@ export async function runModel(factory: StoreFactory, options: ModelRunOptions &
         const dir = mkdtempSync(join(tmpdir(), 'hc-model-'));
         const store = new FaultyStorage(await factory.create());
         const outboxPath = join(dir, 'outbox.db');
+        let disks = 0;
         const real: Real = {
           cache: await openCache(store, outboxPath, maxEntries),
           store,
@@ -286,7 +308,12 @@ export async function runModel(factory: StoreFactory, options: ModelRunOptions &
           outboxPath,
           async restart() {
             await this.cache[ABANDON]();
-            this.cache = await openCache(store, outboxPath, maxEntries);
+            this.cache = await openCache(store, this.outboxPath, maxEntries);
+          },
+          async restartOnFreshDisk() {
+            await this.cache[ABANDON]();
+            this.outboxPath = join(dir, `outbox-${++disks}.db`);
+            this.cache = await openCache(store, this.outboxPath, maxEntries);
           },
         };
         const model: Model = { entries: new Map(), poisoned: new Set() };
