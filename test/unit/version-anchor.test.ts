@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,7 +54,7 @@ async function storeHolding(entries: Record<string, string>): Promise<MemoryStor
 
 /** Resolves once the cache's clock has read the store's mark: the flusher reads it before it sends anything. */
 async function anchored(cache: { set(key: string, value: never): Promise<void>; flush(): Promise<void> }) {
-  await cache.set('anchor-probe', 0 as never);
+  await cache.set(`anchor-probe:${randomUUID()}`, 0 as never);
   await cache.flush();
 }
 
@@ -162,6 +163,43 @@ describe('the store down or slow when the cache opens', () => {
   });
 });
 
+/** A MemoryStorage whose high-water mark answers only when the test lets it. */
+class HeldMark extends MemoryStorage {
+  #open = () => {};
+  readonly #gate = new Promise<void>((resolve) => {
+    this.#open = resolve;
+  });
+  release(): void {
+    this.#open();
+  }
+  override async highWaterMark(opts?: { signal?: AbortSignal }): Promise<number> {
+    await this.#gate;
+    return super.highWaterMark(opts);
+  }
+}
+
+describe('writes to one key in flight when the high-water mark arrives', () => {
+  it('keeps the newer write when an older one to the same key is re-minted first', async () => {
+    const storage = new HeldMark();
+    await storage.apply([{ key: 'k', version: aheadVersion(), json: '"old"', expiresAt: null }]);
+    const cache = await durableCache(storage, outboxPath(), {
+      flush: { batchSize: 50, intervalMs: 0, concurrency: 2 },
+    });
+    await cache.set('k', 'a');
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the flusher now waits for the mark
+    const writingB = cache.set('k', 'b'); // its outbox commit is still to come when the mark arrives
+    storage.release();
+    await writingB;
+    await cache.flush({ timeoutMs: 10_000 });
+    expect(await cache.get('k')).toBe('b');
+    expect(storedJson(storage, 'k')).toBe('b');
+    await cache[ABANDON]();
+    const reopened = await durableCache(storage, outboxPath());
+    expect(await reopened.get('k')).toBe('b');
+    await reopened.close();
+  });
+});
+
 describe('a local write that loses to a newer write from elsewhere', () => {
   it('is reported: event, stat and a warn log with the key and both versions', async () => {
     const storage = new MemoryStorage();
@@ -252,12 +290,19 @@ describe('a local write that loses to a newer write from elsewhere', () => {
     await anchored(cache);
     await cache.set('k', 'first');
     await storage.apply([{ key: 'k', version: aheadVersion(), json: '"theirs"', expiresAt: null }]);
-    storage.setLatency(20);
-    const flushing = cache.flush();
-    await new Promise((resolve) => setTimeout(resolve, 10)); // 'first' is on its way to the store
-    await cache.set('k', 'second');
-    await flushing;
+    // While 'first' is on its way to the store, a newer local write replaces it in memory.
+    const apply = storage.apply.bind(storage);
+    let replaced = false;
+    storage.apply = async (writes, options) => {
+      if (!replaced) {
+        replaced = true;
+        await cache.set('k', 'second');
+      }
+      return apply(writes, options);
+    };
     await cache.flush();
+    expect(replaced).toBe(true);
+    await cache.flush(); // 'second'
     expect(cache.stats().superseded).toBe(1);
     expect(await cache.get('k')).toBe('theirs');
   });
