@@ -125,7 +125,7 @@ export class HybridCache<V = unknown> {
     return rows.length;
   }
 
-  /** Starts reading the store's version high-water mark in the background; writes need not wait for it. */
+  /** @internal Called by `createHybridCache`: starts reading the store's version high-water mark; writes need not wait for it. */
   anchorClock(): void {
     this.#flusher.anchorClock();
   }
