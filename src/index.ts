@@ -22,6 +22,7 @@ export type {
   HybridCacheOptions,
   OutboxOptions,
   SetOptions,
+  SupersededWrite,
 } from './cache/types.js';
 export {
   type Config,

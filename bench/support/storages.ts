@@ -15,6 +15,10 @@ export class NullStorage implements Storage {
   async apply(writes: VersionedWrite[]): Promise<ApplyResult[]> {
     return writes.map(() => ({ status: 'applied' }));
   }
+
+  async highWaterMark(): Promise<number> {
+    return 0;
+  }
 }
 
 /** Never answers a write until the call is aborted (the cache closing): keeps writes pending. */
@@ -47,6 +51,10 @@ export class CountingStorage implements Storage {
     for (const write of writes)
       this.counts.valueBytes += write.json === null ? 0 : Buffer.byteLength(write.json);
     return this.#inner.apply(writes, opts);
+  }
+
+  highWaterMark(opts?: StorageCallOptions): Promise<number> {
+    return this.#inner.highWaterMark(opts);
   }
 
   async close(): Promise<void> {

@@ -16,5 +16,6 @@ export async function createHybridCache<V = unknown>(options: HybridCacheOptions
   const cache = new HybridCache<V>(resolved, outbox);
   const replayed = cache.replayOutbox();
   if (replayed > 0) resolved.logger.info({ replayed }, 'replayed unflushed writes from the outbox');
+  cache.anchorClock();
   return cache;
 }

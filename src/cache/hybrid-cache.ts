@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Storage } from '../storage/types.js';
+import { ClockAnchor } from '../sync/clock-anchor.js';
 import { Flusher } from '../sync/flusher.js';
 import { MemoryOutbox, type Outbox } from '../sync/outbox.js';
 import { StoreGuard } from '../sync/store-guard.js';
@@ -42,6 +43,7 @@ export class HybridCache<V = unknown> {
   readonly #logger: Logger;
   readonly #tier: MemoryTier;
   readonly #clock = new HybridLogicalClock();
+  readonly #anchor: ClockAnchor;
   readonly #guard: StoreGuard;
   readonly #loader: Loader;
   readonly #flusher: Flusher;
@@ -63,6 +65,7 @@ export class HybridCache<V = unknown> {
     coalescedWrites: 0,
     retries: 0,
     deadLetters: 0,
+    superseded: 0,
     evictions: 0,
   };
 
@@ -86,6 +89,9 @@ export class HybridCache<V = unknown> {
       writeTimeoutMs: options.writeTimeoutMs,
       onHealthChange: (from, to, error) => this.#onHealthChange(from, to, error),
     });
+    this.#anchor = new ClockAnchor(this.#clock, (signal) =>
+      this.#guard.read((inner) => this.#storage.highWaterMark({ signal: inner }), signal),
+    );
     this.#loader = new Loader(this.#storage, this.#guard, options.flush.batchSize, (keys) => {
       this.#counters.loads += keys;
     });
@@ -95,6 +101,8 @@ export class HybridCache<V = unknown> {
       tier: this.#tier,
       outbox: this.#outbox,
       clock: this.#clock,
+      anchor: this.#anchor,
+      reminted: (key, version) => this.#loader.noteWrite(key, version),
       counters: this.#counters,
       emit: (event, payload) => this.#emit(event, payload),
       logger: this.#logger,
@@ -110,10 +118,16 @@ export class HybridCache<V = unknown> {
     const now = Date.now();
     for (const row of rows) {
       this.#clock.observe(row.version);
+      if (row.unanchored) this.#anchor.replayedUnanchored(row.version);
       this.#tier.putDirty(row.key, entryFromStored(row.key, row), Math.min(row.queuedAt, now));
       this.#flusher.schedule(row.key);
     }
     return rows.length;
+  }
+
+  /** @internal Called by `createHybridCache`: starts reading the store's version high-water mark; writes need not wait for it. */
+  anchorClock(): void {
+    this.#flusher.anchorClock();
   }
 
   /** The value, or `undefined` if absent, deleted or expired. Rejects with `StorageUnavailableError` on a miss the store cannot answer. */
@@ -297,11 +311,11 @@ export class HybridCache<V = unknown> {
     }
     const entry = entryFromStored(key, { version: this.#clock.next(), json, expiresAt });
     entry.bytes = bytes;
-    return this.#enqueue(key, entry, Date.now());
+    return this.#enqueue(key, entry, Date.now(), this.#anchor.minted(entry.version));
   }
 
   /** Outbox first, memory second: a write the outbox refused leaves memory untouched. */
-  #enqueue(key: string, entry: Entry, now: number): Promise<void> {
+  #enqueue(key: string, entry: Entry, now: number, unanchored = false): Promise<void> {
     if (!this.#outbox.durable) {
       this.#commit(key, entry, now);
       return RESOLVED;
@@ -313,17 +327,24 @@ export class HybridCache<V = unknown> {
       json: entry.json ?? null,
       expiresAt: entry.expiresAt,
       queuedAt: now,
+      unanchored,
     };
     this.#appending++;
+    if (unanchored) this.#anchor.appendStarted();
     return this.#outbox.append(write).then(
       () => {
         this.#appended(entry);
         this.#outboxFailure = undefined;
         this.#commit(key, entry, now);
+        if (unanchored) this.#anchor.appendSettled();
       },
       (error: unknown) => {
         this.#appended(entry);
         this.#outboxFailure = error as Error;
+        if (unanchored) {
+          this.#anchor.forget(entry.version);
+          this.#anchor.appendSettled();
+        }
         throw error;
       },
     );
@@ -339,7 +360,12 @@ export class HybridCache<V = unknown> {
 
   #commit(key: string, entry: Entry, now: number): void {
     const { replaced, accepted } = this.#tier.putDirty(key, entry, now);
-    if (!accepted) return;
+    // A write that will never be sent need not be re-minted.
+    if (!accepted) {
+      this.#anchor.forget(entry.version);
+      return;
+    }
+    if (replaced) this.#anchor.forget(replaced.version);
     this.#loader.noteWrite(key, entry.version);
     if (replaced && !this.#flusher.isInFlight(key)) this.#counters.coalescedWrites++;
     this.#flusher.schedule(key);

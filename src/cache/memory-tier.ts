@@ -97,7 +97,15 @@ export class MemoryTier {
     return true;
   }
 
-  /** A dead-lettered write: forget it in memory so reads reflect what the store holds. */
+  /** Gives the dirty write `from` of `key` the version `to` (a re-mint before it is sent). */
+  reversion(key: string, from: number, to: number): boolean {
+    const dirty = this.dirty.get(key);
+    if (!dirty || dirty.version !== from) return false;
+    dirty.version = to;
+    return true;
+  }
+
+  /** A dead-lettered or superseded write: forget it in memory so reads reflect what the store holds. */
   discard(key: string, version: number): boolean {
     const dirty = this.dirty.get(key);
     if (!dirty || dirty.version !== version) return false;

@@ -14,7 +14,8 @@ const LOGGER_METHODS = ['debug', 'info', 'warn', 'error'] as const;
 
 const isStorage = (value: unknown): value is Storage =>
   typeof (value as Storage | undefined)?.getMany === 'function' &&
-  typeof (value as Storage | undefined)?.apply === 'function';
+  typeof (value as Storage | undefined)?.apply === 'function' &&
+  typeof (value as Storage | undefined)?.highWaterMark === 'function';
 
 const isLogger = (value: unknown): value is Logger =>
   typeof value === 'object' &&
@@ -41,7 +42,10 @@ const nestedSchemas = {
 };
 
 const optionsSchema = z.strictObject({
-  storage: z.custom<Storage>(isStorage, 'must implement the Storage interface (getMany and apply)'),
+  storage: z.custom<Storage>(
+    isStorage,
+    'must implement the Storage interface (getMany, apply and highWaterMark)',
+  ),
   logger: z
     .custom<Logger>(isLogger, `must be a pino logger (an object with ${LOGGER_METHODS.join(', ')} methods)`)
     .optional(),
@@ -91,7 +95,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 export function resolveOptions(options: HybridCacheOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') {
     throw new ValidationError(
-      'options must be an object whose storage implements the Storage interface (getMany and apply)',
+      'options must be an object whose storage implements the Storage interface (getMany, apply and highWaterMark)',
     );
   }
   const parsed = optionsSchema.safeParse(options);

@@ -91,6 +91,8 @@ export interface CacheStats {
   coalescedWrites: number;
   retries: number;
   deadLetters: number;
+  /** Local writes that lost to a newer write from another instance (see the `superseded` event). */
+  superseded: number;
   health: Health;
   /** False while the most recent outbox write failed (disk full, I/O error); writes are rejecting. */
   outboxWritable: boolean;
@@ -111,8 +113,22 @@ export interface DeadLetter {
   failedAt: number;
 }
 
+/**
+ * A local write lost to a newer write from elsewhere: the store answered that it holds a higher
+ * version for the key than the one this process sent, after this process's clock had observed the
+ * store's high-water mark. Memory forgets the local value; the next read returns the stored one.
+ */
+export interface SupersededWrite {
+  key: string;
+  /** Version of the local write that lost. */
+  localVersion: number;
+  /** Version the store holds. */
+  storedVersion: number;
+}
+
 export interface CacheEvents {
   flushed: { count: number; keys: string[] };
+  superseded: SupersededWrite;
   retry: { attempt: number; delayMs: number; error: Error };
   deadLetter: DeadLetter;
   health: { from: Health; to: Health; error?: Error };

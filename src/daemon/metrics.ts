@@ -23,6 +23,11 @@ const STATS_METRICS: { [K in Exclude<keyof CacheStats, 'health' | 'outboxWritabl
     name: 'hybrid_cache_coalesced_writes_total',
     help: 'Writes replaced by a newer write to the same key before being flushed.',
   },
+  superseded: {
+    type: 'counter',
+    name: 'hybrid_cache_superseded_writes_total',
+    help: 'Local writes that lost to a newer write from another instance.',
+  },
   retries: {
     type: 'counter',
     name: 'hybrid_cache_retries_total',

@@ -18,7 +18,7 @@ export class MemoryStorage implements Storage {
   #down = false;
 
   /** Calls made, for tests that count round trips. */
-  readonly calls = { getMany: 0, apply: 0, writesApplied: 0 };
+  readonly calls = { getMany: 0, apply: 0, writesApplied: 0, highWaterMark: 0 };
 
   async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
     this.calls.getMany++;
@@ -43,6 +43,14 @@ export class MemoryStorage implements Storage {
       throw new TransientStorageError('connection lost after commit (injected)');
     }
     return results;
+  }
+
+  async highWaterMark(opts?: StorageCallOptions): Promise<number> {
+    this.calls.highWaterMark++;
+    await this.#enter(opts?.signal);
+    let highest = 0;
+    for (const entry of this.#entries.values()) if (entry.version > highest) highest = entry.version;
+    return highest;
   }
 
   async close(): Promise<void> {}

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import { StorageConfigurationError } from './errors.js';
 
 /** Current schema, kept in `PRAGMA user_version`. Add a migration step to raise it. */
-export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_SCHEMA_VERSION = 2;
 
 /** Marks a file as a hybrid-cache store ('hcst'), so a foreign database is refused instead of altered. */
 export const SQLITE_APPLICATION_ID = 0x68637374;
@@ -20,6 +20,8 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX ${ENTRIES_TABLE}_expiry ON ${ENTRIES_TABLE} (expires_at)
      WHERE json IS NOT NULL AND expires_at IS NOT NULL;
    CREATE INDEX ${ENTRIES_TABLE}_tombstones ON ${ENTRIES_TABLE} (version) WHERE json IS NULL;`,
+  // The version high-water mark is max(version): one index lookup instead of a table scan.
+  `CREATE INDEX ${ENTRIES_TABLE}_version ON ${ENTRIES_TABLE} (version);`,
 ];
 
 /**

@@ -58,6 +58,7 @@ export class SqliteStorage implements Storage {
   readonly #fileIdentity: { path: string; dev: bigint; ino: bigint } | undefined;
   readonly #upsert: Database.Statement<[string, number, string | null, number | null]>;
   readonly #selectVersion: Database.Statement<[string], number>;
+  readonly #selectHighWaterMark: Database.Statement<[], number>;
   readonly #deleteExpired: Database.Statement<[number]>;
   readonly #deleteOldTombstones: Database.Statement<[number]>;
   readonly #selectByKeyCount = new Map<number, Database.Statement<unknown[], EntryRow>>();
@@ -87,6 +88,9 @@ export class SqliteStorage implements Storage {
       );
       this.#selectVersion = this.#db
         .prepare<[string], number>(`SELECT version FROM ${ENTRIES_TABLE} WHERE key = ?`)
+        .pluck();
+      this.#selectHighWaterMark = this.#db
+        .prepare<[], number>(`SELECT coalesce(max(version), 0) FROM ${ENTRIES_TABLE}`)
         .pluck();
       this.#deleteExpired = this.#db.prepare(
         `DELETE FROM ${ENTRIES_TABLE} WHERE json IS NOT NULL AND expires_at IS NOT NULL AND expires_at <= ?`,
@@ -127,6 +131,16 @@ export class SqliteStorage implements Storage {
       return this.#db.transaction(() => writes.map((write) => this.#applyOne(write))).immediate();
     } catch (error) {
       throw toStorageError(error, 'write', this.#location);
+    }
+  }
+
+  async highWaterMark(opts?: StorageCallOptions): Promise<number> {
+    opts?.signal?.throwIfAborted();
+    try {
+      this.#assertUsable();
+      return this.#selectHighWaterMark.get() as number;
+    } catch (error) {
+      throw toStorageError(error, 'read', this.#location);
     }
   }
 

@@ -9,7 +9,7 @@ export interface PostgrestErrorLike {
 }
 
 export const MIGRATION_HINT =
-  "Apply supabase/migrations/*_conversation_threads.sql from the hybrid-cache package to the project (`supabase db push`, or run it in the SQL editor), then reload PostgREST's schema cache with: NOTIFY pgrst, 'reload schema';";
+  "Apply every file in supabase/migrations/ from the hybrid-cache package to the project, in order (`supabase db push`, or run each in the SQL editor), then reload PostgREST's schema cache with: NOTIFY pgrst, 'reload schema';";
 
 export const KEY_HINT =
   "Use the project's service_role (secret) key, on the server only, never the anon/publishable key; and make sure the migration's GRANT statements were applied.";

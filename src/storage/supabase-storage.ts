@@ -28,6 +28,7 @@ export const SUPABASE_FUNCTIONS = {
   apply: 'apply_conversation_threads',
   get: 'get_conversation_threads',
   cleanup: 'cleanup_expired_threads',
+  highWaterMark: 'conversation_threads_high_water_mark',
 } as const;
 
 interface GetRow {
@@ -141,6 +142,14 @@ export class SupabaseStorage implements Storage {
             : { status: 'stale' };
     }
     return results;
+  }
+
+  async highWaterMark(opts?: StorageCallOptions): Promise<number> {
+    const data = await this.#rpc(SUPABASE_FUNCTIONS.highWaterMark, {}, opts);
+    if (!Number.isSafeInteger(data) || (data as number) < 0) {
+      throw unexpectedShape(SUPABASE_FUNCTIONS.highWaterMark);
+    }
+    return data as number;
   }
 
   /**

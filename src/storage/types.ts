@@ -42,5 +42,12 @@ export interface Storage {
    * `TransientStorageError`, `PermanentStorageError`, `StorageConfigurationError`).
    */
   apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]>;
+  /**
+   * The highest version the store holds, tombstones and expired entries included; 0 when it holds
+   * nothing. A cache's clock starts above it, so a process whose wall clock or outbox is behind
+   * never mints versions that would lose to ones already stored. Keep it cheap (a max over an
+   * indexed column): it is called when a cache opens.
+   */
+  highWaterMark(opts?: StorageCallOptions): Promise<number>;
   close?(): Promise<void>;
 }

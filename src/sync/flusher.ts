@@ -8,13 +8,15 @@ import type { MemoryTier } from '../cache/memory-tier.js';
 import type { CacheEvents, DeadLetter } from '../cache/types.js';
 import type { ApplyResult, Storage, VersionedWrite } from '../storage/types.js';
 import { classifyFailure, requestedDelayMs } from './classify.js';
-import type { Outbox } from './outbox.js';
+import type { ClockAnchor } from './clock-anchor.js';
+import type { Outbox, Remint } from './outbox.js';
 import type { StoreGuard } from './store-guard.js';
 
 export interface FlushCounters {
   flushedWrites: number;
   retries: number;
   deadLetters: number;
+  superseded: number;
 }
 
 export interface FlusherOptions {
@@ -23,6 +25,9 @@ export interface FlusherOptions {
   tier: MemoryTier;
   outbox: Outbox;
   clock: HybridLogicalClock;
+  anchor: ClockAnchor;
+  /** A dirty write was given a new version before it was sent. */
+  reminted: (key: string, version: number) => void;
   counters: FlushCounters;
   /** Delivers an event to the cache's listeners; must not throw (the cache guards its listeners). */
   emit: <E extends keyof CacheEvents>(event: E, payload: CacheEvents[E]) => void;
@@ -77,6 +82,16 @@ export class Flusher {
     this.#ready.add(key);
     if (this.#ready.size >= this.#o.batchSize) this.#pump();
     else this.#armInterval();
+  }
+
+  /** Starts reading the store's version high-water mark now, without waiting (opening never waits for the store). */
+  anchorClock(): void {
+    this.#o.anchor.ensure(this.#abort.signal).catch((error: unknown) => {
+      this.#o.logger.debug(
+        { err: error },
+        'store not reachable at open; its version high-water mark is read before the first flush',
+      );
+    });
   }
 
   isInFlight(key: string): boolean {
@@ -148,13 +163,79 @@ export class Flusher {
   }
 
   async #sendBatch(keys: string[]): Promise<void> {
+    if (!(await this.#anchored())) return;
     const writes: VersionedWrite[] = [];
     for (const key of keys) {
       const entry = this.#o.tier.dirty.get(key);
       if (!entry) continue;
       writes.push({ key, version: entry.version, json: entryJson(entry), expiresAt: entry.expiresAt });
     }
-    if (writes.length > 0) await this.#send(writes);
+    if (writes.length > 0 && this.#remintUnanchored(writes)) await this.#send(writes);
+  }
+
+  /**
+   * Nothing is sent before the clock has observed the store's high-water mark; false when it could
+   * not be read (a retry is scheduled, as for a failed send).
+   */
+  async #anchored(): Promise<boolean> {
+    const anchor = this.#o.anchor;
+    if (!anchor.anchored) {
+      try {
+        await anchor.ensure(this.#abort.signal);
+      } catch (error) {
+        if (this.#stopped) return false;
+        if (classifyFailure(error) !== 'transient') {
+          this.#o.logger.error(
+            { err: error },
+            "cannot read the store's version high-water mark; writes stay queued until it can be read",
+          );
+        }
+        this.#scheduleRetry(error as Error);
+        return false;
+      }
+    }
+    await anchor.appendsSettled();
+    return !this.#stopped;
+  }
+
+  /**
+   * Writes minted before the clock was anchored get new versions (above the store's mark) in the
+   * outbox and in memory before they are sent. All of them, not only those below the mark: a row
+   * still marked unanchored after it may have reached the store would be re-minted again after a
+   * crash, and could then overwrite a newer write from elsewhere.
+   */
+  #remintUnanchored(writes: VersionedWrite[]): boolean {
+    const changes: Remint[] = [];
+    for (const write of writes) {
+      if (this.#o.anchor.needsRemint(write.version)) {
+        changes.push({ key: write.key, from: write.version, to: this.#o.clock.next() });
+      }
+    }
+    if (changes.length === 0) return true;
+    try {
+      this.#o.outbox.remint(changes);
+    } catch (error) {
+      this.#o.logger.error(
+        { err: error },
+        'could not record new versions in the outbox; keeping the writes queued',
+      );
+      this.#scheduleRetry(error as Error);
+      return false;
+    }
+    const byKey = new Map(changes.map((change) => [change.key, change]));
+    for (const write of writes) {
+      const change = byKey.get(write.key);
+      if (!change) continue;
+      this.#o.tier.reversion(write.key, change.from, change.to);
+      this.#o.anchor.forget(change.from);
+      this.#o.reminted(write.key, change.to);
+      write.version = change.to;
+    }
+    this.#o.logger.debug(
+      { count: changes.length },
+      "re-minted writes accepted before the store's version high-water mark was known",
+    );
+    return true;
   }
 
   async #send(writes: VersionedWrite[]): Promise<void> {
@@ -207,8 +288,9 @@ export class Flusher {
         this.#o.tier.settle(write.key, write.version);
       } else if (result.storedVersion !== undefined && result.storedVersion > write.version) {
         // The store holds a newer write from elsewhere: forget ours so the next read fetches that one.
+        // Said out loud unless memory already holds a newer local write that replaces ours anyway.
         this.#o.clock.observe(result.storedVersion);
-        this.#o.tier.discard(write.key, write.version);
+        if (this.#o.tier.discard(write.key, write.version)) this.#superseded(write, result.storedVersion);
       } else {
         // Stale at our own version: an earlier attempt committed but its answer was lost.
         this.#o.tier.settle(write.key, write.version);
@@ -224,6 +306,13 @@ export class Flusher {
     }
     for (const write of acknowledged) this.#notifyWaiters(write.key, write.version);
     this.#o.emit('flushed', { count: acknowledged.length, keys: acknowledged.map((w) => w.key) });
+  }
+
+  #superseded(write: VersionedWrite, storedVersion: number): void {
+    this.#o.counters.superseded++;
+    const event = { key: write.key, localVersion: write.version, storedVersion };
+    this.#o.logger.warn(event, 'a local write lost to a newer write from another instance');
+    this.#o.emit('superseded', event);
   }
 
   #deadLetter(write: VersionedWrite, error: Error): void {

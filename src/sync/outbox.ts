@@ -4,6 +4,15 @@ import type { VersionedWrite } from '../storage/types.js';
 /** A write waiting in the outbox, with when it was first queued. */
 export interface PendingWrite extends VersionedWrite {
   queuedAt: number;
+  /** Minted before the clock had read the store's high-water mark: re-minted before it is sent. */
+  unanchored?: boolean;
+}
+
+/** A pending write given a new version before it is sent. */
+export interface Remint {
+  key: string;
+  from: number;
+  to: number;
 }
 
 /**
@@ -19,6 +28,8 @@ export interface Outbox {
   highestVersion(): number;
   /** Records a write; resolves once it is as durable as the outbox promises. */
   append(write: PendingWrite): Promise<void>;
+  /** Gives pending rows new (anchored) versions, atomically, before they are sent. */
+  remint(changes: readonly Remint[]): void;
   /** The store acknowledged these versions: drop each row whose version still matches. */
   acknowledge(writes: ReadonlyArray<{ key: string; version: number }>): void;
   /** Parks a write that can never be applied, removing its pending row if it still matches. */
@@ -45,6 +56,8 @@ export class MemoryOutbox implements Outbox {
   append(): Promise<void> {
     return Promise.resolve();
   }
+
+  remint(): void {}
 
   acknowledge(): void {}
 

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { OutboxError } from '../cache/errors.js';
 import type { DeadLetter, Durability } from '../cache/types.js';
-import type { Outbox, PendingWrite } from './outbox.js';
+import type { Outbox, PendingWrite, Remint } from './outbox.js';
 
 export interface SqliteOutboxOptions {
   path: string;
@@ -12,9 +12,16 @@ export interface SqliteOutboxOptions {
   maxFileBytes?: number;
 }
 
-type Row = [key: string, version: number, json: string | null, expiresAt: number | null, queuedAt: number];
+type Row = [
+  key: string,
+  version: number,
+  json: string | null,
+  expiresAt: number | null,
+  queuedAt: number,
+  unanchored: number,
+];
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 /**
  * Group commit waits for the next turn of the event loop, not a microtask: in a server, concurrent
@@ -37,6 +44,7 @@ export class SqliteOutbox implements Outbox {
   readonly #insertLetter: Database.Statement;
   readonly #commitGroup: (writes: PendingWrite[]) => void;
   readonly #ackAll: (writes: ReadonlyArray<{ key: string; version: number }>) => void;
+  readonly #remintAll: (changes: readonly Remint[]) => void;
   #group: Array<{ write: PendingWrite; resolve: () => void; reject: (error: Error) => void }> = [];
   #closed = false;
   #commits = 0;
@@ -63,9 +71,9 @@ export class SqliteOutbox implements Outbox {
       throw describeOpenFailure(options.path, error);
     }
     this.#upsert = this.#db.prepare(
-      `INSERT INTO pending (key, version, json, expires_at, queued_at) VALUES (?, ?, ?, ?, ?)
+      `INSERT INTO pending (key, version, json, expires_at, queued_at, unanchored) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET version = excluded.version, json = excluded.json,
-         expires_at = excluded.expires_at
+         expires_at = excluded.expires_at, unanchored = excluded.unanchored
        WHERE excluded.version > pending.version`,
     );
     this.#ack = this.#db.prepare('DELETE FROM pending WHERE key = ? AND version = ?');
@@ -81,8 +89,19 @@ export class SqliteOutbox implements Outbox {
     this.#commitGroup = this.#db.transaction((writes: PendingWrite[]) => {
       let highest = 0;
       for (const w of writes) {
-        this.#upsert.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt);
+        this.#upsert.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt, w.unanchored ? 1 : 0);
         if (w.version > highest) highest = w.version;
+      }
+      raiseHighest.run(highest);
+    });
+    const reversion = this.#db.prepare(
+      'UPDATE pending SET version = ?, unanchored = 0 WHERE key = ? AND version = ?',
+    );
+    this.#remintAll = this.#db.transaction((changes: readonly Remint[]) => {
+      let highest = 0;
+      for (const c of changes) {
+        reversion.run(c.to, c.key, c.from);
+        if (c.to > highest) highest = c.to;
       }
       raiseHighest.run(highest);
     });
@@ -95,15 +114,16 @@ export class SqliteOutbox implements Outbox {
 
   pending(): PendingWrite[] {
     const rows = this.#db
-      .prepare('SELECT key, version, json, expires_at, queued_at FROM pending ORDER BY queued_at')
+      .prepare('SELECT key, version, json, expires_at, queued_at, unanchored FROM pending ORDER BY queued_at')
       .raw()
       .all() as Row[];
-    return rows.map(([key, version, json, expiresAt, queuedAt]) => ({
+    return rows.map(([key, version, json, expiresAt, queuedAt, unanchored]) => ({
       key,
       version,
       json,
       expiresAt,
       queuedAt,
+      ...(unanchored ? { unanchored: true } : {}),
     }));
   }
 
@@ -120,6 +140,11 @@ export class SqliteOutbox implements Outbox {
       if (this.#group.length === 0) scheduleCommit(() => this.#commitPending());
       this.#group.push({ write, resolve, reject });
     });
+  }
+
+  remint(changes: readonly Remint[]): void {
+    if (this.#closed) throw new OutboxError('the outbox is closed');
+    this.#remintAll(changes);
   }
 
   acknowledge(writes: ReadonlyArray<{ key: string; version: number }>): void {
@@ -163,7 +188,7 @@ export class SqliteOutbox implements Outbox {
       const now = Date.now();
       for (const l of letters) {
         remove.run(l.key, l.version);
-        this.#upsert.run(l.key, l.version, l.json, l.expiresAt, now);
+        this.#upsert.run(l.key, l.version, l.json, l.expiresAt, now, 0);
       }
       return letters;
     })();
@@ -220,6 +245,18 @@ export class SqliteOutbox implements Outbox {
       );
     }
     if (version === SCHEMA_VERSION) return;
+    this.#db.transaction(() => {
+      if (version < 1) this.#createV1();
+      // unanchored: minted before the clock had read the store's version high-water mark, and never
+      // sent. Such a row is given a new version before it is sent; every other row keeps its own.
+      this.#db.exec(`
+        ALTER TABLE pending ADD COLUMN unanchored INTEGER NOT NULL DEFAULT 0;
+        PRAGMA user_version = ${SCHEMA_VERSION};
+      `);
+    })();
+  }
+
+  #createV1(): void {
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS pending (
         key TEXT PRIMARY KEY NOT NULL,
@@ -242,7 +279,6 @@ export class SqliteOutbox implements Outbox {
         error TEXT NOT NULL,
         failed_at INTEGER NOT NULL
       );
-      PRAGMA user_version = ${SCHEMA_VERSION};
     `);
   }
 }

@@ -160,6 +160,31 @@ export function describeStorageContract(name: string, setup: () => Promise<Contr
       expect(JSON.parse(entry?.json ?? 'null')).toEqual({ turns });
     });
 
+    it('reports a version high-water mark at or above every version it holds, tombstones and expired entries included', async () => {
+      const before = await ctx.storage.highWaterMark();
+      expect(Number.isSafeInteger(before)).toBe(true);
+      expect(before).toBeGreaterThanOrEqual(0);
+      const live = key('hwm-live');
+      const dead = key('hwm-tombstone');
+      const expired = key('hwm-expired');
+      await ctx.storage.apply([put(live, before + 10, 'v')]);
+      expect(await ctx.storage.highWaterMark()).toBeGreaterThanOrEqual(before + 10);
+      await ctx.storage.apply([tombstone(dead, before + 20)]);
+      expect(await ctx.storage.highWaterMark()).toBeGreaterThanOrEqual(before + 20);
+      await ctx.storage.apply([put(expired, before + 30, 'gone', Date.now() - 1_000)]);
+      expect(await read(expired)).toBeUndefined();
+      expect(await ctx.storage.highWaterMark()).toBeGreaterThanOrEqual(before + 30);
+      // A stale write does not move it.
+      await ctx.storage.apply([put(live, before + 5, 'older')]);
+      expect(await ctx.storage.highWaterMark()).toBeGreaterThanOrEqual(before + 30);
+    });
+
+    it('honours an aborted signal on the high-water mark call', async () => {
+      const controller = new AbortController();
+      controller.abort(new Error('caller gave up'));
+      await expect(ctx.storage.highWaterMark({ signal: controller.signal })).rejects.toThrow();
+    });
+
     it('returns an empty result for an empty batch', async () => {
       expect(await ctx.storage.apply([])).toEqual([]);
       expect((await ctx.storage.getMany([])).size).toBe(0);

@@ -17,6 +17,9 @@ const down: Storage = {
   apply: async () => {
     throw new TransientStorageError('store down (crash test)');
   },
+  highWaterMark: async () => {
+    throw new TransientStorageError('store down (crash test)');
+  },
 };
 const cache = await createHybridCache<{ seq: number }>({
   storage: process.env.STORE_DOWN === '1' ? down : real,

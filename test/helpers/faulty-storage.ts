@@ -84,6 +84,12 @@ export class FaultyStorage implements Storage {
     );
   }
 
+  async highWaterMark(opts?: StorageCallOptions): Promise<number> {
+    await this.#delay();
+    this.#enter();
+    return this.inner.highWaterMark(opts);
+  }
+
   async close(): Promise<void> {
     await this.inner.close?.();
   }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyMigration, migrationPath } from '../support/supabase-db.js';
+import { applyMigration, migrationPath, migrationPaths } from '../support/supabase-db.js';
 import { freshSupabaseDatabase, type SupabaseEnv, startSupabaseEnv } from '../support/supabase-env.js';
 
 describe('Supabase migration', () => {
@@ -20,6 +20,10 @@ describe('Supabase migration', () => {
 
   it('follows the Supabase CLI naming', () => {
     expect(migrationPath()).toMatch(/supabase\/migrations\/\d{14}_conversation_threads\.sql$/);
+    const files = migrationPaths();
+    expect(files.length).toBeGreaterThan(1);
+    expect(files[0]).toBe(migrationPath());
+    for (const file of files) expect(file).toMatch(/supabase\/migrations\/\d{14}_[a-z0-9_]+\.sql$/);
   });
 
   it('applies a second time cleanly, keeping rows and behaviour', async () => {
@@ -41,6 +45,7 @@ describe('Supabase migration', () => {
       "select count(*)::int as n from pg_proc where proname in ('apply_conversation_threads', 'get_conversation_threads', 'cleanup_expired_threads')",
     );
     expect(functions[0]?.n).toBe(3);
+    expect(await storage.highWaterMark()).toBeGreaterThanOrEqual(5);
   });
 
   it("has the seed's columns plus version and deleted, and indexes on expires_at and user_id", async () => {
@@ -67,6 +72,7 @@ describe('Supabase migration', () => {
     expect(indexes.some((d) => /\(expires_at\)/.test(d))).toBe(true);
     expect(indexes.some((d) => /\(user_id\)/.test(d))).toBe(true);
     expect(indexes.some((d) => /UNIQUE .*\(thread_id\)/.test(d))).toBe(true);
+    expect(indexes.some((d) => /conversation_threads_version_idx .*\(version\)/.test(d))).toBe(true);
   });
 
   it('stores no-expiry entries as expires_at = infinity and reads them back as null', async () => {
@@ -118,6 +124,27 @@ describe('Supabase migration', () => {
     } finally {
       await seeded.end();
     }
+  });
+});
+
+describe('conversation_threads_high_water_mark()', () => {
+  let env: SupabaseEnv;
+  beforeAll(async () => {
+    env = await startSupabaseEnv({ database: await freshSupabaseDatabase() });
+  });
+  afterAll(() => env?.close());
+
+  it('is 0 on an empty table, then the highest version held, tombstones and expired rows included', async () => {
+    const storage = env.storage();
+    expect(await storage.highWaterMark()).toBe(0);
+    await storage.apply([
+      { key: 'hwm:live', version: 10, json: '1', expiresAt: null },
+      { key: 'hwm:tombstone', version: 30, json: null, expiresAt: null },
+      { key: 'hwm:expired', version: 20, json: '2', expiresAt: Date.now() - 1_000 },
+    ]);
+    expect(await storage.highWaterMark()).toBe(30);
+    await env.sql("delete from conversation_threads where thread_id = 'hwm:tombstone'");
+    expect(await storage.highWaterMark()).toBe(20);
   });
 });
 

@@ -48,6 +48,24 @@ describe('Supabase security: only the service role reaches conversation_threads'
     });
   }
 
+  for (const role of ['anon', 'authenticated'] as const) {
+    it(`refuses the ${role} key the version high-water mark`, async () => {
+      const reading = env.storage({ key: await mintSupabaseKey(role) }).highWaterMark();
+      await expect(reading).rejects.toBeInstanceOf(StorageConfigurationError);
+      await expect(reading).rejects.toThrow(/42501/);
+    });
+  }
+
+  it('pins search_path on every function', async () => {
+    const rows = await env.sql<{ fn: string; config: string[] | null }>(`
+      select proname as fn, proconfig as config from pg_proc
+      where pronamespace = 'public'::regnamespace
+        and proname in ('apply_conversation_threads', 'get_conversation_threads', 'cleanup_expired_threads',
+                        'conversation_threads_high_water_mark')`);
+    expect(rows).toHaveLength(4);
+    for (const row of rows) expect(row.config, row.fn).toContain('search_path=""');
+  });
+
   it('never puts the key into error messages', async () => {
     const anonKey = await mintSupabaseKey('anon');
     const error = await env
@@ -87,10 +105,11 @@ describe('Supabase security: only the service role reaches conversation_threads'
       select p.proname as fn, r.rolname as role, has_function_privilege(r.rolname, p.oid, 'execute') as allowed
       from pg_proc p cross join pg_roles r
       where p.pronamespace = 'public'::regnamespace
-        and p.proname in ('apply_conversation_threads', 'get_conversation_threads', 'cleanup_expired_threads')
+        and p.proname in ('apply_conversation_threads', 'get_conversation_threads', 'cleanup_expired_threads',
+                          'conversation_threads_high_water_mark')
         and r.rolname in ('anon', 'authenticated', 'service_role')
       order by 1, 2`);
-    expect(rows).toHaveLength(9);
+    expect(rows).toHaveLength(12);
     for (const row of rows)
       expect({ ...row, allowed: row.allowed }).toEqual({ ...row, allowed: row.role === 'service_role' });
   });

@@ -38,6 +38,7 @@ describe('interleavings (fc.scheduler)', () => {
               if (failPlan.shift()) throw new TransientStorageError('injected');
               return inner.apply(writes);
             }),
+            highWaterMark: s.scheduleFunction(async () => inner.highWaterMark()),
           };
           const cache = await createHybridCache<{ i: number }>({
             storage,
@@ -124,6 +125,7 @@ describe('two instances over one store', () => {
             sent.push(...writes);
             return inner.apply(writes, opts);
           },
+          highWaterMark: (opts) => inner.highWaterMark(opts),
         };
         const open = () =>
           createHybridCache<{ by: number; n: number }>({

@@ -37,6 +37,8 @@ export interface Real {
   maxEntries: number;
   outboxPath: string;
   restart(): Promise<void>;
+  /** Crashes and starts again with an empty outbox at a new path (a new host, or a wiped data dir). */
+  restartOnFreshDisk(): Promise<void>;
 }
 
 export interface ModelRunOptions {
@@ -197,6 +199,38 @@ class CrashRestartCommand implements Cmd {
   toString = () => 'crashRestart';
 }
 
+/**
+ * Another host takes over: everything acknowledged reaches the store first (the old host drained
+ * before it went away), then a process starts with an empty outbox and its wall clock behind the
+ * versions the store holds, and writes a key blind (no read first, so no load shows it a version).
+ * After a flush its write must still be what the store and every read hold.
+ */
+class FreshDiskClockBehindCommand implements Cmd {
+  constructor(
+    readonly behindMs: number,
+    readonly key: Key,
+    readonly value: unknown,
+  ) {}
+  check = () => true;
+  async run(model: Model, real: Real) {
+    real.store.heal();
+    await settleWithTimers(real.cache.flush({ timeoutMs: 60_000 }));
+    vi.setSystemTime(Date.now() - this.behindMs);
+    await real.restartOnFreshDisk();
+    if (this.value === undefined) {
+      await real.cache.delete(this.key);
+      model.entries.delete(this.key);
+    } else {
+      await real.cache.set(this.key, this.value);
+      model.entries.set(this.key, { value: this.value, expiresAt: null });
+    }
+    await settleWithTimers(real.cache.flush({ timeoutMs: 60_000 }));
+    await checkReads(model, real);
+  }
+  toString = () =>
+    `restartOnFreshDisk(clock -${this.behindMs}ms) then ${this.value === undefined ? `delete(${this.key})` : `set(${this.key}, ${JSON.stringify(this.value)})`}`;
+}
+
 const keyArb = fc.constantFrom(...KEYS);
 const valueArb = fc.oneof(
   fc.integer(),
@@ -226,6 +260,9 @@ export function commandArbitraries(options: ModelRunOptions) {
     keyArb.map((k) => new PoisonCommand(k)),
     fc.constant(new CrashRestartCommand()),
     fc.constant(new CrashRestartCommand()),
+    fc
+      .tuple(fc.constantFrom(3_600_000, 60_000, 1_000), keyArb, fc.option(valueArb, { nil: undefined }))
+      .map(([ms, key, value]) => new FreshDiskClockBehindCommand(ms, key, value)),
     fc.integer({ min: 1, max: 5_000 }).map((ms) => new ClockStepBackCommand(ms)),
     fc.constantFrom(0, 0, 8, 30).map((ms) => new LatencyCommand(ms)),
     fc.integer({ min: 1, max: 12 }).map((ms) => new AdvanceClockCommand(ms)),
@@ -279,6 +316,7 @@ export async function runModel(factory: StoreFactory, options: ModelRunOptions &
         const dir = mkdtempSync(join(tmpdir(), 'hc-model-'));
         const store = new FaultyStorage(await factory.create());
         const outboxPath = join(dir, 'outbox.db');
+        let disks = 0;
         const real: Real = {
           cache: await openCache(store, outboxPath, maxEntries),
           store,
@@ -286,7 +324,12 @@ export async function runModel(factory: StoreFactory, options: ModelRunOptions &
           outboxPath,
           async restart() {
             await this.cache[ABANDON]();
-            this.cache = await openCache(store, outboxPath, maxEntries);
+            this.cache = await openCache(store, this.outboxPath, maxEntries);
+          },
+          async restartOnFreshDisk() {
+            await this.cache[ABANDON]();
+            this.outboxPath = join(dir, `outbox-${++disks}.db`);
+            this.cache = await openCache(store, this.outboxPath, maxEntries);
           },
         };
         const model: Model = { entries: new Map(), poisoned: new Set() };

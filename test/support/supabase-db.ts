@@ -15,8 +15,17 @@ export function migrationPath(): string {
   return join(dir, file);
 }
 
-export function migrationSql(): string {
-  return readFileSync(migrationPath(), 'utf8');
+/** Every migration file, in the order `supabase db push` applies them (by timestamp prefix). */
+export function migrationPaths(): string[] {
+  const dir = join(repoRoot, 'supabase', 'migrations');
+  return readdirSync(dir)
+    .filter((name) => /^\d{14}_.+\.sql$/.test(name))
+    .sort()
+    .map((name) => join(dir, name));
+}
+
+export function migrationSql(path = migrationPath()): string {
+  return readFileSync(path, 'utf8');
 }
 
 /** The role PostgREST logs in as; it switches to the JWT's role per request. */
@@ -66,9 +75,9 @@ export async function grantSupabaseDefaults(client: pg.Client): Promise<void> {
   `);
 }
 
-/** Runs the migration file as one multi-statement query (it is written to be re-runnable). */
+/** Runs every migration file in order, each as one multi-statement query (each is re-runnable). */
 export async function applyMigration(client: pg.Client): Promise<void> {
-  await client.query(migrationSql());
+  for (const path of migrationPaths()) await client.query(migrationSql(path));
 }
 
 /** A database prepared like a Supabase project, and how to log in to it. */

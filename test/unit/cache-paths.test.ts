@@ -74,6 +74,10 @@ class HeldReads implements Storage {
   apply(writes: VersionedWrite[], opts?: StorageCallOptions) {
     return this.inner.apply(writes, opts);
   }
+
+  highWaterMark(opts?: StorageCallOptions) {
+    return this.inner.highWaterMark(opts);
+  }
 }
 
 async function cacheOver(storage: Storage, overrides: Partial<HybridCacheOptions> = {}) {
@@ -464,6 +468,7 @@ describe('read failures', () => {
   const failingStore = (reason: unknown): Storage => ({
     getMany: () => Promise.reject(reason),
     apply: async (writes) => writes.map(() => ({ status: 'applied' as const })),
+    highWaterMark: async () => 0,
   });
 
   it('carries the store error message and cause', async () => {

@@ -28,6 +28,7 @@ const STATS: CacheStats = {
   coalescedWrites: 4,
   retries: 6,
   deadLetters: 1,
+  superseded: 0,
   health: 'degraded',
   outboxWritable: true,
   evictions: 5,

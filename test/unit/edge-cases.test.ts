@@ -108,6 +108,7 @@ describe('slow reads', () => {
         return snapshot;
       },
       apply: (writes, opts) => inner.apply(writes, opts),
+      highWaterMark: (opts) => inner.highWaterMark(opts),
     };
     const cache = await createHybridCache<string>({
       storage,

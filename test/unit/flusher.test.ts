@@ -12,6 +12,7 @@ import {
   StorageConfigurationError,
   type VersionedWrite,
 } from '../../src/index.js';
+import { ClockAnchor } from '../../src/sync/clock-anchor.js';
 import { Flusher } from '../../src/sync/flusher.js';
 import { MemoryOutbox } from '../../src/sync/outbox.js';
 import { StoreGuard } from '../../src/sync/store-guard.js';
@@ -473,7 +474,9 @@ describe('Flusher.waitFor', () => {
       tier,
       outbox: new MemoryOutbox(),
       clock,
-      counters: { flushedWrites: 0, retries: 0, deadLetters: 0 },
+      anchor: new ClockAnchor(clock, (signal) => storage.highWaterMark({ signal })),
+      reminted: () => {},
+      counters: { flushedWrites: 0, retries: 0, deadLetters: 0, superseded: 0 },
       emit: () => {},
       logger: silentLogger,
       batchSize: 10,

@@ -48,7 +48,7 @@ describe('scheduleStoreCleanup', () => {
   it('does nothing when disabled or when the store has no cleanup', async () => {
     const storage = Object.assign(new MemoryStorage(), { cleanup: vi.fn(async () => 0) });
     scheduleStoreCleanup(storage, 0, silentLogger)();
-    const plain = { getMany: vi.fn(), apply: vi.fn() };
+    const plain = { getMany: vi.fn(), apply: vi.fn(), highWaterMark: vi.fn() };
     scheduleStoreCleanup(plain, 1_000, silentLogger)();
     await vi.advanceTimersByTimeAsync(10_000);
     expect(storage.cleanup).not.toHaveBeenCalled();
