@@ -12,4 +12,3 @@ export {
 } from './load-config.js';
 export { isLoopbackHost } from './loopback.js';
 export { VARIABLES, type VariableSpec } from './variables.js';
-export { type Wired, wire } from './wire.js';
