@@ -31,6 +31,7 @@ export {
   type Env,
   type LoadedConfig,
   loadConfig,
+  resolveMaxTurns,
 } from './config/index.js';
 export * from './conversation/index.js';
 // The daemon's assembly without its HTTP server: the root must load without fastify and prom-client.

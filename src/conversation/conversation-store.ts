@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { ValidationError } from '../cache/errors.js';
 import { ParentThreadNotFoundError, ThreadNotFoundError, TurnLimitError } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { DEFAULT_MAX_TURNS, DEFAULT_TIMEOUT_HOURS, HOUR_MS } from './option-defaults.js';
 import {
   type ConversationTurn,
   type CreateThreadInput,
@@ -13,7 +14,6 @@ import {
   ThreadContextSchema,
   ThreadIdSchema,
 } from './schemas.js';
-import { DEFAULT_MAX_TURNS, DEFAULT_TIMEOUT_HOURS, HOUR_MS } from './settings.js';
 import { pythonUtcTimestamp } from './timestamp.js';
 
 /** What the conversation store needs from a cache; the hybrid cache satisfies it. */

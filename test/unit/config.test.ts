@@ -6,8 +6,10 @@ import {
   isLoopbackHost,
   loadConfig,
   MEMORY_BACKEND_WARNING,
+  resolveMaxTurns,
   SUPABASE_FALLBACK_WARNING,
   VARIABLES,
+  type VariableSpec,
 } from '../../src/config/index.js';
 
 const repoFile = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
@@ -238,16 +240,21 @@ describe('loadConfig', () => {
     expect(configError({ CACHE_RETRY_BASE_MS: '500', CACHE_RETRY_MAX_MS: '100' }).message).toBe(
       'invalid configuration: CACHE_RETRY_MAX_MS (100) must be at least CACHE_RETRY_BASE_MS (500)',
     );
-    expect(configError({ CACHE_MAX_VALUE_BYTES: '2000', CACHE_MAX_PENDING_BYTES: '3023' }).message).toContain(
-      'CACHE_MAX_PENDING_BYTES (3023) must exceed CACHE_MAX_VALUE_BYTES (2000) by at least 1024 bytes',
+    // The cache's own rule: room for the largest value under a longest key (512 bytes) and 64 bytes of overhead.
+    expect(configError({ CACHE_MAX_VALUE_BYTES: '2000', CACHE_MAX_PENDING_BYTES: '2575' }).message).toBe(
+      'invalid configuration: CACHE_MAX_PENDING_BYTES (2575) must be at least CACHE_MAX_VALUE_BYTES (2000) + 576 bytes of key and overhead, so the largest thread can be queued',
     );
     expect(
-      loadConfig({ CACHE_MAX_VALUE_BYTES: '2000', CACHE_MAX_PENDING_BYTES: '3024' }, '/srv/app').config.cache
+      loadConfig({ CACHE_MAX_VALUE_BYTES: '2000', CACHE_MAX_PENDING_BYTES: '2576' }, '/srv/app').config.cache
         .maxPendingBytes,
-    ).toBe(3024);
-    expect(configError({ CACHE_MAX_BYTES: '5000', CACHE_MAX_VALUE_BYTES: '4500' }).message).toContain(
-      'CACHE_MAX_BYTES (5000) must exceed CACHE_MAX_VALUE_BYTES (4500) by at least 1024 bytes',
+    ).toBe(2576);
+    expect(configError({ CACHE_MAX_BYTES: '5075', CACHE_MAX_VALUE_BYTES: '4500' }).message).toBe(
+      'invalid configuration: CACHE_MAX_BYTES (5075) must be at least CACHE_MAX_VALUE_BYTES (4500) + 576 bytes of key and overhead, so the largest thread fits in memory',
     );
+    expect(
+      loadConfig({ CACHE_MAX_BYTES: '5076', CACHE_MAX_VALUE_BYTES: '4500' }, '/srv/app').config.cache
+        .maxBytes,
+    ).toBe(5076);
   });
 
   describe('binding', () => {
@@ -372,19 +379,67 @@ describe('loadConfig', () => {
 });
 
 describe('documentation of the variables', () => {
-  it('.env.example lists every variable with its default, and nothing else', () => {
-    const example = repoFile('.env.example');
-    const assigned = [...example.matchAll(/^([A-Z][A-Z0-9_]*)=(.*)$/gm)].map((m) => [m[1], m[2]]);
-    expect(assigned).toEqual(expect.arrayContaining(VARIABLES.map((v) => [v.name, v.default ?? ''])));
-    expect(assigned).toHaveLength(VARIABLES.length);
+  const defaultText = (variable: VariableSpec) => variable.default ?? '(unset)';
+
+  it('.env.example documents every variable as VARIABLES describes it, and nothing else', () => {
+    const lines = repoFile('.env.example').split('\n');
+    const assignments = lines.flatMap((line, index) => {
+      const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
+      return match ? [{ name: match[1], value: match[2], index }] : [];
+    });
+    expect(assignments.map((a) => a.name).sort()).toEqual(VARIABLES.map((v) => v.name).sort());
+    for (const variable of VARIABLES) {
+      const { value, index } = assignments.find((a) => a.name === variable.name) as {
+        value: string;
+        index: number;
+      };
+      expect(value, variable.name).toBe(variable.default ?? '');
+      let start = index;
+      while (start > 0 && lines[start - 1]?.startsWith('# ')) start--;
+      const comment = lines
+        .slice(start, index)
+        .map((line) => line.slice(2))
+        .join(' ');
+      expect(comment, variable.name).toBe(
+        `${variable.description} Accepted: ${variable.accepted}. Default: ${defaultText(variable)}.`,
+      );
+    }
   });
 
-  it('README.md has a row for every variable with its default', () => {
-    const docs = repoFile('README.md');
-    for (const variable of VARIABLES) {
-      const row = docs.split('\n').find((line) => line.startsWith(`| \`${variable.name}\``));
-      expect(row, variable.name).toBeDefined();
-      expect(row).toContain(variable.default === undefined ? '(unset)' : `\`${variable.default}\``);
-    }
+  it("README.md's configuration table has exactly VARIABLES' rows: name, default, accepted, meaning", () => {
+    const readme = repoFile('README.md');
+    const section = readme.slice(readme.indexOf('### Configuration'), readme.indexOf('Rules worth knowing'));
+    const rows = section
+      .split('\n')
+      .filter((line) => /^\| `[A-Z][A-Z0-9_]*` /.test(line))
+      .map((line) =>
+        line
+          .slice(1, -1)
+          .split(' | ')
+          .map((cell) => cell.trim()),
+      );
+    expect(rows).toEqual(
+      VARIABLES.map((v) => [
+        `\`${v.name}\``,
+        v.default === undefined ? '(unset)' : `\`${v.default}\``,
+        v.accepted,
+        v.description,
+      ]),
+    );
+  });
+});
+
+describe('resolveMaxTurns', () => {
+  it.each([
+    [undefined, 50],
+    ['', 50],
+    ['abc', 50],
+    ['0', 50],
+    ['-5', 50],
+    ['1.5', 50],
+    ['10', 10],
+    [' 7 ', 7],
+  ])('resolveMaxTurns(%j) = %d', (raw, expected) => {
+    expect(resolveMaxTurns(raw)).toBe(expected);
   });
 });

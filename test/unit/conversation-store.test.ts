@@ -4,8 +4,6 @@ import {
   ConversationStore,
   NewTurnSchema,
   ParentThreadNotFoundError,
-  resolveMaxTurns,
-  resolveTimeoutHours,
   type ThreadCache,
   ThreadNotFoundError,
   TurnLimitError,
@@ -371,32 +369,6 @@ describe('ConversationStore deletion', () => {
 });
 
 describe('settings', () => {
-  it.each([
-    [undefined, 50],
-    ['', 50],
-    ['abc', 50],
-    ['0', 50],
-    ['-5', 50],
-    ['1.5', 50],
-    ['10', 10],
-    [' 7 ', 7],
-  ])('resolveMaxTurns(%j) = %d', (raw, expected) => {
-    expect(resolveMaxTurns(raw)).toBe(expected);
-  });
-
-  it.each([
-    [undefined, 24],
-    ['', 24],
-    ['soon', 24],
-    ['0', 24],
-    ['-1', 24],
-    ['Infinity', 24],
-    ['3', 3],
-    ['0.5', 0.5],
-  ])('resolveTimeoutHours(%j) = %d', (raw, expected) => {
-    expect(resolveTimeoutHours(raw)).toBe(expected);
-  });
-
   it('refuses nonsensical store options', () => {
     expect(() => new ConversationStore({ cache, maxTurns: 0 })).toThrow(RangeError);
     expect(() => new ConversationStore({ cache, ttlMs: Number.NaN })).toThrow(RangeError);
