@@ -14,7 +14,7 @@ describe('wire', () => {
     try {
       const { config } = loadConfig({ CONVERSATION_STORAGE_BACKEND: 'memory', CACHE_DATA_DIR: 'd' }, dir);
       const wired = await wire(config, silent);
-      const id = await wired.conversations.createThread({ toolName: 'chat' });
+      const id = await wired.conversations.createThread({ tool_name: 'chat' });
       expect(await wired.conversations.getThread(id)).toMatchObject({ thread_id: id });
       expect(await wired.close({ timeoutMs: 1_000 })).toEqual({ pending: 0, drained: true });
       expect(existsSync(join(dir, 'd'))).toBe(false);
@@ -32,7 +32,7 @@ describe('wire', () => {
       expect(existsSync(join(dir, 'nested/data/outbox.db'))).toBe(true);
       expect(wired.conversations.maxTurns).toBe(1);
       expect(wired.conversations.ttlMs).toBe(24 * 3_600_000);
-      const id = await wired.conversations.createThread({ toolName: 'chat' });
+      const id = await wired.conversations.createThread({ tool_name: 'chat' });
       await wired.conversations.addTurn(id, { role: 'user', content: 'one' });
       await expect(wired.conversations.addTurn(id, { role: 'user', content: 'two' })).rejects.toThrow(
         /limit of 1/,
