@@ -241,20 +241,19 @@ describe('loadConfig', () => {
       'invalid configuration: CACHE_RETRY_MAX_MS (100) must be at least CACHE_RETRY_BASE_MS (500)',
     );
     // The cache's own rule: room for the largest value under a longest key (512 bytes) and 64 bytes of overhead.
-    expect(configError({ CACHE_MAX_VALUE_BYTES: '2000', CACHE_MAX_PENDING_BYTES: '2575' }).message).toBe(
-      'invalid configuration: CACHE_MAX_PENDING_BYTES (2575) must be at least CACHE_MAX_VALUE_BYTES (2000) + 576 bytes of key and overhead, so the largest thread can be queued',
-    );
-    expect(
-      loadConfig({ CACHE_MAX_VALUE_BYTES: '2000', CACHE_MAX_PENDING_BYTES: '2576' }, '/srv/app').config.cache
-        .maxPendingBytes,
-    ).toBe(2576);
-    expect(configError({ CACHE_MAX_BYTES: '5075', CACHE_MAX_VALUE_BYTES: '4500' }).message).toBe(
-      'invalid configuration: CACHE_MAX_BYTES (5075) must be at least CACHE_MAX_VALUE_BYTES (4500) + 576 bytes of key and overhead, so the largest thread fits in memory',
-    );
-    expect(
-      loadConfig({ CACHE_MAX_BYTES: '5076', CACHE_MAX_VALUE_BYTES: '4500' }, '/srv/app').config.cache
-        .maxBytes,
-    ).toBe(5076);
+    for (const [limit, valueBytes, purpose] of [
+      ['CACHE_MAX_PENDING_BYTES', 2000, 'can be queued'],
+      ['CACHE_MAX_BYTES', 4500, 'fits in memory'],
+    ] as const) {
+      const env = (room: number) => ({
+        CACHE_MAX_VALUE_BYTES: `${valueBytes}`,
+        [limit]: `${valueBytes + room}`,
+      });
+      expect(configError(env(575)).message).toBe(
+        `invalid configuration: ${limit} (${valueBytes + 575}) must be at least CACHE_MAX_VALUE_BYTES (${valueBytes}) + 576 bytes of key and overhead, so the largest thread ${purpose}`,
+      );
+      expect(() => loadConfig(env(576), '/srv/app')).not.toThrow();
+    }
   });
 
   describe('binding', () => {
