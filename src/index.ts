@@ -31,10 +31,11 @@ export {
   type Env,
   type LoadedConfig,
   loadConfig,
-  type Wired,
-  wire,
+  resolveMaxTurns,
 } from './config/index.js';
 export * from './conversation/index.js';
+// The daemon's assembly without its HTTP server: the root must load without fastify and prom-client.
+export { type Wired, wire } from './daemon/wire.js';
 export { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './storage/errors.js';
 export { MemoryStorage } from './storage/memory-storage.js';
 export { SqliteStorage, type SqliteStorageOptions } from './storage/sqlite-storage.js';

@@ -29,7 +29,7 @@ export async function conversation(ctx: BenchContext): Promise<Figure[]> {
   const started = hrtimeNow();
   await Promise.all(
     workloads.map(async (turns) => {
-      const id = await store.createThread({ toolName: 'chat', initialContext: { prompt: 'benchmark' } });
+      const id = await store.createThread({ tool_name: 'chat', initial_context: { prompt: 'benchmark' } });
       ids.push(id);
       for (const turn of turns) {
         const turnStarted = hrtimeNow();

@@ -148,7 +148,7 @@ async function perThread(count: number): Promise<Figure[]> {
     const store = new ConversationStore({ cache });
     const ids: string[] = [];
     for (let t = 0; t < count; t++) {
-      const id = await store.createThread({ toolName: 'chat' });
+      const id = await store.createThread({ tool_name: 'chat' });
       for (const turn of threadTurns(t)) await store.addTurn(id, turn);
       ids.push(id);
     }

@@ -54,10 +54,10 @@ export function threadTurns(thread: number): NewTurn[] {
       : {
           role: 'assistant',
           content,
-          toolName: 'chat',
-          modelProvider: 'openai',
-          modelName: 'gpt-5',
-          modelMetadata: { usage: { input_tokens: size >> 2, output_tokens: size >> 3 } },
+          tool_name: 'chat',
+          model_provider: 'openai',
+          model_name: 'gpt-5',
+          model_metadata: { usage: { input_tokens: size >> 2, output_tokens: size >> 3 } },
         };
   });
 }

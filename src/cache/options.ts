@@ -3,9 +3,13 @@ import { z } from 'zod';
 import type { Storage } from '../storage/types.js';
 import { closestName } from './closest-name.js';
 import { ValidationError } from './errors.js';
-import { ENTRY_OVERHEAD_BYTES } from './memory-tier.js';
+import {
+  CACHE_OPTION_DEFAULTS as DEFAULTS,
+  DURABILITIES,
+  ENTRY_HEADROOM_BYTES,
+  limitsTooSmallForLargestEntry,
+} from './option-defaults.js';
 import type { Durability, HybridCacheOptions } from './types.js';
-import { MAX_KEY_BYTES } from './validation.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().finite().nonnegative();
@@ -25,18 +29,21 @@ const isLogger = (value: unknown): value is Logger =>
 // Objects are strict: a misspelt key is an error, not a setting silently left at its default.
 const nestedSchemas = {
   flush: z.strictObject({
-    batchSize: positiveInt.default(200),
-    intervalMs: nonNegative.default(20),
-    concurrency: positiveInt.default(4),
+    batchSize: positiveInt.default(DEFAULTS.flush.batchSize),
+    intervalMs: nonNegative.default(DEFAULTS.flush.intervalMs),
+    concurrency: positiveInt.default(DEFAULTS.flush.concurrency),
   }),
-  retry: z.strictObject({ baseMs: positiveInt.default(100), maxMs: positiveInt.default(30_000) }),
+  retry: z.strictObject({
+    baseMs: positiveInt.default(DEFAULTS.retry.baseMs),
+    maxMs: positiveInt.default(DEFAULTS.retry.maxMs),
+  }),
   breaker: z.strictObject({
-    failureThreshold: positiveInt.default(5),
-    halfOpenAfterMs: positiveInt.default(5_000),
+    failureThreshold: positiveInt.default(DEFAULTS.breaker.failureThreshold),
+    halfOpenAfterMs: positiveInt.default(DEFAULTS.breaker.halfOpenAfterMs),
   }),
   outbox: z.strictObject({
     path: z.string().min(1).optional(),
-    durability: z.enum(['none', 'process', 'fsync']).default('process'),
+    durability: z.enum(DURABILITIES).default(DEFAULTS.outbox.durability),
     maxFileBytes: positiveInt.optional(),
   }),
 };
@@ -49,13 +56,13 @@ const optionsSchema = z.strictObject({
   logger: z
     .custom<Logger>(isLogger, `must be a pino logger (an object with ${LOGGER_METHODS.join(', ')} methods)`)
     .optional(),
-  maxEntries: positiveInt.default(10_000),
-  maxBytes: positiveInt.default(256 * 2 ** 20),
-  maxValueBytes: positiveInt.default(4 * 2 ** 20),
-  maxPendingBytes: positiveInt.default(64 * 2 ** 20),
-  defaultTtlMs: nonNegative.default(0),
-  readTimeoutMs: positiveInt.default(5_000),
-  writeTimeoutMs: positiveInt.default(15_000),
+  maxEntries: positiveInt.default(DEFAULTS.maxEntries),
+  maxBytes: positiveInt.default(DEFAULTS.maxBytes),
+  maxValueBytes: positiveInt.default(DEFAULTS.maxValueBytes),
+  maxPendingBytes: positiveInt.default(DEFAULTS.maxPendingBytes),
+  defaultTtlMs: nonNegative.default(DEFAULTS.defaultTtlMs),
+  readTimeoutMs: positiveInt.default(DEFAULTS.readTimeoutMs),
+  writeTimeoutMs: positiveInt.default(DEFAULTS.writeTimeoutMs),
   flush: nestedSchemas.flush.prefault({}),
   retry: nestedSchemas.retry
     .prefault({})
@@ -111,16 +118,15 @@ export function resolveOptions(options: HybridCacheOptions): ResolvedOptions {
       `outbox.path ':memory:' is an in-memory database: writes acknowledged with durability '${resolved.outbox.durability}' would still be lost with the process; give a file path (or set outbox.durability: 'none')`,
     );
   }
-  if (resolved.maxValueBytes + MAX_KEY_BYTES + ENTRY_OVERHEAD_BYTES > resolved.maxBytes) {
+  const tooSmall = limitsTooSmallForLargestEntry(resolved);
+  if (tooSmall.includes('maxBytes')) {
     throw new ValidationError(
-      `maxBytes (${resolved.maxBytes}) must leave room for the largest entry: maxValueBytes (${resolved.maxValueBytes}) + ${MAX_KEY_BYTES + ENTRY_OVERHEAD_BYTES} bytes of key and overhead`,
+      `maxBytes (${resolved.maxBytes}) must leave room for the largest entry: maxValueBytes (${resolved.maxValueBytes}) + ${ENTRY_HEADROOM_BYTES} bytes of key and overhead`,
     );
   }
-  // A write counts its key and overhead against the backlog too: a largest value with a longest key
-  // must fit in an empty backlog, or it would be refused with BackpressureError on every retry.
-  if (resolved.maxValueBytes + MAX_KEY_BYTES + ENTRY_OVERHEAD_BYTES > resolved.maxPendingBytes) {
+  if (tooSmall.includes('maxPendingBytes')) {
     throw new ValidationError(
-      `maxPendingBytes (${resolved.maxPendingBytes}) must leave room for the largest write: maxValueBytes (${resolved.maxValueBytes}) + ${MAX_KEY_BYTES + ENTRY_OVERHEAD_BYTES} bytes of key and overhead`,
+      `maxPendingBytes (${resolved.maxPendingBytes}) must leave room for the largest write: maxValueBytes (${resolved.maxValueBytes}) + ${ENTRY_HEADROOM_BYTES} bytes of key and overhead`,
     );
   }
   return {

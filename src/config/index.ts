@@ -11,5 +11,5 @@ export {
   SUPABASE_FALLBACK_WARNING,
 } from './load-config.js';
 export { isLoopbackHost } from './loopback.js';
+export { resolveMaxTurns } from './max-turns.js';
 export { VARIABLES, type VariableSpec } from './variables.js';
-export { type Wired, wire } from './wire.js';

@@ -1,12 +1,18 @@
 import { isAbsolute, join, resolve } from 'node:path';
-import type { Durability } from '../cache/types.js';
-import { DEFAULT_MAX_TURNS, HOUR_MS, resolveMaxTurns } from '../conversation/settings.js';
+import {
+  type DURABILITIES,
+  ENTRY_HEADROOM_BYTES,
+  limitsTooSmallForLargestEntry,
+} from '../cache/option-defaults.js';
+import { DEFAULT_MAX_TURNS, HOUR_MS } from '../conversation/option-defaults.js';
 import { ConfigError } from './config-error.js';
 import { isLoopbackHost } from './loopback.js';
+import { resolveMaxTurns } from './max-turns.js';
 import { type BACKENDS, type LOG_LEVELS, VARIABLES, type VariableValues } from './variables.js';
 
 export type Backend = (typeof BACKENDS)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export type Durability = (typeof DURABILITIES)[number];
 
 export interface Config {
   storage: {
@@ -123,14 +129,19 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
       `CACHE_RETRY_MAX_MS (${values.CACHE_RETRY_MAX_MS}) must be at least CACHE_RETRY_BASE_MS (${values.CACHE_RETRY_BASE_MS})`,
     );
   }
-  if (values.CACHE_MAX_VALUE_BYTES + 1_024 > values.CACHE_MAX_BYTES) {
+  const tooSmall = limitsTooSmallForLargestEntry({
+    maxBytes: values.CACHE_MAX_BYTES,
+    maxValueBytes: values.CACHE_MAX_VALUE_BYTES,
+    maxPendingBytes: values.CACHE_MAX_PENDING_BYTES,
+  });
+  if (tooSmall.includes('maxBytes')) {
     problems.push(
-      `CACHE_MAX_BYTES (${values.CACHE_MAX_BYTES}) must exceed CACHE_MAX_VALUE_BYTES (${values.CACHE_MAX_VALUE_BYTES}) by at least 1024 bytes, so the largest thread fits in memory`,
+      `CACHE_MAX_BYTES (${values.CACHE_MAX_BYTES}) must be at least CACHE_MAX_VALUE_BYTES (${values.CACHE_MAX_VALUE_BYTES}) + ${ENTRY_HEADROOM_BYTES} bytes of key and overhead, so the largest thread fits in memory`,
     );
   }
-  if (values.CACHE_MAX_VALUE_BYTES + 1_024 > values.CACHE_MAX_PENDING_BYTES) {
+  if (tooSmall.includes('maxPendingBytes')) {
     problems.push(
-      `CACHE_MAX_PENDING_BYTES (${values.CACHE_MAX_PENDING_BYTES}) must exceed CACHE_MAX_VALUE_BYTES (${values.CACHE_MAX_VALUE_BYTES}) by at least 1024 bytes, so the largest thread can be queued`,
+      `CACHE_MAX_PENDING_BYTES (${values.CACHE_MAX_PENDING_BYTES}) must be at least CACHE_MAX_VALUE_BYTES (${values.CACHE_MAX_VALUE_BYTES}) + ${ENTRY_HEADROOM_BYTES} bytes of key and overhead, so the largest thread can be queued`,
     );
   }
   // Node refuses a header deadline later than the whole request's.

@@ -1,4 +1,10 @@
 import { z } from 'zod';
+import {
+  CACHE_OPTION_DEFAULTS as CACHE,
+  DURABILITIES,
+  ENTRY_HEADROOM_BYTES,
+} from '../cache/option-defaults.js';
+import { DEFAULT_MAX_TURNS, DEFAULT_TIMEOUT_HOURS } from '../conversation/option-defaults.js';
 
 /**
  * Every environment variable the daemon reads: its default, what it accepts and what it means.
@@ -38,7 +44,6 @@ const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.string().trim().toLowerCase().pipe(z.enum(values));
 
 export const BACKENDS = ['sqlite', 'supabase', 'memory'] as const;
-export const DURABILITIES = ['none', 'process', 'fsync'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const MiB = 2 ** 20;
@@ -94,16 +99,16 @@ export const VARIABLES = [
   ),
   spec(
     'CONVERSATION_TIMEOUT_HOURS',
-    '24',
+    String(DEFAULT_TIMEOUT_HOURS),
     'a number of hours > 0',
     'Time to live of a conversation thread, refreshed on each turn.',
     positiveNumber,
   ),
   spec(
     'MAX_CONVERSATION_TURNS',
-    '50',
+    String(DEFAULT_MAX_TURNS),
     'an integer > 0',
-    'Most turns in one thread; further turns are refused (HTTP 409). Invalid or <= 0 falls back to 50 with a warning.',
+    `Most turns in one thread; further turns are refused (HTTP 409). Invalid or <= 0 falls back to ${DEFAULT_MAX_TURNS} with a warning.`,
     z.string(),
   ),
   spec(
@@ -115,86 +120,98 @@ export const VARIABLES = [
   ),
   spec(
     'CACHE_DURABILITY',
-    'process',
+    CACHE.outbox.durability,
     DURABILITIES.join(', '),
     'When a write is acknowledged: none (memory only, lost on crash), process (survives kill -9), fsync (also survives power loss, slower).',
     oneOf(DURABILITIES),
   ),
-  spec('CACHE_MAX_ENTRIES', '10000', 'an integer >= 1', 'Most clean entries kept in memory.', integer(1)),
+  spec(
+    'CACHE_MAX_ENTRIES',
+    String(CACHE.maxEntries),
+    'an integer >= 1',
+    'Most clean entries kept in memory.',
+    integer(1),
+  ),
   spec(
     'CACHE_MAX_BYTES',
-    String(256 * MiB),
+    String(CACHE.maxBytes),
     'an integer >= 1 (bytes)',
     'Most bytes of clean entries kept in memory.',
     integer(1),
   ),
   spec(
     'CACHE_MAX_VALUE_BYTES',
-    String(4 * MiB),
+    String(CACHE.maxValueBytes),
     'an integer >= 1 (bytes)',
-    'Largest serialized thread accepted; CACHE_MAX_BYTES and CACHE_MAX_PENDING_BYTES must each exceed it by at least 1024.',
+    `Largest serialized thread accepted; CACHE_MAX_BYTES and CACHE_MAX_PENDING_BYTES must each be at least it + ${ENTRY_HEADROOM_BYTES} (key and overhead).`,
     integer(1),
   ),
   spec(
     'CACHE_MAX_PENDING_BYTES',
-    String(64 * MiB),
+    String(CACHE.maxPendingBytes),
     'an integer >= 1 (bytes)',
     'Most bytes of writes not yet in the store; past it writes are refused with 503 and Retry-After.',
     integer(1),
   ),
   spec(
     'CACHE_FLUSH_BATCH_SIZE',
-    '200',
+    String(CACHE.flush.batchSize),
     'an integer >= 1',
     'Most keys sent to the store in one call.',
     integer(1),
   ),
   spec(
     'CACHE_FLUSH_INTERVAL_MS',
-    '20',
+    String(CACHE.flush.intervalMs),
     'an integer >= 0 (ms)',
     'Longest a write waits before its batch is sent.',
     integer(0),
   ),
-  spec('CACHE_FLUSH_CONCURRENCY', '4', 'an integer >= 1', 'Store calls in flight at once.', integer(1)),
+  spec(
+    'CACHE_FLUSH_CONCURRENCY',
+    String(CACHE.flush.concurrency),
+    'an integer >= 1',
+    'Store calls in flight at once.',
+    integer(1),
+  ),
   spec(
     'CACHE_RETRY_BASE_MS',
-    '100',
+    String(CACHE.retry.baseMs),
     'an integer >= 1 (ms)',
     'First retry backoff step (exponential, full jitter).',
     integer(1),
   ),
   spec(
     'CACHE_RETRY_MAX_MS',
-    '30000',
+    String(CACHE.retry.maxMs),
     'an integer >= 1 (ms), at least CACHE_RETRY_BASE_MS',
     'Longest single retry backoff.',
     integer(1),
   ),
   spec(
     'CACHE_BREAKER_THRESHOLD',
-    '5',
+    String(CACHE.breaker.failureThreshold),
     'an integer >= 1',
     'Consecutive failed store calls that open the circuit breaker (store offline).',
     integer(1),
   ),
   spec(
     'CACHE_BREAKER_HALF_OPEN_MS',
-    '5000',
+    String(CACHE.breaker.halfOpenAfterMs),
     'an integer >= 1 (ms)',
     'How long the breaker stays open before one probe call is let through.',
     integer(1),
   ),
   spec(
     'CACHE_READ_TIMEOUT_MS',
-    '5000',
+    String(CACHE.readTimeoutMs),
     'an integer >= 1 (ms)',
     'Deadline for one store read on a cache miss.',
     integer(1),
   ),
   spec(
     'CACHE_WRITE_TIMEOUT_MS',
-    '15000',
+    String(CACHE.writeTimeoutMs),
     'an integer >= 1 (ms)',
     'Deadline for one store write batch.',
     integer(1),

@@ -3,8 +3,9 @@ import type { z } from 'zod';
 import { ValidationError } from '../cache/errors.js';
 import { ParentThreadNotFoundError, ThreadNotFoundError, TurnLimitError } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { DEFAULT_MAX_TURNS, DEFAULT_TIMEOUT_HOURS, HOUR_MS } from './option-defaults.js';
 import {
-  type ConversationTurn,
+  ConversationTurnSchema,
   type CreateThreadInput,
   CreateThreadInputSchema,
   type NewTurn,
@@ -13,7 +14,6 @@ import {
   ThreadContextSchema,
   ThreadIdSchema,
 } from './schemas.js';
-import { DEFAULT_MAX_TURNS, DEFAULT_TIMEOUT_HOURS, HOUR_MS } from './settings.js';
 import { pythonUtcTimestamp } from './timestamp.js';
 
 /** What the conversation store needs from a cache; the hybrid cache satisfies it. */
@@ -72,25 +72,30 @@ export class ConversationStore {
 
   /**
    * Creates an empty thread and returns its id (UUID v4).
-   * @throws ParentThreadNotFoundError when `parentThreadId` names no live thread: a continuation
+   * @throws ValidationError for malformed input.
+   * @throws ParentThreadNotFoundError when `parent_thread_id` names no live thread: a continuation
    *   of a thread that is gone would silently start a chain with a missing link.
    */
   async createThread(input: CreateThreadInput): Promise<string> {
-    const { toolName, initialContext = {}, parentThreadId } = parseInput(CreateThreadInputSchema, input);
-    if (parentThreadId && !(await this.getThread(parentThreadId))) {
-      throw new ParentThreadNotFoundError(parentThreadId);
+    const {
+      tool_name,
+      initial_context = {},
+      parent_thread_id: parentId,
+    } = parseInput(CreateThreadInputSchema, input);
+    if (parentId && !(await this.getThread(parentId))) {
+      throw new ParentThreadNotFoundError(parentId);
     }
     const threadId = randomUUID();
     const now = pythonUtcTimestamp();
     const thread: ThreadContext = {
       thread_id: threadId,
-      parent_thread_id: parentThreadId?.toLowerCase() ?? null,
+      parent_thread_id: parentId?.toLowerCase() ?? null,
       created_at: now,
       last_updated_at: now,
-      tool_name: toolName,
+      tool_name,
       turns: [],
       initial_context: Object.fromEntries(
-        Object.entries(initialContext).filter(([key]) => !DROPPED_CONTEXT_KEYS.has(key)),
+        Object.entries(initial_context).filter(([key]) => !DROPPED_CONTEXT_KEYS.has(key)),
       ),
     };
     await this.#cache.set(threadKey(threadId), thread, { ttlMs: this.ttlMs });
@@ -117,17 +122,8 @@ export class ConversationStore {
       if (!thread) throw new ThreadNotFoundError(threadId);
       if (thread.turns.length >= this.maxTurns) throw new TurnLimitError(threadId, this.maxTurns);
       const now = pythonUtcTimestamp();
-      const stored: ConversationTurn = {
-        role: input.role,
-        content: input.content,
-        timestamp: now,
-        files: input.files ?? null,
-        images: input.images ?? null,
-        tool_name: input.toolName ?? null,
-        model_provider: input.modelProvider ?? null,
-        model_name: input.modelName ?? null,
-        model_metadata: input.modelMetadata ?? null,
-      };
+      // Parsing puts the fields in the stored order, the timestamp third as the original wrote it.
+      const stored = ConversationTurnSchema.parse({ ...input, timestamp: now });
       const updated: ThreadContext = { ...thread, last_updated_at: now, turns: [...thread.turns, stored] };
       await this.#cache.set(threadKey(threadId), updated, { ttlMs: this.ttlMs });
       return updated;

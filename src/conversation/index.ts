@@ -7,6 +7,7 @@ export {
   threadKey,
 } from './conversation-store.js';
 export { ParentThreadNotFoundError, ThreadNotFoundError, TurnLimitError } from './errors.js';
+export { DEFAULT_MAX_TURNS, DEFAULT_TIMEOUT_HOURS, HOUR_MS } from './option-defaults.js';
 export {
   type ConversationTurn,
   ConversationTurnSchema,
@@ -20,11 +21,4 @@ export {
   ThreadContextSchema,
   ThreadIdSchema,
 } from './schemas.js';
-export {
-  DEFAULT_MAX_TURNS,
-  DEFAULT_TIMEOUT_HOURS,
-  HOUR_MS,
-  resolveMaxTurns,
-  resolveTimeoutHours,
-} from './settings.js';
 export { pythonUtcTimestamp } from './timestamp.js';

@@ -35,24 +35,19 @@ export const ThreadContextSchema = z.object({
   initial_context: z.record(z.string(), z.unknown()),
 });
 
-/** A turn as callers submit it (camelCase); the store adds the timestamp. Unknown keys are refused. */
-export const NewTurnSchema = z.strictObject({
-  role: RoleSchema,
-  content: z.string(),
-  files: z.array(z.string()).optional(),
-  images: z.array(z.string()).optional(),
-  toolName: z.string().optional(),
-  modelProvider: z.string().optional(),
-  modelName: z.string().optional(),
-  modelMetadata: z.record(z.string(), z.unknown()).optional(),
-});
+/**
+ * Inputs use the field names of what they produce: a turn as callers submit it (through
+ * `addTurn` or the HTTP API) is a stored turn without its timestamp, which the store adds.
+ * Absent and `null` fields are stored as `null`. Unknown keys are refused.
+ */
+export const NewTurnSchema = z.strictObject(ConversationTurnSchema.omit({ timestamp: true }).shape);
 
-/** Input of `createThread`. `parentThreadId` links a continuation to the thread it came from. */
+/** Input of `createThread`. `parent_thread_id` links a continuation to the thread it came from. */
 export const CreateThreadInputSchema = z.strictObject({
-  toolName: z.string().min(1),
-  initialContext: z.record(z.string(), z.unknown()).optional(),
-  parentThreadId: ThreadIdSchema.nullish(),
-});
+  tool_name: ThreadContextSchema.shape.tool_name.min(1),
+  initial_context: ThreadContextSchema.shape.initial_context.optional(),
+  parent_thread_id: ThreadIdSchema.nullish(),
+} satisfies Partial<Record<keyof ThreadContext, z.ZodType>>);
 
 export type Role = z.infer<typeof RoleSchema>;
 export type ConversationTurn = z.output<typeof ConversationTurnSchema>;

@@ -8,7 +8,7 @@ import {
   ValueTooLargeError,
 } from '../cache/errors.js';
 import { ParentThreadNotFoundError, ThreadNotFoundError, TurnLimitError } from '../conversation/errors.js';
-import { HttpError } from './http-schemas.js';
+import { HttpError } from './parse-request.js';
 
 export interface ErrorBody {
   error: string;

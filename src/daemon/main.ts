@@ -3,11 +3,11 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError } from '../config/config-error.js';
 import { type Config, loadConfig } from '../config/load-config.js';
-import { wire } from '../config/wire.js';
 import { createLogger } from './logger.js';
 import { buildServer } from './server.js';
 import { installSignalHandlers } from './shutdown.js';
 import { listenFailureHint, openFailureHint } from './startup-errors.js';
+import { wire } from './wire.js';
 
 /** Loads `./.env` when present; variables already in the environment win. */
 function loadDotEnv(): string | undefined {

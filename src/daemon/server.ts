@@ -1,7 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/load-config.js';
-import type { Wired } from '../config/wire.js';
 import { trackAllowedMethods } from './allowed-methods.js';
 import { bearerAuth } from './auth.js';
 import { clientErrorHandler } from './client-errors.js';
@@ -11,6 +10,7 @@ import { createMetrics } from './metrics.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { threadRoutes } from './routes/threads.js';
+import type { Wired } from './wire.js';
 
 export interface ServerDeps {
   config: Config;

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/load-config.js';
-import type { Wired } from '../config/wire.js';
+import type { Wired } from './wire.js';
 
 export interface ShutdownDeps {
   app: FastifyInstance;

@@ -25,7 +25,10 @@ const openStack = async () => {
 describe('ConversationStore over the hybrid cache and the embedded store', () => {
   it('keeps a thread across a restart, stored in the original wire format', async () => {
     const first = await openStack();
-    const id = await first.conversations.createThread({ toolName: 'chat', initialContext: { prompt: 'hi' } });
+    const id = await first.conversations.createThread({
+      tool_name: 'chat',
+      initial_context: { prompt: 'hi' },
+    });
     await first.conversations.addTurn(id, { role: 'user', content: 'hi' });
     await first.cache.close({ timeoutMs: 5_000 });
     await first.storage.close();

@@ -100,7 +100,7 @@ describe('hybrid cache over SupabaseStorage (gateway + PostgreSQL)', () => {
   it('keeps a conversation across a restart of the cache, read back from Supabase (not the outbox)', async () => {
     const first = await openCache<unknown>(env.storage(), 'first-outbox.db');
     const conversations = new ConversationStore({ cache: first });
-    const id = await conversations.createThread({ toolName: 'chat', initialContext: { prompt: 'hello' } });
+    const id = await conversations.createThread({ tool_name: 'chat', initial_context: { prompt: 'hello' } });
     await conversations.addTurn(id, { role: 'user', content: 'hello' });
     await conversations.addTurn(id, { role: 'assistant', content: 'hi there' });
     await first.close({ timeoutMs: 5_000 });

@@ -1,7 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
@@ -9,9 +6,10 @@ import {
   isLoopbackHost,
   loadConfig,
   MEMORY_BACKEND_WARNING,
+  resolveMaxTurns,
   SUPABASE_FALLBACK_WARNING,
   VARIABLES,
-  wire,
+  type VariableSpec,
 } from '../../src/config/index.js';
 
 const repoFile = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
@@ -242,16 +240,20 @@ describe('loadConfig', () => {
     expect(configError({ CACHE_RETRY_BASE_MS: '500', CACHE_RETRY_MAX_MS: '100' }).message).toBe(
       'invalid configuration: CACHE_RETRY_MAX_MS (100) must be at least CACHE_RETRY_BASE_MS (500)',
     );
-    expect(configError({ CACHE_MAX_VALUE_BYTES: '2000', CACHE_MAX_PENDING_BYTES: '3023' }).message).toContain(
-      'CACHE_MAX_PENDING_BYTES (3023) must exceed CACHE_MAX_VALUE_BYTES (2000) by at least 1024 bytes',
-    );
-    expect(
-      loadConfig({ CACHE_MAX_VALUE_BYTES: '2000', CACHE_MAX_PENDING_BYTES: '3024' }, '/srv/app').config.cache
-        .maxPendingBytes,
-    ).toBe(3024);
-    expect(configError({ CACHE_MAX_BYTES: '5000', CACHE_MAX_VALUE_BYTES: '4500' }).message).toContain(
-      'CACHE_MAX_BYTES (5000) must exceed CACHE_MAX_VALUE_BYTES (4500) by at least 1024 bytes',
-    );
+    // The cache's own rule: room for the largest value under a longest key (512 bytes) and 64 bytes of overhead.
+    for (const [limit, valueBytes, purpose] of [
+      ['CACHE_MAX_PENDING_BYTES', 2000, 'can be queued'],
+      ['CACHE_MAX_BYTES', 4500, 'fits in memory'],
+    ] as const) {
+      const env = (room: number) => ({
+        CACHE_MAX_VALUE_BYTES: `${valueBytes}`,
+        [limit]: `${valueBytes + room}`,
+      });
+      expect(configError(env(575)).message).toBe(
+        `invalid configuration: ${limit} (${valueBytes + 575}) must be at least CACHE_MAX_VALUE_BYTES (${valueBytes}) + 576 bytes of key and overhead, so the largest thread ${purpose}`,
+      );
+      expect(() => loadConfig(env(576), '/srv/app')).not.toThrow();
+    }
   });
 
   describe('binding', () => {
@@ -376,57 +378,67 @@ describe('loadConfig', () => {
 });
 
 describe('documentation of the variables', () => {
-  it('.env.example lists every variable with its default, and nothing else', () => {
-    const example = repoFile('.env.example');
-    const assigned = [...example.matchAll(/^([A-Z][A-Z0-9_]*)=(.*)$/gm)].map((m) => [m[1], m[2]]);
-    expect(assigned).toEqual(expect.arrayContaining(VARIABLES.map((v) => [v.name, v.default ?? ''])));
-    expect(assigned).toHaveLength(VARIABLES.length);
+  const defaultText = (variable: VariableSpec) => variable.default ?? '(unset)';
+
+  it('.env.example documents every variable as VARIABLES describes it, and nothing else', () => {
+    const lines = repoFile('.env.example').split('\n');
+    const assignments = lines.flatMap((line, index) => {
+      const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
+      return match ? [{ name: match[1], value: match[2], index }] : [];
+    });
+    expect(assignments.map((a) => a.name).sort()).toEqual(VARIABLES.map((v) => v.name).sort());
+    for (const variable of VARIABLES) {
+      const { value, index } = assignments.find((a) => a.name === variable.name) as {
+        value: string;
+        index: number;
+      };
+      expect(value, variable.name).toBe(variable.default ?? '');
+      let start = index;
+      while (start > 0 && lines[start - 1]?.startsWith('# ')) start--;
+      const comment = lines
+        .slice(start, index)
+        .map((line) => line.slice(2))
+        .join(' ');
+      expect(comment, variable.name).toBe(
+        `${variable.description} Accepted: ${variable.accepted}. Default: ${defaultText(variable)}.`,
+      );
+    }
   });
 
-  it('README.md has a row for every variable with its default', () => {
-    const docs = repoFile('README.md');
-    for (const variable of VARIABLES) {
-      const row = docs.split('\n').find((line) => line.startsWith(`| \`${variable.name}\``));
-      expect(row, variable.name).toBeDefined();
-      expect(row).toContain(variable.default === undefined ? '(unset)' : `\`${variable.default}\``);
-    }
+  it("README.md's configuration table has exactly VARIABLES' rows: name, default, accepted, meaning", () => {
+    const readme = repoFile('README.md');
+    const section = readme.slice(readme.indexOf('### Configuration'), readme.indexOf('Rules worth knowing'));
+    const rows = section
+      .split('\n')
+      .filter((line) => /^\| `[A-Z][A-Z0-9_]*` /.test(line))
+      .map((line) =>
+        line
+          .slice(1, -1)
+          .split(' | ')
+          .map((cell) => cell.trim()),
+      );
+    expect(rows).toEqual(
+      VARIABLES.map((v) => [
+        `\`${v.name}\``,
+        v.default === undefined ? '(unset)' : `\`${v.default}\``,
+        v.accepted,
+        v.description,
+      ]),
+    );
   });
 });
 
-describe('wire', () => {
-  const silent = pino({ level: 'silent' });
-
-  it('builds a working conversation store on the memory backend without touching the disk', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wire-'));
-    try {
-      const { config } = loadConfig({ CONVERSATION_STORAGE_BACKEND: 'memory', CACHE_DATA_DIR: 'd' }, dir);
-      const wired = await wire(config, silent);
-      const id = await wired.conversations.createThread({ toolName: 'chat' });
-      expect(await wired.conversations.getThread(id)).toMatchObject({ thread_id: id });
-      expect(await wired.close({ timeoutMs: 1_000 })).toEqual({ pending: 0, drained: true });
-      expect(existsSync(join(dir, 'd'))).toBe(false);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('puts store.db and outbox.db under CACHE_DATA_DIR for sqlite, and applies the turn limit and TTL', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wire-'));
-    try {
-      const { config } = loadConfig({ CACHE_DATA_DIR: 'nested/data', MAX_CONVERSATION_TURNS: '1' }, dir);
-      const wired = await wire(config, silent);
-      expect(existsSync(join(dir, 'nested/data/store.db'))).toBe(true);
-      expect(existsSync(join(dir, 'nested/data/outbox.db'))).toBe(true);
-      expect(wired.conversations.maxTurns).toBe(1);
-      expect(wired.conversations.ttlMs).toBe(24 * 3_600_000);
-      const id = await wired.conversations.createThread({ toolName: 'chat' });
-      await wired.conversations.addTurn(id, { role: 'user', content: 'one' });
-      await expect(wired.conversations.addTurn(id, { role: 'user', content: 'two' })).rejects.toThrow(
-        /limit of 1/,
-      );
-      await wired.close({ timeoutMs: 1_000 });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+describe('resolveMaxTurns', () => {
+  it.each([
+    [undefined, 50],
+    ['', 50],
+    ['abc', 50],
+    ['0', 50],
+    ['-5', 50],
+    ['1.5', 50],
+    ['10', 10],
+    [' 7 ', 7],
+  ])('resolveMaxTurns(%j) = %d', (raw, expected) => {
+    expect(resolveMaxTurns(raw)).toBe(expected);
   });
 });

@@ -4,8 +4,6 @@ import {
   ConversationStore,
   NewTurnSchema,
   ParentThreadNotFoundError,
-  resolveMaxTurns,
-  resolveTimeoutHours,
   type ThreadCache,
   ThreadNotFoundError,
   TurnLimitError,
@@ -76,8 +74,8 @@ const advance = (ms: number) => vi.setSystemTime(Date.now() + ms);
 describe('ConversationStore wire format', () => {
   it('stores a thread as the original ThreadContext JSON, field for field and in order', async () => {
     const id = await store.createThread({
-      toolName: 'chat',
-      initialContext: { prompt: 'Hello', files: ['a.py'] },
+      tool_name: 'chat',
+      initial_context: { prompt: 'Hello', files: ['a.py'] },
     });
     advance(1_000);
     await store.addTurn(id, { role: 'user', content: 'Hello' });
@@ -87,10 +85,10 @@ describe('ConversationStore wire format', () => {
       content: 'Hi!',
       files: ['a.py'],
       images: ['diagram.png'],
-      toolName: 'chat',
-      modelProvider: 'google',
-      modelName: 'gemini-2.5-pro',
-      modelMetadata: { usage: { input_tokens: 12 } },
+      tool_name: 'chat',
+      model_provider: 'google',
+      model_name: 'gemini-2.5-pro',
+      model_metadata: { usage: { input_tokens: 12 } },
     });
     expect(cache.raw(id)).toBe(
       `{"thread_id":"${id}","parent_thread_id":null,` +
@@ -106,16 +104,16 @@ describe('ConversationStore wire format', () => {
   });
 
   it('creates UUID v4 ids under the original key scheme', async () => {
-    const id = await store.createThread({ toolName: 'chat' });
+    const id = await store.createThread({ tool_name: 'chat' });
     expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect([...cache.entries.keys()]).toEqual([`thread:${id}`]);
-    expect(await store.createThread({ toolName: 'chat' })).not.toBe(id);
+    expect(await store.createThread({ tool_name: 'chat' })).not.toBe(id);
   });
 
   it('drops temperature, thinking_mode, model and continuation_id from the initial context', async () => {
     const id = await store.createThread({
-      toolName: 'debug',
-      initialContext: {
+      tool_name: 'debug',
+      initial_context: {
         prompt: 'why?',
         temperature: 0.2,
         thinking_mode: 'high',
@@ -128,8 +126,8 @@ describe('ConversationStore wire format', () => {
   });
 
   it('records the parent thread of a continuation', async () => {
-    const parent = await store.createThread({ toolName: 'chat' });
-    const child = await store.createThread({ toolName: 'chat', parentThreadId: parent });
+    const parent = await store.createThread({ tool_name: 'chat' });
+    const child = await store.createThread({ tool_name: 'chat', parent_thread_id: parent });
     expect((await store.getThread(child))?.parent_thread_id).toBe(parent);
   });
 
@@ -182,16 +180,18 @@ describe('ConversationStore thread ids', () => {
   });
 
   it('finds a thread whatever the case of its id', async () => {
-    const id = await store.createThread({ toolName: 'chat' });
+    const id = await store.createThread({ tool_name: 'chat' });
     expect((await store.getThread(id.toUpperCase()))?.thread_id).toBe(id);
   });
 
   it('refuses a parent that does not exist or is gone, storing nothing', async () => {
-    const gone = await store.createThread({ toolName: 'chat' });
+    const gone = await store.createThread({ tool_name: 'chat' });
     await store.deleteThread(gone);
     const setsBefore = cache.ttls.length;
     for (const parentThreadId of ['3b9e4d3c-5a2f-4e1b-9c8d-7f6e5d4c3b2a', gone]) {
-      const error = await store.createThread({ toolName: 'chat', parentThreadId }).catch((e: unknown) => e);
+      const error = await store
+        .createThread({ tool_name: 'chat', parent_thread_id: parentThreadId })
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ParentThreadNotFoundError);
       expect(error).toMatchObject({ code: 'ERR_PARENT_THREAD_NOT_FOUND', parentThreadId });
       expect((error as Error).message).toContain(`'${parentThreadId}' was not found or has expired`);
@@ -200,7 +200,7 @@ describe('ConversationStore thread ids', () => {
   });
 
   it('refuses a parent id that is not a UUID v4', async () => {
-    await expect(store.createThread({ toolName: 'chat', parentThreadId: 'nope' })).rejects.toThrow(
+    await expect(store.createThread({ tool_name: 'chat', parent_thread_id: 'nope' })).rejects.toThrow(
       ValidationError,
     );
     expect(cache.entries.size).toBe(0);
@@ -209,7 +209,7 @@ describe('ConversationStore thread ids', () => {
 
 describe('ConversationStore TTL', () => {
   it('expires a thread 24 h after its last turn, not its first', async () => {
-    const id = await store.createThread({ toolName: 'chat' });
+    const id = await store.createThread({ tool_name: 'chat' });
     advance(23 * HOUR);
     await store.addTurn(id, { role: 'user', content: 'one' });
     advance(23 * HOUR);
@@ -223,13 +223,13 @@ describe('ConversationStore TTL', () => {
 
   it('uses the configured TTL', async () => {
     store = new ConversationStore({ cache, ttlMs: 3 * HOUR });
-    const id = await store.createThread({ toolName: 'chat' });
+    const id = await store.createThread({ tool_name: 'chat' });
     advance(3 * HOUR);
     expect(await store.getThread(id)).toBeUndefined();
   });
 
   it('refuses a turn on an expired thread with the user-facing message', async () => {
-    const id = await store.createThread({ toolName: 'chat' });
+    const id = await store.createThread({ tool_name: 'chat' });
     advance(25 * HOUR);
     const error = await store.addTurn(id, { role: 'user', content: 'still there?' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ThreadNotFoundError);
@@ -244,7 +244,7 @@ describe('ConversationStore TTL', () => {
 describe('ConversationStore turns', () => {
   it('refuses the turn past maxTurns and leaves the thread unchanged', async () => {
     store = new ConversationStore({ cache, maxTurns: 3 });
-    const id = await store.createThread({ toolName: 'chat' });
+    const id = await store.createThread({ tool_name: 'chat' });
     for (const content of ['1', '2', '3']) await store.addTurn(id, { role: 'user', content });
     const before = cache.raw(id);
     const error = await store.addTurn(id, { role: 'user', content: '4' }).catch((e: unknown) => e);
@@ -254,7 +254,7 @@ describe('ConversationStore turns', () => {
   });
 
   it('allows 50 turns by default', async () => {
-    const id = await store.createThread({ toolName: 'chat' });
+    const id = await store.createThread({ tool_name: 'chat' });
     for (let i = 0; i < 50; i++)
       await store.addTurn(id, { role: i % 2 ? 'assistant' : 'user', content: `${i}` });
     await expect(store.addTurn(id, { role: 'user', content: '50' })).rejects.toThrow(TurnLimitError);
@@ -262,14 +262,14 @@ describe('ConversationStore turns', () => {
 
   it('keeps every one of 100 concurrent turns on one thread', async () => {
     store = new ConversationStore({ cache, maxTurns: 200 });
-    const id = await store.createThread({ toolName: 'chat' });
+    const id = await store.createThread({ tool_name: 'chat' });
     const contents = Array.from({ length: 100 }, (_, i) => `turn ${i}`);
     await Promise.all(contents.map((content) => store.addTurn(id, { role: 'user', content })));
     expect((await store.getThread(id))?.turns.map((t) => t.content)).toEqual(contents);
   });
 
   it('adds concurrent turns to different threads independently', async () => {
-    const ids = await Promise.all([1, 2, 3].map(() => store.createThread({ toolName: 'chat' })));
+    const ids = await Promise.all([1, 2, 3].map(() => store.createThread({ tool_name: 'chat' })));
     await Promise.all(
       ids.flatMap((id) => [1, 2].map((n) => store.addTurn(id, { role: 'user', content: `${id}:${n}` }))),
     );
@@ -279,13 +279,14 @@ describe('ConversationStore turns', () => {
   });
 
   it('rejects a malformed turn with a ValidationError naming the field, without touching the cache', async () => {
-    const id = await store.createThread({ toolName: 'chat' });
+    const id = await store.createThread({ tool_name: 'chat' });
     const gets = cache.gets;
     const bad = [
       { role: 'system', content: 'x' },
       { role: 'user', content: 42 },
       { role: 'user' },
-      { role: 'user', content: 'x', tool_name: 'snake_case is not the input format' },
+      { role: 'user', content: 'x', toolName: 'field names are snake_case, as stored' },
+      { role: 'user', content: 'x', timestamp: 'the store sets it' },
     ];
     for (const turn of bad) {
       // biome-ignore lint/suspicious/noExplicitAny: deliberately malformed input
@@ -297,13 +298,33 @@ describe('ConversationStore turns', () => {
     expect((await store.getThread(id))?.turns).toEqual([]);
   });
 
+  it('takes the field names it returns: a returned turn, without its timestamp, is a valid input', async () => {
+    const id = await store.createThread({ tool_name: 'chat', parent_thread_id: null });
+    const turn = {
+      role: 'assistant' as const,
+      content: 'Hi!',
+      files: ['a.py'],
+      images: null,
+      tool_name: 'chat',
+      model_provider: 'google',
+      model_name: null,
+      model_metadata: { usage: { input_tokens: 12 } },
+    };
+    const first = (await store.addTurn(id, turn)).turns[0];
+    const { timestamp, ...resubmitted } = first as NonNullable<typeof first>;
+    expect(timestamp).toMatch(/\+00:00$/);
+    expect(resubmitted).toEqual(turn);
+    const again = await store.addTurn(id, resubmitted);
+    expect(again.turns[1]).toEqual(first && { ...first, timestamp: again.last_updated_at });
+  });
+
   it('exports the turn schema for request bodies', () => {
     expect(NewTurnSchema.safeParse({ role: 'assistant', content: '' }).success).toBe(true);
     expect(NewTurnSchema.safeParse({ role: 'assistant', content: null }).success).toBe(false);
   });
 
   it('passes cache failures through instead of reporting the thread missing', async () => {
-    const id = await store.createThread({ toolName: 'chat' });
+    const id = await store.createThread({ tool_name: 'chat' });
     cache.failReads = true;
     await expect(store.getThread(id)).rejects.toThrow(StorageUnavailableError);
     await expect(store.addTurn(id, { role: 'user', content: 'x' })).rejects.toThrow(StorageUnavailableError);
@@ -314,7 +335,7 @@ describe('ConversationStore chains', () => {
   const createChain = async (length: number) => {
     const ids: string[] = [];
     for (let i = 0; i < length; i++) {
-      ids.push(await store.createThread({ toolName: `step-${i}`, parentThreadId: ids[i - 1] }));
+      ids.push(await store.createThread({ tool_name: `step-${i}`, parent_thread_id: ids[i - 1] }));
     }
     return ids;
   };
@@ -361,7 +382,7 @@ describe('ConversationStore chains', () => {
 
 describe('ConversationStore deletion', () => {
   it('deletes a thread, and a turn racing with the delete cannot bring it back', async () => {
-    const id = await store.createThread({ toolName: 'chat' });
+    const id = await store.createThread({ tool_name: 'chat' });
     const turn = store.addTurn(id, { role: 'user', content: 'late' });
     const deletion = store.deleteThread(id);
     await Promise.all([turn, deletion]);
@@ -371,32 +392,6 @@ describe('ConversationStore deletion', () => {
 });
 
 describe('settings', () => {
-  it.each([
-    [undefined, 50],
-    ['', 50],
-    ['abc', 50],
-    ['0', 50],
-    ['-5', 50],
-    ['1.5', 50],
-    ['10', 10],
-    [' 7 ', 7],
-  ])('resolveMaxTurns(%j) = %d', (raw, expected) => {
-    expect(resolveMaxTurns(raw)).toBe(expected);
-  });
-
-  it.each([
-    [undefined, 24],
-    ['', 24],
-    ['soon', 24],
-    ['0', 24],
-    ['-1', 24],
-    ['Infinity', 24],
-    ['3', 3],
-    ['0.5', 0.5],
-  ])('resolveTimeoutHours(%j) = %d', (raw, expected) => {
-    expect(resolveTimeoutHours(raw)).toBe(expected);
-  });
-
   it('refuses nonsensical store options', () => {
     expect(() => new ConversationStore({ cache, maxTurns: 0 })).toThrow(RangeError);
     expect(() => new ConversationStore({ cache, ttlMs: Number.NaN })).toThrow(RangeError);

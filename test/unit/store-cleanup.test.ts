@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { scheduleStoreCleanup } from '../../src/config/store-cleanup.js';
+import { scheduleStoreCleanup } from '../../src/daemon/store-cleanup.js';
 import { MemoryStorage, SqliteStorage } from '../../src/index.js';
 import { silentLogger } from '../helpers/cache.js';
 

@@ -1,16 +1,20 @@
 import type { FastifyInstance } from 'fastify';
 import type { ConversationStore } from '../../conversation/conversation-store.js';
 import { ThreadNotFoundError } from '../../conversation/errors.js';
-import { AddTurnBody, CreateThreadBody, parseBody, parseThreadId } from '../http-schemas.js';
+import { CreateThreadInputSchema, NewTurnSchema } from '../../conversation/schemas.js';
+import { parseBody, parseThreadId } from '../parse-request.js';
 
 interface IdParams {
   id: string;
 }
 
-/** The conversation API under /v1/threads. */
+/**
+ * The conversation API under /v1/threads. Bodies are parsed with the conversation store's own input
+ * schemas (snake_case, the names the API returns), so a bad body is a 400 naming each field.
+ */
 export function threadRoutes(app: FastifyInstance, conversations: ConversationStore): void {
   app.post('/v1/threads', async (request, reply) => {
-    const input = parseBody(CreateThreadBody, request.body);
+    const input = parseBody(CreateThreadInputSchema, request.body);
     const threadId = await conversations.createThread(input);
     return reply.code(201).send({ thread_id: threadId });
   });
@@ -24,7 +28,7 @@ export function threadRoutes(app: FastifyInstance, conversations: ConversationSt
 
   app.post<{ Params: IdParams }>('/v1/threads/:id/turns', async (request, reply) => {
     const id = parseThreadId(request.params.id);
-    const turn = parseBody(AddTurnBody, request.body);
+    const turn = parseBody(NewTurnSchema, request.body);
     const thread = await conversations.addTurn(id, turn);
     return reply.code(201).send(thread);
   });

@@ -3,12 +3,10 @@ import type { Logger } from 'pino';
 import { createHybridCache } from '../cache/create.js';
 import type { HybridCache } from '../cache/hybrid-cache.js';
 import type { CloseResult } from '../cache/types.js';
+import type { Config } from '../config/load-config.js';
 import { ConversationStore } from '../conversation/conversation-store.js';
-import { MemoryStorage } from '../storage/memory-storage.js';
-import { SqliteStorage } from '../storage/sqlite-storage.js';
-import { SupabaseStorage } from '../storage/supabase-storage.js';
 import type { Storage } from '../storage/types.js';
-import type { Config } from './load-config.js';
+import { createStorage } from './storage-for-config.js';
 import { scheduleStoreCleanup } from './store-cleanup.js';
 
 export interface Wired {
@@ -17,29 +15,6 @@ export interface Wired {
   conversations: ConversationStore;
   /** Closes the cache (draining until the deadline; the rest stays in the outbox), then the store. */
   close(options?: { timeoutMs?: number }): Promise<CloseResult>;
-}
-
-function createStorage(config: Config): Storage {
-  const { storage, cache } = config;
-  switch (storage.backend) {
-    case 'memory':
-      return new MemoryStorage();
-    case 'supabase': {
-      const { url, key } = storage.supabase as { url: string; key: string };
-      // The cache enforces its own per-call deadlines; the adapter's must not cut them short.
-      return new SupabaseStorage({
-        url,
-        key,
-        timeoutMs: Math.max(cache.readTimeoutMs, cache.writeTimeoutMs),
-      });
-    }
-    case 'sqlite':
-      return new SqliteStorage({
-        path: storage.storePath,
-        // A power-loss-safe outbox is only as good as the store it hands writes to.
-        synchronous: cache.durability === 'fsync' ? 'full' : 'normal',
-      });
-  }
 }
 
 /** Builds the store, the cache over it (replaying the outbox) and the conversation store. */

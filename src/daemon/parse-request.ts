@@ -1,6 +1,5 @@
-import { z } from 'zod';
-import type { CreateThreadInput, NewTurn } from '../conversation/schemas.js';
-import { RoleSchema, ThreadIdSchema } from '../conversation/schemas.js';
+import type { z } from 'zod';
+import { ThreadIdSchema } from '../conversation/schemas.js';
 import { nestsDeeperThan } from './json-depth.js';
 
 /**
@@ -9,43 +8,6 @@ import { nestsDeeperThan } from './json-depth.js';
  * or a chain of threads, would exhaust the stack.
  */
 export const MAX_BODY_DEPTH = 64;
-
-/** HTTP bodies are snake_case like the thread JSON the API returns. Unknown fields are refused. */
-export const CreateThreadBody = z
-  .strictObject({
-    tool_name: z.string().min(1),
-    initial_context: z.record(z.string(), z.unknown()).optional(),
-    parent_thread_id: ThreadIdSchema.nullish(),
-  })
-  .transform(
-    (body): CreateThreadInput => ({
-      toolName: body.tool_name,
-      ...(body.initial_context ? { initialContext: body.initial_context } : {}),
-      ...(body.parent_thread_id ? { parentThreadId: body.parent_thread_id } : {}),
-    }),
-  );
-
-export const AddTurnBody = z
-  .strictObject({
-    role: RoleSchema,
-    content: z.string(),
-    files: z.array(z.string()).nullish(),
-    images: z.array(z.string()).nullish(),
-    tool_name: z.string().nullish(),
-    model_provider: z.string().nullish(),
-    model_name: z.string().nullish(),
-    model_metadata: z.record(z.string(), z.unknown()).nullish(),
-  })
-  .transform((body): NewTurn => {
-    const turn: NewTurn = { role: body.role, content: body.content };
-    if (body.files) turn.files = body.files;
-    if (body.images) turn.images = body.images;
-    if (body.tool_name) turn.toolName = body.tool_name;
-    if (body.model_provider) turn.modelProvider = body.model_provider;
-    if (body.model_name) turn.modelName = body.model_name;
-    if (body.model_metadata) turn.modelMetadata = body.model_metadata;
-    return turn;
-  });
 
 /** A request the client must fix; answered with its status and message. */
 export class HttpError extends Error {

@@ -1,0 +1,29 @@
+import type { Config } from '../config/load-config.js';
+import { MemoryStorage } from '../storage/memory-storage.js';
+import { SqliteStorage } from '../storage/sqlite-storage.js';
+import { SupabaseStorage } from '../storage/supabase-storage.js';
+import type { Storage } from '../storage/types.js';
+
+/** The store adapter the configured backend names. */
+export function createStorage(config: Config): Storage {
+  const { storage, cache } = config;
+  switch (storage.backend) {
+    case 'memory':
+      return new MemoryStorage();
+    case 'supabase': {
+      const { url, key } = storage.supabase as { url: string; key: string };
+      // The cache enforces its own per-call deadlines; the adapter's must not cut them short.
+      return new SupabaseStorage({
+        url,
+        key,
+        timeoutMs: Math.max(cache.readTimeoutMs, cache.writeTimeoutMs),
+      });
+    }
+    case 'sqlite':
+      return new SqliteStorage({
+        path: storage.storePath,
+        // A power-loss-safe outbox is only as good as the store it hands writes to.
+        synchronous: cache.durability === 'fsync' ? 'full' : 'normal',
+      });
+  }
+}

@@ -1,0 +1,95 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+/**
+ * Imports run one way. These rules read the source, so a module that imports from a layer above
+ * it fails here before it can grow into a loop.
+ */
+
+const root = new URL('../../', import.meta.url).pathname;
+const src = join(root, 'src');
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return sourceFiles(path);
+    return entry.name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+/** Every module specifier a file imports or re-exports, type-only ones included. */
+function specifiers(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const found = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^;'"]*?from\s*'([^']+)'/g)];
+  const dynamic = [...text.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)];
+  return [...found, ...dynamic].map((match) => match[1] as string);
+}
+
+/** Project-relative paths (`src/...ts`) of the project modules a file imports. */
+function localImports(file: string): string[] {
+  return specifiers(file)
+    .filter((specifier) => specifier.startsWith('.'))
+    .map((specifier) => relative(root, resolve(dirname(file), specifier)).replace(/\.js$/, '.ts'));
+}
+
+const files = sourceFiles(src).map((file) => ({ file: relative(root, file), imports: localImports(file) }));
+const inLayer = (path: string, layer: string) => path.startsWith(`src/${layer}/`);
+
+describe('layers', () => {
+  it('finds the imports it checks', () => {
+    const wire = files.find((f) => f.file === 'src/daemon/wire.ts');
+    expect(wire?.imports).toContain('src/cache/create.ts');
+    expect(wire?.imports).toContain('src/config/load-config.ts');
+  });
+
+  it('src/config imports only itself and the option defaults of the layers it configures', () => {
+    const allowed = new Set(['src/cache/option-defaults.ts', 'src/conversation/option-defaults.ts']);
+    const offending = files
+      .filter((f) => inLayer(f.file, 'config'))
+      .flatMap((f) =>
+        f.imports
+          .filter((path) => !inLayer(path, 'config') && !allowed.has(path))
+          .map((path) => `${f.file} -> ${path}`),
+      );
+    expect(offending).toEqual([]);
+  });
+
+  it('only the daemon and the package root import src/daemon', () => {
+    const offending = files
+      .filter((f) => !inLayer(f.file, 'daemon') && f.file !== 'src/index.ts')
+      .flatMap((f) =>
+        f.imports.filter((path) => inLayer(path, 'daemon')).map((path) => `${f.file} -> ${path}`),
+      );
+    expect(offending).toEqual([]);
+  });
+
+  it('the library (cache, sync, storage, conversation) never imports config or the daemon', () => {
+    const library = ['cache', 'sync', 'storage', 'conversation'];
+    const offending = files
+      .filter((f) => library.some((layer) => inLayer(f.file, layer)))
+      .flatMap((f) =>
+        f.imports
+          .filter((path) => inLayer(path, 'config') || inLayer(path, 'daemon'))
+          .map((path) => `${f.file} -> ${path}`),
+      );
+    expect(offending).toEqual([]);
+  });
+
+  it('the package root does not load the HTTP server (fastify, prom-client)', () => {
+    const seen = new Set<string>();
+    const packages = new Set<string>();
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const absolute = join(root, file);
+      for (const specifier of specifiers(absolute)) {
+        if (!specifier.startsWith('.')) packages.add(specifier);
+      }
+      for (const path of localImports(absolute)) visit(path);
+    };
+    visit('src/index.ts');
+    expect(seen).toContain('src/daemon/wire.ts');
+    expect([...packages].filter((name) => name === 'fastify' || name === 'prom-client')).toEqual([]);
+  });
+});
