@@ -36,7 +36,12 @@ export {
 export * from './conversation/index.js';
 // The daemon's assembly without its HTTP server: the root must load without fastify and prom-client.
 export { type Wired, wire } from './daemon/wire.js';
-export { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './storage/errors.js';
+export {
+  PermanentStorageError,
+  StorageConfigurationError,
+  type StorageErrorKind,
+  TransientStorageError,
+} from './storage/errors.js';
 export { MemoryStorage } from './storage/memory-storage.js';
 export { SqliteStorage, type SqliteStorageOptions } from './storage/sqlite-storage.js';
 export {

@@ -115,19 +115,9 @@ export class SupabaseStorage implements Storage {
     });
     if (payload.length === 0) return results;
 
-    let data: unknown;
-    try {
-      data = await this.#rpc(SUPABASE_FUNCTIONS.apply, { p_writes: payload }, opts);
-    } catch (error) {
-      // A permanent failure of a one-item call is that item's fault; for a larger batch the cache
-      // splits it to find the item.
-      const only = positions[0];
-      if (error instanceof PermanentStorageError && positions.length === 1 && only !== undefined) {
-        results[only] = { status: 'rejected', error };
-        return results;
-      }
-      throw error;
-    }
+    // A permanent failure fails the call as a whole, even for one write: the cache splits batches
+    // down to single writes and dead-letters the one that still fails.
+    const data = await this.#rpc(SUPABASE_FUNCTIONS.apply, { p_writes: payload }, opts);
     if (!Array.isArray(data) || data.length !== payload.length)
       throw unexpectedShape(SUPABASE_FUNCTIONS.apply);
     for (const row of data as ApplyRow[]) {
