@@ -2,7 +2,15 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
 import { fromJsonbText, toJsonbText } from './jsonb-text.js';
 import { classifyRpcError, MIGRATION_HINT, parseRetryAfter } from './supabase-errors.js';
-import type { ApplyResult, Storage, StorageCallOptions, StoredEntry, VersionedWrite } from './types.js';
+import { DEFAULT_TOMBSTONE_RETENTION_MS, nonNegativeMs } from './tombstone-retention.js';
+import type {
+  ApplyResult,
+  Storage,
+  StorageCallOptions,
+  StorageCleanupOptions,
+  StoredEntry,
+  VersionedWrite,
+} from './types.js';
 
 export interface SupabaseStorageCommonOptions {
   /** Deadline for each RPC call, in milliseconds. Default 10 s. */
@@ -143,15 +151,14 @@ export class SupabaseStorage implements Storage {
   }
 
   /**
-   * Runs the migration's `cleanup_expired_threads()`: deletes expired rows and tombstones older
-   * than `tombstoneRetentionMs` (default: the function's 7 days). Returns how many rows went.
+   * Runs the migration's `cleanup_expired_threads()`: deletes expired rows and tombstones deleted
+   * longer than `tombstoneRetentionMs` ago (default `DEFAULT_TOMBSTONE_RETENTION_MS`). Returns how
+   * many rows went.
    */
-  async cleanup(options: { tombstoneRetentionMs?: number } & StorageCallOptions = {}): Promise<number> {
-    const args =
-      options.tombstoneRetentionMs === undefined
-        ? {}
-        : { p_tombstone_retention: `${Math.max(0, Math.floor(options.tombstoneRetentionMs))} milliseconds` };
-    const data = await this.#rpc(SUPABASE_FUNCTIONS.cleanup, args, options);
+  async cleanup(opts?: StorageCleanupOptions): Promise<number> {
+    const retentionMs = nonNegativeMs(opts?.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS);
+    const args = { p_tombstone_retention: `${Math.floor(retentionMs)} milliseconds` };
+    const data = await this.#rpc(SUPABASE_FUNCTIONS.cleanup, args, opts);
     if (typeof data !== 'number') throw unexpectedShape(SUPABASE_FUNCTIONS.cleanup);
     return data;
   }

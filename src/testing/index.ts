@@ -1,0 +1,1 @@
+export { FaultyStorage } from './faulty-storage.js';
