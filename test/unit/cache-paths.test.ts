@@ -7,7 +7,6 @@ import {
   BackpressureError,
   ClosedError,
   type HybridCacheOptions,
-  MemoryStorage,
   OutboxError,
   type Storage,
   type StorageCallOptions,

@@ -6,7 +6,6 @@ import {
   BackpressureError,
   ClosedError,
   createHybridCache,
-  MemoryStorage,
   SqliteStorage,
   type Storage,
   StorageConfigurationError,

@@ -8,7 +8,6 @@ import {
   ClosedError,
   type DeadLetter,
   type HybridCacheOptions,
-  MemoryStorage,
   type Storage,
   StorageConfigurationError,
   type VersionedWrite,

@@ -11,7 +11,6 @@ import {
   FlushTimeoutError,
   HybridCacheError,
   type HybridCacheOptions,
-  MemoryStorage,
   OutboxError,
   StorageUnavailableError,
   ValidationError,

@@ -4,7 +4,6 @@ import {
   ClosedError,
   FlushTimeoutError,
   type Health,
-  MemoryStorage,
   StorageUnavailableError,
   ValidationError,
   ValueTooLargeError,
