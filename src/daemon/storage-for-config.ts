@@ -12,12 +12,7 @@ export function createStorage(config: Config): Storage {
       return new MemoryStorage();
     case 'supabase': {
       const { url, key } = storage.supabase as { url: string; key: string };
-      // The cache enforces its own per-call deadlines; the adapter's must not cut them short.
-      return new SupabaseStorage({
-        url,
-        key,
-        timeoutMs: Math.max(cache.readTimeoutMs, cache.writeTimeoutMs),
-      });
+      return new SupabaseStorage({ url, key });
     }
     case 'sqlite':
       return new SqliteStorage({

@@ -13,8 +13,6 @@ import type {
 } from './types.js';
 
 export interface SupabaseStorageCommonOptions {
-  /** Deadline for each RPC call, in milliseconds. Default 10 s. */
-  timeoutMs?: number;
   /** Schema the migration was applied to (sent as Content-Profile). Default `public`. */
   schema?: string;
 }
@@ -52,22 +50,22 @@ interface ApplyRow {
   stored_version: number | null;
 }
 
-const DEFAULT_TIMEOUT_MS = 10_000;
-
 /**
  * `Storage` over Supabase: every call is one PostgREST RPC (supabase-js `rpc()`) into the SQL
  * functions of the project's migration. Values travel as JSON text both ways; the database
  * stores them as jsonb (so key order and spacing of the JSON text are normalized).
+ *
+ * The adapter sets no deadline of its own: the caller's signal is the only one (the cache passes
+ * one per call from `readTimeoutMs` / `writeTimeoutMs`). Called directly, pass
+ * `{ signal: AbortSignal.timeout(ms) }`.
  */
 export class SupabaseStorage implements Storage {
   readonly #client: SupabaseClient;
-  readonly #timeoutMs: number;
   readonly #schema: string;
   /** `Retry-After` of the last response per call, keyed by the call's signal (own clients only). */
   readonly #retryAfter = new WeakMap<AbortSignal, number>();
 
   constructor(options: SupabaseStorageOptions) {
-    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#schema = options.schema ?? 'public';
     if (options.client) {
       this.#client = options.client;
@@ -168,8 +166,8 @@ export class SupabaseStorage implements Storage {
   async #rpc(fn: string, args: Record<string, unknown>, opts?: StorageCallOptions): Promise<unknown> {
     const callerSignal = opts?.signal;
     callerSignal?.throwIfAborted();
-    const timeout = AbortSignal.timeout(this.#timeoutMs);
-    const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
+    // Its own signal even without a caller's: it keys the response's Retry-After (see #fetch).
+    const signal = callerSignal ? AbortSignal.any([callerSignal]) : new AbortController().signal;
     let response: {
       data: unknown;
       error: { code?: string; message?: string; details?: string } | null;
@@ -185,10 +183,9 @@ export class SupabaseStorage implements Storage {
     if (!response.error) return response.data;
     callerSignal?.throwIfAborted();
     if (response.status === 0) {
-      const reason = timeout.aborted
-        ? `timed out after ${this.#timeoutMs} ms`
-        : networkFailure(response.error);
-      throw new TransientStorageError(`Supabase RPC ${fn} failed: ${reason}`, { cause: response.error });
+      throw new TransientStorageError(`Supabase RPC ${fn} failed: ${networkFailure(response.error)}`, {
+        cause: response.error,
+      });
     }
     throw classifyRpcError(fn, response.status, response.error, this.#retryAfter.get(signal));
   }
