@@ -48,11 +48,14 @@ export {
   SupabaseStorage,
   type SupabaseStorageCommonOptions,
   type SupabaseStorageOptions,
+  type SupabaseTable,
 } from './storage/supabase-storage.js';
+export { DEFAULT_TOMBSTONE_RETENTION_MS } from './storage/tombstone-retention.js';
 export type {
   ApplyResult,
   Storage,
   StorageCallOptions,
+  StorageCleanupOptions,
   StoredEntry,
   VersionedWrite,
 } from './storage/types.js';

@@ -12,7 +12,8 @@ export function createStorage(config: Config): Storage {
       return new MemoryStorage();
     case 'supabase': {
       const { url, key } = storage.supabase as { url: string; key: string };
-      return new SupabaseStorage({ url, key });
+      // The daemon serves conversations: their table, not the general-purpose default.
+      return new SupabaseStorage({ url, key, table: 'conversation_threads' });
     }
     case 'sqlite':
       return new SqliteStorage({
