@@ -4,6 +4,11 @@
 -- library user caches, so such keys never land in the conversation table by accident. Same model,
 -- security and functions as conversation_threads, with generic names.
 --
+-- The functions deliberately mirror those of 20251127120000_conversation_threads.sql rather than
+-- sharing one body: applied migrations are never edited, and one function taking a table name
+-- would need dynamic SQL over any table the caller names, which is more than service_role callers
+-- should be able to reach through the Data API. A change to one set is a change to both.
+--
 -- Model
 --   * One row per `key`. `value` holds the value as jsonb; NULL with `deleted = true` is a
 --     tombstone (a versioned delete, so a late older write cannot resurrect the key).
