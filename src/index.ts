@@ -36,18 +36,26 @@ export {
 export * from './conversation/index.js';
 // The daemon's assembly without its HTTP server: the root must load without fastify and prom-client.
 export { type Wired, wire } from './daemon/wire.js';
-export { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './storage/errors.js';
+export {
+  PermanentStorageError,
+  StorageConfigurationError,
+  type StorageErrorKind,
+  TransientStorageError,
+} from './storage/errors.js';
 export { MemoryStorage } from './storage/memory-storage.js';
 export { SqliteStorage, type SqliteStorageOptions } from './storage/sqlite-storage.js';
 export {
   SupabaseStorage,
   type SupabaseStorageCommonOptions,
   type SupabaseStorageOptions,
+  type SupabaseTable,
 } from './storage/supabase-storage.js';
+export { DEFAULT_TOMBSTONE_RETENTION_MS } from './storage/tombstone-retention.js';
 export type {
   ApplyResult,
   Storage,
   StorageCallOptions,
+  StorageCleanupOptions,
   StoredEntry,
   VersionedWrite,
 } from './storage/types.js';

@@ -12,12 +12,8 @@ export function createStorage(config: Config): Storage {
       return new MemoryStorage();
     case 'supabase': {
       const { url, key } = storage.supabase as { url: string; key: string };
-      // The cache enforces its own per-call deadlines; the adapter's must not cut them short.
-      return new SupabaseStorage({
-        url,
-        key,
-        timeoutMs: Math.max(cache.readTimeoutMs, cache.writeTimeoutMs),
-      });
+      // The daemon serves conversations: their table, not the general-purpose default.
+      return new SupabaseStorage({ url, key, table: 'conversation_threads' });
     }
     case 'sqlite':
       return new SqliteStorage({

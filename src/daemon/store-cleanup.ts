@@ -1,27 +1,19 @@
 import type { Logger } from 'pino';
 import type { Storage } from '../storage/types.js';
 
-interface CleanableStorage extends Storage {
-  cleanup(): Promise<number>;
-}
-
-function canClean(storage: Storage): storage is CleanableStorage {
-  return typeof (storage as Partial<CleanableStorage>).cleanup === 'function';
-}
-
 /**
- * Periodically purges expired rows and old tombstones from stores that support it (SQLite,
- * Supabase). Expired rows already read as absent; this only reclaims their space. Returns a stop
- * function.
+ * Periodically runs the store's optional `cleanup` (expired rows and tombstones older than the
+ * default retention). Expired rows already read as absent; this only reclaims their space. Returns
+ * a stop function.
  */
 export function scheduleStoreCleanup(storage: Storage, intervalMs: number, logger: Logger): () => void {
-  if (intervalMs <= 0 || !canClean(storage)) return () => {};
+  if (intervalMs <= 0 || !storage.cleanup) return () => {};
   let running = false;
   const timer = setInterval(async () => {
     if (running) return;
     running = true;
     try {
-      const removed = await storage.cleanup();
+      const removed = await storage.cleanup?.();
       logger.info({ removed }, 'store cleanup: removed expired rows and old tombstones');
     } catch (error) {
       logger.warn({ err: error }, 'store cleanup failed; will try again at the next interval');

@@ -4,13 +4,27 @@ import Database from 'better-sqlite3';
 import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
 import { isItemError, isNativeModuleFailure, nativeModuleMessage, toStorageError } from './sqlite-errors.js';
 import { ENTRIES_TABLE, migrateSchema } from './sqlite-schema.js';
-import type { ApplyResult, Storage, StorageCallOptions, StoredEntry, VersionedWrite } from './types.js';
-import { LOGICAL_SLOTS } from './version.js';
+import {
+  DEFAULT_TOMBSTONE_RETENTION_MS,
+  expiredTombstoneVersionBound,
+  nonNegativeMs,
+} from './tombstone-retention.js';
+import type {
+  ApplyResult,
+  Storage,
+  StorageCallOptions,
+  StorageCleanupOptions,
+  StoredEntry,
+  VersionedWrite,
+} from './types.js';
 
 export interface SqliteStorageOptions {
   /** Database file (its directory is created if missing), or `':memory:'` for a throwaway store. */
   path: string;
-  /** How long tombstones are kept (by version time) before `cleanup()` removes them. Default 7 days. */
+  /**
+   * How long `cleanup()` keeps tombstones (by version time) when the call does not say. Default
+   * `DEFAULT_TOMBSTONE_RETENTION_MS` (7 days).
+   */
   tombstoneRetentionMs?: number;
   /**
    * How long a call waits for another connection's write lock before failing transiently.
@@ -28,8 +42,6 @@ export interface SqliteStorageOptions {
   synchronous?: 'normal' | 'full';
 }
 
-const DAY_MS = 24 * 3_600_000;
-const DEFAULT_TOMBSTONE_RETENTION_MS = 7 * DAY_MS;
 const DEFAULT_BUSY_TIMEOUT_MS = 1_000;
 /** Keys per `IN (…)` lookup; well under SQLite's bound-parameter limit (999 in old builds). */
 const READ_CHUNK = 512;
@@ -67,11 +79,10 @@ export class SqliteStorage implements Storage {
     const { path } = options;
     const inMemory = path === ':memory:' || path === '';
     this.#location = inMemory ? '(in memory)' : resolve(path);
-    this.#tombstoneRetentionMs = validMs(
+    this.#tombstoneRetentionMs = nonNegativeMs(
       options.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS,
-      'tombstoneRetentionMs',
     );
-    const busyTimeoutMs = validMs(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS, 'busyTimeoutMs');
+    const busyTimeoutMs = nonNegativeMs(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS, 'busyTimeoutMs');
 
     this.#db = this.#open(inMemory);
     try {
@@ -148,13 +159,13 @@ export class SqliteStorage implements Storage {
    * Deletes expired entries and tombstones older than the retention period (by the time their
    * version was minted). Returns how many rows were removed.
    */
-  async cleanup(opts?: StorageCallOptions): Promise<number> {
+  async cleanup(opts?: StorageCleanupOptions): Promise<number> {
     opts?.signal?.throwIfAborted();
+    const retentionMs = nonNegativeMs(opts?.tombstoneRetentionMs ?? this.#tombstoneRetentionMs);
     try {
       this.#assertUsable();
       const now = Date.now();
-      // A version minted at or before `cutoffMs` is below `(cutoffMs + 1) * LOGICAL_SLOTS`.
-      const tombstoneVersionBound = (now - this.#tombstoneRetentionMs + 1) * LOGICAL_SLOTS;
+      const tombstoneVersionBound = expiredTombstoneVersionBound(retentionMs, now);
       return this.#db
         .transaction(
           () =>
@@ -246,13 +257,6 @@ function padded(chunk: string[]): string[] {
 function identify(path: string): { path: string; dev: bigint; ino: bigint } | undefined {
   const stats = statSync(path, { bigint: true, throwIfNoEntry: false });
   return stats && { path, dev: stats.dev, ino: stats.ino };
-}
-
-function validMs(value: number, name: string): number {
-  if (!Number.isFinite(value) || value < 0) {
-    throw new RangeError(`${name} must be a finite number of milliseconds >= 0, got ${value}`);
-  }
-  return value;
 }
 
 function openError(error: unknown, location: string): Error {

@@ -1,4 +1,5 @@
 import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
+import { kindForHttpStatus } from './http-status.js';
 
 /** The error object supabase-js (postgrest-js) returns instead of throwing. */
 export interface PostgrestErrorLike {
@@ -21,10 +22,10 @@ function describe(fn: string, status: number, error: PostgrestErrorLike): string
 }
 
 /**
- * Maps a failed PostgREST answer to the adapter's error types. Transient: 408, 429, 5xx. Setup
- * problems the operator must fix: function missing from the schema cache (PGRST202, or the function
- * or table missing at run time), 401/403 (wrong key, missing grants), schema not exposed (PGRST106),
- * ambiguous overloads (300). Every other 4xx is permanent.
+ * Maps a failed PostgREST answer to the adapter's error types. The status decides (see
+ * `kindForHttpStatus`), except that a few PostgREST codes of a 4xx answer are setup problems the
+ * operator must fix: function missing from the schema cache (PGRST202, or the function or table
+ * missing at run time), schema not exposed (PGRST106), ambiguous overloads (300, PGRST203).
  */
 export function classifyRpcError(
   fn: string,
@@ -34,7 +35,8 @@ export function classifyRpcError(
 ): TransientStorageError | PermanentStorageError | StorageConfigurationError {
   const code = error.code ?? '';
   const what = describe(fn, status, error);
-  if (status === 408 || status === 429 || status >= 500) {
+  const kind = kindForHttpStatus(status);
+  if (kind === 'transient') {
     return new TransientStorageError(what, {
       cause: error,
       ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
@@ -46,7 +48,7 @@ export function classifyRpcError(
       { cause: error },
     );
   }
-  if (status === 401 || status === 403) {
+  if (kind === 'configuration') {
     return new StorageConfigurationError(`${what}. The key is not allowed to call ${fn}. ${KEY_HINT}`, {
       cause: error,
     });

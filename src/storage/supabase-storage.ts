@@ -2,11 +2,23 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
 import { fromJsonbText, toJsonbText } from './jsonb-text.js';
 import { classifyRpcError, MIGRATION_HINT, parseRetryAfter } from './supabase-errors.js';
-import type { ApplyResult, Storage, StorageCallOptions, StoredEntry, VersionedWrite } from './types.js';
+import { DEFAULT_TOMBSTONE_RETENTION_MS, nonNegativeMs } from './tombstone-retention.js';
+import type {
+  ApplyResult,
+  Storage,
+  StorageCallOptions,
+  StorageCleanupOptions,
+  StoredEntry,
+  VersionedWrite,
+} from './types.js';
 
 export interface SupabaseStorageCommonOptions {
-  /** Deadline for each RPC call, in milliseconds. Default 10 s. */
-  timeoutMs?: number;
+  /**
+   * The table this store reads and writes, through the SQL functions its migration ships
+   * (supabase/migrations). Default `hybrid_cache_entries`, the general-purpose table;
+   * `conversation_threads` is the conversation store's table, which the daemon uses.
+   */
+  table?: SupabaseTable;
   /** Schema the migration was applied to (sent as Content-Profile). Default `public`. */
   schema?: string;
 }
@@ -23,16 +35,36 @@ export type SupabaseStorageOptions = SupabaseStorageCommonOptions &
     | { client: SupabaseClient; url?: never; key?: never }
   );
 
-/** Names of the RPC functions shipped in supabase/migrations. */
-export const SUPABASE_FUNCTIONS = {
-  apply: 'apply_conversation_threads',
-  get: 'get_conversation_threads',
-  cleanup: 'cleanup_expired_threads',
-  highWaterMark: 'conversation_threads_high_water_mark',
+/** How each table's migration names its RPC functions and the key in their JSON. */
+export const SUPABASE_TABLES = {
+  hybrid_cache_entries: {
+    keyField: 'key',
+    keysParam: 'p_keys',
+    functions: {
+      apply: 'hybrid_cache_apply',
+      get: 'hybrid_cache_get',
+      cleanup: 'hybrid_cache_cleanup',
+      highWaterMark: 'hybrid_cache_high_water_mark',
+    },
+  },
+  conversation_threads: {
+    keyField: 'thread_id',
+    keysParam: 'p_thread_ids',
+    functions: {
+      apply: 'apply_conversation_threads',
+      get: 'get_conversation_threads',
+      cleanup: 'cleanup_expired_threads',
+      highWaterMark: 'conversation_threads_high_water_mark',
+    },
+  },
 } as const;
 
+export type SupabaseTable = keyof typeof SUPABASE_TABLES;
+
+type TableSchema = (typeof SUPABASE_TABLES)[SupabaseTable];
+
 interface GetRow {
-  thread_id: string;
+  key: string;
   version: number;
   data: string | null;
   expires_at_ms: number | null;
@@ -44,23 +76,31 @@ interface ApplyRow {
   stored_version: number | null;
 }
 
-const DEFAULT_TIMEOUT_MS = 10_000;
-
 /**
  * `Storage` over Supabase: every call is one PostgREST RPC (supabase-js `rpc()`) into the SQL
  * functions of the project's migration. Values travel as JSON text both ways; the database
  * stores them as jsonb (so key order and spacing of the JSON text are normalized).
+ *
+ * The adapter sets no deadline of its own: the caller's signal is the only one (the cache passes
+ * one per call from `readTimeoutMs` / `writeTimeoutMs`). Called directly, pass
+ * `{ signal: AbortSignal.timeout(ms) }`.
  */
 export class SupabaseStorage implements Storage {
   readonly #client: SupabaseClient;
-  readonly #timeoutMs: number;
   readonly #schema: string;
+  readonly #table: TableSchema;
   /** `Retry-After` of the last response per call, keyed by the call's signal (own clients only). */
   readonly #retryAfter = new WeakMap<AbortSignal, number>();
 
   constructor(options: SupabaseStorageOptions) {
-    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#schema = options.schema ?? 'public';
+    const table = options.table ?? 'hybrid_cache_entries';
+    if (!Object.hasOwn(SUPABASE_TABLES, table)) {
+      throw new StorageConfigurationError(
+        `SupabaseStorage table must be one of ${Object.keys(SUPABASE_TABLES).join(', ')}; got ${String(table)}`,
+      );
+    }
+    this.#table = SUPABASE_TABLES[table];
     if (options.client) {
       this.#client = options.client;
     } else {
@@ -79,11 +119,13 @@ export class SupabaseStorage implements Storage {
   async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
     const found = new Map<string, StoredEntry>();
     if (keys.length === 0) return found;
-    const data = await this.#rpc(SUPABASE_FUNCTIONS.get, { p_thread_ids: [...new Set(keys)] }, opts);
-    if (!Array.isArray(data)) throw unexpectedShape(SUPABASE_FUNCTIONS.get);
-    for (const row of data as GetRow[]) {
-      if (!isGetRow(row)) throw unexpectedShape(SUPABASE_FUNCTIONS.get);
-      found.set(row.thread_id, {
+    const { functions, keyField, keysParam } = this.#table;
+    const data = await this.#rpc(functions.get, { [keysParam]: [...new Set(keys)] }, opts);
+    if (!Array.isArray(data)) throw unexpectedShape(functions.get);
+    for (const raw of data as unknown[]) {
+      const row = getRow(raw, keyField);
+      if (!row) throw unexpectedShape(functions.get);
+      found.set(row.key, {
         version: row.version,
         json: row.data === null ? null : fromJsonbText(row.data),
         expiresAt: row.expires_at_ms,
@@ -107,7 +149,7 @@ export class SupabaseStorage implements Storage {
       }
       positions.push(i);
       payload.push({
-        thread_id: write.key,
+        [this.#table.keyField]: write.key,
         version: write.version,
         data: write.json === null ? null : toJsonbText(write.json),
         expires_at_ms: write.expiresAt,
@@ -115,25 +157,15 @@ export class SupabaseStorage implements Storage {
     });
     if (payload.length === 0) return results;
 
-    let data: unknown;
-    try {
-      data = await this.#rpc(SUPABASE_FUNCTIONS.apply, { p_writes: payload }, opts);
-    } catch (error) {
-      // A permanent failure of a one-item call is that item's fault; for a larger batch the cache
-      // splits it to find the item.
-      const only = positions[0];
-      if (error instanceof PermanentStorageError && positions.length === 1 && only !== undefined) {
-        results[only] = { status: 'rejected', error };
-        return results;
-      }
-      throw error;
-    }
+    // A permanent failure fails the call as a whole, even for one write: the cache splits batches
+    // down to single writes and dead-letters the one that still fails.
+    const data = await this.#rpc(this.#table.functions.apply, { p_writes: payload }, opts);
     if (!Array.isArray(data) || data.length !== payload.length)
-      throw unexpectedShape(SUPABASE_FUNCTIONS.apply);
+      throw unexpectedShape(this.#table.functions.apply);
     for (const row of data as ApplyRow[]) {
       const position = isApplyRow(row) ? positions[row.idx] : undefined;
       const write = position === undefined ? undefined : writes[position];
-      if (position === undefined || !write) throw unexpectedShape(SUPABASE_FUNCTIONS.apply);
+      if (position === undefined || !write) throw unexpectedShape(this.#table.functions.apply);
       results[position] =
         row.outcome === 'applied'
           ? { status: 'applied' }
@@ -145,24 +177,23 @@ export class SupabaseStorage implements Storage {
   }
 
   async highWaterMark(opts?: StorageCallOptions): Promise<number> {
-    const data = await this.#rpc(SUPABASE_FUNCTIONS.highWaterMark, {}, opts);
+    const data = await this.#rpc(this.#table.functions.highWaterMark, {}, opts);
     if (!Number.isSafeInteger(data) || (data as number) < 0) {
-      throw unexpectedShape(SUPABASE_FUNCTIONS.highWaterMark);
+      throw unexpectedShape(this.#table.functions.highWaterMark);
     }
     return data as number;
   }
 
   /**
-   * Runs the migration's `cleanup_expired_threads()`: deletes expired rows and tombstones older
-   * than `tombstoneRetentionMs` (default: the function's 7 days). Returns how many rows went.
+   * Runs the migration's `cleanup_expired_threads()`: deletes expired rows and tombstones deleted
+   * longer than `tombstoneRetentionMs` ago (default `DEFAULT_TOMBSTONE_RETENTION_MS`). Returns how
+   * many rows went.
    */
-  async cleanup(options: { tombstoneRetentionMs?: number } & StorageCallOptions = {}): Promise<number> {
-    const args =
-      options.tombstoneRetentionMs === undefined
-        ? {}
-        : { p_tombstone_retention: `${Math.max(0, Math.floor(options.tombstoneRetentionMs))} milliseconds` };
-    const data = await this.#rpc(SUPABASE_FUNCTIONS.cleanup, args, options);
-    if (typeof data !== 'number') throw unexpectedShape(SUPABASE_FUNCTIONS.cleanup);
+  async cleanup(opts?: StorageCleanupOptions): Promise<number> {
+    const retentionMs = nonNegativeMs(opts?.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS);
+    const args = { p_tombstone_retention: `${Math.floor(retentionMs)} milliseconds` };
+    const data = await this.#rpc(this.#table.functions.cleanup, args, opts);
+    if (typeof data !== 'number') throw unexpectedShape(this.#table.functions.cleanup);
     return data;
   }
 
@@ -171,8 +202,8 @@ export class SupabaseStorage implements Storage {
   async #rpc(fn: string, args: Record<string, unknown>, opts?: StorageCallOptions): Promise<unknown> {
     const callerSignal = opts?.signal;
     callerSignal?.throwIfAborted();
-    const timeout = AbortSignal.timeout(this.#timeoutMs);
-    const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
+    // Its own signal even without a caller's: it keys the response's Retry-After (see #fetch).
+    const signal = callerSignal ? AbortSignal.any([callerSignal]) : new AbortController().signal;
     let response: {
       data: unknown;
       error: { code?: string; message?: string; details?: string } | null;
@@ -188,10 +219,9 @@ export class SupabaseStorage implements Storage {
     if (!response.error) return response.data;
     callerSignal?.throwIfAborted();
     if (response.status === 0) {
-      const reason = timeout.aborted
-        ? `timed out after ${this.#timeoutMs} ms`
-        : networkFailure(response.error);
-      throw new TransientStorageError(`Supabase RPC ${fn} failed: ${reason}`, { cause: response.error });
+      throw new TransientStorageError(`Supabase RPC ${fn} failed: ${networkFailure(response.error)}`, {
+        cause: response.error,
+      });
     }
     throw classifyRpcError(fn, response.status, response.error, this.#retryAfter.get(signal));
   }
@@ -218,15 +248,23 @@ function unexpectedShape(fn: string): StorageConfigurationError {
   );
 }
 
-function isGetRow(row: unknown): row is GetRow {
-  if (typeof row !== 'object' || row === null) return false;
+/** A row of the get function, its key read from the table's key column; undefined if malformed. */
+function getRow(row: unknown, keyField: TableSchema['keyField']): GetRow | undefined {
+  if (typeof row !== 'object' || row === null) return undefined;
   const r = row as Record<string, unknown>;
-  return (
-    typeof r.thread_id === 'string' &&
+  const key = r[keyField];
+  const valid =
+    typeof key === 'string' &&
     Number.isSafeInteger(r.version) &&
     (r.data === null || typeof r.data === 'string') &&
-    (r.expires_at_ms === null || Number.isSafeInteger(r.expires_at_ms))
-  );
+    (r.expires_at_ms === null || Number.isSafeInteger(r.expires_at_ms));
+  if (!valid) return undefined;
+  return {
+    key,
+    version: r.version as number,
+    data: r.data as string | null,
+    expires_at_ms: r.expires_at_ms as number | null,
+  };
 }
 
 function isApplyRow(row: unknown): row is ApplyRow {

@@ -30,6 +30,14 @@ export interface StorageCallOptions {
   signal?: AbortSignal;
 }
 
+export interface StorageCleanupOptions extends StorageCallOptions {
+  /**
+   * Tombstones whose delete is older than this are removed. Default
+   * `DEFAULT_TOMBSTONE_RETENTION_MS` (7 days) unless the adapter was configured otherwise.
+   */
+  tombstoneRetentionMs?: number;
+}
+
 export interface Storage {
   /**
    * Reads entries by key. Live entries are returned with their value; tombstones are returned
@@ -49,5 +57,13 @@ export interface Storage {
    * indexed column): it is called when a cache opens.
    */
   highWaterMark(opts?: StorageCallOptions): Promise<number>;
+  /**
+   * Optional housekeeping, called periodically (the daemon's `STORE_CLEANUP_INTERVAL_MS`): removes
+   * expired entries (they already read as absent; this reclaims their space) and tombstones older
+   * than the retention. Keep tombstones at least as long as a write can arrive late (an outbox
+   * replayed after an outage): a removed tombstone no longer blocks an older write. Returns how many
+   * entries were removed.
+   */
+  cleanup?(opts?: StorageCleanupOptions): Promise<number>;
   close?(): Promise<void>;
 }

@@ -1,4 +1,7 @@
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
-import { describeStorageContract } from './storage-contract.js';
+import { describeStorageContract } from '../../src/testing/index.js';
 
-describeStorageContract('MemoryStorage', async () => ({ storage: new MemoryStorage() }));
+const runner = { describe, it, beforeAll, afterAll };
+
+describeStorageContract('MemoryStorage', async () => ({ storage: new MemoryStorage() }), runner);

@@ -1,22 +1,33 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
-import { describeStorageContract } from './storage-contract.js';
+import { describeStorageContract } from '../../src/testing/index.js';
 
-describeStorageContract('SqliteStorage (file)', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'sqlite-contract-'));
-  const storage = new SqliteStorage({ path: join(dir, 'store.db') });
-  return {
-    storage,
-    cleanup: async () => {
-      await storage.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
+const runner = { describe, it, beforeAll, afterAll };
 
-describeStorageContract('SqliteStorage (:memory:)', async () => {
-  const storage = new SqliteStorage({ path: ':memory:' });
-  return { storage, cleanup: () => storage.close() };
-});
+describeStorageContract(
+  'SqliteStorage (file)',
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sqlite-contract-'));
+    const storage = new SqliteStorage({ path: join(dir, 'store.db') });
+    return {
+      storage,
+      cleanup: async () => {
+        await storage.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  },
+  runner,
+);
+
+describeStorageContract(
+  'SqliteStorage (:memory:)',
+  async () => {
+    const storage = new SqliteStorage({ path: ':memory:' });
+    return { storage, cleanup: () => storage.close() };
+  },
+  runner,
+);

@@ -1,11 +1,19 @@
 import { pino } from 'pino';
-import { createHybridCache, type HybridCacheOptions, MemoryStorage } from '../../src/index.js';
+import { createHybridCache, type HybridCacheOptions, MemoryStorage, type Storage } from '../../src/index.js';
+import { FaultyStorage } from '../../src/testing/index.js';
 
 export const silentLogger = pino({ level: 'silent' });
 
-/** A cache over a fresh MemoryStorage, no outbox, quiet, with small timings suited to fake timers. */
-export async function memoryCache<V = unknown>(overrides: Partial<HybridCacheOptions> = {}) {
-  const storage = (overrides.storage as MemoryStorage | undefined) ?? new MemoryStorage();
+/** A MemoryStorage behind a fault injector, as most tests use it. */
+export function faultyMemory(): FaultyStorage<MemoryStorage> {
+  return new FaultyStorage(new MemoryStorage());
+}
+
+/** A cache over a fresh faulty MemoryStorage, no outbox, quiet, with small timings suited to fake timers. */
+export async function memoryCache<V = unknown, S extends Storage = FaultyStorage<MemoryStorage>>(
+  overrides: Partial<Omit<HybridCacheOptions, 'storage'>> & { storage?: S } = {},
+) {
+  const storage = overrides.storage ?? (faultyMemory() as Storage as S);
   const cache = await createHybridCache<V>({
     storage,
     outbox: { durability: 'none' },
@@ -21,8 +29,8 @@ export async function memoryCache<V = unknown>(overrides: Partial<HybridCacheOpt
 }
 
 /** Parses the stored JSON of a key, or returns undefined / null for absent / tombstone. */
-export function storedValue(storage: MemoryStorage, key: string): unknown {
-  const entry = storage.peek(key);
+export function storedValue(storage: MemoryStorage | FaultyStorage<MemoryStorage>, key: string): unknown {
+  const entry = (storage instanceof FaultyStorage ? storage.inner : storage).peek(key);
   if (!entry) return undefined;
   return entry.json === null ? null : JSON.parse(entry.json);
 }

@@ -104,12 +104,42 @@ describe('the package as users get it', () => {
     );
   });
 
+  it('gives hybrid-cache/testing to an installed project without a test runner, and its contract suite runs under node:test', () => {
+    expect(existsSync(join(project, 'node_modules', 'vitest'))).toBe(false);
+    const exported = JSON.parse(
+      node(['-e', "import('hybrid-cache/testing').then((m) => console.log(JSON.stringify(Object.keys(m))))"]),
+    ) as string[];
+    expect(exported).toEqual(expect.arrayContaining(['describeStorageContract', 'FaultyStorage']));
+    writeFileSync(
+      join(project, 'contract.test.mjs'),
+      [
+        "import { after, before, describe, it } from 'node:test';",
+        "import { MemoryStorage, SqliteStorage } from 'hybrid-cache';",
+        "import { describeStorageContract, FaultyStorage } from 'hybrid-cache/testing';",
+        'const runner = { describe, it, beforeAll: before, afterAll: after };',
+        "describeStorageContract('memory', async () => ({ storage: new MemoryStorage() }), runner);",
+        'describeStorageContract(',
+        "  'sqlite behind a healthy fault wrapper',",
+        "  async () => ({ storage: new FaultyStorage(new SqliteStorage({ path: ':memory:' })) }),",
+        '  runner,',
+        ');',
+      ].join('\n'),
+    );
+    const out = node(['--test', '--test-reporter=tap', 'contract.test.mjs']);
+    const passed = Number(/^# pass (\d+)$/m.exec(out)?.[1]);
+    expect(passed).toBeGreaterThanOrEqual(30);
+    expect(out).toMatch(/^# fail 0$/m);
+  });
+
   it('types the API for TypeScript importers and requirers (module nodenext)', () => {
     writeFileSync(
       join(project, 'esm-check.mts'),
       "import { createHybridCache, MemoryStorage } from 'hybrid-cache';\n" +
         'const cache = await createHybridCache<{ n: number }>({ storage: new MemoryStorage(), outbox: { durability: "none" } });\n' +
-        "const value: { n: number } | undefined = await cache.get('k');\nexport { value };\n",
+        "const value: { n: number } | undefined = await cache.get('k');\nexport { value };\n" +
+        "import { FaultyStorage } from 'hybrid-cache/testing';\n" +
+        'const faulty: FaultyStorage<MemoryStorage> = new FaultyStorage(new MemoryStorage());\n' +
+        'faulty.failNext(1, "configuration");\nexport { faulty };\n',
     );
     writeFileSync(
       join(project, 'cjs-check.cts'),

@@ -44,7 +44,7 @@ describe('hybrid cache over SupabaseStorage (gateway + PostgreSQL)', () => {
   afterAll(() => env?.close());
 
   it('keeps serving while the gateway answers 503, and drains the backlog by itself afterwards', async () => {
-    const storage = env.storage({ timeoutMs: 2_000 });
+    const storage = env.storage();
     const cache = await openCache<{ n: number }>(storage);
     const [a, b] = [`a:${randomUUID()}`, `b:${randomUUID()}`];
     try {
@@ -74,7 +74,7 @@ describe('hybrid cache over SupabaseStorage (gateway + PostgreSQL)', () => {
   });
 
   it('commit-then-drop never lets an older value win', async () => {
-    const storage = env.storage({ timeoutMs: 2_000 });
+    const storage = env.storage();
     const cache = await openCache<string>(storage);
     const k = `drop:${randomUUID()}`;
     try {
@@ -149,7 +149,7 @@ describe('hybrid cache over SupabaseStorage when PostgreSQL stops and restarts',
   });
 
   it('serves cached reads and accepts writes while PostgreSQL is down, then drains after it restarts', async () => {
-    const storage = new SupabaseStorage({ url: gateway.url, key, timeoutMs: 2_000 });
+    const storage = new SupabaseStorage({ url: gateway.url, key });
     const cache = await openCache<number>(storage);
     try {
       await cache.set('before', 1);

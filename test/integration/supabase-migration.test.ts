@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StorageConfigurationError } from '../../src/storage/errors.js';
+import { SupabaseStorage, type SupabaseTable } from '../../src/storage/supabase-storage.js';
 import { applyMigration, migrationPath, migrationPaths } from '../support/supabase-db.js';
 import { freshSupabaseDatabase, type SupabaseEnv, startSupabaseEnv } from '../support/supabase-env.js';
 
@@ -187,5 +189,49 @@ describe('cleanup_expired_threads()', () => {
     const { error, status } = await env.client(env.anonKey).rpc('cleanup_expired_threads');
     expect(status).toBe(401);
     expect(error?.code).toBe('42501');
+  });
+});
+
+describe('the table SupabaseStorage serves', () => {
+  let env: SupabaseEnv;
+  beforeAll(async () => {
+    env = await startSupabaseEnv();
+  });
+  afterAll(() => env?.close());
+
+  const holders = async (key: string) => ({
+    general: (await env.sql('select 1 from public.hybrid_cache_entries where key = $1', [key])).length,
+    conversations: (await env.sql('select 1 from public.conversation_threads where thread_id = $1', [key]))
+      .length,
+  });
+
+  it('is the general-purpose hybrid_cache_entries unless told otherwise, never conversation_threads', async () => {
+    const storage = new SupabaseStorage({ url: env.gateway.url, key: env.serviceRoleKey });
+    const key = `general:${randomUUID()}`;
+    expect(await storage.apply([{ key, version: 1, json: '"v"', expiresAt: null }])).toEqual([
+      { status: 'applied' },
+    ]);
+    expect(await holders(key)).toEqual({ general: 1, conversations: 0 });
+    expect((await storage.getMany([key])).get(key)?.json).toBe('"v"');
+  });
+
+  it('is conversation_threads when named, and keys do not cross between the tables', async () => {
+    const key = `conversation:${randomUUID()}`;
+    await env
+      .storage({ table: 'conversation_threads' })
+      .apply([{ key, version: 1, json: '1', expiresAt: null }]);
+    expect(await holders(key)).toEqual({ general: 0, conversations: 1 });
+    expect((await env.storage({ table: 'hybrid_cache_entries' }).getMany([key])).size).toBe(0);
+  });
+
+  it('must be one the migrations ship', () => {
+    expect(
+      () =>
+        new SupabaseStorage({
+          url: env.gateway.url,
+          key: env.serviceRoleKey,
+          table: 'users' as SupabaseTable,
+        }),
+    ).toThrow(StorageConfigurationError);
   });
 });

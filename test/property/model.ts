@@ -10,8 +10,8 @@ import {
   type Storage,
   StorageUnavailableError,
 } from '../../src/index.js';
+import { FaultyStorage } from '../../src/testing/index.js';
 import { settleWithTimers, silentLogger } from '../helpers/cache.js';
-import { FaultyStorage } from '../helpers/faulty-storage.js';
 
 /**
  * Model-based test of the cache against a plain map with absolute expiry, under store faults,
@@ -183,7 +183,7 @@ class PoisonCommand implements Cmd {
   constructor(readonly key: Key) {}
   check = (model: Readonly<Model>) => model.poisoned.size < 2;
   async run(model: Model, real: Real) {
-    real.store.poison(this.key);
+    real.store.rejectKey(this.key);
     model.poisoned.add(this.key);
     await checkReads(model, real);
   }

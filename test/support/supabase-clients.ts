@@ -8,7 +8,10 @@ import type { PostgresConnectionInfo } from './postgres.js';
  * and a superuser connection to its database. Free of vitest, so the bench can import it.
  */
 export interface SupabaseClients {
-  /** A SupabaseStorage through the gateway (service role key unless `key` is given). */
+  /**
+   * A SupabaseStorage through the gateway (service role key unless `key` is given), on the
+   * daemon's `conversation_threads` table unless `table` is given.
+   */
   storage(options?: SupabaseStorageCommonOptions & { key?: string }): SupabaseStorage;
   /** A plain supabase-js client through the gateway, set up for server-side use. */
   client(key?: string): SupabaseClient;
@@ -36,7 +39,12 @@ export function supabaseClients(
   const sqlPool = pool(2);
   return {
     storage: ({ key, ...rest } = {}) => {
-      const storage = new SupabaseStorage({ url, key: key ?? serviceRoleKey, ...rest });
+      const storage = new SupabaseStorage({
+        url,
+        key: key ?? serviceRoleKey,
+        table: 'conversation_threads',
+        ...rest,
+      });
       storages.push(storage);
       return storage;
     },

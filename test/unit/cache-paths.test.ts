@@ -7,7 +7,6 @@ import {
   BackpressureError,
   ClosedError,
   type HybridCacheOptions,
-  MemoryStorage,
   OutboxError,
   type Storage,
   type StorageCallOptions,
@@ -15,7 +14,13 @@ import {
   type StoredEntry,
   type VersionedWrite,
 } from '../../src/index.js';
-import { capturingLogger, memoryCache, settleWithTimers, storedValue } from '../helpers/cache.js';
+import {
+  capturingLogger,
+  faultyMemory,
+  memoryCache,
+  settleWithTimers,
+  storedValue,
+} from '../helpers/cache.js';
 
 let dir: string;
 beforeEach(() => {
@@ -38,7 +43,7 @@ const newerVersion = () => (Date.now() + 60_000) * 1024;
  * arrives and answers on release; `'after'` waits for release, then reads. Records every read.
  */
 class HeldReads implements Storage {
-  readonly inner = new MemoryStorage();
+  readonly inner = faultyMemory();
   readonly reads: string[][] = [];
   readonly signals: Array<AbortSignal | undefined> = [];
   #held: { promise: Promise<void>; release: () => void } | undefined;
@@ -81,7 +86,7 @@ class HeldReads implements Storage {
 }
 
 async function cacheOver(storage: Storage, overrides: Partial<HybridCacheOptions> = {}) {
-  const { cache } = await memoryCache({ storage: storage as MemoryStorage, ...overrides });
+  const { cache } = await memoryCache({ storage, ...overrides });
   return cache;
 }
 

@@ -26,6 +26,9 @@ describe('classifyFailure', () => {
     ['SQLITE_FULL', withCode('SQLITE_FULL'), 'transient'],
     ['SQLITE_IOERR_WRITE', withCode('SQLITE_IOERR_WRITE'), 'transient'],
     ['SQLITE_CONSTRAINT_CHECK', withCode('SQLITE_CONSTRAINT_CHECK'), 'permanent'],
+    ['SQLITE_TOOBIG', withCode('SQLITE_TOOBIG'), 'permanent'],
+    ['SQLITE_READONLY', withCode('SQLITE_READONLY'), 'configuration'],
+    ['an unknown SQLite code', withCode('SQLITE_WHATEVER'), 'transient'],
     ['HTTP 408', withStatus(408), 'transient'],
     ['HTTP 429', withStatus(429), 'transient'],
     ['HTTP 500', withStatus(500), 'transient'],
@@ -68,6 +71,20 @@ describe('classifyFailure', () => {
     expect(classifyFailure(error)).toBe(kind);
   });
 
+  // An adapter built against another copy of the package throws classes this copy has never seen.
+  it.each([
+    ['transient', 'transient'],
+    ['permanent', 'permanent'],
+    ['configuration', 'configuration'],
+  ] as const)('reads kind %s from an error of a foreign class', (kind, expected) => {
+    const foreign = Object.assign(new Error('from another copy'), { kind, status: 503 });
+    expect(classifyFailure(foreign)).toBe(expected);
+  });
+
+  it('ignores a kind it does not know and falls back to code and status', () => {
+    expect(classifyFailure(Object.assign(new Error('x'), { kind: 'fatal', status: 404 }))).toBe('permanent');
+  });
+
   it.each([
     ['null', null],
     ['undefined', undefined],
@@ -83,5 +100,7 @@ describe('requestedDelayMs', () => {
     expect(requestedDelayMs(new TransientStorageError('x', { retryAfterMs: 2_500 }))).toBe(2_500);
     expect(requestedDelayMs(new TransientStorageError('x'))).toBe(0);
     expect(requestedDelayMs(Object.assign(new Error('x'), { retryAfterMs: 9 }))).toBe(0);
+    expect(requestedDelayMs(Object.assign(new Error('x'), { kind: 'transient', retryAfterMs: 9 }))).toBe(9);
+    expect(requestedDelayMs(Object.assign(new Error('x'), { kind: 'permanent', retryAfterMs: 9 }))).toBe(0);
   });
 });

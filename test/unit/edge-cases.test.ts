@@ -6,14 +6,13 @@ import {
   BackpressureError,
   ClosedError,
   createHybridCache,
-  MemoryStorage,
   SqliteStorage,
   type Storage,
   StorageConfigurationError,
   ValidationError,
 } from '../../src/index.js';
-import { memoryCache, settleWithTimers, silentLogger, storedValue } from '../helpers/cache.js';
-import { misanswerApply } from '../helpers/faulty-storage.js';
+import { faultyMemory, memoryCache, settleWithTimers, silentLogger, storedValue } from '../helpers/cache.js';
+import { misanswerApply } from '../helpers/misanswer.js';
 
 let dir: string;
 beforeEach(() => {
@@ -27,7 +26,7 @@ afterEach(() => {
 describe('TTL edge cases', () => {
   it('stores a fractional TTL as a whole-millisecond expiry every store accepts', async () => {
     const storage = new SqliteStorage({ path: join(dir, 'store.db') });
-    const { cache } = await memoryCache({ storage: storage as unknown as MemoryStorage });
+    const { cache } = await memoryCache({ storage });
     const before = Date.now();
     await cache.set('k', 'v', { ttlMs: 60_000.5 });
     await cache.flush();
@@ -98,7 +97,7 @@ describe('versions from elsewhere', () => {
 describe('slow reads', () => {
   it('never caches a read snapshot older than a write that was flushed and evicted meanwhile', async () => {
     vi.useFakeTimers();
-    const inner = new MemoryStorage();
+    const inner = faultyMemory();
     await inner.apply([{ key: 'k', version: 1, json: '"old"', expiresAt: null }]);
     let slowReads = true;
     const storage: Storage = {

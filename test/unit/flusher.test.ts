@@ -8,7 +8,7 @@ import {
   ClosedError,
   type DeadLetter,
   type HybridCacheOptions,
-  MemoryStorage,
+  type Storage,
   StorageConfigurationError,
   type VersionedWrite,
 } from '../../src/index.js';
@@ -18,13 +18,14 @@ import { MemoryOutbox } from '../../src/sync/outbox.js';
 import { StoreGuard } from '../../src/sync/store-guard.js';
 import {
   capturingLogger,
+  faultyMemory,
   type LogLine,
   memoryCache,
   settleWithTimers,
   silentLogger,
   storedValue,
 } from '../helpers/cache.js';
-import { misanswerApply } from '../helpers/faulty-storage.js';
+import { misanswerApply } from '../helpers/misanswer.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -37,7 +38,7 @@ afterEach(() => {
 const errMessage = (line: LogLine | undefined) => (line?.err as { message?: string } | undefined)?.message;
 
 /** Records the size of every batch sent, and the most calls in flight at once. */
-function recordBatches(storage: MemoryStorage) {
+function recordBatches(storage: Storage) {
   const sizes: number[] = [];
   const signals: Array<AbortSignal | undefined> = [];
   let active = 0;
@@ -72,7 +73,7 @@ class FailingOutbox extends MemoryOutbox {
 }
 
 function cacheOver(outbox: FailingOutbox, overrides: Partial<HybridCacheOptions> = {}) {
-  const storage = new MemoryStorage();
+  const storage = faultyMemory();
   const log = capturingLogger();
   const cache = new HybridCache<unknown>(
     resolveOptions({
@@ -458,7 +459,7 @@ describe('close', () => {
 });
 
 describe('Flusher.waitFor', () => {
-  function flusherOver(storage = new MemoryStorage()) {
+  function flusherOver(storage = faultyMemory()) {
     const tier = new MemoryTier({ maxEntries: 100, maxBytes: 1_000_000, onEvict: () => {} });
     const guard = new StoreGuard({
       failureThreshold: 3,
@@ -517,7 +518,7 @@ describe('Flusher.waitFor', () => {
     const state = track(done);
     cancel();
     await vi.advanceTimersByTimeAsync(100);
-    expect(storage.peek('a')?.version).toBe(w.version);
+    expect(storage.inner.peek('a')?.version).toBe(w.version);
     await flusher.stop();
     await vi.advanceTimersByTimeAsync(0);
     expect(state.settled).toBe(false);

@@ -91,5 +91,19 @@ describe('layers', () => {
     visit('src/index.ts');
     expect(seen).toContain('src/daemon/wire.ts');
     expect([...packages].filter((name) => name === 'fastify' || name === 'prom-client')).toEqual([]);
+    expect([...seen].filter((path) => inLayer(path, 'testing'))).toEqual([]);
+  });
+
+  it('hybrid-cache/testing loads no test runner, and only the library imports it', () => {
+    const testing = files.filter((f) => inLayer(f.file, 'testing'));
+    expect(testing.map((f) => f.file)).toContain('src/testing/index.ts');
+    const runners = testing.flatMap((f) =>
+      specifiers(join(root, f.file)).filter((name) => /^(vitest|jest|mocha|@jest\/)/.test(name)),
+    );
+    expect(runners).toEqual([]);
+    const importers = files
+      .filter((f) => !inLayer(f.file, 'testing') && f.imports.some((path) => inLayer(path, 'testing')))
+      .map((f) => f.file);
+    expect(importers).toEqual([]);
   });
 });

@@ -176,7 +176,7 @@ describe('cache over the SQLite outbox', () => {
     await second.cache.flush();
     expect(storedValue(first.storage, 'a')).toEqual({ v: 1 });
     expect(storedValue(first.storage, 'b')).toBeNull();
-    expect(first.storage.peek('c')?.expiresAt).toBeGreaterThan(Date.now());
+    expect(first.storage.inner.peek('c')?.expiresAt).toBeGreaterThan(Date.now());
     expect(second.cache.stats().pending).toBe(0);
     await second.cache.close();
     const third = SqliteOutbox.open({ path, durability: 'process' });
@@ -216,7 +216,7 @@ describe('clock high-water mark', () => {
     const first = await memoryCache({ outbox: { path, durability: 'process' } });
     await first.cache.set('k', 'before restart');
     await first.cache.flush();
-    const flushedVersion = first.storage.peek('k')?.version as number;
+    const flushedVersion = first.storage.inner.peek('k')?.version as number;
     await first.cache.close();
 
     vi.useFakeTimers({ now: Date.now() - 3_600_000 }); // the clock stepped back an hour
@@ -224,7 +224,7 @@ describe('clock high-water mark', () => {
       const second = await memoryCache({ outbox: { path, durability: 'process' }, storage: first.storage });
       await second.cache.set('k', 'after restart');
       await second.cache.flush();
-      expect(first.storage.peek('k')?.version).toBeGreaterThan(flushedVersion);
+      expect(first.storage.inner.peek('k')?.version).toBeGreaterThan(flushedVersion);
       expect(storedValue(first.storage, 'k')).toBe('after restart');
       await second.cache.close();
     } finally {

@@ -173,6 +173,15 @@ describe('SqliteStorage cleanup', () => {
     ]);
   });
 
+  it('lets a call override the configured retention, for that call only', async () => {
+    const storage = open({ path: ':memory:', tombstoneRetentionMs: 60_000 });
+    const now = Date.now();
+    await storage.apply([tombstone('ten-seconds-old', versionAt(now - 10_000))]);
+    expect(await storage.cleanup()).toBe(0);
+    expect(await storage.cleanup({ tombstoneRetentionMs: 5_000 })).toBe(1);
+    await expect(storage.cleanup({ tombstoneRetentionMs: -1 })).rejects.toThrow(RangeError);
+  });
+
   it('removes a tombstone minted exactly at the retention cutoff and keeps one a millisecond younger', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     try {

@@ -12,6 +12,7 @@ import {
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
 import { SQLITE_SCHEMA_VERSION } from '../../src/storage/sqlite-schema.js';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
+import { DEFAULT_TOMBSTONE_RETENTION_MS } from '../../src/storage/tombstone-retention.js';
 import type { VersionedWrite } from '../../src/storage/types.js';
 import { LOGICAL_SLOTS, versionTimeMs } from '../../src/storage/version.js';
 import { put, tombstone } from '../helpers/writes.js';
@@ -308,11 +309,23 @@ describe('MemoryStorage', () => {
       tombstone('at-cutoff', versionAt(now - 60_000) + LOGICAL_SLOTS - 1),
       tombstone('just-younger', versionAt(now - 59_999)),
     ]);
-    expect(storage.cleanup(60_000)).toBe(2);
+    expect(await storage.cleanup({ tombstoneRetentionMs: 60_000 })).toBe(2);
     expect([...storage.dump().keys()].sort()).toEqual(['expires-later', 'just-younger', 'old-no-expiry']);
-    expect(storage.cleanup(60_000)).toBe(0);
-    expect(storage.cleanup()).toBe(1);
+    expect(await storage.cleanup({ tombstoneRetentionMs: 60_000 })).toBe(0);
+    expect(await storage.cleanup({ tombstoneRetentionMs: 0 })).toBe(1);
     expect([...storage.dump().keys()].sort()).toEqual(['expires-later', 'old-no-expiry']);
+  });
+
+  it('cleanup keeps tombstones for the default retention of 7 days, like every adapter', async () => {
+    const storage = new MemoryStorage();
+    const retention = DEFAULT_TOMBSTONE_RETENTION_MS;
+    expect(retention).toBe(7 * 24 * 3_600_000);
+    await storage.apply([
+      tombstone('older', versionAt(now - retention)),
+      tombstone('younger', versionAt(now - retention + 1)),
+    ]);
+    expect(await storage.cleanup()).toBe(1);
+    expect([...storage.dump().keys()]).toEqual(['younger']);
   });
 
   it('dump returns copies that do not alter the store', async () => {
@@ -323,64 +336,5 @@ describe('MemoryStorage', () => {
     const entry = dumped.get('k');
     if (entry) entry.version = 99;
     expect(storage.peek('k')?.version).toBe(1);
-  });
-
-  it('reports whether it is down', async () => {
-    const storage = new MemoryStorage();
-    expect(storage.isDown).toBe(false);
-    storage.goDown();
-    expect(storage.isDown).toBe(true);
-    await expect(storage.getMany(['k'])).rejects.toThrow(TransientStorageError);
-    storage.comeUp();
-    expect(storage.isDown).toBe(false);
-  });
-
-  it('commitThenFailNext commits the writes and then fails the call transiently, once', async () => {
-    const storage = new MemoryStorage();
-    storage.commitThenFailNext();
-    await expect(storage.apply([put('k', 1, 'v')])).rejects.toThrow(TransientStorageError);
-    expect(storage.peek('k')?.version).toBe(1);
-    expect(await storage.apply([put('k', 2, 'v2')])).toEqual([{ status: 'applied' }]);
-  });
-
-  it('failNext with kind permanent fails whole calls with a permanent error', async () => {
-    const storage = new MemoryStorage();
-    storage.failNext(1, 'permanent');
-    await expect(storage.apply([put('k', 1, 'v')])).rejects.toThrow(PermanentStorageError);
-    expect(storage.peek('k')).toBeUndefined();
-    storage.failNext(1);
-    await expect(storage.apply([put('k', 1, 'v')])).rejects.toThrow(TransientStorageError);
-    expect(await storage.apply([put('k', 1, 'v')])).toEqual([{ status: 'applied' }]);
-  });
-
-  it('delays calls by the configured latency, with or without a signal', async () => {
-    const storage = new MemoryStorage();
-    storage.setLatency(100);
-    let done = false;
-    const call = storage.apply([put('k', 1, 'v')]).then((r) => {
-      done = true;
-      return r;
-    });
-    await vi.advanceTimersByTimeAsync(99);
-    expect(done).toBe(false);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(await call).toEqual([{ status: 'applied' }]);
-    const controller = new AbortController();
-    const read = storage.getMany(['k'], { signal: controller.signal });
-    await vi.advanceTimersByTimeAsync(100);
-    expect((await read).size).toBe(1);
-  });
-
-  it('aborts a delayed call with the signal’s reason, before touching data', async () => {
-    const storage = new MemoryStorage();
-    storage.setLatency(1_000);
-    const controller = new AbortController();
-    const call = failureOf(storage.apply([put('k', 1, 'v')], { signal: controller.signal }));
-    await vi.advanceTimersByTimeAsync(10);
-    const reason = new Error('caller gave up');
-    controller.abort(reason);
-    expect(await call).toBe(reason);
-    await vi.advanceTimersByTimeAsync(2_000);
-    expect(storage.peek('k')).toBeUndefined();
   });
 });

@@ -11,13 +11,13 @@ import {
   FlushTimeoutError,
   HybridCacheError,
   type HybridCacheOptions,
-  MemoryStorage,
   OutboxError,
   StorageUnavailableError,
   ValidationError,
 } from '../../src/index.js';
 import {
   capturingLogger,
+  faultyMemory,
   memoryCache,
   settleWithTimers,
   silentLogger,
@@ -47,7 +47,7 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
 
 function create(options: Partial<HybridCacheOptions>): Promise<unknown> {
   return createHybridCache({
-    storage: new MemoryStorage(),
+    storage: faultyMemory(),
     outbox: { durability: 'none' },
     logger: silentLogger,
     ...options,
@@ -192,9 +192,11 @@ describe('createHybridCache option validation', () => {
 
   it('logs to stderr as "hybrid-cache" at warn when given no logger', () => {
     const entry = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
+    const testing = fileURLToPath(new URL('../../src/testing/index.ts', import.meta.url));
     const script = `
       const { createHybridCache, MemoryStorage } = await import(${JSON.stringify(entry)});
-      const storage = new MemoryStorage();
+      const { FaultyStorage } = await import(${JSON.stringify(testing)});
+      const storage = new FaultyStorage(new MemoryStorage());
       storage.goDown();
       const cache = await createHybridCache({ storage, outbox: { durability: 'none' } });
       await cache.set('k', 1);
@@ -429,7 +431,7 @@ describe('expiry', () => {
     const expiresAt = Date.now() + 10_000;
     await cache.set('k', 'v', { ttlMs: 10_000 });
     await settleWithTimers(cache.flush());
-    expect(storage.peek('k')?.expiresAt).toBe(expiresAt);
+    expect(storage.inner.peek('k')?.expiresAt).toBe(expiresAt);
     vi.setSystemTime(expiresAt - 1);
     expect(await cache.get('k')).toBe('v');
     expect(cache.stats()).toMatchObject({ pending: 0, misses: 0 });
@@ -488,7 +490,7 @@ describe('replay on start', () => {
 
 describe('memory accounting of non-ASCII values', () => {
   it('counts a value the same whether it was set here or loaded from the store', async () => {
-    const storage = new MemoryStorage();
+    const storage = faultyMemory();
     const value = 'é'.repeat(400); // 402 UTF-16 units of JSON, 802 UTF-8 bytes: past the fast path
     const { cache: writer } = await memoryCache({ storage, maxValueBytes: 1_000 });
     await writer.set('k', value);

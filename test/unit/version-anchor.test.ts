@@ -9,9 +9,11 @@ import {
   type HybridCacheOptions,
   LOGICAL_SLOTS,
   MemoryStorage,
+  type Storage,
   type SupersededWrite,
 } from '../../src/index.js';
-import { capturingLogger, memoryCache, silentLogger } from '../helpers/cache.js';
+import { FaultyStorage } from '../../src/testing/index.js';
+import { capturingLogger, faultyMemory, memoryCache, silentLogger } from '../helpers/cache.js';
 
 const HOUR_MS = 3_600_000;
 /** A version minted by a host whose clock is an hour ahead of this one. */
@@ -27,7 +29,7 @@ function outboxPath(): string {
   return join(dir, 'outbox.db');
 }
 
-function durableCache(storage: MemoryStorage, path: string, overrides: Partial<HybridCacheOptions> = {}) {
+function durableCache(storage: Storage, path: string, overrides: Partial<HybridCacheOptions> = {}) {
   return createHybridCache<unknown>({
     storage,
     outbox: { path, durability: 'process' },
@@ -39,8 +41,8 @@ function durableCache(storage: MemoryStorage, path: string, overrides: Partial<H
   });
 }
 
-async function storeHolding(entries: Record<string, string>): Promise<MemoryStorage> {
-  const storage = new MemoryStorage();
+async function storeHolding(entries: Record<string, string>): Promise<FaultyStorage<MemoryStorage>> {
+  const storage = faultyMemory();
   await storage.apply(
     Object.entries(entries).map(([key, value]) => ({
       key,
@@ -58,8 +60,8 @@ async function anchored(cache: { set(key: string, value: never): Promise<void>; 
   await cache.flush();
 }
 
-const storedJson = (storage: MemoryStorage, key: string) => {
-  const entry = storage.peek(key);
+const storedJson = (storage: FaultyStorage<MemoryStorage>, key: string) => {
+  const entry = storage.inner.peek(key);
   return entry && (entry.json === null ? null : JSON.parse(entry.json));
 };
 
@@ -82,14 +84,14 @@ describe('a cache whose clock is behind the versions the store holds', () => {
   });
 
   it('mints above the high-water mark it read when it opened, tombstones included', async () => {
-    const storage = new MemoryStorage();
+    const storage = faultyMemory();
     const mark = aheadVersion();
     await storage.apply([{ key: 'tombstone', version: mark, json: null, expiresAt: null }]);
     const { cache } = await memoryCache({ storage });
     await vi.waitFor(() => expect(storage.calls.highWaterMark).toBe(1));
     await cache.set('fresh', 1);
     await cache.flush();
-    expect(storage.peek('fresh')?.version).toBeGreaterThan(mark);
+    expect(storage.inner.peek('fresh')?.version).toBeGreaterThan(mark);
   });
 });
 
@@ -180,7 +182,7 @@ class HeldMark extends MemoryStorage {
 
 describe('writes to one key in flight when the high-water mark arrives', () => {
   it('keeps the newer write when an older one to the same key is re-minted first', async () => {
-    const storage = new HeldMark();
+    const storage = new FaultyStorage(new HeldMark());
     await storage.apply([{ key: 'k', version: aheadVersion(), json: '"old"', expiresAt: null }]);
     const cache = await durableCache(storage, outboxPath(), {
       flush: { batchSize: 50, intervalMs: 0, concurrency: 2 },
@@ -188,7 +190,7 @@ describe('writes to one key in flight when the high-water mark arrives', () => {
     await cache.set('k', 'a');
     await new Promise((resolve) => setTimeout(resolve, 20)); // the flusher now waits for the mark
     const writingB = cache.set('k', 'b'); // its outbox commit is still to come when the mark arrives
-    storage.release();
+    storage.inner.release();
     await writingB;
     await cache.flush({ timeoutMs: 10_000 });
     expect(await cache.get('k')).toBe('b');
@@ -202,7 +204,7 @@ describe('writes to one key in flight when the high-water mark arrives', () => {
 
 describe('a local write that loses to a newer write from elsewhere', () => {
   it('is reported: event, stat and a warn log with the key and both versions', async () => {
-    const storage = new MemoryStorage();
+    const storage = faultyMemory();
     const log = capturingLogger();
     const { cache } = await memoryCache({
       storage,
@@ -233,7 +235,7 @@ describe('a local write that loses to a newer write from elsewhere', () => {
   });
 
   it('lets the later of two instances win, and tells the one that lost', async () => {
-    const storage = new MemoryStorage();
+    const storage = faultyMemory();
     const open = () =>
       createHybridCache<string>({
         storage,
@@ -262,7 +264,7 @@ describe('a local write that loses to a newer write from elsewhere', () => {
   });
 
   it('keeps its version when replayed after a crash, so it cannot overwrite a newer write that followed it', async () => {
-    const storage = new MemoryStorage();
+    const storage = faultyMemory();
     const path = outboxPath();
     const first = await durableCache(storage, path, { retry: { baseMs: 60_000, maxMs: 60_000 } });
     await anchored(first);
@@ -271,7 +273,7 @@ describe('a local write that loses to a newer write from elsewhere', () => {
     await first.set('k', 'mine');
     await vi.waitFor(() => expect(storedJson(storage, 'k')).toBe('mine'));
     await first[ABANDON]();
-    const mine = storage.peek('k')?.version as number;
+    const mine = storage.inner.peek('k')?.version as number;
     await storage.apply([{ key: 'k', version: mine + 1, json: '"theirs"', expiresAt: null }]);
 
     const second = await durableCache(storage, path);
@@ -285,11 +287,11 @@ describe('a local write that loses to a newer write from elsewhere', () => {
   });
 
   it('is reported once, for the latest local write, when a newer local write replaced the one that lost', async () => {
-    const storage = new MemoryStorage();
+    const storage = faultyMemory();
     const { cache } = await memoryCache({ storage });
     await anchored(cache);
     await cache.set('k', 'first');
-    await storage.apply([{ key: 'k', version: aheadVersion(), json: '"theirs"', expiresAt: null }]);
+    await storage.inner.apply([{ key: 'k', version: aheadVersion(), json: '"theirs"', expiresAt: null }]);
     // While 'first' is on its way to the store, a newer local write replaces it in memory.
     const apply = storage.apply.bind(storage);
     let replaced = false;

@@ -4,12 +4,11 @@ import {
   ClosedError,
   FlushTimeoutError,
   type Health,
-  MemoryStorage,
   StorageUnavailableError,
   ValidationError,
   ValueTooLargeError,
 } from '../../src/index.js';
-import { memoryCache, settleWithTimers, storedValue } from '../helpers/cache.js';
+import { faultyMemory, memoryCache, settleWithTimers, storedValue } from '../helpers/cache.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -231,7 +230,7 @@ describe('circuit breaker and health', () => {
   });
 
   it('reads a miss from the store once, however many callers ask at once', async () => {
-    const storage = new MemoryStorage();
+    const storage = faultyMemory();
     await storage.apply([{ key: 'k', version: 1, json: '"stored"', expiresAt: null }]);
     const { cache } = await memoryCache({ storage });
     const reads = await Promise.all(Array.from({ length: 10 }, () => cache.get('k')));
@@ -353,11 +352,11 @@ describe('bad input', () => {
     const { cache, storage } = await memoryCache({ maxValueBytes: 1_000 });
     await cache.set('k', 'original');
     await cache.flush();
-    const before = { stats: cache.stats(), stored: storage.dump() };
+    const before = { stats: cache.stats(), stored: storage.inner.dump() };
     await expect(act(cache)).rejects.toBeInstanceOf(ValidationError);
     await cache.flush();
     expect(cache.stats()).toEqual(before.stats);
-    expect(storage.dump()).toEqual(before.stored);
+    expect(storage.inner.dump()).toEqual(before.stored);
     expect(await cache.get('k')).toBe('original');
   });
 
@@ -375,7 +374,7 @@ describe('TTL', () => {
     const writtenAt = Date.now();
     await cache.set('short', 'v', { ttlMs: 1_000 });
     await cache.flush();
-    expect(storage.peek('short')?.expiresAt).toBe(writtenAt + 1_000);
+    expect(storage.inner.peek('short')?.expiresAt).toBe(writtenAt + 1_000);
     await vi.advanceTimersByTimeAsync(999);
     expect(await cache.get('short')).toBe('v');
     await vi.advanceTimersByTimeAsync(10);
@@ -387,8 +386,8 @@ describe('TTL', () => {
     await cache.set('d', 1);
     await cache.set('forever', 1, { ttlMs: 0 });
     await cache.flush();
-    expect(storage.peek('d')?.expiresAt).not.toBeNull();
-    expect(storage.peek('forever')?.expiresAt).toBeNull();
+    expect(storage.inner.peek('d')?.expiresAt).not.toBeNull();
+    expect(storage.inner.peek('forever')?.expiresAt).toBeNull();
     await vi.advanceTimersByTimeAsync(1_000);
     expect(await cache.get('d')).toBeUndefined();
     expect(await cache.get('forever')).toBe(1);
@@ -402,22 +401,22 @@ describe('TTL', () => {
     await vi.advanceTimersByTimeAsync(100);
     expect(await cache.get('k')).toBeUndefined();
     await cache.flush();
-    expect(storage.peek('k')?.json).toBe('"new"');
+    expect(storage.inner.peek('k')?.json).toBe('"new"');
     expect(await cache.get('k')).toBeUndefined();
   });
 });
 
 describe('versions', () => {
   it('writes with a version above any version observed from the store', async () => {
-    const storage = new MemoryStorage();
+    const storage = faultyMemory();
     const future = (Date.now() + 3_600_000) * 1024;
     await storage.apply([{ key: 'k', version: future, json: '"from the future"', expiresAt: null }]);
     const { cache } = await memoryCache({ storage });
     expect(await cache.get('k')).toBe('from the future');
     await cache.set('k', 'mine');
     await cache.flush();
-    expect(storage.peek('k')?.json).toBe('"mine"');
-    expect(storage.peek('k')?.version).toBeGreaterThan(future);
+    expect(storage.inner.peek('k')?.json).toBe('"mine"');
+    expect(storage.inner.peek('k')?.version).toBeGreaterThan(future);
   });
 });
 
@@ -476,7 +475,7 @@ describe('flush and close', () => {
 
 describe('two instances over one store', () => {
   it('converge to the newest write, which each reads once its own copy is gone', async () => {
-    const storage = new MemoryStorage();
+    const storage = faultyMemory();
     const a = (await memoryCache({ storage, maxEntries: 1 })).cache;
     const b = (await memoryCache({ storage, maxEntries: 1 })).cache;
     await a.set('k', 'from a');

@@ -1,0 +1,8 @@
+/**
+ * `hybrid-cache/testing`: what someone writing or testing against a `Storage` needs. Not loaded by
+ * the package root, and free of any test runner: the runner's functions are passed in.
+ */
+
+export { FaultyStorage } from './faulty-storage.js';
+export { type ContractSetup, describeStorageContract, type TestFunctions } from './storage-contract.js';
+export { put, tombstone } from './writes.js';
