@@ -1,0 +1,88 @@
+import type Database from 'better-sqlite3';
+import { OutboxError } from '../cache/errors.js';
+import { SQLITE_APPLICATION_ID as STORE_APPLICATION_ID } from '../storage/sqlite-schema.js';
+
+export const OUTBOX_SCHEMA_VERSION = 1;
+
+/** Marks a file as a hybrid-cache outbox ('hcob'), so a foreign database is refused instead of altered. */
+export const OUTBOX_APPLICATION_ID = 0x6863_6f62;
+
+const OUTBOX_TABLES = ['dead_letters', 'meta', 'pending'];
+
+/**
+ * Refuses, before anything is written to it, a file that is not a hybrid-cache outbox: the store,
+ * another application's database, or a newer outbox schema. An empty file is fine (it becomes one),
+ * and so is an outbox written before outboxes carried an application id.
+ */
+export function assertOutboxFile(db: Database.Database, path: string): void {
+  const applicationId = db.pragma('application_id', { simple: true }) as number;
+  const version = db.pragma('user_version', { simple: true }) as number;
+  const tables = userTables(db);
+  const ownIt = 'give the outbox a file of its own (outbox.path / CACHE_DATA_DIR)';
+  if (applicationId === STORE_APPLICATION_ID) {
+    throw new OutboxError(
+      `${path} is a hybrid-cache store file, not an outbox; it was left untouched: ${ownIt}`,
+    );
+  }
+  const foreign =
+    (applicationId !== 0 && applicationId !== OUTBOX_APPLICATION_ID) ||
+    (applicationId === 0 && tables.length > 0 && !isLegacyOutbox(tables, version));
+  if (foreign) {
+    throw new OutboxError(
+      `${path} is another application's database (application_id ${applicationId}, tables ${tables.join(', ')}), ` +
+        `not a hybrid-cache outbox; it was left untouched: ${ownIt}`,
+    );
+  }
+  if (version > OUTBOX_SCHEMA_VERSION) {
+    throw new OutboxError(
+      `the outbox at ${path} has schema version ${version}, newer than this version of hybrid-cache understands (${OUTBOX_SCHEMA_VERSION}); upgrade hybrid-cache or use another file`,
+    );
+  }
+}
+
+function isLegacyOutbox(tables: string[], version: number): boolean {
+  return version === OUTBOX_SCHEMA_VERSION && tables.join() === OUTBOX_TABLES.join();
+}
+
+function userTables(db: Database.Database): string[] {
+  return db
+    .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+    .pluck()
+    .all() as string[];
+}
+
+/** Creates the schema in a new (empty) outbox file and stamps it; an existing outbox is left as it is. */
+export function migrateOutbox(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version === OUTBOX_SCHEMA_VERSION) {
+    if (db.pragma('application_id', { simple: true }) === 0) {
+      db.pragma(`application_id = ${OUTBOX_APPLICATION_ID}`);
+    }
+    return;
+  }
+  db.exec(`
+    CREATE TABLE pending (
+      key TEXT PRIMARY KEY NOT NULL,
+      version INTEGER NOT NULL,
+      json TEXT,
+      expires_at INTEGER,
+      queued_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    -- highest_version: the clock's high-water mark among rows that left 'pending'. Versions already
+    -- flushed leave no pending row, and a restarted process whose wall clock is behind (NTP step, or
+    -- more than 1024 writes/ms) must still mint versions above them.
+    CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO meta (name, value) VALUES ('highest_version', 0);
+    CREATE TABLE dead_letters (
+      id INTEGER PRIMARY KEY,
+      key TEXT NOT NULL,
+      version INTEGER NOT NULL,
+      json TEXT,
+      expires_at INTEGER,
+      error TEXT NOT NULL,
+      failed_at INTEGER NOT NULL
+    );
+    PRAGMA application_id = ${OUTBOX_APPLICATION_ID};
+    PRAGMA user_version = ${OUTBOX_SCHEMA_VERSION};
+  `);
+}
