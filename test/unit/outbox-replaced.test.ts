@@ -31,37 +31,40 @@ describe('the outbox file deleted or replaced while the cache runs', () => {
     ['deleted (with its -wal)', removeOutbox],
     ['replaced by another outbox file', replaceOutbox],
     ['its -wal alone deleted', (path: string) => unlinkSync(`${path}-wal`)],
-  ])('%s: later writes reject with OutboxError, health says so, and memory still flushes', async (_, damage) => {
-    const path = join(dir, 'outbox.db');
-    const { cache, storage } = await memoryCache({ outbox: { path, durability: 'process' } });
-    storage.goDown();
-    for (let i = 0; i < 20; i++) await cache.set(`before-${i}`, i);
+  ])(
+    '%s: later writes reject with OutboxError, health says so, and memory still flushes',
+    async (_, damage) => {
+      const path = join(dir, 'outbox.db');
+      const { cache, storage } = await memoryCache({ outbox: { path, durability: 'process' } });
+      storage.goDown();
+      for (let i = 0; i < 20; i++) await cache.set(`before-${i}`, i);
 
-    damage(path);
-    const results = await Promise.allSettled(
-      Array.from({ length: 20 }, (_, i) => cache.set(`after-${i}`, i)),
-    );
-    // Not one write after the damage is acknowledged: it would have gone into a file nobody will read.
-    for (const result of results) {
-      expect(result.status).toBe('rejected');
-      const reason = (result as PromiseRejectedResult).reason as OutboxError;
-      expect(reason).toBeInstanceOf(OutboxError);
-      expect(reason.message).toContain(path);
-      expect(reason.message).toMatch(/deleted or replaced/);
-    }
-    await expect(cache.delete('before-0')).rejects.toBeInstanceOf(OutboxError);
-    expect(cache.stats().outboxWritable).toBe(false);
-    expect(cache.outboxError?.message).toMatch(/deleted or replaced/);
+      damage(path);
+      const results = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) => cache.set(`after-${i}`, i)),
+      );
+      // Not one write after the damage is acknowledged: it would have gone into a file nobody will read.
+      for (const result of results) {
+        expect(result.status).toBe('rejected');
+        const reason = (result as PromiseRejectedResult).reason as OutboxError;
+        expect(reason).toBeInstanceOf(OutboxError);
+        expect(reason.message).toContain(path);
+        expect(reason.message).toMatch(/deleted or replaced/);
+      }
+      await expect(cache.delete('before-0')).rejects.toBeInstanceOf(OutboxError);
+      expect(cache.stats().outboxWritable).toBe(false);
+      expect(cache.outboxError?.message).toMatch(/deleted or replaced/);
 
-    // What was acknowledged before is in memory and still reaches the store.
-    storage.comeUp();
-    await cache.flush();
-    for (let i = 0; i < 20; i++) expect(storedValue(storage, `before-${i}`)).toBe(i);
-    expect(storedValue(storage, 'after-0')).toBeUndefined();
-    expect(await cache.get('after-0')).toBeUndefined();
-    expect(cache.stats()).toMatchObject({ pending: 0, outboxWritable: false });
-    await cache.close();
-  });
+      // What was acknowledged before is in memory and still reaches the store.
+      storage.comeUp();
+      await cache.flush();
+      for (let i = 0; i < 20; i++) expect(storedValue(storage, `before-${i}`)).toBe(i);
+      expect(storedValue(storage, 'after-0')).toBeUndefined();
+      expect(await cache.get('after-0')).toBeUndefined();
+      expect(cache.stats()).toMatchObject({ pending: 0, outboxWritable: false });
+      await cache.close();
+    },
+  );
 
   it('is noticed in the background even when nothing is written', async () => {
     const path = join(dir, 'outbox.db');
@@ -69,7 +72,10 @@ describe('the outbox file deleted or replaced while the cache runs', () => {
     await cache.set('a', 1);
     expect(cache.stats().outboxWritable).toBe(true);
     removeOutbox(path);
-    await vi.waitFor(() => expect(cache.stats().outboxWritable).toBe(false), { timeout: 5_000, interval: 50 });
+    await vi.waitFor(() => expect(cache.stats().outboxWritable).toBe(false), {
+      timeout: 5_000,
+      interval: 50,
+    });
     await expect(cache.set('b', 2)).rejects.toBeInstanceOf(OutboxError);
     await cache.close();
   });
