@@ -26,11 +26,17 @@ type Ack = { key: string; version: number };
 const DEFAULT_MAINTENANCE_INTERVAL_MS = 1_000;
 /** The background checkpoint threshold never drops below this, however little disk is free. */
 const MIN_CHECKPOINT_AT_BYTES = 64 * 1024;
+/** Below this much free disk, each commit first checks that it leaves room to clear the backlog. */
+const LOW_DISK_BYTES = 32 * 2 ** 20;
 /**
  * Acknowledged rows deleted per transaction, one transaction per turn of the event loop: clearing a
  * flushed batch of 200 at once held the loop for ~0.4 ms, which every write waiting behind it paid.
  */
 const ACK_CHUNK = 32;
+/** On a nearly full disk, fewer per transaction, so that one transaction fits the room kept for it. */
+const LOW_DISK_ACK_CHUNK = 8;
+/** Log pages one transaction deleting a low-disk chunk of acknowledged rows may write (leaves, parents, freelist). */
+const ACK_ROOM_PAGES = 2 * LOW_DISK_ACK_CHUNK + 8;
 const DAMAGED_JSON = 'its JSON was damaged in the outbox (not valid JSON); it was not sent to the store';
 
 /**
@@ -75,6 +81,8 @@ export class SqliteOutbox implements Outbox {
   #commits = 0;
   #checkpoints = 0;
   #walBytes = 0;
+  /** Free bytes on the outbox's filesystem, as last measured. */
+  #freeBytes = Number.POSITIVE_INFINITY;
   #checkpointAtBytes: number;
   #checkpointRequested = false;
   #acknowledging = false;
@@ -149,6 +157,7 @@ export class SqliteOutbox implements Outbox {
       for (const w of writes) this.#upsert.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt);
     });
     this.#walFd = this.#files ? openSync(`${options.path}-wal`, 'r') : undefined;
+    if (this.#files) this.#adaptToFreeSpace();
     this.#maintenance = repeat(
       () => this.#maintain(),
       options.maintenanceIntervalMs ?? DEFAULT_MAINTENANCE_INTERVAL_MS,
@@ -334,15 +343,16 @@ export class SqliteOutbox implements Outbox {
 
   /** Commits a group; returns why it must not be acknowledged, if it must not. */
   #commit(writes: PendingWrite[]): OutboxError | undefined {
+    const rowBytes = () =>
+      writes.map((w) => Buffer.byteLength(w.key) + (w.json === null ? 0 : Buffer.byteLength(w.json)));
     try {
-      this.#makeRoomInLog(() =>
-        writes.map((w) => Buffer.byteLength(w.key) + (w.json === null ? 0 : Buffer.byteLength(w.json))),
-      );
+      if (this.#freeBytes <= LOW_DISK_BYTES) this.#assertDiskRoom(rowBytes());
+      this.#makeRoomInLog(rowBytes);
       this.#commitGroup(writes);
       this.#commits++;
     } catch (error) {
       // On a full disk the log may hold frames a checkpoint can fold back, letting later writes reuse it.
-      if (isFull(error)) this.#requestCheckpoint();
+      if (isFull(error) || error instanceof OutboxError) this.#requestCheckpoint();
       this.#writeFailure = describeWriteFailure(this.#path, error, this.#limits.maxPageCount !== undefined);
       return this.#writeFailure;
     }
@@ -359,7 +369,11 @@ export class SqliteOutbox implements Outbox {
     this.#acknowledging = true;
     scheduleSoon(() => {
       this.#acknowledging = false;
-      if (this.#flushAcknowledgements(ACK_CHUNK) && this.#unacknowledged.size > 0) this.#acknowledgeSoon();
+      const chunk = this.#freeBytes <= LOW_DISK_BYTES ? LOW_DISK_ACK_CHUNK : ACK_CHUNK;
+      // A checkpoint under way (the log grew past its threshold) resumes the acknowledgements when done.
+      if (this.#flushAcknowledgements(chunk) && this.#unacknowledged.size > 0 && !this.#checkpointRequested) {
+        this.#acknowledgeSoon();
+      }
     });
   }
 
@@ -375,7 +389,8 @@ export class SqliteOutbox implements Outbox {
       this.#makeRoomInLog(() => acks.map((a) => Buffer.byteLength(a.key)));
       this.#ackAll(acks);
     } catch (error) {
-      if (isFull(error)) this.#requestCheckpoint();
+      // Retried by the next background tick (with a checkpoint first), not at once: on a full disk
+      // an immediate retry would fail again, and again.
       this.#reportMaintenance(error);
       return false;
     }
@@ -396,6 +411,35 @@ export class SqliteOutbox implements Outbox {
     if (walBudgetBytes === undefined || maxPageCount === undefined || this.#walBytes === 0) return;
     const needed = walBytesUpperBound(rowBytes(), this.#pageSize, maxPageCount);
     if (this.#walBytes + needed > walBudgetBytes) this.#checkpoint('TRUNCATE');
+  }
+
+  /**
+   * On a nearly full disk, refuses a write that would leave too little room to clear the backlog
+   * later: a checkpoint may grow the main file by up to the log's size, and deleting acknowledged
+   * rows needs log room. Without this reserve the last write fills the disk, nothing can be deleted
+   * or checkpointed, and the outbox stays full after the store has caught up.
+   */
+  #assertDiskRoom(rowBytes: number[]): void {
+    if (!this.#files || this.#freeBytes > LOW_DISK_BYTES) return;
+    const needed = walBytesUpperBound(rowBytes, this.#pageSize, Number.POSITIVE_INFINITY);
+    if (this.#hasDiskRoomFor(needed)) return;
+    // Folding the log back into the main file and emptying it may free enough (a degraded-mode cost).
+    if (this.#walBytes > 0 && this.#tryCheckpoint('TRUNCATE') && this.#hasDiskRoomFor(needed)) return;
+    throw new OutboxError(
+      `the outbox at ${this.#path} could not record the write: the disk is nearly full (${this.#freeBytes} bytes free); ` +
+        'the rest is kept for clearing the backlog. It recovers once space is freed or the store acknowledges the backlog',
+    );
+  }
+
+  #hasDiskRoomFor(logBytes: number): boolean {
+    this.#adaptToFreeSpace();
+    // Pages the log holds beyond the end of the main file: what the next checkpoint grows it by.
+    const pages = this.#db.pragma('page_count', { simple: true }) as number;
+    const growth = Math.max(0, pages * this.#pageSize - (this.#files?.check().mainBytes ?? 0));
+    // Room to delete acknowledged rows matters only while there are rows to delete.
+    const ackRoom =
+      this.#unacknowledged.size > 0 || this.#hasPending.get() ? ACK_ROOM_PAGES * (this.#pageSize + 24) : 0;
+    return this.#freeBytes >= growth + logBytes + ackRoom;
   }
 
   /** Checks the files after a write transaction; returns (and keeps) the error when they were replaced. */
@@ -433,8 +477,9 @@ export class SqliteOutbox implements Outbox {
       this.#checkpointRequested = false;
       if (this.#closed) return this.#closeWalFd();
       if (this.#lost) return;
-      this.#tryCheckpoint(this.#walBytes >= this.#checkpointAtBytes ? 'TRUNCATE' : 'PASSIVE');
-      this.#acknowledgeSoon();
+      if (this.#tryCheckpoint(this.#walBytes >= this.#checkpointAtBytes ? 'TRUNCATE' : 'PASSIVE')) {
+        this.#acknowledgeSoon();
+      }
     };
     if (this.#walFd === undefined) scheduleSoon(run);
     else fdatasync(this.#walFd, run);
@@ -454,10 +499,9 @@ export class SqliteOutbox implements Outbox {
       return;
     }
     this.#adaptToFreeSpace();
-    this.#acknowledgeSoon();
     const wrote = this.#wroteSinceMaintenance;
     this.#wroteSinceMaintenance = false;
-    if (wrote) this.#requestCheckpoint();
+    if (wrote || this.#unacknowledged.size > 0) this.#requestCheckpoint();
     else if (this.#walBytes > 0 && this.#group.length === 0 && !this.#hasPending.get()) {
       // Idle with nothing pending: give the log's disk space back.
       this.#tryCheckpoint('TRUNCATE');
@@ -474,31 +518,37 @@ export class SqliteOutbox implements Outbox {
     } catch {
       return;
     }
+    this.#freeBytes = free;
     this.#checkpointAtBytes = Math.min(
       this.#limits.checkpointAtBytes,
       Math.max(MIN_CHECKPOINT_AT_BYTES, Math.floor(free / 4)),
     );
   }
 
-  #tryCheckpoint(mode: 'PASSIVE' | 'TRUNCATE'): void {
+  #tryCheckpoint(mode: 'PASSIVE' | 'TRUNCATE'): boolean {
     try {
       this.#checkpoint(mode);
     } catch (error) {
       this.#reportMaintenance(error);
-      return;
+      return false;
     }
     if (this.#unacknowledged.size === 0) this.#maintenanceSucceeded();
+    return true;
   }
 
   #checkpoint(mode: 'PASSIVE' | 'TRUNCATE'): void {
     this.#db.pragma(`wal_checkpoint(${mode})`);
     this.#checkpoints++;
-    if (this.#files) this.#walBytes = this.#files.check().walBytes;
+    if (!this.#files) return;
+    this.#walBytes = this.#files.check().walBytes;
+    this.#adaptToFreeSpace();
   }
 
   /** A write that touches one page: succeeds once the outbox has room again. */
   #probeWritable(): void {
     try {
+      if (this.#freeBytes <= LOW_DISK_BYTES) this.#assertDiskRoom([this.#pageSize]);
+      if (this.#limits.maxPageCount !== undefined && !this.#hasFreePage(this.#limits.maxPageCount)) return;
       this.#db.transaction(() => this.#raiseHighest.run(0))();
     } catch {
       return;
@@ -506,6 +556,12 @@ export class SqliteOutbox implements Outbox {
     if (this.#afterWrite()) return;
     this.#logger?.info({ path: this.#path }, 'the outbox accepts writes again');
     this.#writeFailure = undefined;
+  }
+
+  /** Under a cap, whether the main file can take another page (a free one inside, or room to grow). */
+  #hasFreePage(maxPageCount: number): boolean {
+    const pages = this.#db.pragma('page_count', { simple: true }) as number;
+    return pages < maxPageCount || (this.#db.pragma('freelist_count', { simple: true }) as number) > 0;
   }
 
   #reportMaintenance(error: unknown): void {
