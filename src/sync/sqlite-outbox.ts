@@ -287,7 +287,8 @@ export class SqliteOutbox implements Outbox {
   requeueDeadLetters(keys?: readonly string[]): DeadLetter[] {
     if (this.#lost) throw this.#lost;
     const letters = this.#db.transaction(() => {
-      const taken = this.deadLetters().filter((l) => !keys || keys.includes(l.key));
+      // A letter whose JSON is damaged stays parked: re-queued, it would be sent to the store as is.
+      const taken = this.deadLetters().filter((l) => (!keys || keys.includes(l.key)) && isIntact(l.json));
       const remove = this.#db.prepare('DELETE FROM dead_letters WHERE key = ? AND version = ?');
       const now = Date.now();
       for (const l of taken) {
@@ -615,5 +616,15 @@ function inspectExisting(path: string): void {
     throw describeOpenFailure(path, error);
   } finally {
     reader?.close();
+  }
+}
+
+function isIntact(json: string | null): boolean {
+  if (json === null) return true;
+  try {
+    JSON.parse(json);
+    return true;
+  } catch {
+    return false;
   }
 }

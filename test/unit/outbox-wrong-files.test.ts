@@ -175,6 +175,8 @@ describe('a value whose JSON is damaged', () => {
     expect(storedValue(storage, 'good')).toBe('fine');
     expect(storage.peek('bad')).toBeUndefined();
     expect(await cache.get('bad')).toBeUndefined();
+    expect(cache.retryDeadLetters()).toBe(0); // stays parked rather than reaching the store as is
+    expect(cache.deadLetters()).toHaveLength(1);
     await cache.close();
   });
 
