@@ -29,13 +29,30 @@ export function assertOutboxFile(db: Database.Database, path: string): void {
     (applicationId === 0 && tables.length > 0 && !isLegacyOutbox(tables, version));
   if (foreign) {
     throw new OutboxError(
-      `${path} is another application's database (application_id ${applicationId}, tables ${tables.join(', ')}), ` +
-        `not a hybrid-cache outbox; it was left untouched: ${ownIt}`,
+      `${path} is another application's database (tables ${tables.join(', ')}), not a hybrid-cache outbox; ` +
+        `it was left untouched: ${OWN_FILE}`,
     );
   }
   if (version > OUTBOX_SCHEMA_VERSION) {
     throw new OutboxError(
       `the outbox at ${path} has schema version ${version}, newer than this version of hybrid-cache understands (${OUTBOX_SCHEMA_VERSION}); upgrade hybrid-cache or use another file`,
+    );
+  }
+}
+
+const OWN_FILE = 'give the outbox a file of its own (outbox.path / CACHE_DATA_DIR)';
+
+/** Refuses the store's file and any file stamped by another application (0 is unstamped). */
+export function assertOwnApplicationId(applicationId: number, path: string): void {
+  if (applicationId === STORE_APPLICATION_ID) {
+    throw new OutboxError(
+      `${path} is a hybrid-cache store file, not an outbox; it was left untouched: ${OWN_FILE}`,
+    );
+  }
+  if (applicationId !== 0 && applicationId !== OUTBOX_APPLICATION_ID) {
+    throw new OutboxError(
+      `${path} is another application's database (application_id ${applicationId}), not a hybrid-cache outbox; ` +
+        `it was left untouched: ${OWN_FILE}`,
     );
   }
 }

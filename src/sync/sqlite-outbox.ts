@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, mkdirSync, openSync, statfsSync, statSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync, readSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -7,7 +7,7 @@ import type { DeadLetter, Durability } from '../cache/types.js';
 import type { Outbox, PendingWrite } from './outbox.js';
 import { describeOpenFailure, describeReplayFailure, describeWriteFailure, isFull } from './outbox-errors.js';
 import { OutboxFiles } from './outbox-files.js';
-import { assertOutboxFile, migrateOutbox } from './outbox-schema.js';
+import { assertOutboxFile, assertOwnApplicationId, migrateOutbox } from './outbox-schema.js';
 import { type WalLimits, walBytesUpperBound, walLimits } from './wal-limits.js';
 
 export interface SqliteOutboxOptions {
@@ -24,6 +24,8 @@ type Row = [key: string, version: number, json: string | null, expiresAt: number
 type Ack = { key: string; version: number };
 
 const DEFAULT_MAINTENANCE_INTERVAL_MS = 1_000;
+const SQLITE_HEADER_BYTES = 100;
+const APPLICATION_ID_OFFSET = 68;
 /** The background checkpoint threshold never drops below this, however little disk is free. */
 const MIN_CHECKPOINT_AT_BYTES = 64 * 1024;
 /** Below this much free disk, each commit first checks that it leaves room to clear the backlog. */
@@ -72,8 +74,6 @@ export class SqliteOutbox implements Outbox {
   readonly #commitGroup: (writes: PendingWrite[]) => void;
   readonly #ackAll: (writes: readonly Ack[]) => void;
   readonly #maintenance: NodeJS.Timeout;
-  /** A read-only handle on the log, to fsync it on the thread pool before a checkpoint syncs it on the event loop. */
-  readonly #walFd: number | undefined;
   #group: Array<{ write: PendingWrite; resolve: () => void; reject: (error: Error) => void }> = [];
   /** Acknowledgements that could not be written yet (disk full): retried in the background. */
   readonly #unacknowledged = new Map<string, number>();
@@ -110,7 +110,9 @@ export class SqliteOutbox implements Outbox {
       return new SqliteOutbox(db, options);
     } catch (error) {
       db.close();
-      throw describeOpenFailure(path, error);
+      const failure = describeOpenFailure(path, error);
+      if (isBusy(error)) inspectHeldFile(path);
+      throw failure;
     }
   }
 
@@ -129,7 +131,6 @@ export class SqliteOutbox implements Outbox {
     this.#checkpointAtBytes = this.#limits.checkpointAtBytes;
     this.#configure(options.durability);
     db.transaction(() => migrateOutbox(db))();
-    this.#files = options.path === ':memory:' ? undefined : OutboxFiles.watch(options.path);
 
     this.#upsert = db.prepare(
       `INSERT INTO pending (key, version, json, expires_at, queued_at) VALUES (?, ?, ?, ?, ?)
@@ -156,7 +157,8 @@ export class SqliteOutbox implements Outbox {
     this.#commitGroup = db.transaction((writes: PendingWrite[]) => {
       for (const w of writes) this.#upsert.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt);
     });
-    this.#walFd = this.#files ? openSync(`${options.path}-wal`, 'r') : undefined;
+    // Last: its descriptors may only be closed after the connection (see OutboxFiles).
+    this.#files = options.path === ':memory:' ? undefined : OutboxFiles.watch(options.path);
     if (this.#files) this.#adaptToFreeSpace();
     this.#maintenance = repeat(
       () => this.#maintain(),
@@ -310,11 +312,11 @@ export class SqliteOutbox implements Outbox {
     stopRepeating(this.#maintenance);
     this.#db.close();
     // A sync still running on the thread pool closes the handle when it completes.
-    if (!this.#checkpointRequested) this.#closeWalFd();
+    if (!this.#checkpointRequested) this.#closeFiles();
   }
 
-  #closeWalFd(): void {
-    if (this.#walFd !== undefined) closeSync(this.#walFd);
+  #closeFiles(): void {
+    this.#files?.close();
   }
 
   #recordDeadLetter(letter: DeadLetter): void {
@@ -476,14 +478,14 @@ export class SqliteOutbox implements Outbox {
     this.#checkpointRequested = true;
     const run = () => {
       this.#checkpointRequested = false;
-      if (this.#closed) return this.#closeWalFd();
+      if (this.#closed) return this.#closeFiles();
       if (this.#lost) return;
       if (this.#tryCheckpoint(this.#walBytes >= this.#checkpointAtBytes ? 'TRUNCATE' : 'PASSIVE')) {
         this.#acknowledgeSoon();
       }
     };
-    if (this.#walFd === undefined) scheduleSoon(run);
-    else fdatasync(this.#walFd, run);
+    if (this.#files === undefined) scheduleSoon(run);
+    else fdatasync(this.#files.walFd, run);
   }
 
   /**
@@ -494,7 +496,7 @@ export class SqliteOutbox implements Outbox {
   #maintain(): void {
     if (this.#closed || this.#lost || !this.#files) return;
     try {
-      this.#walBytes = this.#files.check().walBytes;
+      this.#walBytes = this.#files.checkPaths().walBytes;
     } catch (error) {
       this.#lose(error as OutboxError);
       return;
@@ -597,26 +599,45 @@ export class SqliteOutbox implements Outbox {
 }
 
 /**
- * Looks at an existing file through a read-only connection before the outbox takes its exclusive
- * lock: a file another connection holds (the store, open in this process) would otherwise only say
- * "in use" instead of what it is.
+ * Reads the application id from the header of an existing file before the outbox takes its
+ * exclusive lock: a file another connection holds (the store, open in this process) would otherwise
+ * only say "in use" instead of what it is. Reading the header (no SQLite connection) needs no
+ * shared-memory file, which a full disk could not create.
  */
 function inspectExisting(path: string): void {
   if (path === ':memory:') return;
   const stats = statSync(path, { throwIfNoEntry: false });
-  if (!stats?.isFile() || stats.size === 0) return;
+  if (!stats?.isFile() || stats.size < SQLITE_HEADER_BYTES) return;
+  const header = Buffer.alloc(SQLITE_HEADER_BYTES);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, header, 0, SQLITE_HEADER_BYTES, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (header.toString('latin1', 0, 16) !== 'SQLite format 3\0') return; // SQLite says what it is
+  assertOwnApplicationId(header.readUInt32BE(APPLICATION_ID_OFFSET), path);
+}
+
+/**
+ * The file is held by another connection: if that is the store (or any other database), say so
+ * rather than "in use". A shared read needs the holder's shared-memory file, which then exists.
+ */
+function inspectHeldFile(path: string): void {
   let reader: Database.Database | undefined;
   try {
     reader = new Database(path, { readonly: true, fileMustExist: true, timeout: 0 });
     assertOutboxFile(reader, path);
   } catch (error) {
-    const code = (error as { code?: string }).code ?? '';
-    // Locked by another process: the exclusive open below reports that.
-    if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return;
-    throw describeOpenFailure(path, error);
+    if (error instanceof OutboxError) throw error;
   } finally {
     reader?.close();
   }
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code ?? '';
+  return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
 }
 
 function isIntact(json: string | null): boolean {

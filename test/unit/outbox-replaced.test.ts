@@ -80,6 +80,21 @@ describe('the outbox file deleted or replaced while the cache runs', () => {
     await cache.close();
   });
 
+  it('moved aside with a new file put at its path: noticed in the background, then writes are refused', async () => {
+    const path = join(dir, 'outbox.db');
+    const { cache } = await memoryCache({ outbox: { path, durability: 'process' } });
+    await cache.set('a', 1);
+    renameSync(path, join(dir, 'aside.db'));
+    renameSync(`${path}-wal`, join(dir, 'aside.db-wal'));
+    SqliteOutbox.open({ path, durability: 'process' }).close();
+    await vi.waitFor(() => expect(cache.stats().outboxWritable).toBe(false), {
+      timeout: 5_000,
+      interval: 50,
+    });
+    await expect(cache.set('b', 2)).rejects.toThrow(/deleted or replaced/);
+    await cache.close();
+  });
+
   it('a restart opens a new outbox at the path and accepts writes again', async () => {
     const path = join(dir, 'outbox.db');
     const first = await memoryCache({ outbox: { path, durability: 'process' } });
