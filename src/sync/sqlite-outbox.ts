@@ -155,7 +155,7 @@ export class SqliteOutbox implements Outbox {
     );
     this.#hasPending = db.prepare('SELECT 1 FROM pending LIMIT 1').pluck();
     this.#commitGroup = db.transaction((writes: PendingWrite[]) => {
-      for (const w of writes) this.#upsert.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt);
+      for (const w of writes) this.#upsertOne(w);
     });
     // Last: its descriptors may only be closed after the connection (see OutboxFiles).
     this.#files = options.path === ':memory:' ? undefined : OutboxFiles.watch(options.path);
@@ -332,6 +332,10 @@ export class SqliteOutbox implements Outbox {
     );
   }
 
+  #upsertOne(w: PendingWrite): void {
+    this.#upsert.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt);
+  }
+
   #commitPending(): void {
     const group = this.#group;
     if (group.length === 0) return;
@@ -351,7 +355,9 @@ export class SqliteOutbox implements Outbox {
     try {
       if (this.#freeBytes <= LOW_DISK_BYTES) this.#assertDiskRoom(rowBytes());
       this.#makeRoomInLog(rowBytes);
-      this.#commitGroup(writes);
+      // One statement is its own transaction: a lone write skips BEGIN and COMMIT statements.
+      if (writes.length === 1) this.#upsertOne(writes[0] as PendingWrite);
+      else this.#commitGroup(writes);
       this.#commits++;
     } catch (error) {
       // On a full disk the log may hold frames a checkpoint can fold back, letting later writes reuse it.
