@@ -80,7 +80,10 @@ export class SqliteOutbox implements Outbox {
   #closed = false;
   #commits = 0;
   #checkpoints = 0;
+  /** Size of the log file: its disk usage (after a checkpoint the log is reused from its start, so not always its content). */
   #walBytes = 0;
+  /** Size of the log file right after the last checkpoint; growing past it means the reused log filled up again. */
+  #walBytesAtCheckpoint = 0;
   /** Free bytes on the outbox's filesystem, as last measured. */
   #freeBytes = Number.POSITIVE_INFINITY;
   #checkpointAtBytes: number;
@@ -461,7 +464,9 @@ export class SqliteOutbox implements Outbox {
       this.#lose(error as OutboxError);
       return this.#lost;
     }
-    if (this.#walBytes >= this.#checkpointAtBytes) this.#requestCheckpoint();
+    if (this.#walBytes >= this.#checkpointAtBytes && this.#walBytes > this.#walBytesAtCheckpoint) {
+      this.#requestCheckpoint();
+    }
     return undefined;
   }
 
@@ -478,6 +483,8 @@ export class SqliteOutbox implements Outbox {
   /**
    * Runs a checkpoint outside the commit that asked for it. The log is first fsynced on the thread
    * pool, so the sync the checkpoint itself does on the event loop finds (almost) nothing to write.
+   * PASSIVE: the log file is kept and reused from its start (SQLite trims it to `journal_size_limit`);
+   * growing a file on every commit would cost a metadata sync per commit with durability `fsync`.
    */
   #requestCheckpoint(): void {
     if (this.#checkpointRequested) return;
@@ -486,7 +493,7 @@ export class SqliteOutbox implements Outbox {
       this.#checkpointRequested = false;
       if (this.#closed) return this.#closeFiles();
       if (this.#lost) return;
-      if (this.#tryCheckpoint(this.#walBytes >= this.#checkpointAtBytes ? 'TRUNCATE' : 'PASSIVE')) {
+      if (this.#tryCheckpoint('PASSIVE')) {
         this.#acknowledgeSoon();
       }
     };
@@ -550,6 +557,7 @@ export class SqliteOutbox implements Outbox {
     this.#checkpoints++;
     if (!this.#files) return;
     this.#walBytes = this.#files.check().walBytes;
+    this.#walBytesAtCheckpoint = this.#walBytes;
     this.#adaptToFreeSpace();
   }
 
