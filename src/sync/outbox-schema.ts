@@ -1,4 +1,5 @@
-import type Database from 'better-sqlite3';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { OutboxError } from '../cache/errors.js';
 import { SQLITE_APPLICATION_ID as STORE_APPLICATION_ID } from '../storage/sqlite-schema.js';
 
@@ -8,6 +9,8 @@ export const OUTBOX_SCHEMA_VERSION = 1;
 export const OUTBOX_APPLICATION_ID = 0x6863_6f62;
 
 const OUTBOX_TABLES = ['dead_letters', 'meta', 'pending'];
+const SQLITE_HEADER_BYTES = 100;
+const APPLICATION_ID_OFFSET = 68;
 
 /**
  * Refuses, before anything is written to it, a file that is not a hybrid-cache outbox: the store,
@@ -102,4 +105,46 @@ export function migrateOutbox(db: Database.Database): void {
     PRAGMA application_id = ${OUTBOX_APPLICATION_ID};
     PRAGMA user_version = ${OUTBOX_SCHEMA_VERSION};
   `);
+}
+
+/**
+ * Reads the application id from the header of an existing file before the outbox takes its
+ * exclusive lock: a file another connection holds (the store, open in this process) would otherwise
+ * only say "in use" instead of what it is. Reading the header (no SQLite connection) needs no
+ * shared-memory file, which a full disk could not create.
+ */
+export function inspectExisting(path: string): void {
+  if (path === ':memory:') return;
+  const stats = statSync(path, { throwIfNoEntry: false });
+  if (!stats?.isFile() || stats.size < SQLITE_HEADER_BYTES) return;
+  const header = Buffer.alloc(SQLITE_HEADER_BYTES);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, header, 0, SQLITE_HEADER_BYTES, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (header.toString('latin1', 0, 16) !== 'SQLite format 3\0') return; // SQLite says what it is
+  assertOwnApplicationId(header.readUInt32BE(APPLICATION_ID_OFFSET), path);
+}
+
+/**
+ * The file is held by another connection: if that is the store (or any other database), say so
+ * rather than "in use". A shared read needs the holder's shared-memory file, which then exists.
+ */
+export function inspectHeldFile(path: string): void {
+  let reader: Database.Database | undefined;
+  try {
+    reader = new Database(path, { readonly: true, fileMustExist: true, timeout: 0 });
+    assertOutboxFile(reader, path);
+  } catch (error) {
+    if (error instanceof OutboxError) throw error;
+  } finally {
+    reader?.close();
+  }
+}
+
+export function isBusy(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code ?? '';
+  return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
 }

@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, mkdirSync, openSync, readSync, statfsSync, statSync } from 'node:fs';
+import { fdatasync, mkdirSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -7,7 +7,13 @@ import type { DeadLetter, Durability } from '../cache/types.js';
 import type { Outbox, PendingWrite } from './outbox.js';
 import { describeOpenFailure, describeReplayFailure, describeWriteFailure, isFull } from './outbox-errors.js';
 import { OutboxFiles } from './outbox-files.js';
-import { assertOutboxFile, assertOwnApplicationId, migrateOutbox } from './outbox-schema.js';
+import {
+  assertOutboxFile,
+  inspectExisting,
+  inspectHeldFile,
+  isBusy,
+  migrateOutbox,
+} from './outbox-schema.js';
 import { type WalLimits, walBytesUpperBound, walLimits } from './wal-limits.js';
 
 export interface SqliteOutboxOptions {
@@ -24,8 +30,6 @@ type Row = [key: string, version: number, json: string | null, expiresAt: number
 type Ack = { key: string; version: number };
 
 const DEFAULT_MAINTENANCE_INTERVAL_MS = 1_000;
-const SQLITE_HEADER_BYTES = 100;
-const APPLICATION_ID_OFFSET = 68;
 /** The background checkpoint threshold never drops below this, however little disk is free. */
 const MIN_CHECKPOINT_AT_BYTES = 64 * 1024;
 /** Below this much free disk, each commit first checks that it leaves room to clear the backlog. */
@@ -610,48 +614,6 @@ export class SqliteOutbox implements Outbox {
     if (this.#limits.maxPageCount !== undefined) db.pragma(`max_page_count = ${this.#limits.maxPageCount}`);
     db.exec('BEGIN EXCLUSIVE; COMMIT;');
   }
-}
-
-/**
- * Reads the application id from the header of an existing file before the outbox takes its
- * exclusive lock: a file another connection holds (the store, open in this process) would otherwise
- * only say "in use" instead of what it is. Reading the header (no SQLite connection) needs no
- * shared-memory file, which a full disk could not create.
- */
-function inspectExisting(path: string): void {
-  if (path === ':memory:') return;
-  const stats = statSync(path, { throwIfNoEntry: false });
-  if (!stats?.isFile() || stats.size < SQLITE_HEADER_BYTES) return;
-  const header = Buffer.alloc(SQLITE_HEADER_BYTES);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, header, 0, SQLITE_HEADER_BYTES, 0);
-  } finally {
-    closeSync(fd);
-  }
-  if (header.toString('latin1', 0, 16) !== 'SQLite format 3\0') return; // SQLite says what it is
-  assertOwnApplicationId(header.readUInt32BE(APPLICATION_ID_OFFSET), path);
-}
-
-/**
- * The file is held by another connection: if that is the store (or any other database), say so
- * rather than "in use". A shared read needs the holder's shared-memory file, which then exists.
- */
-function inspectHeldFile(path: string): void {
-  let reader: Database.Database | undefined;
-  try {
-    reader = new Database(path, { readonly: true, fileMustExist: true, timeout: 0 });
-    assertOutboxFile(reader, path);
-  } catch (error) {
-    if (error instanceof OutboxError) throw error;
-  } finally {
-    reader?.close();
-  }
-}
-
-function isBusy(error: unknown): boolean {
-  const code = (error as { code?: string } | undefined)?.code ?? '';
-  return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
 }
 
 function isIntact(json: string | null): boolean {
