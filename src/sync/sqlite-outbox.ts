@@ -71,6 +71,7 @@ export class SqliteOutbox implements Outbox {
   readonly #limits: WalLimits;
   readonly #pageSize: number;
   readonly #logger: Logger | undefined;
+  readonly #syncsEveryCommit: boolean;
   readonly #upsert: Database.Statement;
   readonly #insertLetter: Database.Statement;
   readonly #raiseHighest: Database.Statement;
@@ -127,6 +128,7 @@ export class SqliteOutbox implements Outbox {
     this.#db = db;
     this.#path = options.path;
     this.#logger = options.logger;
+    this.#syncsEveryCommit = options.durability === 'fsync';
     // Exclusive locking: the first read takes the file's lock and keeps it until close, so a second
     // process (or a second cache in this one) fails fast instead of both replaying and flushing the
     // same rows. It also keeps the WAL index in heap memory. Nothing is written before the file is
@@ -134,7 +136,7 @@ export class SqliteOutbox implements Outbox {
     db.pragma('locking_mode = EXCLUSIVE');
     assertOutboxFile(db, this.#path);
     this.#pageSize = db.pragma('page_size', { simple: true }) as number;
-    this.#limits = walLimits(options.maxFileBytes, this.#pageSize);
+    this.#limits = walLimits(options.maxFileBytes, this.#pageSize, options.durability);
     this.#checkpointAtBytes = this.#limits.checkpointAtBytes;
     this.#configure(options.durability);
     db.transaction(() => migrateOutbox(db))();
@@ -501,7 +503,8 @@ export class SqliteOutbox implements Outbox {
         this.#acknowledgeSoon();
       }
     };
-    if (this.#files === undefined) scheduleSoon(run);
+    // With durability `fsync` every commit already synced the log.
+    if (this.#files === undefined || this.#syncsEveryCommit) scheduleSoon(run);
     else fdatasync(this.#files.walFd, run);
   }
 
