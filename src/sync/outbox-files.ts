@@ -55,6 +55,11 @@ export class OutboxFiles {
     return { mainBytes: main.size, walBytes: wal.size };
   }
 
+  /** The main file only: throws `OutboxError` when it has been deleted or renamed over. */
+  checkMain(): void {
+    if (fstatSync(this.#mainFd).nlink === 0) throw this.#replaced();
+  }
+
   /** As `check`, and also notices a file renamed away with another put at its path. */
   checkPaths(): OutboxFileSizes {
     if (

@@ -43,6 +43,8 @@ const ACK_CHUNK = 32;
 const LOW_DISK_ACK_CHUNK = 8;
 /** Log pages one transaction deleting a low-disk chunk of acknowledged rows may write (leaves, parents, freelist). */
 const ACK_ROOM_PAGES = 2 * LOW_DISK_ACK_CHUNK + 8;
+/** With durability `fsync`, the log file is checked after every this many transactions (see `#afterWrite`). */
+const LOG_CHECK_EVERY_FSYNC_COMMITS = 16;
 const DAMAGED_JSON = 'its JSON was damaged in the outbox (not valid JSON); it was not sent to the store';
 
 /**
@@ -93,6 +95,7 @@ export class SqliteOutbox implements Outbox {
   #freeBytes = Number.POSITIVE_INFINITY;
   #checkpointAtBytes: number;
   #checkpointRequested = false;
+  #commitsSinceLogCheck = 0;
   #acknowledging = false;
   #wroteSinceMaintenance = false;
   /** Set for good when the files were deleted or replaced underneath the open handle. */
@@ -465,6 +468,13 @@ export class SqliteOutbox implements Outbox {
     this.#wroteSinceMaintenance = true;
     if (!this.#files) return undefined;
     try {
+      // With durability `fsync`, looking at the log right after its sync made the next commit's
+      // sync ~50-90 µs slower on ext4 (measured): the log is then looked at every few commits.
+      if (this.#syncsEveryCommit && ++this.#commitsSinceLogCheck < LOG_CHECK_EVERY_FSYNC_COMMITS) {
+        this.#files.checkMain();
+        return undefined;
+      }
+      this.#commitsSinceLogCheck = 0;
       this.#walBytes = this.#files.check().walBytes;
     } catch (error) {
       this.#lose(error as OutboxError);
