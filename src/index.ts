@@ -2,6 +2,7 @@ export { createHybridCache } from './cache/create.js';
 export {
   BackpressureError,
   ClosedError,
+  CorruptValueError,
   FlushTimeoutError,
   HybridCacheError,
   OutboxError,

@@ -1,7 +1,7 @@
 import type { Outbox } from '../sync/outbox.js';
 import { MemoryOutbox } from '../sync/outbox.js';
 import { SqliteOutbox } from '../sync/sqlite-outbox.js';
-import { HybridCache } from './hybrid-cache.js';
+import { ABANDON, HybridCache } from './hybrid-cache.js';
 import { resolveOptions } from './options.js';
 import type { HybridCacheOptions } from './types.js';
 
@@ -12,9 +12,21 @@ export async function createHybridCache<V = unknown>(options: HybridCacheOptions
   const outbox: Outbox =
     durability === 'none'
       ? new MemoryOutbox()
-      : SqliteOutbox.open({ path: path as string, durability, ...(maxFileBytes ? { maxFileBytes } : {}) });
+      : SqliteOutbox.open({
+          path: path as string,
+          durability,
+          logger: resolved.logger,
+          ...(maxFileBytes ? { maxFileBytes } : {}),
+        });
   const cache = new HybridCache<V>(resolved, outbox);
-  const replayed = cache.replayOutbox();
+  let replayed: number;
+  try {
+    replayed = cache.replayOutbox();
+  } catch (error) {
+    // Nothing may outlive a failed open: the outbox's lock would make a retry say "in use".
+    await cache[ABANDON]();
+    throw error;
+  }
   if (replayed > 0) resolved.logger.info({ replayed }, 'replayed unflushed writes from the outbox');
   cache.anchorClock();
   return cache;

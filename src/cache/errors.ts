@@ -64,3 +64,21 @@ export class OutboxError extends HybridCacheError {
     super('ERR_OUTBOX', message, options);
   }
 }
+
+/**
+ * A stored value is not valid JSON (damaged on disk, or written by something other than this
+ * library). Nothing was cached: every read asks the store again, so a repaired or overwritten value
+ * is seen at once. `set` or `delete` the key to replace it.
+ */
+export class CorruptValueError extends HybridCacheError {
+  constructor(
+    readonly key: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'ERR_CORRUPT_VALUE',
+      `the stored value of key ${JSON.stringify(key)} is damaged (not valid JSON) and cannot be read; overwrite or delete the key`,
+      options,
+    );
+  }
+}

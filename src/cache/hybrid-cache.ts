@@ -6,7 +6,7 @@ import { Flusher } from '../sync/flusher.js';
 import { MemoryOutbox, type Outbox } from '../sync/outbox.js';
 import { StoreGuard } from '../sync/store-guard.js';
 import type { Entry } from './entry.js';
-import { BackpressureError, ClosedError, FlushTimeoutError } from './errors.js';
+import { BackpressureError, ClosedError, CorruptValueError, FlushTimeoutError } from './errors.js';
 import { HybridLogicalClock } from './hlc.js';
 import { Loader, SUPERSEDED } from './loader.js';
 import { entryBytes, entryFromStored, MemoryTier, MISS } from './memory-tier.js';
@@ -55,7 +55,6 @@ export class HybridCache<V = unknown> {
   /** Outbox appends not yet committed: writes whose `set` has not resolved. */
   #appending = 0;
   #onAppendsDone: (() => void) | undefined;
-  #outboxFailure: Error | undefined;
   #state: State = 'open';
   readonly #counters = {
     hits: 0,
@@ -113,6 +112,14 @@ export class HybridCache<V = unknown> {
 
   /** Puts writes left in the outbox by an earlier process back in the dirty set and starts flushing them. */
   replayOutbox(): number {
+    for (const letter of this.#outbox.quarantineDamaged()) {
+      this.#counters.deadLetters++;
+      this.#logger.warn(
+        { key: letter.key, version: letter.version, error: letter.error },
+        'damaged outbox row dead-lettered at replay',
+      );
+      this.#emit('deadLetter', letter);
+    }
     this.#clock.observe(this.#outbox.highestVersion());
     const rows = this.#outbox.pending();
     const now = Date.now();
@@ -133,12 +140,13 @@ export class HybridCache<V = unknown> {
   /** The value, or `undefined` if absent, deleted or expired. Rejects with `StorageUnavailableError` on a miss the store cannot answer. */
   get(key: string): Promise<V | undefined> {
     if (this.#state === 'closed') return Promise.reject(new ClosedError());
+    let found: unknown;
     try {
       validateKey(key);
+      found = this.#tier.lookup(key);
     } catch (error) {
       return Promise.reject(error);
     }
-    const found = this.#tier.lookup(key);
     if (found !== MISS) {
       this.#counters.hits++;
       return Promise.resolve(found as V | undefined);
@@ -157,7 +165,11 @@ export class HybridCache<V = unknown> {
       if (!stored || stored.json === null || (stored.expiresAt !== null && stored.expiresAt <= Date.now())) {
         return undefined;
       }
-      return JSON.parse(stored.json) as V;
+      try {
+        return JSON.parse(stored.json) as V;
+      } catch (error) {
+        throw new CorruptValueError(key, { cause: error });
+      }
     });
   }
 
@@ -250,7 +262,7 @@ export class HybridCache<V = unknown> {
       pendingBytes: this.#tier.pendingBytes,
       oldestPendingAgeMs: oldest ? Math.max(0, Date.now() - oldest.since) : 0,
       health: this.#guard.health,
-      outboxWritable: this.#outboxFailure === undefined,
+      outboxWritable: this.#outbox.failure === undefined,
       entries: this.#tier.cleanEntries,
       bytes: this.#tier.cleanBytes,
     };
@@ -260,9 +272,9 @@ export class HybridCache<V = unknown> {
     return this.#guard.health;
   }
 
-  /** The last outbox write failure, until a later write succeeds. */
+  /** Why the outbox is refusing writes (last write failure, or its file deleted or replaced), until it accepts them again. */
   get outboxError(): Error | undefined {
-    return this.#outboxFailure;
+    return this.#outbox.failure;
   }
 
   /** True until `close()` is called. */
@@ -334,13 +346,11 @@ export class HybridCache<V = unknown> {
     return this.#outbox.append(write).then(
       () => {
         this.#appended(entry);
-        this.#outboxFailure = undefined;
         this.#commit(key, entry, now);
         if (unanchored) this.#anchor.appendSettled();
       },
       (error: unknown) => {
         this.#appended(entry);
-        this.#outboxFailure = error as Error;
         if (unanchored) {
           this.#anchor.forget(entry.version);
           this.#anchor.appendSettled();

@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { StoredEntry } from '../storage/types.js';
 import { cleanEntry, type DirtyEntry, dirtyEntry, type Entry, isExpired, readValue } from './entry.js';
+import { CorruptValueError } from './errors.js';
 
 /** Returned by `lookup` when memory cannot answer and the store must be asked. */
 export const MISS: unique symbol = Symbol('miss');
@@ -47,11 +48,19 @@ export class MemoryTier {
     return this.#lru.calculatedSize;
   }
 
-  /** Value, `undefined` for a known absence, or `MISS` when only the store can answer. */
+  /**
+   * Value, `undefined` for a known absence, or `MISS` when only the store can answer. Throws
+   * `CorruptValueError` for a value that is not valid JSON, and forgets it if it came from the store.
+   */
   lookup(key: string): unknown {
     const dirty = this.dirty.get(key);
     if (dirty !== undefined) {
-      return dirty.deleted || isExpired(dirty) ? undefined : readValue(dirty, false);
+      if (dirty.deleted || isExpired(dirty)) return undefined;
+      try {
+        return readValue(dirty, false);
+      } catch (error) {
+        throw new CorruptValueError(key, { cause: error });
+      }
     }
     const clean = this.#lru.get(key);
     if (clean === undefined) return MISS;
@@ -60,7 +69,12 @@ export class MemoryTier {
       this.#lru.delete(key);
       return MISS;
     }
-    return readValue(clean, true);
+    try {
+      return readValue(clean, true);
+    } catch (error) {
+      this.#lru.delete(key);
+      throw new CorruptValueError(key, { cause: error });
+    }
   }
 
   pendingBytesOf(key: string): number {

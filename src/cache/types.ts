@@ -94,7 +94,7 @@ export interface CacheStats {
   /** Local writes that lost to a newer write from another instance (see the `superseded` event). */
   superseded: number;
   health: Health;
-  /** False while the most recent outbox write failed (disk full, I/O error); writes are rejecting. */
+  /** False while the outbox refuses writes: the last one failed (disk full, I/O error) and no write or background probe has succeeded since, or its file was deleted or replaced. */
   outboxWritable: boolean;
   evictions: number;
   /** Entries in the evictable LRU. */

@@ -220,7 +220,7 @@ export const VARIABLES = [
     'CACHE_OUTBOX_MAX_BYTES',
     undefined,
     'an integer >= 65536 (bytes)',
-    'Cap on outbox.db; when it is full, writes are refused (HTTP 503 outbox_unwritable) and /healthz answers 503. Unset: no cap.',
+    'Cap on outbox.db and its -wal together; when it is full, writes are refused (HTTP 503 outbox_unwritable) and /healthz answers 503. Unset: no cap.',
     integer(65_536),
   ),
   spec(

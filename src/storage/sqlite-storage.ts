@@ -1,7 +1,8 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
+import { type FileIdentity, identify, isSameFile } from './file-identity.js';
 import { isItemError, isNativeModuleFailure, nativeModuleMessage, toStorageError } from './sqlite-errors.js';
 import { ENTRIES_TABLE, migrateSchema } from './sqlite-schema.js';
 import {
@@ -67,7 +68,7 @@ export class SqliteStorage implements Storage {
   readonly #location: string;
   readonly #tombstoneRetentionMs: number;
   /** The file's identity at open, to notice it being deleted or replaced underneath us. */
-  readonly #fileIdentity: { path: string; dev: bigint; ino: bigint } | undefined;
+  readonly #fileIdentity: FileIdentity | undefined;
   readonly #upsert: Database.Statement<[string, number, string | null, number | null]>;
   readonly #selectVersion: Database.Statement<[string], number>;
   readonly #selectHighWaterMark: Database.Statement<[], number>;
@@ -219,8 +220,7 @@ export class SqliteStorage implements Storage {
     if (!this.#fileIdentity) return;
     // An unlinked file keeps accepting writes through the open handle; they would vanish on the
     // next start, after the outbox had already let go of them.
-    const now = identify(this.#fileIdentity.path);
-    if (now?.dev !== this.#fileIdentity.dev || now?.ino !== this.#fileIdentity.ino) {
+    if (!isSameFile(this.#fileIdentity, identify(this.#fileIdentity.path))) {
       throw new StorageConfigurationError(
         `SQLite store ${this.#location} was deleted or replaced while open; restore it or restart the ` +
           'process to open the file now at that path',
@@ -252,11 +252,6 @@ function paddedSize(count: number): number {
 function padded(chunk: string[]): string[] {
   const size = paddedSize(chunk.length);
   return chunk.concat(Array(size - chunk.length).fill(chunk[chunk.length - 1]));
-}
-
-function identify(path: string): { path: string; dev: bigint; ino: bigint } | undefined {
-  const stats = statSync(path, { bigint: true, throwIfNoEntry: false });
-  return stats && { path, dev: stats.dev, ino: stats.ino };
 }
 
 function openError(error: unknown, location: string): Error {

@@ -22,15 +22,19 @@ export interface Remint {
 export interface Outbox {
   /** True when `append` persists (the write survives the process). */
   readonly durable: boolean;
+  /** Why writes are being refused right now (file deleted or replaced, disk full), or undefined. */
+  readonly failure: Error | undefined;
   /** Writes left by an earlier process, to replay on open. */
   pending(): PendingWrite[];
+  /** Moves pending rows whose JSON is damaged to the dead letters, with the reason; returns them. Call before `pending`. */
+  quarantineDamaged(): DeadLetter[];
   /** The highest version ever appended, so a restarted clock never mints a lower one. */
   highestVersion(): number;
   /** Records a write; resolves once it is as durable as the outbox promises. */
   append(write: PendingWrite): Promise<void>;
   /** Gives pending rows new (anchored) versions, atomically, before they are sent. */
   remint(changes: readonly Remint[]): void;
-  /** The store acknowledged these versions: drop each row whose version still matches. */
+  /** The store acknowledged these versions: drop each row whose version still matches (retried in the background if it cannot be written now). */
   acknowledge(writes: ReadonlyArray<{ key: string; version: number }>): void;
   /** Parks a write that can never be applied, removing its pending row if it still matches. */
   deadLetter(letter: DeadLetter): void;
@@ -43,9 +47,14 @@ export interface Outbox {
 /** Durability `none`: nothing persists; dead letters are kept in memory for inspection. */
 export class MemoryOutbox implements Outbox {
   readonly durable = false;
+  readonly failure = undefined;
   #deadLetters: DeadLetter[] = [];
 
   pending(): PendingWrite[] {
+    return [];
+  }
+
+  quarantineDamaged(): DeadLetter[] {
     return [];
   }
 

@@ -143,3 +143,45 @@ describe('crash safety with SIGKILL (durability: process)', () => {
     expect(merged.size).toBeGreaterThanOrEqual(second.size);
   }, 60_000);
 });
+
+describe('outbox deleted while the cache runs, then SIGKILL', () => {
+  it('acknowledges nothing after the deletion, and a restart opens a new outbox', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hc-crash-deleted-'));
+    dirs.push(dir);
+    const writer = child('deleting-writer.ts', { CRASH_DIR: dir, DELETE_AFTER: '300' });
+    const lines: string[] = [];
+    let stderr = '';
+    writer.stderr?.on('data', (d) => {
+      stderr += d;
+    });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      writer.on('exit', (_code, signal) => resolve(signal)),
+    );
+    let buffer = '';
+    await new Promise<void>((resolve, reject) => {
+      writer.on('exit', () => reject(new Error(`writer exited before the kill: ${stderr}`)));
+      writer.stdout?.on('data', (chunk: Buffer) => {
+        buffer += chunk.toString();
+        const complete = buffer.split('\n');
+        buffer = complete.pop() ?? '';
+        lines.push(...complete);
+        const deletedAt = lines.indexOf('deleted');
+        if (deletedAt >= 0 && lines.length - deletedAt > 200) {
+          writer.kill('SIGKILL');
+          resolve();
+        }
+      });
+    });
+    expect(await exited).toBe('SIGKILL');
+
+    const deletedAt = lines.indexOf('deleted');
+    expect(lines.slice(0, deletedAt).filter((l) => l.startsWith('ack')).length).toBeGreaterThanOrEqual(300);
+    const after = lines.slice(deletedAt + 1);
+    expect(after.filter((l) => l.startsWith('ack'))).toEqual([]);
+    expect(after.length).toBeGreaterThan(0);
+    expect(new Set(after)).toEqual(new Set(['refused ERR_OUTBOX']));
+
+    const result = await verify(dir, new Map());
+    expect(result.replayed).toBe(0);
+  }, 60_000);
+});

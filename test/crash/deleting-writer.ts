@@ -1,0 +1,58 @@
+/**
+ * Crash-test child: with the store down, writes through the cache and prints "ack <key>" per
+ * acknowledged write; after DELETE_AFTER acknowledgements it deletes its own outbox (and -wal) at a
+ * macrotask boundary, prints "deleted", and keeps writing, printing "refused <code>" per rejected
+ * write, until it is killed. Lines go to a pipe synchronously, in order.
+ */
+import { unlinkSync } from 'node:fs';
+import { pino } from 'pino';
+import { createHybridCache, type Storage, TransientStorageError } from '../../src/index.js';
+
+const dir = process.env.CRASH_DIR as string;
+const deleteAfter = Number(process.env.DELETE_AFTER ?? 200);
+const down: Storage = {
+  getMany: async () => {
+    throw new TransientStorageError('store down (crash test)');
+  },
+  apply: async () => {
+    throw new TransientStorageError('store down (crash test)');
+  },
+  highWaterMark: async () => {
+    throw new TransientStorageError('store down (crash test)');
+  },
+};
+const outboxPath = `${dir}/outbox.db`;
+const cache = await createHybridCache<number>({
+  storage: down,
+  outbox: { path: outboxPath, durability: 'process' },
+  logger: pino({ level: 'silent' }),
+});
+
+let acked = 0;
+let seq = 0;
+let deletion: Promise<void> | undefined;
+const write = async (): Promise<void> => {
+  for (;;) {
+    const n = ++seq;
+    try {
+      await cache.set(`k${n % 500}`, n);
+      process.stdout.write(`ack k${n % 500}\n`);
+      if (++acked === deleteAfter) {
+        // After every continuation of writes already acknowledged has printed.
+        deletion = new Promise((resolve) =>
+          setTimeout(() => {
+            unlinkSync(outboxPath);
+            unlinkSync(`${outboxPath}-wal`);
+            process.stdout.write('deleted\n');
+            resolve();
+          }, 0),
+        );
+      }
+    } catch (error) {
+      process.stdout.write(`refused ${(error as { code?: string }).code}\n`);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    if (deletion === undefined && n % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+};
+await Promise.all(Array.from({ length: 8 }, write));
