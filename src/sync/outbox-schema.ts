@@ -1,4 +1,3 @@
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { OutboxError } from '../cache/errors.js';
 import { SQLITE_APPLICATION_ID as STORE_APPLICATION_ID } from '../storage/sqlite-schema.js';
@@ -11,8 +10,6 @@ const LEGACY_SCHEMA_VERSION = 1;
 export const OUTBOX_APPLICATION_ID = 0x6863_6f62;
 
 const OUTBOX_TABLES = ['dead_letters', 'meta', 'pending'];
-const SQLITE_HEADER_BYTES = 100;
-const APPLICATION_ID_OFFSET = 68;
 
 /**
  * Refuses, before anything is written to it, a file that is not a hybrid-cache outbox: the store,
@@ -22,17 +19,9 @@ const APPLICATION_ID_OFFSET = 68;
 export function assertOutboxFile(db: Database.Database, path: string): void {
   const applicationId = db.pragma('application_id', { simple: true }) as number;
   const version = db.pragma('user_version', { simple: true }) as number;
+  assertOwnApplicationId(applicationId, path);
   const tables = userTables(db);
-  const ownIt = 'give the outbox a file of its own (outbox.path / CACHE_DATA_DIR)';
-  if (applicationId === STORE_APPLICATION_ID) {
-    throw new OutboxError(
-      `${path} is a hybrid-cache store file, not an outbox; it was left untouched: ${ownIt}`,
-    );
-  }
-  const foreign =
-    (applicationId !== 0 && applicationId !== OUTBOX_APPLICATION_ID) ||
-    (applicationId === 0 && tables.length > 0 && !isLegacyOutbox(tables, version));
-  if (foreign) {
+  if (applicationId === 0 && tables.length > 0 && !isLegacyOutbox(tables, version)) {
     throw new OutboxError(
       `${path} is another application's database (tables ${tables.join(', ')}), not a hybrid-cache outbox; ` +
         `it was left untouched: ${OWN_FILE}`,
@@ -48,7 +37,7 @@ export function assertOutboxFile(db: Database.Database, path: string): void {
 const OWN_FILE = 'give the outbox a file of its own (outbox.path / CACHE_DATA_DIR)';
 
 /** Refuses the store's file and any file stamped by another application (0 is unstamped). */
-export function assertOwnApplicationId(applicationId: number, path: string): void {
+function assertOwnApplicationId(applicationId: number, path: string): void {
   if (applicationId === STORE_APPLICATION_ID) {
     throw new OutboxError(
       `${path} is a hybrid-cache store file, not an outbox; it was left untouched: ${OWN_FILE}`,
@@ -122,29 +111,10 @@ export function migrateOutbox(db: Database.Database): void {
 }
 
 /**
- * Reads the application id from the header of an existing file before the outbox takes its
- * exclusive lock: a file another connection holds (the store, open in this process) would otherwise
- * only say "in use" instead of what it is. Reading the header (no SQLite connection) needs no
- * shared-memory file, which a full disk could not create.
- */
-export function inspectExisting(path: string): void {
-  if (path === ':memory:') return;
-  const stats = statSync(path, { throwIfNoEntry: false });
-  if (!stats?.isFile() || stats.size < SQLITE_HEADER_BYTES) return;
-  const header = Buffer.alloc(SQLITE_HEADER_BYTES);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, header, 0, SQLITE_HEADER_BYTES, 0);
-  } finally {
-    closeSync(fd);
-  }
-  if (header.toString('latin1', 0, 16) !== 'SQLite format 3\0') return; // SQLite says what it is
-  assertOwnApplicationId(header.readUInt32BE(APPLICATION_ID_OFFSET), path);
-}
-
-/**
  * The file is held by another connection: if that is the store (or any other database), say so
- * rather than "in use". A shared read needs the holder's shared-memory file, which then exists.
+ * rather than "in use". A read-only SQLite connection, not a plain read of the header: closing any
+ * descriptor of a file drops the process's POSIX locks on it, and SQLite's VFS knows when closing
+ * is safe (the holder may be the store, in this process).
  */
 export function inspectHeldFile(path: string): void {
   let reader: Database.Database | undefined;

@@ -7,13 +7,7 @@ import type { DeadLetter, Durability } from '../cache/types.js';
 import type { Outbox, PendingWrite, Remint } from './outbox.js';
 import { describeOpenFailure, describeReplayFailure, describeWriteFailure, isFull } from './outbox-errors.js';
 import { OutboxFiles } from './outbox-files.js';
-import {
-  assertOutboxFile,
-  inspectExisting,
-  inspectHeldFile,
-  isBusy,
-  migrateOutbox,
-} from './outbox-schema.js';
+import { assertOutboxFile, inspectHeldFile, isBusy, migrateOutbox } from './outbox-schema.js';
 import { type WalLimits, walBytesUpperBound, walLimits } from './wal-limits.js';
 
 export interface SqliteOutboxOptions {
@@ -115,7 +109,6 @@ export class SqliteOutbox implements Outbox {
   /** Opens (creating if needed) the outbox; on any failure nothing stays open and an `OutboxError` says why. */
   static open(options: SqliteOutboxOptions): SqliteOutbox {
     const { path } = options;
-    inspectExisting(path);
     let db: Database.Database;
     try {
       if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
