@@ -134,7 +134,9 @@ describe('an outbox file that cannot be used is refused with an OutboxError, and
     const legacy = await outboxWithRows(3);
     const raw = new Database(legacy);
     // The first released schema: no application id, no `unanchored` column, user_version 1.
-    raw.exec('ALTER TABLE pending DROP COLUMN unanchored; PRAGMA user_version = 1; PRAGMA application_id = 0;');
+    raw.exec(
+      'ALTER TABLE pending DROP COLUMN unanchored; PRAGMA user_version = 1; PRAGMA application_id = 0;',
+    );
     raw.close();
     const { cache: reopened, storage } = await memoryCache({
       outbox: { path: legacy, durability: 'process' },
