@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import {
   BackpressureError,
   ClosedError,
+  CorruptValueError,
   OutboxError,
   StorageUnavailableError,
   ValidationError,
@@ -68,6 +69,16 @@ export function mapError(error: unknown): Mapped | undefined {
   }
   if (error instanceof ClosedError) {
     return { status: 503, body: { error: 'closing', message: 'the daemon is shutting down' } };
+  }
+  if (error instanceof CorruptValueError) {
+    return {
+      status: 500,
+      body: {
+        error: 'corrupt_thread',
+        message:
+          'the stored thread is damaged (not valid JSON) and cannot be read; delete it (DELETE /v1/threads/:id) or restore the store from a backup',
+      },
+    };
   }
   if (error instanceof OutboxError) {
     return {
