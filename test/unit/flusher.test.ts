@@ -1,7 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { HybridLogicalClock } from '../../src/cache/hlc.js';
 import { HybridCache } from '../../src/cache/hybrid-cache.js';
-import { entryFromStored, MemoryTier } from '../../src/cache/memory-tier.js';
 import { resolveOptions } from '../../src/cache/options.js';
 import {
   type ApplyResult,
@@ -14,7 +12,9 @@ import {
 } from '../../src/index.js';
 import { ClockAnchor } from '../../src/sync/clock-anchor.js';
 import { Flusher } from '../../src/sync/flusher.js';
+import { HybridLogicalClock } from '../../src/sync/hlc.js';
 import { MemoryOutbox } from '../../src/sync/outbox.js';
+import type { PendingWrites } from '../../src/sync/pending-writes.js';
 import { StoreGuard } from '../../src/sync/store-guard.js';
 import {
   capturingLogger,
@@ -459,8 +459,26 @@ describe('close', () => {
 });
 
 describe('Flusher.waitFor', () => {
+  /** The flusher's narrow view of pending writes, over a plain map: no memory tier needed. */
+  function pendingOver(latest: Map<string, VersionedWrite>): PendingWrites {
+    const forget = (key: string, version: number) => {
+      if (latest.get(key)?.version !== version) return false;
+      latest.delete(key);
+      return true;
+    };
+    return {
+      latest: (key) => latest.get(key),
+      isPending: (key) => latest.has(key),
+      reminted: () => {},
+      applied: forget,
+      alreadyStored: forget,
+      superseded: forget,
+      deadLettered: forget,
+    };
+  }
+
   function flusherOver(storage = faultyMemory()) {
-    const tier = new MemoryTier({ maxEntries: 100, maxBytes: 1_000_000, onEvict: () => {} });
+    const latest = new Map<string, VersionedWrite>();
     const guard = new StoreGuard({
       failureThreshold: 3,
       halfOpenAfterMs: 1_000,
@@ -472,13 +490,11 @@ describe('Flusher.waitFor', () => {
     const flusher = new Flusher({
       storage,
       guard,
-      tier,
       outbox: new MemoryOutbox(),
+      pending: pendingOver(latest),
       clock,
       anchor: new ClockAnchor(clock, (signal) => storage.highWaterMark({ signal })),
-      reminted: () => {},
-      counters: { flushedWrites: 0, retries: 0, deadLetters: 0, superseded: 0 },
-      emit: () => {},
+      events: { wants: () => false, emit: () => {} },
       logger: silentLogger,
       batchSize: 10,
       intervalMs: 10,
@@ -486,10 +502,10 @@ describe('Flusher.waitFor', () => {
       retry: { baseMs: 50, maxMs: 1_000 },
     });
     const write = (key: string, value: unknown): VersionedWrite => {
-      const stored = { version: clock.next(), json: JSON.stringify(value), expiresAt: null };
-      tier.putDirty(key, entryFromStored(key, stored), Date.now());
+      const written = { key, version: clock.next(), json: JSON.stringify(value), expiresAt: null };
+      latest.set(key, written);
       flusher.schedule(key);
-      return { key, ...stored };
+      return written;
     };
     return { flusher, write, storage };
   }
