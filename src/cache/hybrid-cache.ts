@@ -6,10 +6,10 @@ import { HybridLogicalClock } from '../sync/hlc.js';
 import { MemoryOutbox, type Outbox } from '../sync/outbox.js';
 import { StoreGuard } from '../sync/store-guard.js';
 import { CacheEventHub } from './cache-events.js';
-import type { Entry } from './entry.js';
+import { type Entry, entryBytes, entryFromStored, serializedEntry } from './entry.js';
 import { BackpressureError, ClosedError, CorruptValueError, FlushTimeoutError } from './errors.js';
 import { Loader, SUPERSEDED } from './loader.js';
-import { entryBytes, entryFromStored, MemoryTier, MISS } from './memory-tier.js';
+import { MemoryTier, MISS } from './memory-tier.js';
 import type { ResolvedOptions } from './options.js';
 import { TierPendingWrites } from './tier-pending-writes.js';
 import type {
@@ -333,8 +333,7 @@ export class HybridCache<V = unknown> {
         this.#maxPendingBytes,
       );
     }
-    const entry = entryFromStored(key, { version: this.#clock.next(), json, expiresAt });
-    entry.bytes = bytes;
+    const entry = serializedEntry(this.#clock.next(), json, expiresAt, bytes);
     return this.#enqueue(key, entry, Date.now(), this.#anchor.minted(entry.version));
   }
 
