@@ -16,6 +16,7 @@ import { HybridLogicalClock } from '../../src/sync/hlc.js';
 import { MemoryOutbox } from '../../src/sync/outbox.js';
 import type { PendingWrites } from '../../src/sync/pending-writes.js';
 import { StoreGuard } from '../../src/sync/store-guard.js';
+import type { FlushEventSink } from '../../src/sync/types.js';
 import {
   capturingLogger,
   faultyMemory,
@@ -477,7 +478,10 @@ describe('Flusher.waitFor', () => {
     };
   }
 
-  function flusherOver(storage = faultyMemory()) {
+  function flusherOver(
+    storage = faultyMemory(),
+    events: FlushEventSink = { wants: () => false, emit: () => {} },
+  ) {
     const latest = new Map<string, VersionedWrite>();
     const guard = new StoreGuard({
       failureThreshold: 3,
@@ -494,7 +498,7 @@ describe('Flusher.waitFor', () => {
       pending: pendingOver(latest),
       clock,
       anchor: new ClockAnchor(clock, (signal) => storage.highWaterMark({ signal })),
-      events: { wants: () => false, emit: () => {} },
+      events,
       logger: silentLogger,
       batchSize: 10,
       intervalMs: 10,
@@ -546,5 +550,22 @@ describe('Flusher.waitFor', () => {
     const state = track(flusher.waitFor(new Map([[w.key, w.version]])).done);
     await vi.advanceTimersByTimeAsync(100);
     expect(state.settled).toBe('resolved');
+  });
+
+  it('builds no flushed payload when nobody listens, and reports it to the sink when someone does', async () => {
+    const emitted: string[] = [];
+    let listening = false;
+    const events: FlushEventSink = {
+      wants: (event) => listening && event === 'flushed',
+      emit: (event, payload) => emitted.push(`${event}:${JSON.stringify(payload)}`),
+    };
+    const { flusher, write } = flusherOver(faultyMemory(), events);
+    const a = write('a', 1);
+    await flusher.waitFor(new Map([[a.key, a.version]])).done;
+    expect(emitted).toEqual([]);
+    listening = true;
+    const b = write('b', 2);
+    await flusher.waitFor(new Map([[b.key, b.version]])).done;
+    expect(emitted).toEqual(['flushed:{"count":1,"keys":["b"]}']);
   });
 });
