@@ -96,13 +96,12 @@ export class HybridCache<V = unknown> {
     this.#loader = new Loader(this.#storage, this.#guard, maxKeysPerCall, (keys) => {
       this.#counters.loads += keys;
     });
-    const loader = this.#loader;
     this.#flusher = new Flusher({
       storage: this.#storage,
       guard: this.#guard,
       outbox: this.#outbox,
       pending: new TierPendingWrites(this.#tier, this.#counters, (key, version) =>
-        loader.noteWrite(key, version),
+        this.#loader.noteWrite(key, version),
       ),
       clock: this.#clock,
       anchor: this.#anchor,

@@ -33,11 +33,11 @@ interface Waiter {
 }
 
 /**
- * Drains dirty keys to the store: batches of up to `batchSize` keys at most `intervalMs` after the
- * first write, `concurrency` batches at once, each key in at most one batch at a time, always
- * sending the key's latest version. Transient failures back off (exponential, full jitter) on a
- * timer, so the backlog drains with no new writes; permanent failures split the batch until the
- * poison write is found and dead-lettered.
+ * Drains pending writes to the store: batches of up to `batchSize` keys at most `intervalMs` after
+ * the first write, `concurrency` batches at once, each key in at most one batch at a time, always
+ * sending the key's latest version (read from `PendingWrites`, which also hears what became of it).
+ * Transient failures wait for the `RetryPolicy`'s timer, so the backlog drains with no new writes;
+ * permanent failures split the batch until the poison write is found and dead-lettered.
  */
 export class Flusher {
   readonly #storage: Storage;
@@ -53,7 +53,7 @@ export class Flusher {
   readonly #concurrency: number;
   readonly #retry: RetryPolicy;
   readonly #queue: PQueue;
-  /** Dirty keys waiting for a batch, in the order they became ready. */
+  /** Pending keys waiting for a batch, in the order they became ready. */
   readonly #ready = new Set<string>();
   readonly #inFlight = new Set<string>();
   readonly #waiters = new Set<Waiter>();
