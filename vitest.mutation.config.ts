@@ -9,7 +9,7 @@ export default defineConfig({
     include: [
       'test/unit/write-behind.test.ts',
       'test/unit/edge-cases.test.ts',
-      'test/unit/classify.test.ts',
+      'test/unit/failure-kind.test.ts',
       'test/unit/sqlite-outbox.test.ts',
       'test/unit/sqlite-storage.test.ts',
       'test/unit/smoke.test.ts',
@@ -17,6 +17,7 @@ export default defineConfig({
       'test/unit/memory-tier.test.ts',
       'test/unit/cache-paths.test.ts',
       'test/unit/flusher.test.ts',
+      'test/unit/retry-policy.test.ts',
       'test/unit/store-guard.test.ts',
       'test/unit/sqlite-outbox-paths.test.ts',
       'test/unit/storage-paths.test.ts',

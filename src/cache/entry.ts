@@ -1,3 +1,5 @@
+import type { StoredEntry } from '../storage/types.js';
+
 /**
  * One key's state in memory. The serialized form is kept while the entry is dirty (it is what gets
  * flushed); the parsed value is materialised on first read, so memory always answers with exactly
@@ -20,6 +22,43 @@ export interface Entry {
 export interface DirtyEntry extends Entry {
   /** When this key first became dirty (epoch ms), for `oldestPendingAgeMs`. */
   since: number;
+}
+
+/** Fixed accounting cost of an entry besides its serialized value. */
+export const ENTRY_OVERHEAD_BYTES = 64;
+
+/** What an entry counts against the memory budgets: its serialized value, its key and a fixed overhead. */
+export function entryBytes(key: string, jsonBytes: number): number {
+  return jsonBytes + key.length + ENTRY_OVERHEAD_BYTES;
+}
+
+/** An unparsed entry for a serialized write whose size `bytes` the caller already counted. */
+export function serializedEntry(
+  version: number,
+  json: string | null,
+  expiresAt: number | null,
+  bytes: number,
+): Entry {
+  const deleted = json === null;
+  return {
+    version,
+    expiresAt,
+    bytes,
+    deleted,
+    json: json ?? undefined,
+    value: undefined,
+    parsed: deleted,
+  };
+}
+
+/** An unparsed entry for a write read back from the store or the outbox. */
+export function entryFromStored(key: string, stored: StoredEntry): Entry {
+  return serializedEntry(
+    stored.version,
+    stored.json,
+    stored.expiresAt,
+    entryBytes(key, stored.json?.length ?? 0),
+  );
 }
 
 // Explicit literals rather than spreads: every entry then shares one object shape, which keeps

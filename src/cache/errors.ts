@@ -1,13 +1,7 @@
 /** Typed errors thrown by the cache. Each has a stable `name` and `code` for callers that switch on them. */
+import { HybridCacheError } from '../sync/errors.js';
 
-export class HybridCacheError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-    this.name = new.target.name;
-  }
-}
+export { ClosedError, HybridCacheError, OutboxError } from '../sync/errors.js';
 
 /** Bad input: key, value or TTL. Nothing was changed. */
 export class ValidationError extends HybridCacheError {
@@ -44,24 +38,10 @@ export class StorageUnavailableError extends HybridCacheError {
   }
 }
 
-/** The cache is closing or closed. */
-export class ClosedError extends HybridCacheError {
-  constructor(message = 'the cache is closed') {
-    super('ERR_CLOSED', message);
-  }
-}
-
 /** `flush()` reached its deadline. Nothing is lost: the writes stay pending and keep flushing. */
 export class FlushTimeoutError extends HybridCacheError {
   constructor(readonly pending: number) {
     super('ERR_FLUSH_TIMEOUT', `flush timed out with ${pending} write(s) still pending; they remain queued`);
-  }
-}
-
-/** The local outbox could not be opened or written. */
-export class OutboxError extends HybridCacheError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_OUTBOX', message, options);
   }
 }
 

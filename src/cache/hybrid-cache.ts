@@ -1,16 +1,17 @@
-import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Storage } from '../storage/types.js';
 import { ClockAnchor } from '../sync/clock-anchor.js';
 import { Flusher } from '../sync/flusher.js';
+import { HybridLogicalClock } from '../sync/hlc.js';
 import { MemoryOutbox, type Outbox } from '../sync/outbox.js';
 import { StoreGuard } from '../sync/store-guard.js';
-import type { Entry } from './entry.js';
+import { CacheEventHub } from './cache-events.js';
+import { type Entry, entryBytes, entryFromStored, serializedEntry } from './entry.js';
 import { BackpressureError, ClosedError, CorruptValueError, FlushTimeoutError } from './errors.js';
-import { HybridLogicalClock } from './hlc.js';
 import { Loader, SUPERSEDED } from './loader.js';
-import { entryBytes, entryFromStored, MemoryTier, MISS } from './memory-tier.js';
+import { MemoryTier, MISS } from './memory-tier.js';
 import type { ResolvedOptions } from './options.js';
+import { TierPendingWrites } from './tier-pending-writes.js';
 import type {
   CacheEvents,
   CacheStats,
@@ -47,7 +48,7 @@ export class HybridCache<V = unknown> {
   readonly #guard: StoreGuard;
   readonly #loader: Loader;
   readonly #flusher: Flusher;
-  readonly #events = new EventEmitter();
+  readonly #events: CacheEventHub;
   readonly #maxValueBytes: number;
   readonly #maxPendingBytes: number;
   readonly #defaultTtlMs: number;
@@ -62,7 +63,6 @@ export class HybridCache<V = unknown> {
     loads: 0,
     flushedWrites: 0,
     coalescedWrites: 0,
-    retries: 0,
     deadLetters: 0,
     superseded: 0,
     evictions: 0,
@@ -76,7 +76,7 @@ export class HybridCache<V = unknown> {
     this.#maxValueBytes = options.maxValueBytes;
     this.#maxPendingBytes = options.maxPendingBytes;
     this.#defaultTtlMs = options.defaultTtlMs;
-    this.#events.setMaxListeners(0);
+    this.#events = new CacheEventHub(options.logger);
     this.#tier = new MemoryTier({
       maxEntries: options.maxEntries,
       maxBytes: options.maxBytes,
@@ -91,19 +91,21 @@ export class HybridCache<V = unknown> {
     this.#anchor = new ClockAnchor(this.#clock, (signal) =>
       this.#guard.read((inner) => this.#storage.highWaterMark({ signal: inner }), signal),
     );
-    this.#loader = new Loader(this.#storage, this.#guard, options.flush.batchSize, (keys) => {
+    // `flush.batchSize` is documented as the most keys in any one store call: reads included.
+    const maxKeysPerCall = options.flush.batchSize;
+    this.#loader = new Loader(this.#storage, this.#guard, maxKeysPerCall, (keys) => {
       this.#counters.loads += keys;
     });
     this.#flusher = new Flusher({
       storage: this.#storage,
       guard: this.#guard,
-      tier: this.#tier,
       outbox: this.#outbox,
+      pending: new TierPendingWrites(this.#tier, this.#counters, (key, version) =>
+        this.#loader.noteWrite(key, version),
+      ),
       clock: this.#clock,
       anchor: this.#anchor,
-      reminted: (key, version) => this.#loader.noteWrite(key, version),
-      counters: this.#counters,
-      emit: (event, payload) => this.#emit(event, payload),
+      events: this.#events,
       logger: this.#logger,
       ...options.flush,
       retry: options.retry,
@@ -118,7 +120,7 @@ export class HybridCache<V = unknown> {
         { key: letter.key, version: letter.version, error: letter.error },
         'damaged outbox row dead-lettered at replay',
       );
-      this.#emit('deadLetter', letter);
+      this.#events.emit('deadLetter', letter);
     }
     this.#clock.observe(this.#outbox.highestVersion());
     const rows = this.#outbox.pending();
@@ -256,8 +258,17 @@ export class HybridCache<V = unknown> {
 
   stats(): CacheStats {
     const oldest = this.#tier.dirty.values().next().value;
+    const counters = this.#counters;
     return {
-      ...this.#counters,
+      hits: counters.hits,
+      misses: counters.misses,
+      loads: counters.loads,
+      flushedWrites: counters.flushedWrites,
+      coalescedWrites: counters.coalescedWrites,
+      retries: this.#flusher.retries,
+      deadLetters: counters.deadLetters,
+      superseded: counters.superseded,
+      evictions: counters.evictions,
       pending: this.#tier.dirty.size,
       pendingBytes: this.#tier.pendingBytes,
       oldestPendingAgeMs: oldest ? Math.max(0, Date.now() - oldest.since) : 0,
@@ -321,8 +332,7 @@ export class HybridCache<V = unknown> {
         this.#maxPendingBytes,
       );
     }
-    const entry = entryFromStored(key, { version: this.#clock.next(), json, expiresAt });
-    entry.bytes = bytes;
+    const entry = serializedEntry(this.#clock.next(), json, expiresAt, bytes);
     return this.#enqueue(key, entry, Date.now(), this.#anchor.minted(entry.version));
   }
 
@@ -385,19 +395,6 @@ export class HybridCache<V = unknown> {
     const log = { from, to, err: error, pending: this.#tier.dirty.size };
     if (to === 'healthy') this.#logger.info(log, 'store healthy again');
     else this.#logger.warn(log, `store ${to}`);
-    this.#emit('health', { from, to, ...(error ? { error } : {}) });
-  }
-
-  /**
-   * A listener that throws must not break the code that emitted: the exception would skip what
-   * follows the emit (a retry timer never armed re-sends at once, in a loop; a flush waiter never
-   * notified hangs; a breaker callback fails the call it reports on). It is logged instead.
-   */
-  #emit<E extends keyof CacheEvents>(event: E, payload: CacheEvents[E]): void {
-    try {
-      this.#events.emit(event, payload);
-    } catch (error) {
-      this.#logger.error({ err: error, event }, 'a cache event listener threw; ignoring it');
-    }
+    this.#events.emit('health', { from, to, ...(error ? { error } : {}) });
   }
 }

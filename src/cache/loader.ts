@@ -26,7 +26,7 @@ export class Loader {
   constructor(
     private readonly storage: Storage,
     private readonly guard: StoreGuard,
-    private readonly batchSize: number,
+    private readonly maxKeysPerRead: number,
     private readonly onRead: (keys: number) => void,
   ) {}
 
@@ -56,8 +56,8 @@ export class Loader {
     this.#scheduled = false;
     const queued = [...this.#queued];
     this.#queued = new Map();
-    for (let i = 0; i < queued.length; i += this.batchSize)
-      void this.#fetch(queued.slice(i, i + this.batchSize));
+    for (let i = 0; i < queued.length; i += this.maxKeysPerRead)
+      void this.#fetch(queued.slice(i, i + this.maxKeysPerRead));
   }
 
   async #fetch(batch: Array<[string, Pending]>): Promise<void> {

@@ -1,13 +1,18 @@
 import { LRUCache } from 'lru-cache';
 import type { StoredEntry } from '../storage/types.js';
-import { cleanEntry, type DirtyEntry, dirtyEntry, type Entry, isExpired, readValue } from './entry.js';
+import {
+  cleanEntry,
+  type DirtyEntry,
+  dirtyEntry,
+  type Entry,
+  entryFromStored,
+  isExpired,
+  readValue,
+} from './entry.js';
 import { CorruptValueError } from './errors.js';
 
 /** Returned by `lookup` when memory cannot answer and the store must be asked. */
 export const MISS: unique symbol = Symbol('miss');
-
-/** Fixed accounting cost of an entry besides its serialized value. */
-export const ENTRY_OVERHEAD_BYTES = 64;
 
 export interface MemoryTierOptions {
   maxEntries: number;
@@ -21,7 +26,7 @@ export interface MemoryTierOptions {
  * slow read that started before a delete cannot bring the old value back.
  */
 export class MemoryTier {
-  readonly dirty = new Map<string, DirtyEntry>();
+  readonly #dirty = new Map<string, DirtyEntry>();
   #pendingBytes = 0;
   readonly #lru: LRUCache<string, Entry>;
 
@@ -34,6 +39,11 @@ export class MemoryTier {
         if (reason === 'evict') options.onEvict();
       },
     });
+  }
+
+  /** Unflushed entries by key, oldest first; changed only through this tier's methods. */
+  get dirty(): ReadonlyMap<string, DirtyEntry> {
+    return this.#dirty;
   }
 
   get pendingBytes(): number {
@@ -53,7 +63,7 @@ export class MemoryTier {
    * `CorruptValueError` for a value that is not valid JSON, and forgets it if it came from the store.
    */
   lookup(key: string): unknown {
-    const dirty = this.dirty.get(key);
+    const dirty = this.#dirty.get(key);
     if (dirty !== undefined) {
       if (dirty.deleted || isExpired(dirty)) return undefined;
       try {
@@ -78,7 +88,7 @@ export class MemoryTier {
   }
 
   pendingBytesOf(key: string): number {
-    return this.dirty.get(key)?.bytes ?? 0;
+    return this.#dirty.get(key)?.bytes ?? 0;
   }
 
   /**
@@ -86,14 +96,14 @@ export class MemoryTier {
    * Returns the entry it replaced, or undefined.
    */
   putDirty(key: string, entry: Entry, now: number): { replaced: DirtyEntry | undefined; accepted: boolean } {
-    const replaced = this.dirty.get(key);
+    const replaced = this.#dirty.get(key);
     if (replaced && replaced.version >= entry.version) return { replaced, accepted: false };
     // A re-queued dead letter or a replayed row must not shadow a newer value memory already holds.
     if (!replaced && (this.#lru.peek(key)?.version ?? 0) >= entry.version)
       return { replaced, accepted: false };
     const dirty = dirtyEntry(entry, replaced?.since ?? now);
     this.#pendingBytes += dirty.bytes - (replaced?.bytes ?? 0);
-    this.dirty.set(key, dirty);
+    this.#dirty.set(key, dirty);
     this.#lru.delete(key);
     return { replaced, accepted: true };
   }
@@ -103,7 +113,7 @@ export class MemoryTier {
    * latest write, the entry leaves the dirty set and becomes a clean, evictable entry.
    */
   settle(key: string, version: number): boolean {
-    const dirty = this.dirty.get(key);
+    const dirty = this.#dirty.get(key);
     if (!dirty || dirty.version !== version) return false;
     this.#dropDirty(key, dirty);
     if (dirty.parsed && !dirty.deleted) dirty.json = undefined;
@@ -113,7 +123,7 @@ export class MemoryTier {
 
   /** Gives the dirty write `from` of `key` the version `to` (a re-mint before it is sent). */
   reversion(key: string, from: number, to: number): boolean {
-    const dirty = this.dirty.get(key);
+    const dirty = this.#dirty.get(key);
     if (!dirty || dirty.version !== from) return false;
     dirty.version = to;
     return true;
@@ -121,7 +131,7 @@ export class MemoryTier {
 
   /** A dead-lettered or superseded write: forget it in memory so reads reflect what the store holds. */
   discard(key: string, version: number): boolean {
-    const dirty = this.dirty.get(key);
+    const dirty = this.#dirty.get(key);
     if (!dirty || dirty.version !== version) return false;
     this.#dropDirty(key, dirty);
     this.#lru.delete(key);
@@ -130,36 +140,14 @@ export class MemoryTier {
 
   /** Caches what a store read returned, unless memory already knows a newer version. */
   putLoaded(key: string, stored: StoredEntry): void {
-    if (this.dirty.has(key)) return;
+    if (this.#dirty.has(key)) return;
     const current = this.#lru.peek(key);
     if (current && current.version >= stored.version) return;
     this.#lru.set(key, entryFromStored(key, stored));
   }
 
   #dropDirty(key: string, dirty: DirtyEntry): void {
-    this.dirty.delete(key);
+    this.#dirty.delete(key);
     this.#pendingBytes -= dirty.bytes;
   }
-}
-
-export function entryBytes(key: string, jsonBytes: number): number {
-  return jsonBytes + key.length + ENTRY_OVERHEAD_BYTES;
-}
-
-/** An unparsed in-memory entry for a serialized write (from the store, the outbox, or `set`). */
-export function entryFromStored(
-  key: string,
-  stored: StoredEntry,
-  jsonBytes = stored.json?.length ?? 0,
-): Entry {
-  const deleted = stored.json === null;
-  return {
-    version: stored.version,
-    expiresAt: stored.expiresAt,
-    bytes: entryBytes(key, jsonBytes),
-    deleted,
-    json: stored.json ?? undefined,
-    value: undefined,
-    parsed: deleted,
-  };
 }

@@ -1,4 +1,4 @@
-import { ENTRY_OVERHEAD_BYTES } from './memory-tier.js';
+import { ENTRY_OVERHEAD_BYTES } from './entry.js';
 import { MAX_KEY_BYTES } from './validation.js';
 
 const MiB = 2 ** 20;

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { Storage } from '../storage/types.js';
+import type { Durability, FlushEvents, Health } from '../sync/types.js';
 
-export type Durability = 'none' | 'process' | 'fsync';
-export type Health = 'healthy' | 'degraded' | 'offline';
+export type { DeadLetter, Durability, Health, SupersededWrite } from '../sync/types.js';
 
 export interface OutboxOptions {
   /** SQLite file holding unflushed writes and dead letters. Required unless durability is `none`. */
@@ -103,33 +103,7 @@ export interface CacheStats {
   bytes: number;
 }
 
-export interface DeadLetter {
-  key: string;
-  version: number;
-  /** Serialized value, or `null` for a delete. */
-  json: string | null;
-  expiresAt: number | null;
-  error: string;
-  failedAt: number;
-}
-
-/**
- * A local write lost to a newer write from elsewhere: the store answered that it holds a higher
- * version for the key than the one this process sent, after this process's clock had observed the
- * store's high-water mark. Memory forgets the local value; the next read returns the stored one.
- */
-export interface SupersededWrite {
-  key: string;
-  /** Version of the local write that lost. */
-  localVersion: number;
-  /** Version the store holds. */
-  storedVersion: number;
-}
-
-export interface CacheEvents {
-  flushed: { count: number; keys: string[] };
-  superseded: SupersededWrite;
-  retry: { attempt: number; delayMs: number; error: Error };
-  deadLetter: DeadLetter;
+/** The flusher's events, plus the store's health as the cache's breaker sees it. */
+export interface CacheEvents extends FlushEvents {
   health: { from: Health; to: Health; error?: Error };
 }

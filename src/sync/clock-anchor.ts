@@ -1,4 +1,4 @@
-import type { HybridLogicalClock } from '../cache/hlc.js';
+import type { HybridLogicalClock } from './hlc.js';
 
 /**
  * Ties the clock to the store's version high-water mark.

@@ -1,41 +1,29 @@
-import { ExponentialBackoff, fullJitterGenerator, type IBackoff } from 'cockatiel';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import { entryJson } from '../cache/entry.js';
-import { ClosedError } from '../cache/errors.js';
-import type { HybridLogicalClock } from '../cache/hlc.js';
-import type { MemoryTier } from '../cache/memory-tier.js';
-import type { CacheEvents, DeadLetter } from '../cache/types.js';
 import type { ApplyResult, Storage, VersionedWrite } from '../storage/types.js';
-import { classifyFailure, requestedDelayMs } from './classify.js';
 import type { ClockAnchor } from './clock-anchor.js';
+import { ClosedError } from './errors.js';
+import { classifyFailure } from './failure-kind.js';
+import type { HybridLogicalClock } from './hlc.js';
 import type { Outbox, Remint } from './outbox.js';
+import type { PendingWrites } from './pending-writes.js';
+import { type RetryOptions, RetryPolicy } from './retry-policy.js';
 import type { StoreGuard } from './store-guard.js';
-
-export interface FlushCounters {
-  flushedWrites: number;
-  retries: number;
-  deadLetters: number;
-  superseded: number;
-}
+import type { DeadLetter, FlushEventSink } from './types.js';
 
 export interface FlusherOptions {
   storage: Storage;
   guard: StoreGuard;
-  tier: MemoryTier;
   outbox: Outbox;
+  pending: PendingWrites;
   clock: HybridLogicalClock;
   anchor: ClockAnchor;
-  /** A dirty write was given a new version before it was sent. */
-  reminted: (key: string, version: number) => void;
-  counters: FlushCounters;
-  /** Delivers an event to the cache's listeners; must not throw (the cache guards its listeners). */
-  emit: <E extends keyof CacheEvents>(event: E, payload: CacheEvents[E]) => void;
+  events: FlushEventSink;
   logger: Logger;
   batchSize: number;
   intervalMs: number;
   concurrency: number;
-  retry: { baseMs: number; maxMs: number };
+  retry: RetryOptions;
 }
 
 interface Waiter {
@@ -45,49 +33,67 @@ interface Waiter {
 }
 
 /**
- * Drains dirty keys to the store: batches of up to `batchSize` keys at most `intervalMs` after the
- * first write, `concurrency` batches at once, each key in at most one batch at a time, always
- * sending the key's latest version. Transient failures back off (exponential, full jitter) on a
- * timer, so the backlog drains with no new writes; permanent failures split the batch until the
- * poison write is found and dead-lettered.
+ * Drains pending writes to the store: batches of up to `batchSize` keys at most `intervalMs` after
+ * the first write, `concurrency` batches at once, each key in at most one batch at a time, always
+ * sending the key's latest version (read from `PendingWrites`, which also hears what became of it).
+ * Transient failures wait for the `RetryPolicy`'s timer, so the backlog drains with no new writes;
+ * permanent failures split the batch until the poison write is found and dead-lettered.
  */
 export class Flusher {
-  readonly #o: FlusherOptions;
+  readonly #storage: Storage;
+  readonly #guard: StoreGuard;
+  readonly #outbox: Outbox;
+  readonly #pending: PendingWrites;
+  readonly #clock: HybridLogicalClock;
+  readonly #anchor: ClockAnchor;
+  readonly #events: FlushEventSink;
+  readonly #logger: Logger;
+  readonly #batchSize: number;
+  readonly #intervalMs: number;
+  readonly #concurrency: number;
+  readonly #retry: RetryPolicy;
   readonly #queue: PQueue;
-  /** Dirty keys waiting for a batch, in the order they became ready. */
+  /** Pending keys waiting for a batch, in the order they became ready. */
   readonly #ready = new Set<string>();
   readonly #inFlight = new Set<string>();
   readonly #waiters = new Set<Waiter>();
-  readonly #backoffFactory: ExponentialBackoff<number>;
   readonly #abort = new AbortController();
-  #backoff: IBackoff<unknown> | undefined;
-  #attempt = 0;
   #intervalTimer: NodeJS.Timeout | undefined;
-  #retryTimer: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(options: FlusherOptions) {
-    this.#o = options;
+    this.#storage = options.storage;
+    this.#guard = options.guard;
+    this.#outbox = options.outbox;
+    this.#pending = options.pending;
+    this.#clock = options.clock;
+    this.#anchor = options.anchor;
+    this.#events = options.events;
+    this.#logger = options.logger;
+    this.#batchSize = options.batchSize;
+    this.#intervalMs = options.intervalMs;
+    this.#concurrency = options.concurrency;
+    this.#retry = new RetryPolicy(options.retry, () => this.#pump());
     this.#queue = new PQueue({ concurrency: options.concurrency });
-    this.#backoffFactory = new ExponentialBackoff({
-      initialDelay: options.retry.baseMs,
-      maxDelay: options.retry.maxMs,
-      generator: fullJitterGenerator,
-    });
+  }
+
+  /** Failed store calls (and outbox writes) so far, each of which called for a retry. */
+  get retries(): number {
+    return this.#retry.failures;
   }
 
   /** A key became dirty (or dirtier). */
   schedule(key: string): void {
     if (this.#inFlight.has(key)) return; // picked up again when its in-flight write settles
     this.#ready.add(key);
-    if (this.#ready.size >= this.#o.batchSize) this.#pump();
+    if (this.#ready.size >= this.#batchSize) this.#pump();
     else this.#armInterval();
   }
 
   /** Starts reading the store's version high-water mark now, without waiting (opening never waits for the store). */
   anchorClock(): void {
-    this.#o.anchor.ensure(this.#abort.signal).catch((error: unknown) => {
-      this.#o.logger.debug(
+    this.#anchor.ensure(this.#abort.signal).catch((error: unknown) => {
+      this.#logger.debug(
         { err: error },
         'store not reachable at open; its version high-water mark is read before the first flush',
       );
@@ -115,8 +121,7 @@ export class Flusher {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#intervalTimer);
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
+    this.#retry.stop();
     this.#abort.abort(new Error('cache closed'));
     for (const waiter of this.#waiters)
       waiter.reject(new ClosedError('the cache closed before these writes were flushed'));
@@ -125,18 +130,18 @@ export class Flusher {
   }
 
   #armInterval(): void {
-    if (this.#intervalTimer || this.#retryTimer || this.#stopped) return;
+    if (this.#intervalTimer || this.#retry.waiting || this.#stopped) return;
     this.#intervalTimer = setTimeout(() => {
       this.#intervalTimer = undefined;
       this.#pump();
-    }, this.#o.intervalMs);
+    }, this.#intervalMs);
   }
 
   #pump(): void {
     clearTimeout(this.#intervalTimer);
     this.#intervalTimer = undefined;
-    if (this.#retryTimer || this.#stopped) return;
-    while (this.#ready.size > 0 && this.#queue.pending + this.#queue.size < this.#o.concurrency) {
+    if (this.#retry.waiting || this.#stopped) return;
+    while (this.#ready.size > 0 && this.#queue.pending + this.#queue.size < this.#concurrency) {
       const keys = this.#claim();
       void this.#queue.add(() => this.#sendBatch(keys)).finally(() => this.#release(keys));
     }
@@ -148,7 +153,7 @@ export class Flusher {
       this.#ready.delete(key);
       this.#inFlight.add(key);
       keys.push(key);
-      if (keys.length >= this.#o.batchSize) break;
+      if (keys.length >= this.#batchSize) break;
     }
     return keys;
   }
@@ -157,7 +162,7 @@ export class Flusher {
     for (const key of keys) {
       this.#inFlight.delete(key);
       // Still dirty: written again while in flight, or the attempt failed. Either way, send again.
-      if (this.#o.tier.dirty.has(key)) this.#ready.add(key);
+      if (this.#pending.isPending(key)) this.#ready.add(key);
     }
     if (this.#ready.size > 0) this.#pump();
   }
@@ -166,9 +171,8 @@ export class Flusher {
     if (!(await this.#anchored())) return;
     const writes: VersionedWrite[] = [];
     for (const key of keys) {
-      const entry = this.#o.tier.dirty.get(key);
-      if (!entry) continue;
-      writes.push({ key, version: entry.version, json: entryJson(entry), expiresAt: entry.expiresAt });
+      const write = this.#pending.latest(key);
+      if (write) writes.push(write);
     }
     if (writes.length > 0 && this.#remintUnanchored(writes)) await this.#send(writes);
   }
@@ -178,14 +182,14 @@ export class Flusher {
    * not be read (a retry is scheduled, as for a failed send).
    */
   async #anchored(): Promise<boolean> {
-    const anchor = this.#o.anchor;
+    const anchor = this.#anchor;
     if (!anchor.anchored) {
       try {
         await anchor.ensure(this.#abort.signal);
       } catch (error) {
         if (this.#stopped) return false;
         if (classifyFailure(error) !== 'transient') {
-          this.#o.logger.error(
+          this.#logger.error(
             { err: error },
             "cannot read the store's version high-water mark; writes stay queued until it can be read",
           );
@@ -207,15 +211,15 @@ export class Flusher {
   #remintUnanchored(writes: VersionedWrite[]): boolean {
     const changes: Remint[] = [];
     for (const write of writes) {
-      if (this.#o.anchor.needsRemint(write.version)) {
-        changes.push({ key: write.key, from: write.version, to: this.#o.clock.next() });
+      if (this.#anchor.needsRemint(write.version)) {
+        changes.push({ key: write.key, from: write.version, to: this.#clock.next() });
       }
     }
     if (changes.length === 0) return true;
     try {
-      this.#o.outbox.remint(changes);
+      this.#outbox.remint(changes);
     } catch (error) {
-      this.#o.logger.error(
+      this.#logger.error(
         { err: error },
         'could not record new versions in the outbox; keeping the writes queued',
       );
@@ -226,12 +230,11 @@ export class Flusher {
     for (const write of writes) {
       const change = byKey.get(write.key);
       if (!change) continue;
-      this.#o.tier.reversion(write.key, change.from, change.to);
-      this.#o.anchor.forget(change.from);
-      this.#o.reminted(write.key, change.to);
+      this.#pending.reminted(write.key, change.from, change.to);
+      this.#anchor.forget(change.from);
       write.version = change.to;
     }
-    this.#o.logger.debug(
+    this.#logger.debug(
       { count: changes.length },
       "re-minted writes accepted before the store's version high-water mark was known",
     );
@@ -241,8 +244,8 @@ export class Flusher {
   async #send(writes: VersionedWrite[]): Promise<void> {
     let results: ApplyResult[];
     try {
-      results = await this.#o.guard.write(
-        (signal) => this.#o.storage.apply(writes, { signal }),
+      results = await this.#guard.write(
+        (signal) => this.#storage.apply(writes, { signal }),
         this.#abort.signal,
       );
     } catch (error) {
@@ -256,7 +259,7 @@ export class Flusher {
         return;
       }
       if (kind === 'configuration') {
-        this.#o.logger.error({ err: error }, 'store misconfigured; writes stay queued until it is fixed');
+        this.#logger.error({ err: error }, 'store misconfigured; writes stay queued until it is fixed');
       }
       this.#scheduleRetry(error as Error);
       return;
@@ -266,12 +269,11 @@ export class Flusher {
       // Retried with backoff like a transient failure: settling a malformed answer could mark an
       // unwritten value as flushed, and failing without backoff would re-send in a tight loop.
       const error = new Error(breach);
-      this.#o.logger.error({ err: error }, 'storage adapter broke its contract; retrying the batch');
+      this.#logger.error({ err: error }, 'storage adapter broke its contract; retrying the batch');
       this.#scheduleRetry(error);
       return;
     }
-    this.#backoff = undefined;
-    this.#attempt = 0;
+    this.#retry.succeeded();
     this.#settle(writes, results);
   }
 
@@ -284,70 +286,58 @@ export class Flusher {
         return;
       }
       if (result.status === 'applied') {
-        this.#o.counters.flushedWrites++;
-        this.#o.tier.settle(write.key, write.version);
+        this.#pending.applied(write.key, write.version);
       } else if (result.storedVersion !== undefined && result.storedVersion > write.version) {
         // The store holds a newer write from elsewhere: forget ours so the next read fetches that one.
         // Said out loud unless memory already holds a newer local write that replaces ours anyway.
-        this.#o.clock.observe(result.storedVersion);
-        if (this.#o.tier.discard(write.key, write.version)) this.#superseded(write, result.storedVersion);
+        this.#clock.observe(result.storedVersion);
+        if (this.#pending.superseded(write.key, write.version)) this.#superseded(write, result.storedVersion);
       } else {
         // Stale at our own version: an earlier attempt committed but its answer was lost.
-        this.#o.tier.settle(write.key, write.version);
+        this.#pending.alreadyStored(write.key, write.version);
       }
       acknowledged.push(write);
     });
     if (acknowledged.length === 0) return;
     try {
-      this.#o.outbox.acknowledge(acknowledged);
+      this.#outbox.acknowledge(acknowledged);
     } catch (error) {
       // The rows stay in the outbox and are re-sent after a restart, where they come back stale.
-      this.#o.logger.error({ err: error }, 'could not clear acknowledged writes from the outbox');
+      this.#logger.error({ err: error }, 'could not clear acknowledged writes from the outbox');
     }
     for (const write of acknowledged) this.#notifyWaiters(write.key, write.version);
-    this.#o.emit('flushed', { count: acknowledged.length, keys: acknowledged.map((w) => w.key) });
+    if (this.#events.wants('flushed')) {
+      this.#events.emit('flushed', { count: acknowledged.length, keys: acknowledged.map((w) => w.key) });
+    }
   }
 
   #superseded(write: VersionedWrite, storedVersion: number): void {
-    this.#o.counters.superseded++;
     const event = { key: write.key, localVersion: write.version, storedVersion };
-    this.#o.logger.warn(event, 'a local write lost to a newer write from another instance');
-    this.#o.emit('superseded', event);
+    this.#logger.warn(event, 'a local write lost to a newer write from another instance');
+    this.#events.emit('superseded', event);
   }
 
   #deadLetter(write: VersionedWrite, error: Error): void {
     const letter: DeadLetter = { ...write, error: error?.message ?? String(error), failedAt: Date.now() };
     try {
-      this.#o.outbox.deadLetter(letter);
+      this.#outbox.deadLetter(letter);
     } catch (outboxError) {
-      this.#o.logger.error(
+      this.#logger.error(
         { err: outboxError, key: write.key },
         'could not record a dead letter; keeping the write queued',
       );
       this.#scheduleRetry(outboxError as Error);
       return;
     }
-    this.#o.tier.discard(write.key, write.version);
-    this.#o.counters.deadLetters++;
-    this.#o.logger.warn(
-      { key: write.key, version: write.version, error: letter.error },
-      'write dead-lettered',
-    );
-    this.#o.emit('deadLetter', letter);
+    this.#pending.deadLettered(write.key, write.version);
+    this.#logger.warn({ key: write.key, version: write.version, error: letter.error }, 'write dead-lettered');
+    this.#events.emit('deadLetter', letter);
     this.#notifyWaiters(write.key, write.version);
   }
 
   #scheduleRetry(error: Error): void {
-    this.#o.counters.retries++;
-    if (this.#retryTimer || this.#stopped) return;
-    this.#backoff = (this.#backoff ?? this.#backoffFactory).next(undefined);
-    this.#attempt++;
-    const delayMs = Math.max(this.#backoff.duration, requestedDelayMs(error));
-    this.#o.emit('retry', { attempt: this.#attempt, delayMs, error });
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      this.#pump();
-    }, delayMs);
+    const armed = this.#retry.failed(error);
+    if (armed) this.#events.emit('retry', { attempt: armed.attempt, delayMs: armed.delayMs, error });
   }
 
   #notifyWaiters(key: string, version: number): void {

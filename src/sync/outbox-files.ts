@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { OutboxError } from '../cache/errors.js';
 import { type FileIdentity, identify, isSameFile } from '../storage/file-identity.js';
+import { OutboxError } from './errors.js';
 
 export interface OutboxFileSizes {
   mainBytes: number;

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
-import { OutboxError } from '../cache/errors.js';
 import { SQLITE_APPLICATION_ID as STORE_APPLICATION_ID } from '../storage/sqlite-schema.js';
+import { OutboxError } from './errors.js';
 
 export const OUTBOX_SCHEMA_VERSION = 2;
 /** Outboxes written before files carried an application id (and before the `unanchored` column). */

@@ -1,5 +1,5 @@
-import type { DeadLetter } from '../cache/types.js';
 import type { VersionedWrite } from '../storage/types.js';
+import type { DeadLetter } from './types.js';
 
 /** A write waiting in the outbox, with when it was first queued. */
 export interface PendingWrite extends VersionedWrite {

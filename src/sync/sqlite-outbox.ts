@@ -2,12 +2,12 @@ import { fdatasync, mkdirSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { OutboxError } from '../cache/errors.js';
-import type { DeadLetter, Durability } from '../cache/types.js';
+import { OutboxError } from './errors.js';
 import type { Outbox, PendingWrite, Remint } from './outbox.js';
 import { describeOpenFailure, describeReplayFailure, describeWriteFailure, isFull } from './outbox-errors.js';
 import { OutboxFiles } from './outbox-files.js';
 import { assertOutboxFile, inspectHeldFile, isBusy, migrateOutbox } from './outbox-schema.js';
+import type { DeadLetter, Durability } from './types.js';
 import { type WalLimits, walBytesUpperBound, walLimits } from './wal-limits.js';
 
 export interface SqliteOutboxOptions {

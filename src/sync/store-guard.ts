@@ -7,8 +7,8 @@ import {
   timeout,
   wrap,
 } from 'cockatiel';
-import type { Health } from '../cache/types.js';
-import { classifyFailure } from './classify.js';
+import { classifyFailure } from './failure-kind.js';
+import type { Health } from './types.js';
 
 export interface StoreGuardOptions {
   failureThreshold: number;

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { entryBytes } from '../../src/cache/memory-tier.js';
+import { entryBytes } from '../../src/cache/entry.js';
 import {
   BackpressureError,
   ClosedError,

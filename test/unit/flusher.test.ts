@@ -1,7 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { HybridLogicalClock } from '../../src/cache/hlc.js';
 import { HybridCache } from '../../src/cache/hybrid-cache.js';
-import { entryFromStored, MemoryTier } from '../../src/cache/memory-tier.js';
 import { resolveOptions } from '../../src/cache/options.js';
 import {
   type ApplyResult,
@@ -14,8 +12,11 @@ import {
 } from '../../src/index.js';
 import { ClockAnchor } from '../../src/sync/clock-anchor.js';
 import { Flusher } from '../../src/sync/flusher.js';
+import { HybridLogicalClock } from '../../src/sync/hlc.js';
 import { MemoryOutbox } from '../../src/sync/outbox.js';
+import type { PendingWrites } from '../../src/sync/pending-writes.js';
 import { StoreGuard } from '../../src/sync/store-guard.js';
+import type { FlushEventSink } from '../../src/sync/types.js';
 import {
   capturingLogger,
   faultyMemory,
@@ -459,8 +460,29 @@ describe('close', () => {
 });
 
 describe('Flusher.waitFor', () => {
-  function flusherOver(storage = faultyMemory()) {
-    const tier = new MemoryTier({ maxEntries: 100, maxBytes: 1_000_000, onEvict: () => {} });
+  /** The flusher's narrow view of pending writes, over a plain map: no memory tier needed. */
+  function pendingOver(latest: Map<string, VersionedWrite>): PendingWrites {
+    const forget = (key: string, version: number) => {
+      if (latest.get(key)?.version !== version) return false;
+      latest.delete(key);
+      return true;
+    };
+    return {
+      latest: (key) => latest.get(key),
+      isPending: (key) => latest.has(key),
+      reminted: () => {},
+      applied: forget,
+      alreadyStored: forget,
+      superseded: forget,
+      deadLettered: forget,
+    };
+  }
+
+  function flusherOver(
+    storage = faultyMemory(),
+    events: FlushEventSink = { wants: () => false, emit: () => {} },
+  ) {
+    const latest = new Map<string, VersionedWrite>();
     const guard = new StoreGuard({
       failureThreshold: 3,
       halfOpenAfterMs: 1_000,
@@ -472,13 +494,11 @@ describe('Flusher.waitFor', () => {
     const flusher = new Flusher({
       storage,
       guard,
-      tier,
       outbox: new MemoryOutbox(),
+      pending: pendingOver(latest),
       clock,
       anchor: new ClockAnchor(clock, (signal) => storage.highWaterMark({ signal })),
-      reminted: () => {},
-      counters: { flushedWrites: 0, retries: 0, deadLetters: 0, superseded: 0 },
-      emit: () => {},
+      events,
       logger: silentLogger,
       batchSize: 10,
       intervalMs: 10,
@@ -486,10 +506,10 @@ describe('Flusher.waitFor', () => {
       retry: { baseMs: 50, maxMs: 1_000 },
     });
     const write = (key: string, value: unknown): VersionedWrite => {
-      const stored = { version: clock.next(), json: JSON.stringify(value), expiresAt: null };
-      tier.putDirty(key, entryFromStored(key, stored), Date.now());
+      const written = { key, version: clock.next(), json: JSON.stringify(value), expiresAt: null };
+      latest.set(key, written);
       flusher.schedule(key);
-      return { key, ...stored };
+      return written;
     };
     return { flusher, write, storage };
   }
@@ -530,5 +550,22 @@ describe('Flusher.waitFor', () => {
     const state = track(flusher.waitFor(new Map([[w.key, w.version]])).done);
     await vi.advanceTimersByTimeAsync(100);
     expect(state.settled).toBe('resolved');
+  });
+
+  it('builds no flushed payload when nobody listens, and reports it to the sink when someone does', async () => {
+    const emitted: string[] = [];
+    let listening = false;
+    const events: FlushEventSink = {
+      wants: (event) => listening && event === 'flushed',
+      emit: (event, payload) => emitted.push(`${event}:${JSON.stringify(payload)}`),
+    };
+    const { flusher, write } = flusherOver(faultyMemory(), events);
+    const a = write('a', 1);
+    await flusher.waitFor(new Map([[a.key, a.version]])).done;
+    expect(emitted).toEqual([]);
+    listening = true;
+    const b = write('b', 2);
+    await flusher.waitFor(new Map([[b.key, b.version]])).done;
+    expect(emitted).toEqual(['flushed:{"count":1,"keys":["b"]}']);
   });
 });

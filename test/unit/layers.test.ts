@@ -76,6 +76,32 @@ describe('layers', () => {
     expect(offending).toEqual([]);
   });
 
+  /** Imports from `from` into any of `layers`, as `file -> import` lines. */
+  const importsInto = (from: string, layers: readonly string[]) =>
+    files
+      .filter((f) => inLayer(f.file, from))
+      .flatMap((f) =>
+        f.imports
+          .filter((path) => layers.some((layer) => inLayer(path, layer)))
+          .map((path) => `${f.file} -> ${path}`),
+      );
+
+  it('the write-behind half (src/sync) never imports the cache or anything above it', () => {
+    const sync = files.find((f) => f.file === 'src/sync/flusher.ts');
+    expect(sync?.imports).toContain('src/storage/types.ts');
+    expect(importsInto('sync', ['cache', 'conversation', 'daemon', 'config', 'testing'])).toEqual([]);
+  });
+
+  it('src/storage imports no other layer', () => {
+    expect(importsInto('storage', ['cache', 'sync', 'conversation', 'daemon', 'config', 'testing'])).toEqual(
+      [],
+    );
+  });
+
+  it('hybrid-cache/testing builds on src/storage only', () => {
+    expect(importsInto('testing', ['cache', 'sync', 'conversation', 'daemon', 'config'])).toEqual([]);
+  });
+
   it('the package root does not load the HTTP server (fastify, prom-client)', () => {
     const seen = new Set<string>();
     const packages = new Set<string>();

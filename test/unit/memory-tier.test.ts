@@ -1,12 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { entryJson } from '../../src/cache/entry.js';
-import {
-  ENTRY_OVERHEAD_BYTES,
-  entryBytes,
-  entryFromStored,
-  MemoryTier,
-  MISS,
-} from '../../src/cache/memory-tier.js';
+import { ENTRY_OVERHEAD_BYTES, entryBytes, entryFromStored, entryJson } from '../../src/cache/entry.js';
+import { MemoryTier, MISS } from '../../src/cache/memory-tier.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

@@ -1,7 +1,7 @@
 import { BrokenCircuitError, TaskCancelledError } from 'cockatiel';
 import { describe, expect, it } from 'vitest';
 import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from '../../src/index.js';
-import { classifyFailure, requestedDelayMs } from '../../src/sync/classify.js';
+import { classifyFailure, requestedDelayMs } from '../../src/sync/failure-kind.js';
 
 const withCode = (code: string) => Object.assign(new Error(code), { code });
 const withStatus = (status: number, key: 'status' | 'statusCode' = 'status') =>
