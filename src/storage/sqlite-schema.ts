@@ -1,28 +1,39 @@
 import type Database from 'better-sqlite3';
 import { StorageConfigurationError } from './errors.js';
-
-/** Current schema, kept in `PRAGMA user_version`. Add a migration step to raise it. */
-export const SQLITE_SCHEMA_VERSION = 2;
-
-/** Marks a file as a hybrid-cache store ('hcst'), so a foreign database is refused instead of altered. */
-export const SQLITE_APPLICATION_ID = 0x68637374;
+import {
+  APPLICATION_IDS,
+  migrateSqliteFile,
+  type SchemaProblem,
+  type SqliteFileSchema,
+  schemaProblem,
+  schemaVersion,
+} from './sqlite-file.js';
 
 export const ENTRIES_TABLE = 'cache_entries';
 
-/** `MIGRATIONS[n]` takes a store from schema `n` to `n + 1`. */
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE ${ENTRIES_TABLE} (
-     key TEXT PRIMARY KEY NOT NULL,
-     version INTEGER NOT NULL CHECK (typeof(version) = 'integer' AND version >= 0),
-     json TEXT CHECK (json IS NULL OR typeof(json) = 'text'),
-     expires_at INTEGER CHECK (expires_at IS NULL OR typeof(expires_at) = 'integer')
-   );
-   CREATE INDEX ${ENTRIES_TABLE}_expiry ON ${ENTRIES_TABLE} (expires_at)
-     WHERE json IS NOT NULL AND expires_at IS NOT NULL;
-   CREATE INDEX ${ENTRIES_TABLE}_tombstones ON ${ENTRIES_TABLE} (version) WHERE json IS NULL;`,
-  // The version high-water mark is max(version): one index lookup instead of a table scan.
-  `CREATE INDEX ${ENTRIES_TABLE}_version ON ${ENTRIES_TABLE} (version);`,
-];
+/** The store's schema: `steps[n]` takes a store from schema `n` to `n + 1`. */
+export const STORE_SCHEMA: SqliteFileSchema = {
+  kind: 'store',
+  steps: [
+    `CREATE TABLE ${ENTRIES_TABLE} (
+       key TEXT PRIMARY KEY NOT NULL,
+       version INTEGER NOT NULL CHECK (typeof(version) = 'integer' AND version >= 0),
+       json TEXT CHECK (json IS NULL OR typeof(json) = 'text'),
+       expires_at INTEGER CHECK (expires_at IS NULL OR typeof(expires_at) = 'integer')
+     );
+     CREATE INDEX ${ENTRIES_TABLE}_expiry ON ${ENTRIES_TABLE} (expires_at)
+       WHERE json IS NOT NULL AND expires_at IS NOT NULL;
+     CREATE INDEX ${ENTRIES_TABLE}_tombstones ON ${ENTRIES_TABLE} (version) WHERE json IS NULL;`,
+    // The version high-water mark is max(version): one index lookup instead of a table scan.
+    `CREATE INDEX ${ENTRIES_TABLE}_version ON ${ENTRIES_TABLE} (version);`,
+  ],
+};
+
+/** Current schema, kept in `PRAGMA user_version`. Add a step to `STORE_SCHEMA` to raise it. */
+export const SQLITE_SCHEMA_VERSION = schemaVersion(STORE_SCHEMA);
+
+/** Marks a file as a hybrid-cache store, so a foreign database is refused instead of altered. */
+export const SQLITE_APPLICATION_ID = APPLICATION_IDS.store;
 
 /**
  * Creates or upgrades the schema. Reads the version inside an immediate transaction so two
@@ -30,36 +41,24 @@ const MIGRATIONS: readonly string[] = [
  */
 export function migrateSchema(db: Database.Database, location: string): void {
   db.transaction(() => {
-    const current = db.pragma('user_version', { simple: true }) as number;
-    const applicationId = db.pragma('application_id', { simple: true }) as number;
-    if (applicationId !== 0 && applicationId !== SQLITE_APPLICATION_ID) {
-      throw new StorageConfigurationError(
-        `${location} belongs to another application (application_id ${applicationId}); point the store at its own file`,
-      );
-    }
-    if (current > SQLITE_SCHEMA_VERSION) {
-      throw new StorageConfigurationError(
-        `${location} has store schema ${current}, newer than this version of hybrid-cache understands ` +
-          `(${SQLITE_SCHEMA_VERSION}); upgrade hybrid-cache or use another file`,
-      );
-    }
-    if (current === SQLITE_SCHEMA_VERSION) return;
-    if (current === 0 && hasForeignTables(db)) {
-      throw new StorageConfigurationError(
-        `${location} already holds tables that are not a hybrid-cache store (is it the outbox?); ` +
-          'point the store at its own file',
-      );
-    }
-    for (const step of MIGRATIONS.slice(current)) db.exec(step);
-    db.pragma(`application_id = ${SQLITE_APPLICATION_ID}`);
-    db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
+    const problem = schemaProblem(db, STORE_SCHEMA);
+    if (problem) throw new StorageConfigurationError(describeProblem(problem, location));
+    migrateSqliteFile(db, STORE_SCHEMA);
   }).immediate();
 }
 
-function hasForeignTables(db: Database.Database): boolean {
-  const count = db
-    .prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-    .pluck()
-    .get() as number;
-  return count > 0;
+function describeProblem(problem: SchemaProblem, location: string): string {
+  switch (problem.problem) {
+    case 'other-kind':
+      return `${location} is a hybrid-cache ${problem.kind} file, not a store; point the store at its own file`;
+    case 'foreign':
+      return problem.applicationId !== 0
+        ? `${location} belongs to another application (application_id ${problem.applicationId}); point the store at its own file`
+        : `${location} already holds tables that are not a hybrid-cache store (${problem.tables.join(', ')}); point the store at its own file`;
+    case 'newer':
+      return (
+        `${location} has store schema ${problem.version}, newer than this version of hybrid-cache understands ` +
+        `(${problem.supported}); upgrade hybrid-cache or use another file`
+      );
+  }
 }

@@ -1,9 +1,9 @@
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import Database from 'better-sqlite3';
+import { resolve } from 'node:path';
+import type Database from 'better-sqlite3';
 import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
 import { type FileIdentity, identify, isSameFile } from './file-identity.js';
-import { isItemError, isNativeModuleFailure, nativeModuleMessage, toStorageError } from './sqlite-errors.js';
+import { isItemError, toStorageError } from './sqlite-errors.js';
+import { openSqliteFile } from './sqlite-file.js';
 import { ENTRIES_TABLE, migrateSchema } from './sqlite-schema.js';
 import {
   DEFAULT_TOMBSTONE_RETENTION_MS,
@@ -207,12 +207,15 @@ export class SqliteStorage implements Storage {
   }
 
   #open(inMemory: boolean): Database.Database {
-    try {
-      if (!inMemory) mkdirSync(dirname(this.#location), { recursive: true });
-      return new Database(inMemory ? ':memory:' : this.#location);
-    } catch (error) {
-      throw openError(error, this.#location);
-    }
+    return openSqliteFile(
+      inMemory ? ':memory:' : this.#location,
+      {},
+      (reason, cause, nativeModule) =>
+        new StorageConfigurationError(
+          `cannot open SQLite store ${this.#location}: ${reason}${nativeModule ? '' : FILE_ADVICE}`,
+          { cause },
+        ),
+    );
   }
 
   #assertUsable(): void {
@@ -254,20 +257,12 @@ function padded(chunk: string[]): string[] {
   return chunk.concat(Array(size - chunk.length).fill(chunk[chunk.length - 1]));
 }
 
+const FILE_ADVICE = '; check the path, its permissions and that it is a hybrid-cache store file';
+
 function openError(error: unknown, location: string): Error {
   if (error instanceof StorageConfigurationError) return error;
-  if (isNativeModuleFailure(error)) {
-    return new StorageConfigurationError(
-      `cannot open SQLite store ${location}: ${nativeModuleMessage(error)}`,
-      {
-        cause: error,
-      },
-    );
-  }
   const reason = error instanceof Error ? error.message : String(error);
-  return new StorageConfigurationError(
-    `cannot open SQLite store ${location}: ${reason}; check the path, its permissions and that it is a ` +
-      'hybrid-cache store file',
-    { cause: error },
-  );
+  return new StorageConfigurationError(`cannot open SQLite store ${location}: ${reason}${FILE_ADVICE}`, {
+    cause: error,
+  });
 }

@@ -1,15 +1,48 @@
 import Database from 'better-sqlite3';
-import { SQLITE_APPLICATION_ID as STORE_APPLICATION_ID } from '../storage/sqlite-schema.js';
+import {
+  migrateSqliteFile,
+  type SqliteFileSchema,
+  schemaProblem,
+  schemaVersion,
+} from '../storage/sqlite-file.js';
 import { OutboxError } from './errors.js';
 
-export const OUTBOX_SCHEMA_VERSION = 2;
-/** Outboxes written before files carried an application id (and before the `unanchored` column). */
-const LEGACY_SCHEMA_VERSION = 1;
+/** The outbox's schema: `steps[n]` takes an outbox from schema `n` to `n + 1`. */
+const OUTBOX_SCHEMA: SqliteFileSchema = {
+  kind: 'outbox',
+  steps: [
+    `CREATE TABLE pending (
+       key TEXT PRIMARY KEY NOT NULL,
+       version INTEGER NOT NULL,
+       json TEXT,
+       expires_at INTEGER,
+       queued_at INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     -- highest_version: the clock's high-water mark among rows that left 'pending'. Versions already
+     -- flushed leave no pending row, and a restarted process whose wall clock is behind (NTP step, or
+     -- more than 1024 writes/ms) must still mint versions above them.
+     CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;
+     INSERT INTO meta (name, value) VALUES ('highest_version', 0);
+     CREATE TABLE dead_letters (
+       id INTEGER PRIMARY KEY,
+       key TEXT NOT NULL,
+       version INTEGER NOT NULL,
+       json TEXT,
+       expires_at INTEGER,
+       error TEXT NOT NULL,
+       failed_at INTEGER NOT NULL
+     );`,
+    // unanchored: minted before the clock had read the store's version high-water mark, and never
+    // sent. Such a row is given a new version before it is sent; every other row keeps its own.
+    'ALTER TABLE pending ADD COLUMN unanchored INTEGER NOT NULL DEFAULT 0;',
+  ],
+  // Outboxes of the first release carried no application id.
+  unstamped: { version: 1, tables: ['dead_letters', 'meta', 'pending'] },
+};
 
-/** Marks a file as a hybrid-cache outbox ('hcob'), so a foreign database is refused instead of altered. */
-export const OUTBOX_APPLICATION_ID = 0x6863_6f62;
+export const OUTBOX_SCHEMA_VERSION = schemaVersion(OUTBOX_SCHEMA);
 
-const OUTBOX_TABLES = ['dead_letters', 'meta', 'pending'];
+const OWN_FILE = 'give the outbox a file of its own (outbox.path / CACHE_DATA_DIR)';
 
 /**
  * Refuses, before anything is written to it, a file that is not a hybrid-cache outbox: the store,
@@ -17,97 +50,31 @@ const OUTBOX_TABLES = ['dead_letters', 'meta', 'pending'];
  * and so is an outbox written before outboxes carried an application id.
  */
 export function assertOutboxFile(db: Database.Database, path: string): void {
-  const applicationId = db.pragma('application_id', { simple: true }) as number;
-  const version = db.pragma('user_version', { simple: true }) as number;
-  assertOwnApplicationId(applicationId, path);
-  const tables = userTables(db);
-  if (applicationId === 0 && tables.length > 0 && !isLegacyOutbox(tables, version)) {
-    throw new OutboxError(
-      `${path} is another application's database (tables ${tables.join(', ')}), not a hybrid-cache outbox; ` +
-        `it was left untouched: ${OWN_FILE}`,
-    );
-  }
-  if (version > OUTBOX_SCHEMA_VERSION) {
-    throw new OutboxError(
-      `the outbox at ${path} has schema version ${version}, newer than this version of hybrid-cache understands (${OUTBOX_SCHEMA_VERSION}); upgrade hybrid-cache or use another file`,
-    );
-  }
-}
-
-const OWN_FILE = 'give the outbox a file of its own (outbox.path / CACHE_DATA_DIR)';
-
-/** Refuses the store's file and any file stamped by another application (0 is unstamped). */
-function assertOwnApplicationId(applicationId: number, path: string): void {
-  if (applicationId === STORE_APPLICATION_ID) {
-    throw new OutboxError(
-      `${path} is a hybrid-cache store file, not an outbox; it was left untouched: ${OWN_FILE}`,
-    );
-  }
-  if (applicationId !== 0 && applicationId !== OUTBOX_APPLICATION_ID) {
-    throw new OutboxError(
-      `${path} is another application's database (application_id ${applicationId}), not a hybrid-cache outbox; ` +
-        `it was left untouched: ${OWN_FILE}`,
-    );
+  const problem = schemaProblem(db, OUTBOX_SCHEMA);
+  if (!problem) return;
+  switch (problem.problem) {
+    case 'other-kind':
+      throw new OutboxError(
+        `${path} is a hybrid-cache ${problem.kind} file, not an outbox; it was left untouched: ${OWN_FILE}`,
+      );
+    case 'foreign':
+      throw new OutboxError(
+        `${path} is another application's database (${
+          problem.applicationId !== 0
+            ? `application_id ${problem.applicationId}`
+            : `tables ${problem.tables.join(', ')}`
+        }), not a hybrid-cache outbox; it was left untouched: ${OWN_FILE}`,
+      );
+    case 'newer':
+      throw new OutboxError(
+        `the outbox at ${path} has schema version ${problem.version}, newer than this version of hybrid-cache understands (${problem.supported}); upgrade hybrid-cache or use another file`,
+      );
   }
 }
 
-function isLegacyOutbox(tables: string[], version: number): boolean {
-  return version === LEGACY_SCHEMA_VERSION && tables.join() === OUTBOX_TABLES.join();
-}
-
-function userTables(db: Database.Database): string[] {
-  return db
-    .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-    .pluck()
-    .all() as string[];
-}
-
-/**
- * Creates the schema in a new (empty) outbox file and stamps it; upgrades an outbox of an earlier
- * schema in place, keeping its rows.
- */
+/** Creates the schema in a new (empty) outbox file, or upgrades an earlier one in place, and stamps it. */
 export function migrateOutbox(db: Database.Database): void {
-  const version = db.pragma('user_version', { simple: true }) as number;
-  if (version === LEGACY_SCHEMA_VERSION) {
-    // unanchored: minted before the clock had read the store's version high-water mark, and never
-    // sent. Such a row is given a new version before it is sent; every other row keeps its own.
-    db.exec(`
-      ALTER TABLE pending ADD COLUMN unanchored INTEGER NOT NULL DEFAULT 0;
-      PRAGMA user_version = ${OUTBOX_SCHEMA_VERSION};
-    `);
-  }
-  if (version === LEGACY_SCHEMA_VERSION || version === OUTBOX_SCHEMA_VERSION) {
-    if (db.pragma('application_id', { simple: true }) === 0) {
-      db.pragma(`application_id = ${OUTBOX_APPLICATION_ID}`);
-    }
-    return;
-  }
-  db.exec(`
-    CREATE TABLE pending (
-      key TEXT PRIMARY KEY NOT NULL,
-      version INTEGER NOT NULL,
-      json TEXT,
-      expires_at INTEGER,
-      queued_at INTEGER NOT NULL,
-      unanchored INTEGER NOT NULL DEFAULT 0
-    ) WITHOUT ROWID;
-    -- highest_version: the clock's high-water mark among rows that left 'pending'. Versions already
-    -- flushed leave no pending row, and a restarted process whose wall clock is behind (NTP step, or
-    -- more than 1024 writes/ms) must still mint versions above them.
-    CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;
-    INSERT INTO meta (name, value) VALUES ('highest_version', 0);
-    CREATE TABLE dead_letters (
-      id INTEGER PRIMARY KEY,
-      key TEXT NOT NULL,
-      version INTEGER NOT NULL,
-      json TEXT,
-      expires_at INTEGER,
-      error TEXT NOT NULL,
-      failed_at INTEGER NOT NULL
-    );
-    PRAGMA application_id = ${OUTBOX_APPLICATION_ID};
-    PRAGMA user_version = ${OUTBOX_SCHEMA_VERSION};
-  `);
+  migrateSqliteFile(db, OUTBOX_SCHEMA);
 }
 
 /**

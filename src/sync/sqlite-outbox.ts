@@ -1,7 +1,8 @@
-import { fdatasync, mkdirSync, statfsSync } from 'node:fs';
+import { fdatasync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
+import { openSqliteFile } from '../storage/sqlite-file.js';
 import { OutboxError } from './errors.js';
 import type { Outbox, PendingWrite, Remint } from './outbox.js';
 import { describeOpenFailure, describeReplayFailure, describeWriteFailure, isFull } from './outbox-errors.js';
@@ -109,15 +110,11 @@ export class SqliteOutbox implements Outbox {
   /** Opens (creating if needed) the outbox; on any failure nothing stays open and an `OutboxError` says why. */
   static open(options: SqliteOutboxOptions): SqliteOutbox {
     const { path } = options;
-    let db: Database.Database;
-    try {
-      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      db = new Database(path, { timeout: 0 });
-    } catch (error) {
-      throw new OutboxError(`cannot open the outbox at ${path}: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
+    const db = openSqliteFile(
+      path,
+      { timeout: 0 },
+      (reason, cause) => new OutboxError(`cannot open the outbox at ${path}: ${reason}`, { cause }),
+    );
     try {
       return new SqliteOutbox(db, options);
     } catch (error) {

@@ -37,4 +37,15 @@ describe('a SQLite native module this Node cannot load', () => {
     );
     expect(open).not.toThrow(/permissions/);
   });
+
+  it('is reported by the outbox as such, not as a problem with the outbox file', async () => {
+    const { SqliteOutbox } = await import('../../src/sync/sqlite-outbox.js');
+    const { OutboxError } = await import('../../src/index.js');
+    const open = () =>
+      SqliteOutbox.open({ path: join(tmpdir(), 'never-created', 'outbox.db'), durability: 'process' });
+    expect(open).toThrow(OutboxError);
+    expect(open).toThrow(
+      /^cannot open the outbox at .*: the SQLite native module \(better-sqlite3\) cannot be loaded by Node\.js v[\d.]+/,
+    );
+  });
 });

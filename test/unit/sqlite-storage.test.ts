@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -274,5 +274,26 @@ describe('SqliteStorage failures', () => {
     await expect(storage.apply([put('k', 1, 'v')])).rejects.toThrow(TransientStorageError);
     await expect(storage.getMany(['k'])).rejects.toThrow(/closed/);
     await storage.close();
+  });
+});
+
+describe('SqliteStorage given the outbox file', () => {
+  it('says it is the outbox and leaves it untouched', async () => {
+    const { SqliteOutbox } = await import('../../src/sync/sqlite-outbox.js');
+    const dir = mkdtempSync(join(tmpdir(), 'hc-store-outbox-'));
+    const path = join(dir, 'outbox.db');
+    try {
+      SqliteOutbox.open({ path, durability: 'process' }).close();
+      expect(() => new SqliteStorage({ path })).toThrow(
+        /is a hybrid-cache outbox file, not a store; point the store at its own file/,
+      );
+      const check = new Database(path, { readonly: true });
+      expect(
+        check.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'cache_entries'").pluck().get(),
+      ).toBe(0);
+      check.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
