@@ -1,24 +1,24 @@
 import { HybridCacheError } from '../cache/errors.js';
 
+/** The original daemon's user-facing message for a thread that is gone. */
+function notFoundMessage(threadId: string): string {
+  return (
+    `Conversation thread '${threadId}' was not found or has expired; restart the conversation by ` +
+    'sending your full request again without continuation_id.'
+  );
+}
+
 /** The thread does not exist or its TTL ran out. The message is meant for the end user. */
 export class ThreadNotFoundError extends HybridCacheError {
   constructor(readonly threadId: string) {
-    super(
-      'ERR_THREAD_NOT_FOUND',
-      `Conversation thread '${threadId}' was not found or has expired; restart the conversation by ` +
-        'sending your full request again without continuation_id.',
-    );
+    super('ERR_THREAD_NOT_FOUND', notFoundMessage(threadId));
   }
 }
 
 /** `createThread` named a parent thread that does not exist or has expired; nothing was created. */
 export class ParentThreadNotFoundError extends HybridCacheError {
   constructor(readonly parentThreadId: string) {
-    super(
-      'ERR_PARENT_THREAD_NOT_FOUND',
-      `Conversation thread '${parentThreadId}' was not found or has expired; restart the conversation by ` +
-        'sending your full request again without continuation_id.',
-    );
+    super('ERR_PARENT_THREAD_NOT_FOUND', notFoundMessage(parentThreadId));
   }
 }
 
