@@ -240,10 +240,12 @@ export class HybridCache<V = unknown> {
     this.#outbox.close();
     if (pending > 0) {
       this.#logger.warn(
-        { pending, durable: this.#outbox.durable },
-        this.#outbox.durable
-          ? 'closed with unflushed writes; they stay in the outbox and flush on next start'
-          : 'closed with unflushed writes and no outbox; they are lost',
+        { pending, durable: this.#outbox.durable, outboxLost: this.#outbox.lost },
+        !this.#outbox.durable
+          ? 'closed with unflushed writes and no outbox; they are lost'
+          : this.#outbox.lost
+            ? 'closed with unflushed writes, and the outbox file was deleted or replaced while open; they are lost'
+            : 'closed with unflushed writes; they stay in the outbox and flush on next start',
       );
     }
     return { pending, drained };

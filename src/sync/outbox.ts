@@ -24,6 +24,8 @@ export interface Outbox {
   readonly durable: boolean;
   /** Why writes are being refused right now (file deleted or replaced, disk full), or undefined. */
   readonly failure: Error | undefined;
+  /** True once the file was deleted or replaced underneath the open handle: nothing in it will be replayed. */
+  readonly lost: boolean;
   /** Writes left by an earlier process, to replay on open. */
   pending(): PendingWrite[];
   /** Moves pending rows whose JSON is damaged to the dead letters, with the reason; returns them. Call before `pending`. */
@@ -48,6 +50,7 @@ export interface Outbox {
 export class MemoryOutbox implements Outbox {
   readonly durable = false;
   readonly failure = undefined;
+  readonly lost = false;
   #deadLetters: DeadLetter[] = [];
 
   pending(): PendingWrite[] {

@@ -197,6 +197,10 @@ export class SqliteOutbox implements Outbox {
     return this.#lost ?? this.#writeFailure;
   }
 
+  get lost(): boolean {
+    return this.#lost !== undefined;
+  }
+
   pending(): PendingWrite[] {
     this.#flushAcknowledgements();
     let rows: Row[];

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OutboxError } from '../../src/index.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
-import { memoryCache, storedValue } from '../helpers/cache.js';
+import { capturingLogger, memoryCache, storedValue } from '../helpers/cache.js';
 
 let dir: string;
 beforeEach(() => {
@@ -107,5 +107,33 @@ describe('the outbox file deleted or replaced while the cache runs', () => {
     await second.cache.set('c', 3);
     expect(second.cache.stats().outboxWritable).toBe(true);
     await second.cache.close();
+  });
+});
+
+describe('closing after the outbox file was lost', () => {
+  it('says the unflushed writes are lost, not that they stay in the outbox', async () => {
+    const path = join(dir, 'outbox.db');
+    const log = capturingLogger();
+    const { cache, storage } = await memoryCache({
+      outbox: { path, durability: 'process' },
+      logger: log.logger,
+    });
+    storage.goDown();
+    await cache.set('a', 1);
+    removeOutbox(path);
+    await vi.waitFor(() => expect(cache.stats().outboxWritable).toBe(false), {
+      timeout: 5_000,
+      interval: 50,
+    });
+
+    expect(await cache.close({ timeoutMs: 50 })).toMatchObject({ pending: 1 });
+    const closing = log.at('warn').filter((line) => /^closed with unflushed writes/.test(line.msg));
+    expect(closing).toEqual([
+      expect.objectContaining({
+        pending: 1,
+        outboxLost: true,
+        msg: 'closed with unflushed writes, and the outbox file was deleted or replaced while open; they are lost',
+      }),
+    ]);
   });
 });
