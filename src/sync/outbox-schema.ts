@@ -2,7 +2,9 @@ import Database from 'better-sqlite3';
 import { SQLITE_APPLICATION_ID as STORE_APPLICATION_ID } from '../storage/sqlite-schema.js';
 import { OutboxError } from './errors.js';
 
-export const OUTBOX_SCHEMA_VERSION = 2;
+export const OUTBOX_SCHEMA_VERSION = 3;
+/** Outboxes written before appended items (no `pending_items` table, no `dead_letters.item_id`). */
+const VALUES_ONLY_SCHEMA_VERSION = 2;
 /** Outboxes written before files carried an application id (and before the `unanchored` column). */
 const LEGACY_SCHEMA_VERSION = 1;
 
@@ -73,15 +75,38 @@ export function migrateOutbox(db: Database.Database): void {
     // sent. Such a row is given a new version before it is sent; every other row keeps its own.
     db.exec(`
       ALTER TABLE pending ADD COLUMN unanchored INTEGER NOT NULL DEFAULT 0;
-      PRAGMA user_version = ${OUTBOX_SCHEMA_VERSION};
+      PRAGMA user_version = ${VALUES_ONLY_SCHEMA_VERSION};
     `);
   }
-  if (version === LEGACY_SCHEMA_VERSION || version === OUTBOX_SCHEMA_VERSION) {
-    if (db.pragma('application_id', { simple: true }) === 0) {
-      db.pragma(`application_id = ${OUTBOX_APPLICATION_ID}`);
-    }
-    return;
+  if (version === 0) createValuesOnlySchema(db);
+  if (version <= VALUES_ONLY_SCHEMA_VERSION) addItemTables(db);
+  if (db.pragma('application_id', { simple: true }) === 0) {
+    db.pragma(`application_id = ${OUTBOX_APPLICATION_ID}`);
   }
+}
+
+/**
+ * Appended items wait one row per item (an append writes O(item) bytes, never the key's log), by
+ * their id, which is unique across processes. A dead letter of an item carries its id.
+ */
+function addItemTables(db: Database.Database): void {
+  db.exec(`
+    CREATE TABLE pending_items (
+      id TEXT PRIMARY KEY NOT NULL,
+      key TEXT NOT NULL,
+      version INTEGER NOT NULL,
+      json TEXT NOT NULL,
+      expires_at INTEGER,
+      queued_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX pending_items_by_key ON pending_items (key, version);
+    ALTER TABLE dead_letters ADD COLUMN item_id TEXT;
+    PRAGMA user_version = ${OUTBOX_SCHEMA_VERSION};
+  `);
+}
+
+/** The schema of release 2 (values only), which `addItemTables` then upgrades like any outbox of that release. */
+function createValuesOnlySchema(db: Database.Database): void {
   db.exec(`
     CREATE TABLE pending (
       key TEXT PRIMARY KEY NOT NULL,
@@ -106,7 +131,7 @@ export function migrateOutbox(db: Database.Database): void {
       failed_at INTEGER NOT NULL
     );
     PRAGMA application_id = ${OUTBOX_APPLICATION_ID};
-    PRAGMA user_version = ${OUTBOX_SCHEMA_VERSION};
+    PRAGMA user_version = ${VALUES_ONLY_SCHEMA_VERSION};
   `);
 }
 

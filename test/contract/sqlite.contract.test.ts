@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
-import { describeStorageContract } from '../../src/testing/index.js';
+import { describeAppendContract, describeStorageContract } from '../../src/testing/index.js';
 
 const runner = { describe, it, beforeAll, afterAll };
 
@@ -28,6 +28,22 @@ describeStorageContract(
   async () => {
     const storage = new SqliteStorage({ path: ':memory:' });
     return { storage, cleanup: () => storage.close() };
+  },
+  runner,
+);
+
+describeAppendContract(
+  'SqliteStorage (file)',
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sqlite-append-contract-'));
+    const storage = new SqliteStorage({ path: join(dir, 'store.db') });
+    return {
+      storage,
+      cleanup: async () => {
+        await storage.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
   },
   runner,
 );
