@@ -22,6 +22,11 @@ export interface Entry {
    * know them (a value written here before the key was ever read): the next log read loads them.
    */
   log: LogItem[] | undefined;
+  /**
+   * Nonzero for an unflushed value that replaced an unflushed delete (or a value that expired here):
+   * the key's items older than this version (the new value's own version - 1) must still go in the store.
+   */
+  endsLogAt: number;
 }
 
 export interface DirtyEntry extends Entry {
@@ -55,6 +60,7 @@ export function serializedEntry(
     value: undefined,
     parsed: deleted,
     log: deleted ? [] : log,
+    endsLogAt: 0,
   };
 }
 
@@ -68,7 +74,18 @@ export function logBytes(log: readonly LogItem[] | undefined): number {
 /** Fixed accounting cost of a log item besides its JSON and id. */
 export const ITEM_OVERHEAD_BYTES = 32;
 
-/** An unparsed entry for a write read back from the store or the outbox. */
+/**
+ * An unparsed entry for a write replayed from the outbox (or a re-queued dead letter): the key's
+ * stored log is unknown to it, so the next log read asks the store.
+ */
+export function entryFromOutbox(key: string, write: StoredEntry & { endsLogAt?: number | undefined }): Entry {
+  const bytes = entryBytes(key, write.json?.length ?? 0);
+  const entry = serializedEntry(write.version, write.json, write.expiresAt, bytes);
+  entry.endsLogAt = write.json === null ? 0 : (write.endsLogAt ?? 0);
+  return entry;
+}
+
+/** An unparsed entry for an entry read from the store, with the key's log as the store returned it. */
 export function entryFromStored(key: string, stored: StoredEntry): Entry {
   const log = stored.items ?? [];
   return serializedEntry(
@@ -92,6 +109,7 @@ export function dirtyEntry(entry: Entry, since: number): DirtyEntry {
     value: entry.value,
     parsed: entry.parsed,
     log: entry.log,
+    endsLogAt: entry.endsLogAt,
     since,
   };
 }
@@ -107,6 +125,7 @@ export function cleanEntry(entry: Entry, bytes = entry.bytes): Entry {
     value: entry.value,
     parsed: entry.parsed,
     log: entry.log,
+    endsLogAt: 0,
   };
 }
 

@@ -7,8 +7,14 @@ import { HybridLogicalClock } from '../sync/hlc.js';
 import { MemoryOutbox, type Outbox } from '../sync/outbox.js';
 import { StoreGuard } from '../sync/store-guard.js';
 import { CacheEventHub } from './cache-events.js';
-import { type Entry, entryBytes, entryFromStored, logBytes, serializedEntry } from './entry.js';
-import { BackpressureError, ClosedError, CorruptValueError, FlushTimeoutError } from './errors.js';
+import { type Entry, entryBytes, entryFromOutbox, logBytes, serializedEntry } from './entry.js';
+import {
+  BackpressureError,
+  ClosedError,
+  CorruptValueError,
+  FlushTimeoutError,
+  StorageUnavailableError,
+} from './errors.js';
 import { Loader, SUPERSEDED } from './loader.js';
 import { MemoryTier, MISS, type ValueWithLog } from './memory-tier.js';
 import type { ResolvedOptions } from './options.js';
@@ -57,6 +63,7 @@ export class HybridCache<V = unknown> {
   readonly #maxValueBytes: number;
   readonly #maxPendingBytes: number;
   readonly #defaultTtlMs: number;
+  readonly #readTimeoutMs: number;
   #reservedBytes = 0;
   /** Outbox appends not yet committed: writes whose `set` has not resolved. */
   #appending = 0;
@@ -81,6 +88,7 @@ export class HybridCache<V = unknown> {
     this.#maxValueBytes = options.maxValueBytes;
     this.#maxPendingBytes = options.maxPendingBytes;
     this.#defaultTtlMs = options.defaultTtlMs;
+    this.#readTimeoutMs = options.readTimeoutMs;
     this.#events = new CacheEventHub(options.logger);
     this.#tier = new MemoryTier({
       maxEntries: options.maxEntries,
@@ -117,7 +125,7 @@ export class HybridCache<V = unknown> {
     });
   }
 
-  /** Puts writes left in the outbox by an earlier process back in the dirty set and starts flushing them. */
+  /** Puts writes (values and appended items) left in the outbox by an earlier process back in memory and starts flushing them; returns how many keys had some. */
   replayOutbox(): number {
     for (const letter of this.#outbox.quarantineDamaged()) {
       this.#counters.deadLetters++;
@@ -133,15 +141,16 @@ export class HybridCache<V = unknown> {
     for (const row of rows) {
       this.#clock.observe(row.version);
       if (row.unanchored) this.#anchor.replayedUnanchored(row.version);
-      this.#tier.putDirty(row.key, entryFromStored(row.key, row), Math.min(row.queuedAt, now));
+      this.#tier.putDirty(row.key, entryFromOutbox(row.key, row), Math.min(row.queuedAt, now));
       this.#flusher.schedule(row.key);
     }
-    const items = this.#outbox.pendingItems();
-    for (const row of items) {
+    const keys = new Set(rows.map((row) => row.key));
+    for (const row of this.#outbox.pendingItems()) {
       this.#clock.observe(row.item.version);
       this.#commitItem(row.key, row.item, row.expiresAt, Math.min(row.queuedAt, now));
+      keys.add(row.key);
     }
-    return rows.length + items.length;
+    return keys.size;
   }
 
   /** @internal Called by `createHybridCache`: starts reading the store's version high-water mark; writes need not wait for it. */
@@ -167,6 +176,8 @@ export class HybridCache<V = unknown> {
     return this.#loader.load(key).then((stored) => {
       // A local write landed while the read was in flight, and memory may no longer hold it: ask again.
       if (stored === SUPERSEDED) return this.get(key);
+      if (!isLive(stored) && this.#tier.pendingLogs.has(key))
+        return this.#afterItemsFlushed(key).then(() => this.get(key));
       if (stored) {
         this.#clock.observe(stored.version);
         this.#tier.putLoaded(key, stored);
@@ -206,6 +217,9 @@ export class HybridCache<V = unknown> {
     this.#counters.misses++;
     return this.#loader.load(key).then((stored) => {
       if (stored === SUPERSEDED) return this.getWithItems(key);
+      if (!isLive(stored) && this.#tier.pendingLogs.has(key)) {
+        return this.#afterItemsFlushed(key).then(() => this.getWithItems(key));
+      }
       if (stored) {
         this.#clock.observe(stored.version);
         this.#tier.putLoaded(key, stored);
@@ -389,7 +403,7 @@ export class HybridCache<V = unknown> {
     const letters = this.#outbox.requeueDeadLetters(keys);
     const now = Date.now();
     for (const letter of letters) {
-      if (letter.itemId === undefined) this.#commit(letter.key, entryFromStored(letter.key, letter), now);
+      if (letter.itemId === undefined) this.#commit(letter.key, entryFromOutbox(letter.key, letter), now);
       else {
         const item = { id: letter.itemId, version: letter.version, json: letter.json ?? 'null' };
         this.#commitItem(letter.key, item, letter.expiresAt, now);
@@ -413,8 +427,11 @@ export class HybridCache<V = unknown> {
     if (this.#state !== 'open') throw new ClosedError();
   }
 
+  /** Keys with unflushed writes (a value, appended items, or both). */
   #pendingCount(): number {
-    return this.#tier.dirty.size + this.#tier.pendingLogs.size;
+    let count = this.#tier.dirty.size;
+    for (const key of this.#tier.pendingLogs.keys()) if (!this.#tier.dirty.has(key)) count++;
+    return count;
   }
 
   #write(
@@ -438,6 +455,31 @@ export class HybridCache<V = unknown> {
         this.#tier.pendingBytes + this.#reservedBytes,
         this.#maxPendingBytes,
       );
+    }
+  }
+
+  /**
+   * The store reads the key as absent or expired, but unflushed items of this process may refresh
+   * its TTL there (after a restart memory no longer knows the value they refresh): the answer is
+   * what the store holds once they are in. Rejects with `StorageUnavailableError` past the read timeout.
+   */
+  async #afterItemsFlushed(key: string): Promise<void> {
+    const items = this.#tier.pendingLogs.get(key)?.items ?? [];
+    const newest = items[items.length - 1]?.version ?? 0;
+    const { done, cancel } = this.#flusher.waitFor(new Map([[key, newest]]));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        cancel();
+        reject(
+          new StorageUnavailableError(`items appended to ${key} could not be flushed to the store in time`),
+        );
+      }, this.#readTimeoutMs);
+    });
+    try {
+      await Promise.race([done, deadline]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -145,9 +145,14 @@ export class MemoryTier {
     pending.bytes += bytes;
     this.#pendingBytes += bytes;
     const entry = this.#dirty.get(key) ?? this.#lru.peek(key);
-    // An expired key stays expired: appending to it never brings its value back.
-    if (entry && !entry.deleted && !isExpired(entry))
-      entry.expiresAt = laterExpiry(entry.expiresAt, expiresAt);
+    // An expired key stays expired: appending to it never brings its value back. Judged at the
+    // time the item was appended (`now`; for a replayed item, when it was queued), as the store does.
+    // Only a value older than the item: a newer value set its own expiry after the item was appended.
+    const liveThen =
+      entry !== undefined &&
+      entry.version < item.version &&
+      (entry.expiresAt === null || entry.expiresAt > now);
+    if (entry && !entry.deleted && liveThen) entry.expiresAt = laterExpiry(entry.expiresAt, expiresAt);
   }
 
   /**
@@ -194,13 +199,21 @@ export class MemoryTier {
     if (!replaced && (this.#lru.peek(key)?.version ?? 0) >= entry.version)
       return { replaced, accepted: false };
     const dirty = dirtyEntry(entry, replaced?.since ?? now);
+    // A value coalesced over an unflushed delete (or an unflushed value that expired here, unseen by
+    // the store) still has to end the key's log in the store.
+    if (!entry.deleted && replaced) {
+      const ends = replaced.deleted || isExpired(replaced);
+      dirty.endsLogAt = ends ? entry.version - 1 : replaced.endsLogAt;
+    }
     if (entry.deleted) {
       // A delete takes the key's items with it: every unflushed one here is older.
       this.#dropPendingLog(key, entry.version);
     } else if (dirty.log === undefined) {
       const previous = replaced ?? this.#lru.peek(key);
-      // A value replaces a value, never the log; after a delete the log starts empty.
-      dirty.log = previous?.deleted ? [] : previous?.log;
+      // A value replaces a value, never the log; after a delete or an expiry the log starts empty.
+      const ended = previous !== undefined && (previous.deleted || isExpired(previous));
+      if (ended) this.#dropPendingLog(key, entry.version);
+      dirty.log = ended ? [] : previous?.log;
     }
     this.#pendingBytes += dirty.bytes - (replaced?.bytes ?? 0);
     this.#dirty.set(key, dirty);

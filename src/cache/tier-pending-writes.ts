@@ -22,11 +22,13 @@ export class TierPendingWrites implements PendingWrites {
     this.#onReminted = onReminted;
   }
 
+  /**
+   * Items first, then the value: the items' TTL refresh must reach the value they were appended to
+   * before a newer value replaces it (a store reads a value written over an expired one as the start
+   * of a new log). A value written after the items already carries their refresh in memory.
+   */
   writesFor(key: string): VersionedWrite[] {
     const writes: VersionedWrite[] = [];
-    const entry = this.#tier.dirty.get(key);
-    if (entry)
-      writes.push({ key, version: entry.version, json: entryJson(entry), expiresAt: entry.expiresAt });
     const log = this.#tier.pendingLogs.get(key);
     const newest = log?.items[log.items.length - 1];
     if (log && newest) {
@@ -35,8 +37,15 @@ export class TierPendingWrites implements PendingWrites {
         version: newest.version,
         json: null,
         expiresAt: log.expiresAt,
+        appendedAt: log.since,
         items: [...log.items],
       });
+    }
+    const entry = this.#tier.dirty.get(key);
+    if (entry) {
+      const json = entryJson(entry);
+      const write = { key, version: entry.version, json, expiresAt: entry.expiresAt };
+      writes.push(entry.endsLogAt > 0 ? { ...write, endsLogAt: entry.endsLogAt } : write);
     }
     return writes;
   }

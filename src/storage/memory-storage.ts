@@ -109,9 +109,12 @@ export class MemoryStorage implements Storage {
     const stored = this.#entries.get(write.key);
     if (stored && stored.version >= write.version) return { status: 'stale', storedVersion: stored.version };
     this.#entries.set(write.key, { version: write.version, json: write.json, expiresAt: write.expiresAt });
-    if (write.json === null) {
-      this.#dropItemsBefore(write.key, write.version);
-      this.#logFloors.set(write.key, Math.max(this.#logFloors.get(write.key) ?? 0, write.version));
+    // A delete ends the key's log; so does a new value over an expired one (its items expired with it).
+    const ended =
+      write.json === null ? write.version : stored && isExpired(stored, Date.now()) ? write.version - 1 : 0;
+    if (ended > 0) {
+      this.#dropItemsBefore(write.key, ended + 1);
+      this.#logFloors.set(write.key, Math.max(this.#logFloors.get(write.key) ?? 0, ended));
     }
     return { status: 'applied' };
   }
@@ -131,7 +134,12 @@ export class MemoryStorage implements Storage {
       accepted++;
     }
     if (accepted === 0 && stored) return { status: 'stale', storedVersion: stored.version };
-    if (stored && stored.json !== null && stored.version < write.version && !isExpired(stored, Date.now())) {
+    if (
+      stored &&
+      stored.json !== null &&
+      stored.version < write.version &&
+      !isExpired(stored, write.appendedAt)
+    ) {
       stored.expiresAt = laterExpiry(stored.expiresAt, write.expiresAt);
     }
     return { status: 'applied' };

@@ -128,7 +128,7 @@ export class SqliteStorage implements Storage {
         `INSERT INTO ${ITEMS_TABLE} (key, version, id, json) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
       );
       this.#deleteItemsBefore = this.#db.prepare(`DELETE FROM ${ITEMS_TABLE} WHERE key = ? AND version < ?`);
-      // An append refreshes a live value's expiry (never shortens it, never revives an expired one).
+      // An append refreshes the expiry of a value live when it was appended (never shortens it).
       this.#raiseExpiry = this.#db.prepare(
         `UPDATE ${ENTRIES_TABLE}
            SET expires_at = CASE WHEN ? IS NULL OR expires_at IS NULL THEN NULL ELSE max(expires_at, ?) END
@@ -228,10 +228,14 @@ export class SqliteStorage implements Storage {
     try {
       if (typeof write.key !== 'string') throw new TypeError('key must be a string');
       if (isAppend(write)) return this.#appendOne(write);
-      const logFloor = write.json === null ? write.version : 0;
-      const { changes } = this.#upsert.run(write.key, write.version, write.json, write.expiresAt, logFloor);
+      // A delete ends the key's log; so does a new value over an expired one (its items expired with it).
+      const previous = this.#selectEntry.get(write.key);
+      const overExpired =
+        previous?.json != null && previous.expires_at !== null && previous.expires_at <= Date.now();
+      const ended = write.json === null ? write.version : overExpired ? write.version - 1 : 0;
+      const { changes } = this.#upsert.run(write.key, write.version, write.json, write.expiresAt, ended);
       if (changes > 0) {
-        if (write.json === null) this.#deleteItemsBefore.run(write.key, write.version);
+        if (ended > 0) this.#deleteItemsBefore.run(write.key, ended + 1);
         return { status: 'applied' };
       }
       const storedVersion = this.#selectVersion.get(write.key);
@@ -263,7 +267,7 @@ export class SqliteStorage implements Storage {
       accepted++;
     }
     if (accepted === 0 && stored) return { status: 'stale', storedVersion: stored.version };
-    this.#raiseExpiry.run(write.expiresAt, write.expiresAt, write.key, write.version, Date.now());
+    this.#raiseExpiry.run(write.expiresAt, write.expiresAt, write.key, write.version, write.appendedAt);
     return { status: 'applied' };
   }
 

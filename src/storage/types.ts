@@ -38,20 +38,30 @@ export interface ValueWrite {
   json: string | null;
   expiresAt: number | null;
   items?: undefined;
+  /**
+   * Between the cache and its flusher only (adapters ignore it): a delete was coalesced into this
+   * value, so the key's items older than this version must go. The flusher sends a tombstone at
+   * this version first (harmless to re-send: every item it removes predates the delete).
+   */
+  endsLogAt?: number;
 }
 
 /**
  * Items appended to a key's log (never its value). Each item is stored once, by id, whatever how
  * often it is re-sent, unless the key holds a tombstone at least as new as the item (a late append
  * never resurrects a deleted key; `stale` when every item was refused so). `version` is the newest
- * item's; if it is newer than the stored value, the key's expiry is raised to `expiresAt` (an append
- * refreshes the key's TTL, it never shortens it).
+ * item's; if it is newer than the stored value, and the value was live at `appendedAt` (so a late
+ * or re-sent append decides as it would have when it was made), the
+ * key's expiry is raised to `expiresAt`: an append refreshes the key's TTL, never shortens it, and
+ * never revives an expired key.
  */
 export interface AppendWrite {
   key: string;
   version: number;
   json: null;
   expiresAt: number | null;
+  /** When (epoch ms, the appending process's clock) the first of these items was appended. */
+  appendedAt: number;
   items: LogItem[];
 }
 

@@ -101,6 +101,9 @@ function addItemTables(db: Database.Database): void {
     ) WITHOUT ROWID;
     CREATE INDEX pending_items_by_key ON pending_items (key, version);
     ALTER TABLE dead_letters ADD COLUMN item_id TEXT;
+    -- ends_log_at: this value replaced a pending delete (or a value that expired): the key's items
+    -- older than this version must still go in the store.
+    ALTER TABLE pending ADD COLUMN ends_log_at INTEGER NOT NULL DEFAULT 0;
     PRAGMA user_version = ${OUTBOX_SCHEMA_VERSION};
   `);
 }

@@ -7,7 +7,7 @@ import type { VersionedWrite } from '../storage/types.js';
  * nothing once a newer write replaced it; for appended items, it concerns the items sent.
  */
 export interface PendingWrites {
-  /** What to send for `key`: its newest unflushed value write, then one write of its unflushed items; empty once nothing is pending. */
+  /** What to send for `key`, in this order: one write of its unflushed items, its newest unflushed value write; empty once nothing is pending. */
   writesFor(key: string): VersionedWrite[];
   isPending(key: string): boolean;
   /** The value write was given the new version `to` (in the outbox already) before it was sent. */

@@ -34,6 +34,7 @@ type Row = [
   expiresAt: number | null,
   queuedAt: number,
   unanchored: number,
+  endsLogAt: number,
 ];
 type Ack = { key: string; version: number };
 type ItemRow = [
@@ -170,7 +171,11 @@ export class SqliteOutbox implements Outbox {
     this.#upsert = db.prepare(
       `INSERT INTO pending (key, version, json, expires_at, queued_at, unanchored) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET version = excluded.version, json = excluded.json,
-         expires_at = excluded.expires_at, unanchored = excluded.unanchored
+         expires_at = excluded.expires_at, unanchored = excluded.unanchored,
+         ends_log_at = CASE WHEN excluded.json IS NULL THEN 0
+                            WHEN pending.json IS NULL OR pending.expires_at <= excluded.queued_at
+                              THEN excluded.version - 1
+                            ELSE pending.ends_log_at END
        WHERE excluded.version > pending.version`,
     );
     const ack = db.prepare('DELETE FROM pending WHERE key = ? AND version = ?');
@@ -244,20 +249,21 @@ export class SqliteOutbox implements Outbox {
     try {
       rows = this.#db
         .prepare(
-          'SELECT key, version, json, expires_at, queued_at, unanchored FROM pending ORDER BY queued_at',
+          'SELECT key, version, json, expires_at, queued_at, unanchored, ends_log_at FROM pending ORDER BY queued_at',
         )
         .raw()
         .all() as Row[];
     } catch (error) {
       throw describeReplayFailure(this.#path, error);
     }
-    return rows.map(([key, version, json, expiresAt, queuedAt, unanchored]) => ({
+    return rows.map(([key, version, json, expiresAt, queuedAt, unanchored, endsLogAt]) => ({
       key,
       version,
       json,
       expiresAt,
       queuedAt,
       ...(unanchored ? { unanchored: true } : {}),
+      ...(endsLogAt ? { endsLogAt } : {}),
     }));
   }
 

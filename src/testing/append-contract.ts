@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { LOGICAL_SLOTS } from '../storage/version.js';
 import type { ContractSetup, TestFunctions } from './storage-contract.js';
 import { appended, item, put, tombstone } from './writes.js';
 
@@ -75,24 +76,38 @@ export function describeAppendContract(
       assert.deepEqual(await itemValues(k), ['new']);
     });
 
+    it('starts a new log when a value is written over an expired key', async () => {
+      const now = Date.now() * LOGICAL_SLOTS;
+      const k = key('expired-then-set');
+      await ctx.storage.apply([put(k, now - 5_000 * LOGICAL_SLOTS, 'old', Date.now() - 1_000)]);
+      await ctx.storage.apply([appended(k, [item(now + 1, 'from-before')])]);
+      await ctx.storage.apply([
+        put(k, now + 5, 'new'),
+        appended(k, [item(now + 3, 'late'), item(now + 6, 'after')]),
+      ]);
+      assert.deepEqual(await itemValues(k), ['after']);
+    });
+
     it('reads a key with no live value with no items', async () => {
       const k = key('orphan');
       await ctx.storage.apply([appended(k, [item(3, 'alone')])]);
       assert.equal(await read(k), undefined);
     });
 
-    it('lets an append refresh a live key’s expiry, never shorten it nor revive an expired key', async () => {
+    it('lets an append refresh a key live when it was appended: never shorten its expiry nor revive an expired key', async () => {
+      // Versions as a clock mints them (epoch ms * LOGICAL_SLOTS): liveness is judged at the item's time.
+      const now = Date.now() * LOGICAL_SLOTS;
       const soon = Date.now() + 60_000;
       const later = Date.now() + 3_600_000;
       const k = key('refresh');
-      await ctx.storage.apply([put(k, 1, 'v', soon), appended(k, [item(2, 'i')], later)]);
+      await ctx.storage.apply([put(k, now, 'v', soon), appended(k, [item(now + 1, 'i')], later)]);
       assert.equal((await read(k))?.expiresAt, later);
-      await ctx.storage.apply([appended(k, [item(3, 'j')], soon)]);
+      await ctx.storage.apply([appended(k, [item(now + 2, 'j')], soon)]);
       assert.equal((await read(k))?.expiresAt, later);
 
       const gone = key('expired');
-      await ctx.storage.apply([put(gone, 1, 'v', Date.now() - 1_000)]);
-      await ctx.storage.apply([appended(gone, [item(2, 'i')], later)]);
+      await ctx.storage.apply([put(gone, now - 5_000 * LOGICAL_SLOTS, 'v', Date.now() - 1_000)]);
+      await ctx.storage.apply([appended(gone, [item(now + 3, 'i')], later)]);
       assert.equal(await read(gone), undefined);
     });
 
@@ -101,9 +116,10 @@ export function describeAppendContract(
       const expired = key('cleanup-expired');
       const deleted = key('cleanup-deleted');
       const live = key('cleanup-live');
+      const now = Date.now() * LOGICAL_SLOTS;
       await ctx.storage.apply([
         put(expired, 1, 'v', Date.now() - 1_000),
-        appended(expired, [item(2, 'e')]),
+        appended(expired, [item(now, 'e')]),
         put(deleted, 1, 'v'),
         appended(deleted, [item(2, 'd')]),
         tombstone(deleted, 3),
@@ -113,7 +129,7 @@ export function describeAppendContract(
       ]);
       await ctx.storage.cleanup();
       // A value written again later must not find the removed items.
-      await ctx.storage.apply([put(expired, 5, 'w'), put(deleted, 5, 'w')]);
+      await ctx.storage.apply([put(expired, now + 5, 'w'), put(deleted, 5, 'w')]);
       assert.deepEqual(await itemValues(expired), []);
       assert.deepEqual(await itemValues(deleted), []);
       assert.deepEqual(await itemValues(live), ['l']);

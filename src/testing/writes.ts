@@ -34,10 +34,16 @@ export const item = (
 });
 
 /** Items appended to `key`'s log; the write's version is the newest item's. */
-export const appended = (key: string, items: LogItem[], expiresAt: number | null = null): AppendWrite => ({
+export const appended = (
+  key: string,
+  items: LogItem[],
+  expiresAt: number | null = null,
+  appendedAt = Date.now(),
+): AppendWrite => ({
   key,
   version: Math.max(...items.map((i) => i.version)),
   json: null,
   expiresAt,
+  appendedAt,
   items,
 });
