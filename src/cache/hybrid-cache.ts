@@ -586,9 +586,21 @@ function isLive(stored: StoredEntry | undefined): stored is StoredEntry {
   );
 }
 
+/**
+ * Items parsed once per item object (memory keeps the same objects while it holds a key's log), so
+ * reading a log does not re-parse every item each time: as for values, readers share what they get.
+ */
+const parsedItems = new WeakMap<LogItem, unknown>();
+
 function parseItems<V>(key: string, value: unknown, items: readonly LogItem[]): ValueAndItems<V> {
   try {
-    return { value: value as V, items: items.map((item) => JSON.parse(item.json) as unknown) };
+    const parsed = items.map((item) => {
+      if (parsedItems.has(item)) return parsedItems.get(item);
+      const itemValue: unknown = JSON.parse(item.json);
+      parsedItems.set(item, itemValue);
+      return itemValue;
+    });
+    return { value: value as V, items: parsed };
   } catch (error) {
     throw new CorruptValueError(key, { cause: error });
   }

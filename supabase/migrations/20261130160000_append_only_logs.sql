@@ -24,6 +24,9 @@
 -- Security as in the earlier migrations: RLS on, no policy for anon/authenticated, functions
 -- SECURITY INVOKER with a pinned search_path, EXECUTE for service_role only.
 --
+-- The blocks for conversation_threads and hybrid_cache_entries mirror each other on purpose, as in
+-- 20261130140000_hybrid_cache_entries.sql: no dynamic SQL over a table the caller names.
+--
 -- Re-running this file is harmless: every statement is idempotent.
 
 -- ---------------------------------------------------------------------------------------------

@@ -7,21 +7,20 @@ import { describeAppendContract, describeStorageContract } from '../../src/testi
 
 const runner = { describe, it, beforeAll, afterAll };
 
-describeStorageContract(
-  'SqliteStorage (file)',
-  async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'sqlite-contract-'));
-    const storage = new SqliteStorage({ path: join(dir, 'store.db') });
-    return {
-      storage,
-      cleanup: async () => {
-        await storage.close();
-        await rm(dir, { recursive: true, force: true });
-      },
-    };
-  },
-  runner,
-);
+/** A store in a file of its own, removed after the suite. */
+async function fileStore() {
+  const dir = await mkdtemp(join(tmpdir(), 'sqlite-contract-'));
+  const storage = new SqliteStorage({ path: join(dir, 'store.db') });
+  return {
+    storage,
+    cleanup: async () => {
+      await storage.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describeStorageContract('SqliteStorage (file)', fileStore, runner);
 
 describeStorageContract(
   'SqliteStorage (:memory:)',
@@ -32,18 +31,4 @@ describeStorageContract(
   runner,
 );
 
-describeAppendContract(
-  'SqliteStorage (file)',
-  async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'sqlite-append-contract-'));
-    const storage = new SqliteStorage({ path: join(dir, 'store.db') });
-    return {
-      storage,
-      cleanup: async () => {
-        await storage.close();
-        await rm(dir, { recursive: true, force: true });
-      },
-    };
-  },
-  runner,
-);
+describeAppendContract('SqliteStorage (file)', fileStore, runner);

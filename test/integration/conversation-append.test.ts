@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHybridCache } from '../../src/cache/create.js';
-import { ConversationStore, type ThreadContext, threadKey } from '../../src/conversation/index.js';
+import { ConversationStore, threadKey } from '../../src/conversation/index.js';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
 import { silentLogger } from '../helpers/cache.js';
+import { wholeThread } from '../helpers/threads.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -28,30 +29,6 @@ const openStack = async (outbox = 'outbox.db') => {
   });
   return { storage, cache, conversations: new ConversationStore({ cache }) };
 };
-
-/** A whole thread as the current release stores it: one value holding every turn. */
-function wholeThread(id: string, contents: string[]): ThreadContext {
-  const at = (i: number) => `2026-11-30T10:00:0${i}.000000+00:00`;
-  return {
-    thread_id: id,
-    parent_thread_id: null,
-    created_at: at(0),
-    last_updated_at: at(contents.length),
-    tool_name: 'chat',
-    turns: contents.map((content, i) => ({
-      role: i % 2 ? 'assistant' : 'user',
-      content,
-      timestamp: at(i + 1),
-      files: null,
-      images: null,
-      tool_name: null,
-      model_provider: null,
-      model_name: null,
-      model_metadata: null,
-    })),
-    initial_context: { prompt: 'old' },
-  };
-}
 
 describe('conversations as a header plus appended turns', () => {
   it('keeps threads written whole by the previous release (store rows and pending outbox rows) and appends to them', async () => {
