@@ -18,7 +18,6 @@ describe('model-based consistency: SupabaseStorage over the PostgREST gateway', 
       {
         create: async () => {
           await env.sql('DELETE FROM public.conversation_threads');
-          await env.sql('DELETE FROM public.conversation_turns');
           run++;
           return env.storage();
         },

@@ -462,16 +462,13 @@ describe('close', () => {
 describe('Flusher.waitFor', () => {
   /** The flusher's narrow view of pending writes, over a plain map: no memory tier needed. */
   function pendingOver(latest: Map<string, VersionedWrite>): PendingWrites {
-    const forget = ({ key, version }: VersionedWrite) => {
+    const forget = (key: string, version: number) => {
       if (latest.get(key)?.version !== version) return false;
       latest.delete(key);
       return true;
     };
     return {
-      writesFor: (key) => {
-        const write = latest.get(key);
-        return write ? [write] : [];
-      },
+      latest: (key) => latest.get(key),
       isPending: (key) => latest.has(key),
       reminted: () => {},
       applied: forget,
