@@ -354,19 +354,18 @@ export class HybridCache<V = unknown> {
       unanchored,
     };
     this.#appending++;
-    if (unanchored) this.#anchor.appendStarted();
+    // Every append, not only unanchored ones: a re-mint must not overtake a newer write in flight.
+    this.#anchor.appendStarted();
     return this.#outbox.append(write).then(
       () => {
         this.#appended(entry);
         this.#commit(key, entry, now);
-        if (unanchored) this.#anchor.appendSettled();
+        this.#anchor.appendSettled();
       },
       (error: unknown) => {
         this.#appended(entry);
-        if (unanchored) {
-          this.#anchor.forget(entry.version);
-          this.#anchor.appendSettled();
-        }
+        if (unanchored) this.#anchor.forget(entry.version);
+        this.#anchor.appendSettled();
         throw error;
       },
     );

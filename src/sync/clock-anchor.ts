@@ -69,16 +69,17 @@ export class ClockAnchor {
   }
 
   appendSettled(): void {
-    if (--this.#appending > 0) return;
+    if (--this.#appending > 0 || this.#onAppendsDone.length === 0) return;
     const waiting = this.#onAppendsDone;
     this.#onAppendsDone = [];
     for (const resolve of waiting) resolve();
   }
 
   /**
-   * Resolves when no unanchored write is still being appended. Re-minting a key's dirty write while
-   * a newer unanchored write to it is in flight would give the older value the higher version, and
-   * the outbox and memory would then refuse the newer one. None start once the clock is anchored.
+   * Resolves when no write is still being appended. Re-minting a key's dirty write while a newer
+   * write to it is in flight (unanchored, or minted after the anchor but before the re-mint) would
+   * give the older value the higher version, and the outbox and memory would then refuse the newer
+   * one: an acknowledged write lost.
    */
   appendsSettled(): Promise<void> {
     if (this.#appending === 0) return Promise.resolve();
