@@ -6,21 +6,12 @@
  */
 import { unlinkSync } from 'node:fs';
 import { pino } from 'pino';
-import { createHybridCache, type Storage, TransientStorageError } from '../../src/index.js';
+import { createHybridCache } from '../../src/index.js';
+import { downStorage } from './down-storage.js';
 
 const dir = process.env.CRASH_DIR as string;
 const deleteAfter = Number(process.env.DELETE_AFTER ?? 200);
-const down: Storage = {
-  getMany: async () => {
-    throw new TransientStorageError('store down (crash test)');
-  },
-  apply: async () => {
-    throw new TransientStorageError('store down (crash test)');
-  },
-  highWaterMark: async () => {
-    throw new TransientStorageError('store down (crash test)');
-  },
-};
+const down = downStorage();
 const outboxPath = `${dir}/outbox.db`;
 const cache = await createHybridCache<number>({
   storage: down,

@@ -3,24 +3,15 @@
  * acknowledged write ("<key> <seq>"), until it is killed. With STORE_DOWN=1 every store call fails.
  */
 import { pino } from 'pino';
-import { createHybridCache, SqliteStorage, type Storage, TransientStorageError } from '../../src/index.js';
+import { createHybridCache, SqliteStorage } from '../../src/index.js';
+import { downStorage } from './down-storage.js';
 
 const dir = process.env.CRASH_DIR as string;
 const keys = Number(process.env.CRASH_KEYS ?? 200);
 const writers = Number(process.env.CRASH_WRITERS ?? 8);
 
 const real = new SqliteStorage({ path: `${dir}/store.db` });
-const down: Storage = {
-  getMany: async () => {
-    throw new TransientStorageError('store down (crash test)');
-  },
-  apply: async () => {
-    throw new TransientStorageError('store down (crash test)');
-  },
-  highWaterMark: async () => {
-    throw new TransientStorageError('store down (crash test)');
-  },
-};
+const down = downStorage();
 const cache = await createHybridCache<{ seq: number }>({
   storage: process.env.STORE_DOWN === '1' ? down : real,
   outbox: { path: `${dir}/outbox.db`, durability: 'process' },
