@@ -23,7 +23,9 @@ export type {
   HybridCacheOptions,
   OutboxOptions,
   SetOptions,
+  SetValueOptions,
   SupersededWrite,
+  ValueAndItems,
 } from './cache/types.js';
 export {
   type Config,
@@ -52,12 +54,17 @@ export {
   type SupabaseTable,
 } from './storage/supabase-storage.js';
 export { DEFAULT_TOMBSTONE_RETENTION_MS } from './storage/tombstone-retention.js';
-export type {
-  ApplyResult,
-  Storage,
-  StorageCallOptions,
-  StorageCleanupOptions,
-  StoredEntry,
-  VersionedWrite,
+export {
+  type AppendWrite,
+  type ApplyResult,
+  compareItems,
+  isAppend,
+  type LogItem,
+  type Storage,
+  type StorageCallOptions,
+  type StorageCleanupOptions,
+  type StoredEntry,
+  type ValueWrite,
+  type VersionedWrite,
 } from './storage/types.js';
 export { LOGICAL_SLOTS, versionTimeMs } from './storage/version.js';

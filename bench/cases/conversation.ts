@@ -25,16 +25,20 @@ export async function conversation(ctx: BenchContext): Promise<Figure[]> {
   ctx.step(`${threads} threads × ${TURNS_PER_THREAD} turns, concurrently`);
   collectGarbage();
   const latencies: number[] = [];
+  /** Latencies by turn number (0-based), to show whether a turn's cost grows with its thread. */
+  const byTurn: number[][] = Array.from({ length: TURNS_PER_THREAD }, () => []);
   const ids: string[] = [];
   const started = hrtimeNow();
   await Promise.all(
     workloads.map(async (turns) => {
       const id = await store.createThread({ tool_name: 'chat', initial_context: { prompt: 'benchmark' } });
       ids.push(id);
-      for (const turn of turns) {
+      for (const [n, turn] of turns.entries()) {
         const turnStarted = hrtimeNow();
         await store.addTurn(id, turn);
-        latencies.push((hrtimeNow() - turnStarted) * 1e6);
+        const ns = (hrtimeNow() - turnStarted) * 1e6;
+        latencies.push(ns);
+        byTurn[n]?.push(ns);
         await yieldToEventLoop(); // turns arrive as separate requests
       }
     }),
@@ -99,6 +103,14 @@ export async function conversation(ctx: BenchContext): Promise<Figure[]> {
       },
     },
     {
+      id: 'conversation.turn-latency-growth',
+      label: 'addTurn median latency of turns 41-50 over turns 1-10 (1 = flat in thread length)',
+      value: median(byTurn.slice(40, 50).flat()) / median(byTurn.slice(0, 10).flat()),
+      details: {
+        medianUsByTurn: byTurn.map((ns) => Math.round(median(ns) / 1e3)).join(' '),
+      },
+    },
+    {
       id: 'conversation.turn-body',
       label: 'mean turn body (content) size',
       value: turnBodyBytes / turns,
@@ -106,4 +118,9 @@ export async function conversation(ctx: BenchContext): Promise<Figure[]> {
     },
     ...heapFigures,
   ];
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }

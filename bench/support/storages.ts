@@ -48,8 +48,10 @@ export class CountingStorage implements Storage {
   apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
     this.counts.applyCalls++;
     this.counts.writes += writes.length;
-    for (const write of writes)
+    for (const write of writes) {
       this.counts.valueBytes += write.json === null ? 0 : Buffer.byteLength(write.json);
+      for (const item of write.items ?? []) this.counts.valueBytes += Buffer.byteLength(item.json);
+    }
     return this.#inner.apply(writes, opts);
   }
 

@@ -1,4 +1,4 @@
-import type { StoredEntry } from '../storage/types.js';
+import { compareItems, type LogItem, type StoredEntry } from '../storage/types.js';
 
 /**
  * One key's state in memory. The serialized form is kept while the entry is dirty (it is what gets
@@ -17,6 +17,16 @@ export interface Entry {
   json: string | undefined;
   value: unknown;
   parsed: boolean;
+  /**
+   * The key's stored (flushed) log items in `(version, id)` order, or undefined when memory does not
+   * know them (a value written here before the key was ever read): the next log read loads them.
+   */
+  log: LogItem[] | undefined;
+  /**
+   * Nonzero for an unflushed value that replaced an unflushed delete (or a value that expired here):
+   * the key's items older than this version (the new value's own version - 1) must still go in the store.
+   */
+  endsLogAt: number;
 }
 
 export interface DirtyEntry extends Entry {
@@ -38,6 +48,7 @@ export function serializedEntry(
   json: string | null,
   expiresAt: number | null,
   bytes: number,
+  log: LogItem[] | undefined = undefined,
 ): Entry {
   const deleted = json === null;
   return {
@@ -48,16 +59,41 @@ export function serializedEntry(
     json: json ?? undefined,
     value: undefined,
     parsed: deleted,
+    log: deleted ? [] : log,
+    endsLogAt: 0,
   };
 }
 
-/** An unparsed entry for a write read back from the store or the outbox. */
+/** What a log's items count against the memory budgets. */
+export function logBytes(log: readonly LogItem[] | undefined): number {
+  let bytes = 0;
+  if (log) for (const item of log) bytes += item.json.length + item.id.length + ITEM_OVERHEAD_BYTES;
+  return bytes;
+}
+
+/** Fixed accounting cost of a log item besides its JSON and id. */
+export const ITEM_OVERHEAD_BYTES = 32;
+
+/**
+ * An unparsed entry for a write replayed from the outbox (or a re-queued dead letter): the key's
+ * stored log is unknown to it, so the next log read asks the store.
+ */
+export function entryFromOutbox(key: string, write: StoredEntry & { endsLogAt?: number | undefined }): Entry {
+  const bytes = entryBytes(key, write.json?.length ?? 0);
+  const entry = serializedEntry(write.version, write.json, write.expiresAt, bytes);
+  entry.endsLogAt = write.json === null ? 0 : (write.endsLogAt ?? 0);
+  return entry;
+}
+
+/** An unparsed entry for an entry read from the store, with the key's log as the store returned it. */
 export function entryFromStored(key: string, stored: StoredEntry): Entry {
+  const log = stored.items ?? [];
   return serializedEntry(
     stored.version,
     stored.json,
     stored.expiresAt,
-    entryBytes(key, stored.json?.length ?? 0),
+    entryBytes(key, stored.json?.length ?? 0) + logBytes(log),
+    log,
   );
 }
 
@@ -72,20 +108,52 @@ export function dirtyEntry(entry: Entry, since: number): DirtyEntry {
     json: entry.json,
     value: entry.value,
     parsed: entry.parsed,
+    log: entry.log,
+    endsLogAt: entry.endsLogAt,
     since,
   };
 }
 
-export function cleanEntry(entry: Entry): Entry {
+/** A clean copy of `entry`; `bytes` is what it counts against the LRU (its value and its known log). */
+export function cleanEntry(entry: Entry, bytes = entry.bytes): Entry {
   return {
     version: entry.version,
     expiresAt: entry.expiresAt,
-    bytes: entry.bytes,
+    bytes,
     deleted: entry.deleted,
     json: entry.json,
     value: entry.value,
     parsed: entry.parsed,
+    log: entry.log,
+    endsLogAt: 0,
   };
+}
+
+/** Merges two `(version, id)`-ordered item lists, each id once. */
+export function mergeItems(a: readonly LogItem[], b: readonly LogItem[]): LogItem[] {
+  if (b.length === 0) return a.slice();
+  if (a.length === 0) return b.slice();
+  const merged: LogItem[] = [];
+  const seen = new Set<string>();
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const x = a[i];
+    const y = b[j];
+    let next: LogItem | undefined;
+    if (y === undefined || (x !== undefined && compareItems(x, y) <= 0)) {
+      next = x;
+      i++;
+    } else {
+      next = y;
+      j++;
+    }
+    if (next && !seen.has(next.id)) {
+      seen.add(next.id);
+      merged.push(next);
+    }
+  }
+  return merged;
 }
 
 export function isExpired(entry: Entry): boolean {

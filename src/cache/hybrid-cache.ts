@@ -1,15 +1,22 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Storage } from '../storage/types.js';
+import type { LogItem, Storage, StoredEntry } from '../storage/types.js';
 import { ClockAnchor } from '../sync/clock-anchor.js';
 import { Flusher } from '../sync/flusher.js';
 import { HybridLogicalClock } from '../sync/hlc.js';
 import { MemoryOutbox, type Outbox } from '../sync/outbox.js';
 import { StoreGuard } from '../sync/store-guard.js';
 import { CacheEventHub } from './cache-events.js';
-import { type Entry, entryBytes, entryFromStored, serializedEntry } from './entry.js';
-import { BackpressureError, ClosedError, CorruptValueError, FlushTimeoutError } from './errors.js';
+import { type Entry, entryBytes, entryFromOutbox, logBytes, serializedEntry } from './entry.js';
+import {
+  BackpressureError,
+  ClosedError,
+  CorruptValueError,
+  FlushTimeoutError,
+  StorageUnavailableError,
+} from './errors.js';
 import { Loader, SUPERSEDED } from './loader.js';
-import { MemoryTier, MISS } from './memory-tier.js';
+import { MemoryTier, MISS, type ValueWithLog } from './memory-tier.js';
 import type { ResolvedOptions } from './options.js';
 import { TierPendingWrites } from './tier-pending-writes.js';
 import type {
@@ -21,6 +28,8 @@ import type {
   FlushOptions,
   Health,
   SetOptions,
+  SetValueOptions,
+  ValueAndItems,
 } from './types.js';
 import { expiryFor, serializeValue, validateKey, validateTtl } from './validation.js';
 
@@ -44,6 +53,8 @@ export class HybridCache<V = unknown> {
   readonly #logger: Logger;
   readonly #tier: MemoryTier;
   readonly #clock = new HybridLogicalClock();
+  /** Makes this instance's item ids unique across processes (an item's version is unique only within one). */
+  readonly #instanceId = randomBytes(6).toString('base64url');
   readonly #anchor: ClockAnchor;
   readonly #guard: StoreGuard;
   readonly #loader: Loader;
@@ -52,6 +63,7 @@ export class HybridCache<V = unknown> {
   readonly #maxValueBytes: number;
   readonly #maxPendingBytes: number;
   readonly #defaultTtlMs: number;
+  readonly #readTimeoutMs: number;
   #reservedBytes = 0;
   /** Outbox appends not yet committed: writes whose `set` has not resolved. */
   #appending = 0;
@@ -76,6 +88,7 @@ export class HybridCache<V = unknown> {
     this.#maxValueBytes = options.maxValueBytes;
     this.#maxPendingBytes = options.maxPendingBytes;
     this.#defaultTtlMs = options.defaultTtlMs;
+    this.#readTimeoutMs = options.readTimeoutMs;
     this.#events = new CacheEventHub(options.logger);
     this.#tier = new MemoryTier({
       maxEntries: options.maxEntries,
@@ -112,7 +125,7 @@ export class HybridCache<V = unknown> {
     });
   }
 
-  /** Puts writes left in the outbox by an earlier process back in the dirty set and starts flushing them. */
+  /** Puts writes (values and appended items) left in the outbox by an earlier process back in memory and starts flushing them; returns how many keys had some. */
   replayOutbox(): number {
     for (const letter of this.#outbox.quarantineDamaged()) {
       this.#counters.deadLetters++;
@@ -128,10 +141,16 @@ export class HybridCache<V = unknown> {
     for (const row of rows) {
       this.#clock.observe(row.version);
       if (row.unanchored) this.#anchor.replayedUnanchored(row.version);
-      this.#tier.putDirty(row.key, entryFromStored(row.key, row), Math.min(row.queuedAt, now));
+      this.#tier.putDirty(row.key, entryFromOutbox(row.key, row), Math.min(row.queuedAt, now));
       this.#flusher.schedule(row.key);
     }
-    return rows.length;
+    const keys = new Set(rows.map((row) => row.key));
+    for (const row of this.#outbox.pendingItems()) {
+      this.#clock.observe(row.item.version);
+      this.#commitItem(row.key, row.item, row.expiresAt, Math.min(row.queuedAt, now));
+      keys.add(row.key);
+    }
+    return keys.size;
   }
 
   /** @internal Called by `createHybridCache`: starts reading the store's version high-water mark; writes need not wait for it. */
@@ -157,6 +176,8 @@ export class HybridCache<V = unknown> {
     return this.#loader.load(key).then((stored) => {
       // A local write landed while the read was in flight, and memory may no longer hold it: ask again.
       if (stored === SUPERSEDED) return this.get(key);
+      if (!isLive(stored) && this.#tier.pendingLogs.has(key))
+        return this.#afterItemsFlushed(key).then(() => this.get(key));
       if (stored) {
         this.#clock.observe(stored.version);
         this.#tier.putLoaded(key, stored);
@@ -175,15 +196,87 @@ export class HybridCache<V = unknown> {
     });
   }
 
+  /**
+   * The value with the items appended to the key (its append-only log) in their one order, the same
+   * for every reader: by the version each append was given, then its id. Local items not yet
+   * flushed are included. `undefined` when the key is absent, deleted or expired (its items go with it).
+   */
+  getWithItems(key: string): Promise<ValueAndItems<V> | undefined> {
+    if (this.#state === 'closed') return Promise.reject(new ClosedError());
+    let found: ValueWithLog | undefined | typeof MISS;
+    try {
+      validateKey(key);
+      found = this.#tier.lookupWithLog(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (found !== MISS) {
+      this.#counters.hits++;
+      return Promise.resolve(found && parseItems<V>(key, found.value, found.items));
+    }
+    this.#counters.misses++;
+    return this.#loader.load(key).then((stored) => {
+      if (stored === SUPERSEDED) return this.getWithItems(key);
+      if (!isLive(stored) && this.#tier.pendingLogs.has(key)) {
+        return this.#afterItemsFlushed(key).then(() => this.getWithItems(key));
+      }
+      if (stored) {
+        this.#clock.observe(stored.version);
+        this.#tier.putLoaded(key, stored);
+      } else {
+        this.#tier.learnAbsent(key);
+      }
+      const answer = this.#tier.lookupWithLog(key);
+      if (answer !== MISS) return answer && parseItems<V>(key, answer.value, answer.items);
+      // Memory did not keep it (larger than the LRU allows): answer from what the store returned.
+      if (!isLive(stored)) return undefined;
+      let value: unknown;
+      try {
+        value = JSON.parse(stored.json as string);
+      } catch (error) {
+        throw new CorruptValueError(key, { cause: error });
+      }
+      return parseItems<V>(key, value, this.#tier.withPendingItems(key, stored.items ?? []));
+    });
+  }
+
+  /**
+   * Appends an item to the key's log: O(item) in memory, outbox and store, never a rewrite of the
+   * log. Resolves once it is in memory and (per durability) in the outbox. Like `set`, it gives the
+   * key the TTL `ttlMs` (or the default), but only ever lengthens its life. Items of a key are read
+   * with its value (`getWithItems`) and go with it when it is deleted or expires.
+   */
+  append(key: string, item: unknown, options?: SetOptions): Promise<void> {
+    try {
+      this.#assertWritable();
+      validateKey(key);
+      const ttlMs = options?.ttlMs === undefined ? this.#defaultTtlMs : validateTtl(options.ttlMs);
+      const expiresAt = expiryFor(ttlMs, Date.now());
+      const json = serializeValue(item, this.#maxValueBytes);
+      const version = this.#clock.next();
+      const logItem: LogItem = { id: `${version.toString(36)}.${this.#instanceId}`, version, json };
+      this.#assertRoomFor(logBytes([logItem]));
+      return this.#enqueueItem(key, logItem, expiresAt);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
   /** Stores a value. Resolves once it is in memory and (per durability) in the outbox; the store is updated later. */
-  set(key: string, value: V, options?: SetOptions): Promise<void> {
+  set(key: string, value: V, options?: SetValueOptions): Promise<void> {
     try {
       this.#assertWritable();
       validateKey(key);
       const ttlMs = options?.ttlMs === undefined ? this.#defaultTtlMs : validateTtl(options.ttlMs);
       const expiresAt = expiryFor(ttlMs, Date.now());
       const json = serializeValue(value, this.#maxValueBytes);
-      return this.#write(key, json, expiresAt, entryBytes(key, json.length));
+      return this.#write(
+        key,
+        json,
+        expiresAt,
+        entryBytes(key, json.length),
+        options?.newKey ? [] : undefined,
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -205,13 +298,17 @@ export class HybridCache<V = unknown> {
     if (this.#state === 'closed') throw new ClosedError();
     const versions = new Map<string, number>();
     for (const [key, entry] of this.#tier.dirty) versions.set(key, entry.version);
+    for (const [key, log] of this.#tier.pendingLogs) {
+      const newest = log.items[log.items.length - 1]?.version ?? 0;
+      versions.set(key, Math.max(versions.get(key) ?? 0, newest));
+    }
     const { done, cancel } = this.#flusher.waitFor(versions);
     if (options.timeoutMs === undefined) return done;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         cancel();
-        reject(new FlushTimeoutError(this.#tier.dirty.size));
+        reject(new FlushTimeoutError(this.#pendingCount()));
       }, options.timeoutMs);
     });
     try {
@@ -235,7 +332,7 @@ export class HybridCache<V = unknown> {
     }
     this.#guard.stop();
     await this.#flusher.stop();
-    const pending = this.#tier.dirty.size;
+    const pending = this.#pendingCount();
     this.#state = 'closed';
     this.#outbox.close();
     if (pending > 0) {
@@ -259,7 +356,9 @@ export class HybridCache<V = unknown> {
   }
 
   stats(): CacheStats {
-    const oldest = this.#tier.dirty.values().next().value;
+    const oldestValue = this.#tier.dirty.values().next().value?.since;
+    const oldestItems = this.#tier.pendingLogs.values().next().value?.since;
+    const oldest = Math.min(oldestValue ?? Number.POSITIVE_INFINITY, oldestItems ?? Number.POSITIVE_INFINITY);
     const counters = this.#counters;
     return {
       hits: counters.hits,
@@ -271,9 +370,9 @@ export class HybridCache<V = unknown> {
       deadLetters: counters.deadLetters,
       superseded: counters.superseded,
       evictions: counters.evictions,
-      pending: this.#tier.dirty.size,
+      pending: this.#pendingCount(),
       pendingBytes: this.#tier.pendingBytes,
-      oldestPendingAgeMs: oldest ? Math.max(0, Date.now() - oldest.since) : 0,
+      oldestPendingAgeMs: Number.isFinite(oldest) ? Math.max(0, Date.now() - oldest) : 0,
       health: this.#guard.health,
       outboxWritable: this.#outbox.failure === undefined,
       entries: this.#tier.cleanEntries,
@@ -305,7 +404,13 @@ export class HybridCache<V = unknown> {
     this.#assertWritable();
     const letters = this.#outbox.requeueDeadLetters(keys);
     const now = Date.now();
-    for (const letter of letters) this.#commit(letter.key, entryFromStored(letter.key, letter), now);
+    for (const letter of letters) {
+      if (letter.itemId === undefined) this.#commit(letter.key, entryFromOutbox(letter.key, letter), now);
+      else {
+        const item = { id: letter.itemId, version: letter.version, json: letter.json ?? 'null' };
+        this.#commitItem(letter.key, item, letter.expiresAt, now);
+      }
+    }
     this.#counters.deadLetters = Math.max(0, this.#counters.deadLetters - letters.length);
     return letters.length;
   }
@@ -324,8 +429,27 @@ export class HybridCache<V = unknown> {
     if (this.#state !== 'open') throw new ClosedError();
   }
 
-  #write(key: string, json: string | null, expiresAt: number | null, bytes: number): Promise<void> {
-    const delta = bytes - this.#tier.pendingBytesOf(key);
+  /** Keys with unflushed writes (a value, appended items, or both). */
+  #pendingCount(): number {
+    let count = this.#tier.dirty.size;
+    for (const key of this.#tier.pendingLogs.keys()) if (!this.#tier.dirty.has(key)) count++;
+    return count;
+  }
+
+  #write(
+    key: string,
+    json: string | null,
+    expiresAt: number | null,
+    bytes: number,
+    log?: LogItem[],
+  ): Promise<void> {
+    this.#assertRoomFor(bytes - this.#tier.pendingBytesOf(key));
+    const entry = serializedEntry(this.#clock.next(), json, expiresAt, bytes, log);
+    return this.#enqueue(key, entry, Date.now(), this.#anchor.minted(entry.version));
+  }
+
+  /** Throws `BackpressureError` when `delta` more unflushed bytes would overflow `maxPendingBytes`. */
+  #assertRoomFor(delta: number): void {
     const wouldBe = this.#tier.pendingBytes + this.#reservedBytes + delta;
     if (delta > 0 && wouldBe > this.#maxPendingBytes) {
       throw new BackpressureError(
@@ -334,8 +458,63 @@ export class HybridCache<V = unknown> {
         this.#maxPendingBytes,
       );
     }
-    const entry = serializedEntry(this.#clock.next(), json, expiresAt, bytes);
-    return this.#enqueue(key, entry, Date.now(), this.#anchor.minted(entry.version));
+  }
+
+  /**
+   * The store reads the key as absent or expired, but unflushed items of this process may refresh
+   * its TTL there (after a restart memory no longer knows the value they refresh): the answer is
+   * what the store holds once they are in. Rejects with `StorageUnavailableError` past the read timeout.
+   */
+  async #afterItemsFlushed(key: string): Promise<void> {
+    const items = this.#tier.pendingLogs.get(key)?.items ?? [];
+    const newest = items[items.length - 1]?.version ?? 0;
+    const { done, cancel } = this.#flusher.waitFor(new Map([[key, newest]]));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        cancel();
+        reject(
+          new StorageUnavailableError(`items appended to ${key} could not be flushed to the store in time`),
+        );
+      }, this.#readTimeoutMs);
+    });
+    try {
+      await Promise.race([done, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Outbox first, memory second, as for a value. */
+  #enqueueItem(key: string, item: LogItem, expiresAt: number | null): Promise<void> {
+    const now = Date.now();
+    if (!this.#outbox.durable) {
+      this.#commitItem(key, item, expiresAt, now);
+      return RESOLVED;
+    }
+    const bytes = logBytes([item]);
+    this.#reservedBytes += bytes;
+    this.#appending++;
+    const settled = () => this.#appended(bytes);
+    return this.#outbox.append({ key, item, expiresAt, queuedAt: now }).then(
+      () => {
+        settled();
+        this.#commitItem(key, item, expiresAt, now);
+      },
+      (error: unknown) => {
+        settled();
+        throw error;
+      },
+    );
+  }
+
+  #commitItem(key: string, item: LogItem, expiresAt: number | null, now: number): void {
+    const dirty = this.#tier.dirty.get(key);
+    // A delete accepted after this item was minted already took it.
+    if (dirty?.deleted && dirty.version > item.version) return;
+    this.#tier.appendItem(key, item, expiresAt, logBytes([item]), now);
+    this.#loader.noteWrite(key, item.version);
+    this.#flusher.schedule(key);
   }
 
   /** Outbox first, memory second: a write the outbox refused leaves memory untouched. */
@@ -358,12 +537,12 @@ export class HybridCache<V = unknown> {
     this.#anchor.appendStarted();
     return this.#outbox.append(write).then(
       () => {
-        this.#appended(entry);
+        this.#appended(entry.bytes);
         this.#commit(key, entry, now);
         this.#anchor.appendSettled();
       },
       (error: unknown) => {
-        this.#appended(entry);
+        this.#appended(entry.bytes);
         if (unanchored) this.#anchor.forget(entry.version);
         this.#anchor.appendSettled();
         throw error;
@@ -371,8 +550,8 @@ export class HybridCache<V = unknown> {
     );
   }
 
-  #appended(entry: Entry): void {
-    this.#reservedBytes -= entry.bytes;
+  #appended(bytes: number): void {
+    this.#reservedBytes -= bytes;
     if (--this.#appending === 0 && this.#onAppendsDone) {
       this.#onAppendsDone();
       this.#onAppendsDone = undefined;
@@ -397,5 +576,33 @@ export class HybridCache<V = unknown> {
     if (to === 'healthy') this.#logger.info(log, 'store healthy again');
     else this.#logger.warn(log, `store ${to}`);
     this.#events.emit('health', { from, to, ...(error ? { error } : {}) });
+  }
+}
+
+function isLive(stored: StoredEntry | undefined): stored is StoredEntry {
+  return (
+    stored !== undefined &&
+    stored.json !== null &&
+    (stored.expiresAt === null || stored.expiresAt > Date.now())
+  );
+}
+
+/**
+ * Items parsed once per item object (memory keeps the same objects while it holds a key's log), so
+ * reading a log does not re-parse every item each time: as for values, readers share what they get.
+ */
+const parsedItems = new WeakMap<LogItem, unknown>();
+
+function parseItems<V>(key: string, value: unknown, items: readonly LogItem[]): ValueAndItems<V> {
+  try {
+    const parsed = items.map((item) => {
+      if (parsedItems.has(item)) return parsedItems.get(item);
+      const itemValue: unknown = JSON.parse(item.json);
+      parsedItems.set(item, itemValue);
+      return itemValue;
+    });
+    return { value: value as V, items: parsed };
+  } catch (error) {
+    throw new CorruptValueError(key, { cause: error });
   }
 }

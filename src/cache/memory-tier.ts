@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { StoredEntry } from '../storage/types.js';
+import { type LogItem, laterExpiry, type StoredEntry } from '../storage/types.js';
 import {
   cleanEntry,
   type DirtyEntry,
@@ -7,12 +7,28 @@ import {
   type Entry,
   entryFromStored,
   isExpired,
+  logBytes,
+  mergeItems,
   readValue,
 } from './entry.js';
 import { CorruptValueError } from './errors.js';
 
 /** Returned by `lookup` when memory cannot answer and the store must be asked. */
 export const MISS: unique symbol = Symbol('miss');
+
+/** Items appended to a key and not yet flushed, oldest first, with the expiry the latest append gave the key. */
+export interface PendingLog {
+  items: LogItem[];
+  expiresAt: number | null;
+  bytes: number;
+  since: number;
+}
+
+/** A key's value with its log (stored and unflushed items, in `(version, id)` order). */
+export interface ValueWithLog {
+  value: unknown;
+  items: LogItem[];
+}
 
 export interface MemoryTierOptions {
   maxEntries: number;
@@ -27,6 +43,8 @@ export interface MemoryTierOptions {
  */
 export class MemoryTier {
   readonly #dirty = new Map<string, DirtyEntry>();
+  /** Unflushed appended items by key (beside, not inside, the dirty values: they flush separately). */
+  readonly #logs = new Map<string, PendingLog>();
   #pendingBytes = 0;
   readonly #lru: LRUCache<string, Entry>;
 
@@ -44,6 +62,11 @@ export class MemoryTier {
   /** Unflushed entries by key, oldest first; changed only through this tier's methods. */
   get dirty(): ReadonlyMap<string, DirtyEntry> {
     return this.#dirty;
+  }
+
+  /** Unflushed appended items by key, oldest first. */
+  get pendingLogs(): ReadonlyMap<string, PendingLog> {
+    return this.#logs;
   }
 
   get pendingBytes(): number {
@@ -87,6 +110,80 @@ export class MemoryTier {
     }
   }
 
+  /**
+   * The value with its log, `undefined` for a known absence, or `MISS` when the store must be asked
+   * (the value, or the key's stored items, are not in memory).
+   */
+  lookupWithLog(key: string): ValueWithLog | undefined | typeof MISS {
+    const value = this.lookup(key);
+    if (value === MISS || value === undefined) return value;
+    const log = (this.#dirty.get(key) ?? this.#lru.peek(key))?.log;
+    if (log === undefined) return MISS;
+    return { value, items: mergeItems(log, this.#logs.get(key)?.items ?? []) };
+  }
+
+  /** Items read from the store for `key`, merged with this process's unflushed ones. */
+  withPendingItems(key: string, stored: readonly LogItem[]): LogItem[] {
+    return mergeItems(stored, this.#logs.get(key)?.items ?? []);
+  }
+
+  hasPending(key: string): boolean {
+    return this.#dirty.has(key) || this.#logs.has(key);
+  }
+
+  /** Records an unflushed appended item and raises the key's expiry in memory to `expiresAt`. */
+  appendItem(key: string, item: LogItem, expiresAt: number | null, bytes: number, now: number): void {
+    let pending = this.#logs.get(key);
+    if (!pending) {
+      pending = { items: [], expiresAt, bytes: 0, since: now };
+      this.#logs.set(key, pending);
+    }
+    const last = pending.items[pending.items.length - 1];
+    if (last === undefined || last.version < item.version) pending.items.push(item);
+    else pending.items = mergeItems(pending.items, [item]);
+    pending.expiresAt = laterExpiry(pending.expiresAt, expiresAt);
+    pending.bytes += bytes;
+    this.#pendingBytes += bytes;
+    const entry = this.#dirty.get(key) ?? this.#lru.peek(key);
+    // An expired key stays expired: appending to it never brings its value back. Judged at the
+    // time the item was appended (`now`; for a replayed item, when it was queued), as the store does.
+    // Only a value older than the item: a newer value set its own expiry after the item was appended.
+    const liveThen =
+      entry !== undefined &&
+      entry.version < item.version &&
+      (entry.expiresAt === null || entry.expiresAt > now);
+    if (entry && !entry.deleted && liveThen) entry.expiresAt = laterExpiry(entry.expiresAt, expiresAt);
+  }
+
+  /**
+   * The store took the items of `key` up to `version` (or refused them for good, `keep` false):
+   * they leave the unflushed log and, when kept and memory knows the key's stored log, join it.
+   */
+  settleItems(key: string, version: number, keep: boolean): void {
+    const pending = this.#logs.get(key);
+    if (!pending) return;
+    const done = pending.items.filter((item) => item.version <= version);
+    if (done.length === 0) return;
+    pending.items = pending.items.filter((item) => item.version > version);
+    const bytes = logBytes(done);
+    pending.bytes = Math.max(0, pending.bytes - bytes);
+    this.#pendingBytes -= bytes;
+    if (pending.items.length === 0) {
+      this.#pendingBytes -= pending.bytes;
+      this.#logs.delete(key);
+    }
+    if (!keep) return;
+    const dirty = this.#dirty.get(key);
+    if (dirty) {
+      if (dirty.log !== undefined) dirty.log = mergeItems(dirty.log, done);
+      return;
+    }
+    const clean = this.#lru.peek(key);
+    if (clean?.log === undefined) return;
+    const grown = { ...clean, log: mergeItems(clean.log, done) };
+    this.#lru.set(key, cleanEntry(grown, clean.bytes + bytes));
+  }
+
   pendingBytesOf(key: string): number {
     return this.#dirty.get(key)?.bytes ?? 0;
   }
@@ -102,6 +199,22 @@ export class MemoryTier {
     if (!replaced && (this.#lru.peek(key)?.version ?? 0) >= entry.version)
       return { replaced, accepted: false };
     const dirty = dirtyEntry(entry, replaced?.since ?? now);
+    // A value coalesced over an unflushed delete (or an unflushed value that expired here, unseen by
+    // the store) still has to end the key's log in the store.
+    if (!entry.deleted && replaced) {
+      const ends = replaced.deleted || isExpired(replaced);
+      dirty.endsLogAt = ends ? entry.version - 1 : replaced.endsLogAt;
+    }
+    if (entry.deleted) {
+      // A delete takes the key's items with it: every unflushed one here is older.
+      this.#dropPendingLog(key, entry.version);
+    } else if (dirty.log === undefined) {
+      const previous = replaced ?? this.#lru.peek(key);
+      // A value replaces a value, never the log; after a delete or an expiry the log starts empty.
+      const ended = previous !== undefined && (previous.deleted || isExpired(previous));
+      if (ended) this.#dropPendingLog(key, entry.version);
+      dirty.log = ended ? [] : previous?.log;
+    }
     this.#pendingBytes += dirty.bytes - (replaced?.bytes ?? 0);
     this.#dirty.set(key, dirty);
     this.#lru.delete(key);
@@ -117,7 +230,7 @@ export class MemoryTier {
     if (!dirty || dirty.version !== version) return false;
     this.#dropDirty(key, dirty);
     if (dirty.parsed && !dirty.deleted) dirty.json = undefined;
-    this.#lru.set(key, cleanEntry(dirty));
+    this.#lru.set(key, cleanEntry(dirty, dirty.bytes + logBytes(dirty.log)));
     return true;
   }
 
@@ -140,10 +253,33 @@ export class MemoryTier {
 
   /** Caches what a store read returned, unless memory already knows a newer version. */
   putLoaded(key: string, stored: StoredEntry): void {
-    if (this.#dirty.has(key)) return;
+    const storedLog = stored.json === null ? [] : (stored.items ?? []);
+    const dirty = this.#dirty.get(key);
+    if (dirty) {
+      dirty.log ??= dirty.deleted ? [] : storedLog;
+      return;
+    }
     const current = this.#lru.peek(key);
-    if (current && current.version >= stored.version) return;
+    if (current && current.version >= stored.version) {
+      // Memory's value is as new; the store still supplies the log memory did not know.
+      if (current.log === undefined && !current.deleted) {
+        this.#lru.set(key, cleanEntry({ ...current, log: storedLog }, current.bytes + logBytes(storedLog)));
+      }
+      return;
+    }
     this.#lru.set(key, entryFromStored(key, stored));
+  }
+
+  /** The store holds nothing for `key`: a value memory holds for it has an empty stored log. */
+  learnAbsent(key: string): void {
+    const dirty = this.#dirty.get(key);
+    if (dirty) dirty.log ??= [];
+  }
+
+  #dropPendingLog(key: string, before: number): void {
+    const pending = this.#logs.get(key);
+    if (!pending) return;
+    this.settleItems(key, before - 1, false);
   }
 
   #dropDirty(key: string, dirty: DirtyEntry): void {

@@ -1,4 +1,4 @@
-import type { VersionedWrite } from '../storage/types.js';
+import { isAppend, type VersionedWrite } from '../storage/types.js';
 import type { PendingWrites } from '../sync/pending-writes.js';
 import { entryJson } from './entry.js';
 import type { MemoryTier } from './memory-tier.js';
@@ -9,7 +9,7 @@ export interface FlushCounters {
   superseded: number;
 }
 
-/** The flusher's view of the memory tier's dirty entries: what to send, and what became of it. */
+/** The flusher's view of the memory tier's dirty entries and unflushed items: what to send, and what became of it. */
 export class TierPendingWrites implements PendingWrites {
   readonly #tier: MemoryTier;
   readonly #counters: FlushCounters;
@@ -22,14 +22,36 @@ export class TierPendingWrites implements PendingWrites {
     this.#onReminted = onReminted;
   }
 
-  latest(key: string): VersionedWrite | undefined {
+  /**
+   * Items first, then the value: the items' TTL refresh must reach the value they were appended to
+   * before a newer value replaces it (a store reads a value written over an expired one as the start
+   * of a new log). A value written after the items already carries their refresh in memory.
+   */
+  writesFor(key: string): VersionedWrite[] {
+    const writes: VersionedWrite[] = [];
+    const log = this.#tier.pendingLogs.get(key);
+    const newest = log?.items[log.items.length - 1];
+    if (log && newest) {
+      writes.push({
+        key,
+        version: newest.version,
+        json: null,
+        expiresAt: log.expiresAt,
+        appendedAt: log.since,
+        items: [...log.items],
+      });
+    }
     const entry = this.#tier.dirty.get(key);
-    if (!entry) return undefined;
-    return { key, version: entry.version, json: entryJson(entry), expiresAt: entry.expiresAt };
+    if (entry) {
+      const json = entryJson(entry);
+      const write = { key, version: entry.version, json, expiresAt: entry.expiresAt };
+      writes.push(entry.endsLogAt > 0 ? { ...write, endsLogAt: entry.endsLogAt } : write);
+    }
+    return writes;
   }
 
   isPending(key: string): boolean {
-    return this.#tier.dirty.has(key);
+    return this.#tier.hasPending(key);
   }
 
   reminted(key: string, from: number, to: number): void {
@@ -37,23 +59,39 @@ export class TierPendingWrites implements PendingWrites {
     this.#onReminted(key, to);
   }
 
-  applied(key: string, version: number): void {
+  applied(write: VersionedWrite): void {
     this.#counters.flushedWrites++;
-    this.#tier.settle(key, version);
+    this.#settle(write);
   }
 
-  alreadyStored(key: string, version: number): void {
-    this.#tier.settle(key, version);
+  alreadyStored(write: VersionedWrite): void {
+    this.#settle(write);
   }
 
-  superseded(key: string, version: number): boolean {
-    if (!this.#tier.discard(key, version)) return false;
+  superseded(write: VersionedWrite): boolean {
+    if (isAppend(write)) {
+      // A newer tombstone refused the items: they are gone with the key.
+      this.#tier.settleItems(write.key, write.version, false);
+      this.#counters.superseded++;
+      return true;
+    }
+    if (!this.#tier.discard(write.key, write.version)) return false;
     this.#counters.superseded++;
     return true;
   }
 
-  deadLettered(key: string, version: number): void {
-    this.#tier.discard(key, version);
-    this.#counters.deadLetters++;
+  deadLettered(write: VersionedWrite): void {
+    if (isAppend(write)) {
+      this.#tier.settleItems(write.key, write.version, false);
+      this.#counters.deadLetters += write.items.length;
+    } else {
+      this.#tier.discard(write.key, write.version);
+      this.#counters.deadLetters++;
+    }
+  }
+
+  #settle(write: VersionedWrite): void {
+    if (isAppend(write)) this.#tier.settleItems(write.key, write.version, true);
+    else this.#tier.settle(write.key, write.version);
   }
 }

@@ -63,6 +63,14 @@ export interface SetOptions {
   ttlMs?: number;
 }
 
+export interface SetValueOptions extends SetOptions {
+  /**
+   * The caller knows the key holds no appended items anywhere (a key it just made up, such as a new
+   * UUID): `getWithItems` then answers from memory without asking the store for them. Default false.
+   */
+  newKey?: boolean;
+}
+
 export interface FlushOptions {
   /** Reject with `FlushTimeoutError` after this long (nothing is lost). Default: wait indefinitely. */
   timeoutMs?: number;
@@ -106,4 +114,10 @@ export interface CacheStats {
 /** The flusher's events, plus the store's health as the cache's breaker sees it. */
 export interface CacheEvents extends FlushEvents {
   health: { from: Health; to: Health; error?: Error };
+}
+
+/** A key's value with the items appended to it, in their one order (see `HybridCache.getWithItems`). */
+export interface ValueAndItems<V> {
+  value: V;
+  items: unknown[];
 }

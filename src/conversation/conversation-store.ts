@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ValidationError } from '../cache/errors.js';
 import { ParentThreadNotFoundError, ThreadNotFoundError, TurnLimitError } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { DEFAULT_MAX_TURNS, DEFAULT_TIMEOUT_HOURS, HOUR_MS } from './option-defaults.js';
 import {
+  type ConversationTurn,
   ConversationTurnSchema,
   type CreateThreadInput,
   CreateThreadInputSchema,
@@ -19,7 +20,9 @@ import { pythonUtcTimestamp } from './timestamp.js';
 /** What the conversation store needs from a cache; the hybrid cache satisfies it. */
 export interface ThreadCache {
   get(key: string): Promise<unknown | undefined>;
-  set(key: string, value: unknown, opts?: { ttlMs?: number }): Promise<void>;
+  getWithItems(key: string): Promise<{ value: unknown; items: unknown[] } | undefined>;
+  set(key: string, value: unknown, opts?: { ttlMs?: number; newKey?: boolean }): Promise<void>;
+  append(key: string, item: unknown, opts?: { ttlMs?: number }): Promise<void>;
   delete(key: string): Promise<void>;
 }
 
@@ -47,9 +50,13 @@ export function isThreadId(value: unknown): value is string {
 }
 
 /**
- * Conversation threads over a cache, stored as the original Python daemon's JSON. Errors of the
- * cache (for example `StorageUnavailableError`) propagate: an unreachable store is never reported
- * as a missing thread.
+ * Conversation threads over a cache. A thread is its header (the original Python daemon's
+ * ThreadContext JSON with the turns it was created with: none for threads created here, all of
+ * them for threads written whole by earlier releases) plus one appended item per turn added since,
+ * so adding a turn costs O(turn) and turns from several processes are never lost. `getThread`
+ * returns the original JSON: the header's turns, then the appended ones in their one order.
+ * Errors of the cache (for example `StorageUnavailableError`) propagate: an unreachable store is
+ * never reported as a missing thread.
  */
 export class ConversationStore {
   readonly ttlMs: number;
@@ -98,16 +105,20 @@ export class ConversationStore {
         Object.entries(initial_context).filter(([key]) => !DROPPED_CONTEXT_KEYS.has(key)),
       ),
     };
-    await this.#cache.set(threadKey(threadId), thread, { ttlMs: this.ttlMs });
+    await this.#cache.set(threadKey(threadId), thread, { ttlMs: this.ttlMs, newKey: true });
     return threadId;
   }
 
   /** The thread, or `undefined` when the id is not a UUID v4, or the thread is missing, expired or unreadable. */
   async getThread(threadId: string): Promise<ThreadContext | undefined> {
     if (!isThreadId(threadId)) return undefined;
-    const parsed = ThreadContextSchema.safeParse(await this.#cache.get(threadKey(threadId)));
-    if (!parsed.success || parsed.data.thread_id.toLowerCase() !== threadId.toLowerCase()) return undefined;
-    return parsed.data;
+    const stored = await this.#cache.getWithItems(threadKey(threadId));
+    if (!stored) return undefined;
+    const header = ThreadContextSchema.safeParse(stored.value);
+    const turns = z.array(ConversationTurnSchema).safeParse(stored.items);
+    if (!header.success || !turns.success) return undefined;
+    if (header.data.thread_id.toLowerCase() !== threadId.toLowerCase()) return undefined;
+    return withTurns(header.data, turns.data);
   }
 
   /**
@@ -118,15 +129,22 @@ export class ConversationStore {
     const input = parseInput(NewTurnSchema, turn);
     if (!isThreadId(threadId)) throw new ThreadNotFoundError(threadId);
     return this.#threadLocks.run(threadId.toLowerCase(), async () => {
-      const thread = await this.getThread(threadId);
-      if (!thread) throw new ThreadNotFoundError(threadId);
-      if (thread.turns.length >= this.maxTurns) throw new TurnLimitError(threadId, this.maxTurns);
-      const now = pythonUtcTimestamp();
+      const key = threadKey(threadId);
+      const stored = await this.#cache.getWithItems(key);
+      // Only the header is validated here: turns were validated when appended, and re-validating
+      // every turn on every turn would make a turn's cost grow with its thread.
+      const header = stored && ThreadContextSchema.safeParse(stored.value);
+      if (!stored || !header?.success || header.data.thread_id.toLowerCase() !== threadId.toLowerCase()) {
+        throw new ThreadNotFoundError(threadId);
+      }
+      if (header.data.turns.length + stored.items.length >= this.maxTurns) {
+        throw new TurnLimitError(threadId, this.maxTurns);
+      }
       // Parsing puts the fields in the stored order, the timestamp third as the original wrote it.
-      const stored = ConversationTurnSchema.parse({ ...input, timestamp: now });
-      const updated: ThreadContext = { ...thread, last_updated_at: now, turns: [...thread.turns, stored] };
-      await this.#cache.set(threadKey(threadId), updated, { ttlMs: this.ttlMs });
-      return updated;
+      const turn = ConversationTurnSchema.parse({ ...input, timestamp: pythonUtcTimestamp() });
+      // The append refreshes the thread's TTL; the header is never rewritten.
+      await this.#cache.append(key, turn, { ttlMs: this.ttlMs });
+      return withTurns(header.data, [...(stored.items as ConversationTurn[]), turn]);
     });
   }
 
@@ -153,6 +171,20 @@ export class ConversationStore {
     if (!isThreadId(threadId)) return;
     await this.#threadLocks.run(threadId.toLowerCase(), () => this.#cache.delete(threadKey(threadId)));
   }
+}
+
+/** The thread as the original returned it: its header's turns, then the appended ones; updated when its last turn was added. */
+function withTurns(header: ThreadContext, appended: ConversationTurn[]): ThreadContext {
+  const last = appended[appended.length - 1];
+  return {
+    thread_id: header.thread_id,
+    parent_thread_id: header.parent_thread_id,
+    created_at: header.created_at,
+    last_updated_at: last ? last.timestamp : header.last_updated_at,
+    tool_name: header.tool_name,
+    turns: appended.length === 0 ? header.turns : [...header.turns, ...appended],
+    initial_context: header.initial_context,
+  };
 }
 
 function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {

@@ -3,13 +3,18 @@ import {
   expiredTombstoneVersionBound,
   nonNegativeMs,
 } from './tombstone-retention.js';
-import type {
-  ApplyResult,
-  Storage,
-  StorageCallOptions,
-  StorageCleanupOptions,
-  StoredEntry,
-  VersionedWrite,
+import {
+  type AppendWrite,
+  type ApplyResult,
+  compareItems,
+  isAppend,
+  type LogItem,
+  laterExpiry,
+  type Storage,
+  type StorageCallOptions,
+  type StorageCleanupOptions,
+  type StoredEntry,
+  type VersionedWrite,
 } from './types.js';
 
 /**
@@ -19,6 +24,10 @@ import type {
  */
 export class MemoryStorage implements Storage {
   readonly #entries = new Map<string, StoredEntry>();
+  /** Each key's log by item id (kept apart from the value: a value write never touches it). */
+  readonly #logs = new Map<string, Map<string, LogItem>>();
+  /** Each key's newest delete: items at or below it are refused, even after a later value replaced the tombstone. */
+  readonly #logFloors = new Map<string, number>();
 
   async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
     opts?.signal?.throwIfAborted();
@@ -27,7 +36,8 @@ export class MemoryStorage implements Storage {
     for (const key of keys) {
       const entry = this.#entries.get(key);
       if (!entry || isExpired(entry, now)) continue;
-      found.set(key, { ...entry });
+      const items = entry.json === null ? [] : this.#itemsOf(key);
+      found.set(key, items.length > 0 ? { ...entry, items } : { ...entry });
     }
     return found;
   }
@@ -41,6 +51,8 @@ export class MemoryStorage implements Storage {
     opts?.signal?.throwIfAborted();
     let highest = 0;
     for (const entry of this.#entries.values()) if (entry.version > highest) highest = entry.version;
+    for (const log of this.#logs.values())
+      for (const item of log.values()) if (item.version > highest) highest = item.version;
     return highest;
   }
 
@@ -54,7 +66,16 @@ export class MemoryStorage implements Storage {
     for (const [key, entry] of this.#entries) {
       if (isExpired(entry, now) || (entry.json === null && entry.version < tombstoneBound)) {
         this.#entries.delete(key);
+        this.#logFloors.delete(key);
         removed++;
+      }
+    }
+    // A key's items live exactly as long as its value.
+    for (const [key, log] of this.#logs) {
+      const entry = this.#entries.get(key);
+      if (!entry || entry.json === null || isExpired(entry, now)) {
+        removed += log.size;
+        this.#logs.delete(key);
       }
     }
     return removed;
@@ -73,11 +94,62 @@ export class MemoryStorage implements Storage {
     return new Map([...this.#entries].map(([k, v]) => [k, { ...v }]));
   }
 
+  /** A key's stored items in `(version, id)` order, tombstoned or not. */
+  peekItems(key: string): LogItem[] {
+    return this.#itemsOf(key);
+  }
+
+  #itemsOf(key: string): LogItem[] {
+    const log = this.#logs.get(key);
+    return log ? [...log.values()].map((item) => ({ ...item })).sort(compareItems) : [];
+  }
+
   #applyOne(write: VersionedWrite): ApplyResult {
+    if (isAppend(write)) return this.#appendOne(write);
     const stored = this.#entries.get(write.key);
     if (stored && stored.version >= write.version) return { status: 'stale', storedVersion: stored.version };
     this.#entries.set(write.key, { version: write.version, json: write.json, expiresAt: write.expiresAt });
+    // A delete ends the key's log; so does a new value over an expired one (its items expired with it).
+    const ended =
+      write.json === null ? write.version : stored && isExpired(stored, Date.now()) ? write.version - 1 : 0;
+    if (ended > 0) {
+      this.#dropItemsBefore(write.key, ended + 1);
+      this.#logFloors.set(write.key, Math.max(this.#logFloors.get(write.key) ?? 0, ended));
+    }
     return { status: 'applied' };
+  }
+
+  #appendOne(write: AppendWrite): ApplyResult {
+    const stored = this.#entries.get(write.key);
+    const floor = this.#logFloors.get(write.key) ?? 0;
+    let log = this.#logs.get(write.key);
+    let accepted = 0;
+    for (const item of write.items) {
+      if (item.version <= floor) continue;
+      if (!log) {
+        log = new Map();
+        this.#logs.set(write.key, log);
+      }
+      if (!log.has(item.id)) log.set(item.id, { id: item.id, version: item.version, json: item.json });
+      accepted++;
+    }
+    if (accepted === 0 && stored) return { status: 'stale', storedVersion: stored.version };
+    if (
+      stored &&
+      stored.json !== null &&
+      stored.version < write.version &&
+      !isExpired(stored, write.appendedAt)
+    ) {
+      stored.expiresAt = laterExpiry(stored.expiresAt, write.expiresAt);
+    }
+    return { status: 'applied' };
+  }
+
+  #dropItemsBefore(key: string, version: number): void {
+    const log = this.#logs.get(key);
+    if (!log) return;
+    for (const [id, item] of log) if (item.version < version) log.delete(id);
+    if (log.size === 0) this.#logs.delete(key);
   }
 }
 

@@ -10,6 +10,7 @@ import {
 } from './sqlite-file.js';
 
 export const ENTRIES_TABLE = 'cache_entries';
+export const ITEMS_TABLE = 'cache_items';
 
 /** The store's schema: `steps[n]` takes a store from schema `n` to `n + 1`. */
 export const STORE_SCHEMA: SqliteFileSchema = {
@@ -26,6 +27,19 @@ export const STORE_SCHEMA: SqliteFileSchema = {
      CREATE INDEX ${ENTRIES_TABLE}_tombstones ON ${ENTRIES_TABLE} (version) WHERE json IS NULL;`,
     // The version high-water mark is max(version): one index lookup instead of a table scan.
     `CREATE INDEX ${ENTRIES_TABLE}_version ON ${ENTRIES_TABLE} (version);`,
+    // Append-only logs: one row per item, clustered in read order; each id stored once.
+    `CREATE TABLE ${ITEMS_TABLE} (
+       key TEXT NOT NULL,
+       version INTEGER NOT NULL CHECK (typeof(version) = 'integer'),
+       id TEXT NOT NULL,
+       json TEXT NOT NULL CHECK (typeof(json) = 'text'),
+       PRIMARY KEY (key, version, id)
+     ) WITHOUT ROWID;
+     CREATE UNIQUE INDEX ${ITEMS_TABLE}_id ON ${ITEMS_TABLE} (id);
+     -- log_floor: the newest delete of the key; items at or below it are refused, even once a later
+     -- value replaced the tombstone (a late append from before the delete never comes back).
+     ALTER TABLE ${ENTRIES_TABLE} ADD COLUMN log_floor INTEGER NOT NULL DEFAULT 0;
+     UPDATE ${ENTRIES_TABLE} SET log_floor = version WHERE json IS NULL;`,
   ],
 };
 

@@ -4,19 +4,22 @@ import { PermanentStorageError, StorageConfigurationError, TransientStorageError
 import { type FileIdentity, identify, isSameFile } from './file-identity.js';
 import { isItemError, toStorageError } from './sqlite-errors.js';
 import { openSqliteFile } from './sqlite-file.js';
-import { ENTRIES_TABLE, migrateSchema } from './sqlite-schema.js';
+import { ENTRIES_TABLE, ITEMS_TABLE, migrateSchema } from './sqlite-schema.js';
 import {
   DEFAULT_TOMBSTONE_RETENTION_MS,
   expiredTombstoneVersionBound,
   nonNegativeMs,
 } from './tombstone-retention.js';
-import type {
-  ApplyResult,
-  Storage,
-  StorageCallOptions,
-  StorageCleanupOptions,
-  StoredEntry,
-  VersionedWrite,
+import {
+  type AppendWrite,
+  type ApplyResult,
+  isAppend,
+  type LogItem,
+  type Storage,
+  type StorageCallOptions,
+  type StorageCleanupOptions,
+  type StoredEntry,
+  type VersionedWrite,
 } from './types.js';
 
 export interface SqliteStorageOptions {
@@ -69,12 +72,18 @@ export class SqliteStorage implements Storage {
   readonly #tombstoneRetentionMs: number;
   /** The file's identity at open, to notice it being deleted or replaced underneath us. */
   readonly #fileIdentity: FileIdentity | undefined;
-  readonly #upsert: Database.Statement<[string, number, string | null, number | null]>;
+  readonly #upsert: Database.Statement<[string, number, string | null, number | null, number]>;
   readonly #selectVersion: Database.Statement<[string], number>;
   readonly #selectHighWaterMark: Database.Statement<[], number>;
   readonly #deleteExpired: Database.Statement<[number]>;
   readonly #deleteOldTombstones: Database.Statement<[number]>;
   readonly #selectByKeyCount = new Map<number, Database.Statement<unknown[], EntryRow>>();
+  readonly #selectEntry: Database.Statement<[string], EntryRow & { log_floor: number }>;
+  readonly #selectItems: Database.Statement<[string], LogItem>;
+  readonly #insertItem: Database.Statement<[string, number, string, string]>;
+  readonly #deleteItemsBefore: Database.Statement<[string, number]>;
+  readonly #raiseExpiry: Database.Statement<[number | null, number | null, string, number, number]>;
+  readonly #deleteOrphanItems: Database.Statement<[number]>;
 
   constructor(options: SqliteStorageOptions) {
     const { path } = options;
@@ -93,17 +102,43 @@ export class SqliteStorage implements Storage {
       migrateSchema(this.#db, this.#location);
       this.#fileIdentity = inMemory ? undefined : identify(this.#location);
       this.#upsert = this.#db.prepare(
-        `INSERT INTO ${ENTRIES_TABLE} (key, version, json, expires_at) VALUES (?, ?, ?, ?)
+        `INSERT INTO ${ENTRIES_TABLE} (key, version, json, expires_at, log_floor)
+         VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (key) DO UPDATE
-           SET version = excluded.version, json = excluded.json, expires_at = excluded.expires_at
+           SET version = excluded.version, json = excluded.json, expires_at = excluded.expires_at,
+               log_floor = max(${ENTRIES_TABLE}.log_floor, excluded.log_floor)
            WHERE excluded.version > ${ENTRIES_TABLE}.version`,
       );
       this.#selectVersion = this.#db
         .prepare<[string], number>(`SELECT version FROM ${ENTRIES_TABLE} WHERE key = ?`)
         .pluck();
       this.#selectHighWaterMark = this.#db
-        .prepare<[], number>(`SELECT coalesce(max(version), 0) FROM ${ENTRIES_TABLE}`)
+        .prepare<[], number>(
+          `SELECT max(coalesce((SELECT max(version) FROM ${ENTRIES_TABLE}), 0),
+                      coalesce((SELECT max(version) FROM ${ITEMS_TABLE}), 0))`,
+        )
         .pluck();
+      this.#selectEntry = this.#db.prepare<[string], EntryRow & { log_floor: number }>(
+        `SELECT key, version, json, expires_at, log_floor FROM ${ENTRIES_TABLE} WHERE key = ?`,
+      );
+      this.#selectItems = this.#db.prepare<[string], LogItem>(
+        `SELECT id, version, json FROM ${ITEMS_TABLE} WHERE key = ? ORDER BY version, id`,
+      );
+      this.#insertItem = this.#db.prepare(
+        `INSERT INTO ${ITEMS_TABLE} (key, version, id, json) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      );
+      this.#deleteItemsBefore = this.#db.prepare(`DELETE FROM ${ITEMS_TABLE} WHERE key = ? AND version < ?`);
+      // An append refreshes the expiry of a value live when it was appended (never shortens it).
+      this.#raiseExpiry = this.#db.prepare(
+        `UPDATE ${ENTRIES_TABLE}
+           SET expires_at = CASE WHEN ? IS NULL OR expires_at IS NULL THEN NULL ELSE max(expires_at, ?) END
+         WHERE key = ? AND json IS NOT NULL AND version < ? AND (expires_at IS NULL OR expires_at > ?)`,
+      );
+      this.#deleteOrphanItems = this.#db.prepare(
+        `DELETE FROM ${ITEMS_TABLE} WHERE NOT EXISTS (
+           SELECT 1 FROM ${ENTRIES_TABLE} e WHERE e.key = ${ITEMS_TABLE}.key AND e.json IS NOT NULL
+             AND (e.expires_at IS NULL OR e.expires_at > ?))`,
+      );
       this.#deleteExpired = this.#db.prepare(
         `DELETE FROM ${ENTRIES_TABLE} WHERE json IS NOT NULL AND expires_at IS NOT NULL AND expires_at <= ?`,
       );
@@ -126,7 +161,12 @@ export class SqliteStorage implements Storage {
       for (let start = 0; start < keys.length; start += READ_CHUNK) {
         const chunk = keys.slice(start, start + READ_CHUNK);
         for (const row of this.#selectStatement(chunk.length).all(now, ...padded(chunk))) {
-          found.set(row.key, { version: row.version, json: row.json, expiresAt: row.expires_at });
+          const entry: StoredEntry = { version: row.version, json: row.json, expiresAt: row.expires_at };
+          if (row.json !== null) {
+            const items = this.#selectItems.all(row.key);
+            if (items.length > 0) entry.items = items;
+          }
+          found.set(row.key, entry);
         }
       }
     } catch (error) {
@@ -170,6 +210,7 @@ export class SqliteStorage implements Storage {
       return this.#db
         .transaction(
           () =>
+            this.#deleteOrphanItems.run(now).changes +
             this.#deleteExpired.run(now).changes +
             this.#deleteOldTombstones.run(tombstoneVersionBound).changes,
         )
@@ -186,8 +227,17 @@ export class SqliteStorage implements Storage {
   #applyOne(write: VersionedWrite): ApplyResult {
     try {
       if (typeof write.key !== 'string') throw new TypeError('key must be a string');
-      const { changes } = this.#upsert.run(write.key, write.version, write.json, write.expiresAt);
-      if (changes > 0) return { status: 'applied' };
+      if (isAppend(write)) return this.#appendOne(write);
+      // A delete ends the key's log; so does a new value over an expired one (its items expired with it).
+      const previous = this.#selectEntry.get(write.key);
+      const overExpired =
+        previous?.json != null && previous.expires_at !== null && previous.expires_at <= Date.now();
+      const ended = write.json === null ? write.version : overExpired ? write.version - 1 : 0;
+      const { changes } = this.#upsert.run(write.key, write.version, write.json, write.expiresAt, ended);
+      if (changes > 0) {
+        if (ended > 0) this.#deleteItemsBefore.run(write.key, ended + 1);
+        return { status: 'applied' };
+      }
       const storedVersion = this.#selectVersion.get(write.key);
       return storedVersion === undefined ? { status: 'stale' } : { status: 'stale', storedVersion };
     } catch (error) {
@@ -204,6 +254,21 @@ export class SqliteStorage implements Storage {
         ),
       };
     }
+  }
+
+  /** Each item once (by id), unless a tombstone at least as new as the item holds the key. */
+  #appendOne(write: AppendWrite): ApplyResult {
+    const stored = this.#selectEntry.get(write.key);
+    const floor = stored?.log_floor ?? 0;
+    let accepted = 0;
+    for (const item of write.items) {
+      if (item.version <= floor) continue;
+      this.#insertItem.run(write.key, item.version, item.id, item.json);
+      accepted++;
+    }
+    if (accepted === 0 && stored) return { status: 'stale', storedVersion: stored.version };
+    this.#raiseExpiry.run(write.expiresAt, write.expiresAt, write.key, write.version, write.appendedAt);
+    return { status: 'applied' };
   }
 
   #open(inMemory: boolean): Database.Database {

@@ -3,13 +3,17 @@ import { PermanentStorageError, StorageConfigurationError, TransientStorageError
 import { fromJsonbText, toJsonbText } from './jsonb-text.js';
 import { classifyRpcError, MIGRATION_HINT, parseRetryAfter } from './supabase-errors.js';
 import { DEFAULT_TOMBSTONE_RETENTION_MS, nonNegativeMs } from './tombstone-retention.js';
-import type {
-  ApplyResult,
-  Storage,
-  StorageCallOptions,
-  StorageCleanupOptions,
-  StoredEntry,
-  VersionedWrite,
+import {
+  type AppendWrite,
+  type ApplyResult,
+  compareItems,
+  isAppend,
+  type LogItem,
+  type Storage,
+  type StorageCallOptions,
+  type StorageCleanupOptions,
+  type StoredEntry,
+  type VersionedWrite,
 } from './types.js';
 
 export interface SupabaseStorageCommonOptions {
@@ -42,7 +46,9 @@ export const SUPABASE_TABLES = {
     keysParam: 'p_keys',
     functions: {
       apply: 'hybrid_cache_apply',
+      append: 'hybrid_cache_append',
       get: 'hybrid_cache_get',
+      getWithItems: 'hybrid_cache_get_with_items',
       cleanup: 'hybrid_cache_cleanup',
       highWaterMark: 'hybrid_cache_high_water_mark',
     },
@@ -52,7 +58,9 @@ export const SUPABASE_TABLES = {
     keysParam: 'p_thread_ids',
     functions: {
       apply: 'apply_conversation_threads',
+      append: 'append_conversation_turns',
       get: 'get_conversation_threads',
+      getWithItems: 'get_conversation_threads_with_turns',
       cleanup: 'cleanup_expired_threads',
       highWaterMark: 'conversation_threads_high_water_mark',
     },
@@ -68,6 +76,11 @@ interface GetRow {
   version: number;
   data: string | null;
   expires_at_ms: number | null;
+}
+
+interface Call {
+  positions: number[];
+  payload: Record<string, unknown>[];
 }
 
 interface ApplyRow {
@@ -120,24 +133,30 @@ export class SupabaseStorage implements Storage {
     const found = new Map<string, StoredEntry>();
     if (keys.length === 0) return found;
     const { functions, keyField, keysParam } = this.#table;
-    const data = await this.#rpc(functions.get, { [keysParam]: [...new Set(keys)] }, opts);
-    if (!Array.isArray(data)) throw unexpectedShape(functions.get);
+    const fn = functions.getWithItems;
+    const data = await this.#rpc(fn, { [keysParam]: [...new Set(keys)] }, opts);
+    if (!Array.isArray(data)) throw unexpectedShape(fn);
     for (const raw of data as unknown[]) {
       const row = getRow(raw, keyField);
-      if (!row) throw unexpectedShape(functions.get);
-      found.set(row.key, {
+      const items = row && logItems((raw as { items?: unknown }).items);
+      if (!row || items === undefined) throw unexpectedShape(fn);
+      const entry: StoredEntry = {
         version: row.version,
         json: row.data === null ? null : fromJsonbText(row.data),
         expiresAt: row.expires_at_ms,
-      });
+      };
+      // The one order every reader sees, whatever the database's collation.
+      if (items.length > 0) entry.items = items.sort(compareItems);
+      found.set(row.key, entry);
     }
     return found;
   }
 
   async apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
     const results: ApplyResult[] = new Array(writes.length);
-    const positions: number[] = [];
-    const payload: Record<string, unknown>[] = [];
+    const values: Call = { positions: [], payload: [] };
+    const appends: Call = { positions: [], payload: [] };
+    const keyField = this.#table.keyField;
     writes.forEach((write, i) => {
       const problem = invalidWrite(write);
       if (problem) {
@@ -147,25 +166,33 @@ export class SupabaseStorage implements Storage {
         };
         return;
       }
-      positions.push(i);
-      payload.push({
-        [this.#table.keyField]: write.key,
-        version: write.version,
-        data: write.json === null ? null : toJsonbText(write.json),
-        expires_at_ms: write.expiresAt,
-      });
+      const call = isAppend(write) ? appends : values;
+      call.positions.push(i);
+      call.payload.push(isAppend(write) ? appendPayload(keyField, write) : valuePayload(keyField, write));
     });
-    if (payload.length === 0) return results;
-
     // A permanent failure fails the call as a whole, even for one write: the cache splits batches
-    // down to single writes and dead-letters the one that still fails.
-    const data = await this.#rpc(this.#table.functions.apply, { p_writes: payload }, opts);
-    if (!Array.isArray(data) || data.length !== payload.length)
-      throw unexpectedShape(this.#table.functions.apply);
+    // down to single writes and dead-letters the one that still fails. Values first, so a key's
+    // header is stored before the items sent with it (each call is idempotent on its own).
+    await this.#call(this.#table.functions.apply, values, writes, results, opts);
+    await this.#call(this.#table.functions.append, appends, writes, results, opts);
+    return results;
+  }
+
+  async #call(
+    fn: string,
+    call: Call,
+    writes: VersionedWrite[],
+    results: ApplyResult[],
+    opts?: StorageCallOptions,
+  ): Promise<void> {
+    if (call.payload.length === 0) return;
+    const argument = fn === this.#table.functions.apply ? 'p_writes' : 'p_appends';
+    const data = await this.#rpc(fn, { [argument]: call.payload }, opts);
+    if (!Array.isArray(data) || data.length !== call.payload.length) throw unexpectedShape(fn);
     for (const row of data as ApplyRow[]) {
-      const position = isApplyRow(row) ? positions[row.idx] : undefined;
+      const position = isApplyRow(row) ? call.positions[row.idx] : undefined;
       const write = position === undefined ? undefined : writes[position];
-      if (position === undefined || !write) throw unexpectedShape(this.#table.functions.apply);
+      if (position === undefined || !write) throw unexpectedShape(fn);
       results[position] =
         row.outcome === 'applied'
           ? { status: 'applied' }
@@ -173,7 +200,6 @@ export class SupabaseStorage implements Storage {
             ? { status: 'stale', storedVersion: row.stored_version }
             : { status: 'stale' };
     }
-    return results;
   }
 
   async highWaterMark(opts?: StorageCallOptions): Promise<number> {
@@ -267,6 +293,40 @@ function getRow(row: unknown, keyField: TableSchema['keyField']): GetRow | undef
   };
 }
 
+function valuePayload(keyField: string, write: VersionedWrite): Record<string, unknown> {
+  return {
+    [keyField]: write.key,
+    version: write.version,
+    data: write.json === null ? null : toJsonbText(write.json),
+    expires_at_ms: write.expiresAt,
+  };
+}
+
+function appendPayload(keyField: string, write: AppendWrite): Record<string, unknown> {
+  return {
+    [keyField]: write.key,
+    version: write.version,
+    expires_at_ms: write.expiresAt,
+    appended_at_ms: write.appendedAt,
+    items: write.items.map((item) => ({ id: item.id, version: item.version, data: toJsonbText(item.json) })),
+  };
+}
+
+/** The items column of a read (null: none); undefined if malformed. */
+function logItems(raw: unknown): LogItem[] | undefined {
+  if (raw === null || raw === undefined) return [];
+  if (!Array.isArray(raw)) return undefined;
+  const items: LogItem[] = [];
+  for (const entry of raw as unknown[]) {
+    const r = entry as Record<string, unknown> | null;
+    if (!r || typeof r.id !== 'string' || !Number.isSafeInteger(r.version) || typeof r.data !== 'string') {
+      return undefined;
+    }
+    items.push({ id: r.id, version: r.version as number, json: fromJsonbText(r.data) });
+  }
+  return items;
+}
+
 function isApplyRow(row: unknown): row is ApplyRow {
   if (typeof row !== 'object' || row === null) return false;
   const r = row as Record<string, unknown>;
@@ -283,5 +343,14 @@ function invalidWrite(write: VersionedWrite): string | undefined {
   if (!Number.isSafeInteger(write.version) || write.version < 0) return 'invalid version';
   if (write.expiresAt !== null && !Number.isFinite(write.expiresAt)) return 'invalid expiresAt';
   if (write.json !== null && typeof write.json !== 'string') return 'invalid json';
+  if (isAppend(write)) {
+    if (!Array.isArray(write.items) || write.items.length === 0) return 'invalid items';
+    if (!Number.isFinite(write.appendedAt)) return 'invalid appendedAt';
+    for (const item of write.items) {
+      if (typeof item.id !== 'string' || item.id.length === 0) return 'invalid item id';
+      if (!Number.isSafeInteger(item.version) || item.version < 0) return 'invalid item version';
+      if (typeof item.json !== 'string') return 'invalid item json';
+    }
+  }
   return undefined;
 }

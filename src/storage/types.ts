@@ -4,6 +4,18 @@
  * in the cache.
  */
 
+/**
+ * One item of a key's append-only log. `id` is unique across processes (the writer's instance id
+ * and the item's version); a key's items are read in `(version, id)` order, the same for every reader.
+ */
+export interface LogItem {
+  id: string;
+  /** Version minted by the appending process's clock when the item was appended. */
+  version: number;
+  /** The item serialized as JSON. */
+  json: string;
+}
+
 /** A value as the store holds it. `json === null` marks a tombstone (a versioned delete). */
 export interface StoredEntry {
   /** Version from the writer's hybrid logical clock; the store keeps the highest one. */
@@ -12,11 +24,62 @@ export interface StoredEntry {
   json: string | null;
   /** Absolute expiry in epoch milliseconds, or `null` for no expiry. */
   expiresAt: number | null;
+  /**
+   * The key's append-only log in `(version, id)` order, returned with live values only (a
+   * tombstone or an expired key has none). Absent when the key has no items.
+   */
+  items?: LogItem[];
 }
 
-/** One write sent to the store. Applied only if `version` is greater than the stored version. */
-export interface VersionedWrite extends StoredEntry {
+/** A write of the key's value (or a tombstone). Applied only if `version` is greater than the stored version. */
+export interface ValueWrite {
   key: string;
+  version: number;
+  json: string | null;
+  expiresAt: number | null;
+  items?: undefined;
+  /**
+   * Between the cache and its flusher only (adapters ignore it): a delete was coalesced into this
+   * value, so the key's items older than this version must go. The flusher sends a tombstone at
+   * this version first (harmless to re-send: every item it removes predates the delete).
+   */
+  endsLogAt?: number;
+}
+
+/**
+ * Items appended to a key's log (never its value). Each item is stored once, by id, whatever how
+ * often it is re-sent, unless the key holds a tombstone at least as new as the item (a late append
+ * never resurrects a deleted key; `stale` when every item was refused so). `version` is the newest
+ * item's; if it is newer than the stored value, and the value was live at `appendedAt` (so a late
+ * or re-sent append decides as it would have when it was made), the
+ * key's expiry is raised to `expiresAt`: an append refreshes the key's TTL, never shortens it, and
+ * never revives an expired key.
+ */
+export interface AppendWrite {
+  key: string;
+  version: number;
+  json: null;
+  expiresAt: number | null;
+  /** When (epoch ms, the appending process's clock) the first of these items was appended. */
+  appendedAt: number;
+  items: LogItem[];
+}
+
+/** One write sent to the store: a value (or tombstone), or items appended to the key's log. */
+export type VersionedWrite = ValueWrite | AppendWrite;
+
+export function isAppend(write: VersionedWrite): write is AppendWrite {
+  return write.items !== undefined;
+}
+
+/** `(version, id)` order of a key's items. */
+export function compareItems(a: LogItem, b: LogItem): number {
+  return a.version - b.version || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** The later of two expiries, `null` (never) being the latest. */
+export function laterExpiry(a: number | null, b: number | null): number | null {
+  return a === null || b === null ? null : Math.max(a, b);
 }
 
 export type ApplyResult =
@@ -45,7 +108,9 @@ export interface Storage {
    */
   getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>>;
   /**
-   * Applies writes with last-writer-wins by version; re-applying a write is harmless.
+   * Applies writes in order with last-writer-wins by version for values, and once per item id for
+   * appends; re-applying a write is harmless. A tombstone removes the key's items older than it;
+   * a key's items are read, and expire, with its value (see `AppendWrite`).
    * Returns one result per write, in order. Throws when the call as a whole failed (see
    * `TransientStorageError`, `PermanentStorageError`, `StorageConfigurationError`).
    */

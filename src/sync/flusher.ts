@@ -1,6 +1,6 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import type { ApplyResult, Storage, VersionedWrite } from '../storage/types.js';
+import { type ApplyResult, isAppend, type Storage, type VersionedWrite } from '../storage/types.js';
 import type { ClockAnchor } from './clock-anchor.js';
 import { ClosedError } from './errors.js';
 import { classifyFailure } from './failure-kind.js';
@@ -170,11 +170,8 @@ export class Flusher {
   async #sendBatch(keys: string[]): Promise<void> {
     if (!(await this.#anchored())) return;
     const writes: VersionedWrite[] = [];
-    for (const key of keys) {
-      const write = this.#pending.latest(key);
-      if (write) writes.push(write);
-    }
-    if (writes.length > 0 && this.#remintUnanchored(writes)) await this.#send(writes);
+    for (const key of keys) writes.push(...this.#pending.writesFor(key));
+    if (writes.length > 0 && this.#remintUnanchored(writes)) await this.#send(withLogEnds(writes));
   }
 
   /**
@@ -211,7 +208,8 @@ export class Flusher {
   #remintUnanchored(writes: VersionedWrite[]): boolean {
     const changes: Remint[] = [];
     for (const write of writes) {
-      if (this.#anchor.needsRemint(write.version)) {
+      // Appended items keep their versions: they are their ids and order, and are never compared with a value's.
+      if (!isAppend(write) && this.#anchor.needsRemint(write.version)) {
         changes.push({ key: write.key, from: write.version, to: this.#clock.next() });
       }
     }
@@ -229,7 +227,7 @@ export class Flusher {
     const byKey = new Map(changes.map((change) => [change.key, change]));
     for (const write of writes) {
       const change = byKey.get(write.key);
-      if (!change) continue;
+      if (!change || isAppend(write)) continue;
       this.#pending.reminted(write.key, change.from, change.to);
       this.#anchor.forget(change.from);
       write.version = change.to;
@@ -252,7 +250,10 @@ export class Flusher {
       if (this.#stopped) return;
       const kind = classifyFailure(error);
       if (kind === 'permanent') {
-        if (writes.length === 1) return this.#deadLetter(writes[0] as VersionedWrite, error as Error);
+        const [only] = writes;
+        // A log end refused for good is dropped; the value sent after it is judged on its own.
+        if (writes.length === 1 && only && LOG_ENDS.has(only)) return;
+        if (writes.length === 1) return this.#deadLetter(only as VersionedWrite, error as Error);
         const middle = writes.length >> 1;
         await this.#send(writes.slice(0, middle));
         await this.#send(writes.slice(middle));
@@ -281,20 +282,23 @@ export class Flusher {
     const acknowledged: VersionedWrite[] = [];
     writes.forEach((write, i) => {
       const result = results[i] as ApplyResult;
+      // A log end's outcome does not matter: the value after it says what became of the write
+      // (if the store refuses the tombstone for good, the value's own outcome reports the same).
+      if (LOG_ENDS.has(write)) return;
       if (result.status === 'rejected') {
         this.#deadLetter(write, result.error);
         return;
       }
       if (result.status === 'applied') {
-        this.#pending.applied(write.key, write.version);
+        this.#pending.applied(write);
       } else if (result.storedVersion !== undefined && result.storedVersion > write.version) {
         // The store holds a newer write from elsewhere: forget ours so the next read fetches that one.
         // Said out loud unless memory already holds a newer local write that replaces ours anyway.
         this.#clock.observe(result.storedVersion);
-        if (this.#pending.superseded(write.key, write.version)) this.#superseded(write, result.storedVersion);
+        if (this.#pending.superseded(write)) this.#superseded(write, result.storedVersion);
       } else {
         // Stale at our own version: an earlier attempt committed but its answer was lost.
-        this.#pending.alreadyStored(write.key, write.version);
+        this.#pending.alreadyStored(write);
       }
       acknowledged.push(write);
     });
@@ -318,9 +322,23 @@ export class Flusher {
   }
 
   #deadLetter(write: VersionedWrite, error: Error): void {
-    const letter: DeadLetter = { ...write, error: error?.message ?? String(error), failedAt: Date.now() };
+    const reason = error?.message ?? String(error);
+    const failedAt = Date.now();
+    const { key, expiresAt } = write;
+    // Appended items are dead-lettered one by one, each with its own id, version and JSON.
+    const letters: DeadLetter[] = isAppend(write)
+      ? write.items.map((item) => ({
+          key,
+          version: item.version,
+          json: item.json,
+          expiresAt,
+          itemId: item.id,
+          error: reason,
+          failedAt,
+        }))
+      : [{ key, version: write.version, json: write.json, expiresAt, error: reason, failedAt }];
     try {
-      this.#outbox.deadLetter(letter);
+      for (const letter of letters) this.#outbox.deadLetter(letter);
     } catch (outboxError) {
       this.#logger.error(
         { err: outboxError, key: write.key },
@@ -329,10 +347,13 @@ export class Flusher {
       this.#scheduleRetry(outboxError as Error);
       return;
     }
-    this.#pending.deadLettered(write.key, write.version);
-    this.#logger.warn({ key: write.key, version: write.version, error: letter.error }, 'write dead-lettered');
-    this.#events.emit('deadLetter', letter);
-    this.#notifyWaiters(write.key, write.version);
+    this.#pending.deadLettered(write);
+    this.#logger.warn(
+      { key, version: write.version, items: isAppend(write) ? write.items.length : undefined, error: reason },
+      'write dead-lettered',
+    );
+    for (const letter of letters) this.#events.emit('deadLetter', letter);
+    this.#notifyWaiters(key, write.version);
   }
 
   #scheduleRetry(error: Error): void {
@@ -351,6 +372,24 @@ export class Flusher {
       }
     }
   }
+}
+
+/** Tombstones sent just below a value that replaced an unflushed delete (see `ValueWrite.endsLog`). */
+const LOG_ENDS = new WeakSet<VersionedWrite>();
+
+function withLogEnds(writes: VersionedWrite[]): VersionedWrite[] {
+  if (!writes.some((write) => !isAppend(write) && write.endsLogAt)) return writes;
+  const sent: VersionedWrite[] = [];
+  for (const write of writes) {
+    if (isAppend(write) || !write.endsLogAt) {
+      sent.push(write);
+      continue;
+    }
+    const end: VersionedWrite = { key: write.key, version: write.endsLogAt, json: null, expiresAt: null };
+    LOG_ENDS.add(end);
+    sent.push(end, write);
+  }
+  return sent;
 }
 
 const STATUSES: ReadonlySet<unknown> = new Set(['applied', 'stale', 'rejected']);

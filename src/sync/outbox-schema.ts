@@ -35,6 +35,21 @@ const OUTBOX_SCHEMA: SqliteFileSchema = {
     // unanchored: minted before the clock had read the store's version high-water mark, and never
     // sent. Such a row is given a new version before it is sent; every other row keeps its own.
     'ALTER TABLE pending ADD COLUMN unanchored INTEGER NOT NULL DEFAULT 0;',
+    // Appended items wait one row per item (an append writes O(item) bytes, never the key's log),
+    // by their id, which is unique across processes. A dead letter of an item carries its id.
+    // ends_log_at: this value replaced a pending delete (or a value that expired): the key's items
+    // older than this version must still go in the store.
+    `CREATE TABLE pending_items (
+       id TEXT PRIMARY KEY NOT NULL,
+       key TEXT NOT NULL,
+       version INTEGER NOT NULL,
+       json TEXT NOT NULL,
+       expires_at INTEGER,
+       queued_at INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX pending_items_by_key ON pending_items (key, version);
+     ALTER TABLE dead_letters ADD COLUMN item_id TEXT;
+     ALTER TABLE pending ADD COLUMN ends_log_at INTEGER NOT NULL DEFAULT 0;`,
   ],
   // Outboxes of the first release carried no application id.
   unstamped: { version: 1, tables: ['dead_letters', 'meta', 'pending'] },

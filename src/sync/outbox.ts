@@ -1,11 +1,30 @@
-import type { VersionedWrite } from '../storage/types.js';
+import type { LogItem, ValueWrite } from '../storage/types.js';
 import type { DeadLetter } from './types.js';
 
-/** A write waiting in the outbox, with when it was first queued. */
-export interface PendingWrite extends VersionedWrite {
+/** A value write waiting in the outbox, with when it was first queued. */
+export interface PendingWrite extends ValueWrite {
   queuedAt: number;
   /** Minted before the clock had read the store's high-water mark: re-minted before it is sent. */
   unanchored?: boolean;
+}
+
+/** An appended item waiting in the outbox (one row per item: an append costs O(item)), with the key's expiry it asked for. */
+export interface PendingItem {
+  key: string;
+  item: LogItem;
+  expiresAt: number | null;
+  queuedAt: number;
+}
+
+/** What the store acknowledged: a value write (its version), or appended items (by id). */
+export interface Acknowledged {
+  key: string;
+  version: number;
+  items?: readonly LogItem[] | undefined;
+}
+
+export function isPendingItem(row: PendingWrite | PendingItem): row is PendingItem {
+  return 'item' in row;
 }
 
 /** A pending write given a new version before it is sent. */
@@ -32,13 +51,21 @@ export interface Outbox {
   quarantineDamaged(): DeadLetter[];
   /** The highest version ever appended, so a restarted clock never mints a lower one. */
   highestVersion(): number;
-  /** Records a write; resolves once it is as durable as the outbox promises. */
-  append(write: PendingWrite): Promise<void>;
+  /** Appended items left by an earlier process, oldest first, to replay on open. */
+  pendingItems(): PendingItem[];
+  /**
+   * Records a value write or an appended item; resolves once it is as durable as the outbox
+   * promises. A tombstone also drops the key's older pending items.
+   */
+  append(write: PendingWrite | PendingItem): Promise<void>;
   /** Gives pending rows new (anchored) versions, atomically, before they are sent. */
   remint(changes: readonly Remint[]): void;
-  /** The store acknowledged these versions: drop each row whose version still matches (retried in the background if it cannot be written now). */
-  acknowledge(writes: ReadonlyArray<{ key: string; version: number }>): void;
-  /** Parks a write that can never be applied, removing its pending row if it still matches. */
+  /**
+   * The store acknowledged these writes: drop each value row whose version still matches, and each
+   * appended item's row (retried in the background if it cannot be written now).
+   */
+  acknowledge(writes: readonly Acknowledged[]): void;
+  /** Parks a write (or, with `itemId`, an appended item) that can never be applied, removing its pending row if it still matches. */
   deadLetter(letter: DeadLetter): void;
   deadLetters(): DeadLetter[];
   /** Moves dead letters (all, or those for `keys`) back to pending, atomically; returns them. */
@@ -54,6 +81,10 @@ export class MemoryOutbox implements Outbox {
   #deadLetters: DeadLetter[] = [];
 
   pending(): PendingWrite[] {
+    return [];
+  }
+
+  pendingItems(): PendingItem[] {
     return [];
   }
 

@@ -1,22 +1,23 @@
 import type { VersionedWrite } from '../storage/types.js';
 
 /**
- * The writes accepted but not yet in the store, as the flusher sees them: it reads each key's latest
- * write and reports what became of the versions it sent. The cache implements it over its memory
- * tier; every method takes the version concerned and does nothing once a newer write replaced it.
+ * The writes accepted but not yet in the store, as the flusher sees them: it reads each key's
+ * pending writes (its latest value, then its unflushed appended items) and reports what became of
+ * those it sent. The cache implements it over its memory tier; for a value, every method does
+ * nothing once a newer write replaced it; for appended items, it concerns the items sent.
  */
 export interface PendingWrites {
-  /** The newest unflushed write of `key`, or undefined once nothing is pending for it. */
-  latest(key: string): VersionedWrite | undefined;
+  /** What to send for `key`, in this order: one write of its unflushed items, its newest unflushed value write; empty once nothing is pending. */
+  writesFor(key: string): VersionedWrite[];
   isPending(key: string): boolean;
-  /** The write was given the new version `to` (in the outbox already) before it was sent. */
+  /** The value write was given the new version `to` (in the outbox already) before it was sent. */
   reminted(key: string, from: number, to: number): void;
-  /** The store applied this version. */
-  applied(key: string, version: number): void;
-  /** The store already held this version: an earlier attempt committed but its answer was lost. */
-  alreadyStored(key: string, version: number): void;
-  /** The store holds a newer write from elsewhere; returns false when a newer local write replaced this one anyway. */
-  superseded(key: string, version: number): boolean;
+  /** The store applied this write. */
+  applied(write: VersionedWrite): void;
+  /** The store already held this write: an earlier attempt committed but its answer was lost. */
+  alreadyStored(write: VersionedWrite): void;
+  /** The store holds a newer write (a newer tombstone, for items); returns false when a newer local write replaced this one anyway. */
+  superseded(write: VersionedWrite): boolean;
   /** The write can never be applied and was parked in the outbox's dead letters. */
-  deadLettered(key: string, version: number): void;
+  deadLettered(write: VersionedWrite): void;
 }

@@ -4,7 +4,14 @@ import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { openSqliteFile } from '../storage/sqlite-file.js';
 import { OutboxError } from './errors.js';
-import type { Outbox, PendingWrite, Remint } from './outbox.js';
+import {
+  type Acknowledged,
+  isPendingItem,
+  type Outbox,
+  type PendingItem,
+  type PendingWrite,
+  type Remint,
+} from './outbox.js';
 import { describeOpenFailure, describeReplayFailure, describeWriteFailure, isFull } from './outbox-errors.js';
 import { OutboxFiles } from './outbox-files.js';
 import { assertOutboxFile, inspectHeldFile, isBusy, migrateOutbox } from './outbox-schema.js';
@@ -28,8 +35,18 @@ type Row = [
   expiresAt: number | null,
   queuedAt: number,
   unanchored: number,
+  endsLogAt: number,
 ];
 type Ack = { key: string; version: number };
+type ItemRow = [
+  key: string,
+  id: string,
+  version: number,
+  json: string,
+  expiresAt: number | null,
+  queuedAt: number,
+];
+type LetterRow = [string, number, string | null, number | null, string | null, string, number];
 
 const DEFAULT_MAINTENANCE_INTERVAL_MS = 1_000;
 /** The background checkpoint threshold never drops below this, however little disk is free. */
@@ -77,16 +94,22 @@ export class SqliteOutbox implements Outbox {
   readonly #logger: Logger | undefined;
   readonly #syncsEveryCommit: boolean;
   readonly #upsert: Database.Statement;
+  readonly #insertItem: Database.Statement;
+  readonly #dropItemsBefore: Database.Statement;
+  readonly #ackItem: Database.Statement;
   readonly #insertLetter: Database.Statement;
   readonly #raiseHighest: Database.Statement;
   readonly #hasPending: Database.Statement;
-  readonly #commitGroup: (writes: PendingWrite[]) => void;
-  readonly #ackAll: (writes: readonly Ack[]) => void;
+  readonly #commitGroup: (writes: Array<PendingWrite | PendingItem>) => void;
+  readonly #ackAll: (writes: readonly Ack[], items: ReadonlyArray<[string, number]>) => void;
   readonly #remintAll: (changes: readonly Remint[]) => void;
   readonly #maintenance: NodeJS.Timeout;
-  #group: Array<{ write: PendingWrite; resolve: () => void; reject: (error: Error) => void }> = [];
+  #group: Array<{ write: PendingWrite | PendingItem; resolve: () => void; reject: (error: Error) => void }> =
+    [];
   /** Acknowledgements that could not be written yet (disk full): retried in the background. */
   readonly #unacknowledged = new Map<string, number>();
+  /** Appended items acknowledged but not yet deleted, by id, with their versions. */
+  readonly #unacknowledgedItems = new Map<string, number>();
   #closed = false;
   #commits = 0;
   #checkpoints = 0;
@@ -145,27 +168,43 @@ export class SqliteOutbox implements Outbox {
     this.#upsert = db.prepare(
       `INSERT INTO pending (key, version, json, expires_at, queued_at, unanchored) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET version = excluded.version, json = excluded.json,
-         expires_at = excluded.expires_at, unanchored = excluded.unanchored
+         expires_at = excluded.expires_at, unanchored = excluded.unanchored,
+         ends_log_at = CASE WHEN excluded.json IS NULL THEN 0
+                            WHEN pending.json IS NULL OR pending.expires_at <= excluded.queued_at
+                              THEN excluded.version - 1
+                            ELSE pending.ends_log_at END
        WHERE excluded.version > pending.version`,
     );
     const ack = db.prepare('DELETE FROM pending WHERE key = ? AND version = ?');
+    this.#insertItem = db.prepare(
+      `INSERT INTO pending_items (id, key, version, json, expires_at, queued_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO NOTHING`,
+    );
+    this.#dropItemsBefore = db.prepare('DELETE FROM pending_items WHERE key = ? AND version < ?');
+    this.#ackItem = db.prepare('DELETE FROM pending_items WHERE id = ?');
     // The high-water mark is raised when a row leaves `pending` (until then the row itself holds it),
     // so a commit writes one page fewer.
     this.#raiseHighest = db.prepare(`UPDATE meta SET value = max(value, ?) WHERE name = 'highest_version'`);
-    this.#ackAll = db.transaction((writes: readonly Ack[]) => {
+    this.#ackAll = db.transaction((writes: readonly Ack[], items: ReadonlyArray<[string, number]>) => {
       let highest = 0;
       for (const w of writes) {
         ack.run(w.key, w.version);
         if (w.version > highest) highest = w.version;
       }
+      for (const [id, version] of items) {
+        this.#ackItem.run(id);
+        if (version > highest) highest = version;
+      }
       this.#raiseHighest.run(highest);
     });
     this.#insertLetter = db.prepare(
-      `INSERT INTO dead_letters (key, version, json, expires_at, error, failed_at) VALUES (?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO dead_letters (key, version, json, expires_at, item_id, error, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.#hasPending = db.prepare('SELECT 1 FROM pending LIMIT 1').pluck();
-    this.#commitGroup = db.transaction((writes: PendingWrite[]) => {
-      for (const w of writes) this.#upsertOne(w);
+    this.#hasPending = db
+      .prepare('SELECT 1 FROM pending UNION ALL SELECT 1 FROM pending_items LIMIT 1')
+      .pluck();
+    this.#commitGroup = db.transaction((writes: Array<PendingWrite | PendingItem>) => {
+      for (const w of writes) this.#writeOne(w);
     });
     const reversion = db.prepare(
       'UPDATE pending SET version = ?, unanchored = 0 WHERE key = ? AND version = ?',
@@ -193,6 +232,10 @@ export class SqliteOutbox implements Outbox {
     return this.#checkpoints;
   }
 
+  get #unacknowledgedCount(): number {
+    return this.#unacknowledged.size + this.#unacknowledgedItems.size;
+  }
+
   get failure(): OutboxError | undefined {
     return this.#lost ?? this.#writeFailure;
   }
@@ -207,20 +250,42 @@ export class SqliteOutbox implements Outbox {
     try {
       rows = this.#db
         .prepare(
-          'SELECT key, version, json, expires_at, queued_at, unanchored FROM pending ORDER BY queued_at',
+          'SELECT key, version, json, expires_at, queued_at, unanchored, ends_log_at FROM pending ORDER BY queued_at',
         )
         .raw()
         .all() as Row[];
     } catch (error) {
       throw describeReplayFailure(this.#path, error);
     }
-    return rows.map(([key, version, json, expiresAt, queuedAt, unanchored]) => ({
+    return rows.map(([key, version, json, expiresAt, queuedAt, unanchored, endsLogAt]) => ({
       key,
       version,
       json,
       expiresAt,
       queuedAt,
       ...(unanchored ? { unanchored: true } : {}),
+      ...(endsLogAt ? { endsLogAt } : {}),
+    }));
+  }
+
+  pendingItems(): PendingItem[] {
+    this.#flushAcknowledgements();
+    let rows: ItemRow[];
+    try {
+      rows = this.#db
+        .prepare(
+          'SELECT key, id, version, json, expires_at, queued_at FROM pending_items ORDER BY version, id',
+        )
+        .raw()
+        .all() as ItemRow[];
+    } catch (error) {
+      throw describeReplayFailure(this.#path, error);
+    }
+    return rows.map(([key, id, version, json, expiresAt, queuedAt]) => ({
+      key,
+      item: { id, version, json },
+      expiresAt,
+      queuedAt,
     }));
   }
 
@@ -229,16 +294,19 @@ export class SqliteOutbox implements Outbox {
       return this.#db.transaction(() => {
         const rows = this.#db
           .prepare(
-            'SELECT key, version, json, expires_at FROM pending WHERE json IS NOT NULL AND NOT json_valid(json)',
+            `SELECT key, version, json, expires_at, NULL FROM pending WHERE json IS NOT NULL AND NOT json_valid(json)
+             UNION ALL
+             SELECT key, version, json, expires_at, id FROM pending_items WHERE NOT json_valid(json)`,
           )
           .raw()
-          .all() as Array<[string, number, string, number | null]>;
+          .all() as Array<[string, number, string, number | null, string | null]>;
         const failedAt = Date.now();
-        const letters = rows.map(([key, version, json, expiresAt]) => ({
+        const letters: DeadLetter[] = rows.map(([key, version, json, expiresAt, itemId]) => ({
           key,
           version,
           json,
           expiresAt,
+          ...(itemId === null ? {} : { itemId }),
           error: DAMAGED_JSON,
           failedAt,
         }));
@@ -256,7 +324,8 @@ export class SqliteOutbox implements Outbox {
       return this.#db
         .prepare(
           `SELECT max((SELECT value FROM meta WHERE name = 'highest_version'),
-                      coalesce((SELECT max(version) FROM pending), 0))`,
+                      coalesce((SELECT max(version) FROM pending), 0),
+                      coalesce((SELECT max(version) FROM pending_items), 0))`,
         )
         .pluck()
         .get() as number;
@@ -265,7 +334,7 @@ export class SqliteOutbox implements Outbox {
     }
   }
 
-  append(write: PendingWrite): Promise<void> {
+  append(write: PendingWrite | PendingItem): Promise<void> {
     if (this.#closed) return Promise.reject(new OutboxError('the outbox is closed'));
     if (this.#lost) return Promise.reject(this.#lost);
     return new Promise((resolve, reject) => {
@@ -288,10 +357,14 @@ export class SqliteOutbox implements Outbox {
     if (lost) throw lost;
   }
 
-  acknowledge(writes: readonly Ack[]): void {
+  acknowledge(writes: readonly Acknowledged[]): void {
     if (this.#closed || this.#lost) return;
     for (const w of writes) {
-      if ((this.#unacknowledged.get(w.key) ?? 0) < w.version) this.#unacknowledged.set(w.key, w.version);
+      if (w.items) {
+        for (const item of w.items) this.#unacknowledgedItems.set(item.id, item.version);
+      } else if ((this.#unacknowledged.get(w.key) ?? 0) < w.version) {
+        this.#unacknowledged.set(w.key, w.version);
+      }
     }
     this.#acknowledgeSoon();
   }
@@ -305,14 +378,17 @@ export class SqliteOutbox implements Outbox {
 
   deadLetters(): DeadLetter[] {
     const rows = this.#db
-      .prepare('SELECT key, version, json, expires_at, error, failed_at FROM dead_letters ORDER BY id')
+      .prepare(
+        'SELECT key, version, json, expires_at, item_id, error, failed_at FROM dead_letters ORDER BY id',
+      )
       .raw()
-      .all() as Array<[string, number, string | null, number | null, string, number]>;
-    return rows.map(([key, version, json, expiresAt, error, failedAt]) => ({
+      .all() as LetterRow[];
+    return rows.map(([key, version, json, expiresAt, itemId, error, failedAt]) => ({
       key,
       version,
       json,
       expiresAt,
+      ...(itemId === null ? {} : { itemId }),
       error,
       failedAt,
     }));
@@ -323,11 +399,14 @@ export class SqliteOutbox implements Outbox {
     const letters = this.#db.transaction(() => {
       // A letter whose JSON is damaged stays parked: re-queued, it would be sent to the store as is.
       const taken = this.deadLetters().filter((l) => (!keys || keys.includes(l.key)) && isIntact(l.json));
-      const remove = this.#db.prepare('DELETE FROM dead_letters WHERE key = ? AND version = ?');
+      const remove = this.#db.prepare(
+        'DELETE FROM dead_letters WHERE key = ? AND version = ? AND item_id IS ?',
+      );
       const now = Date.now();
       for (const l of taken) {
-        remove.run(l.key, l.version);
-        this.#upsert.run(l.key, l.version, l.json, l.expiresAt, now, 0);
+        remove.run(l.key, l.version, l.itemId ?? null);
+        if (l.itemId === undefined) this.#upsert.run(l.key, l.version, l.json, l.expiresAt, now, 0);
+        else this.#insertItem.run(l.itemId, l.key, l.version, l.json, l.expiresAt, now);
       }
       return taken;
     })();
@@ -352,20 +431,31 @@ export class SqliteOutbox implements Outbox {
   }
 
   #recordDeadLetter(letter: DeadLetter): void {
-    this.#db.prepare('DELETE FROM pending WHERE key = ? AND version = ?').run(letter.key, letter.version);
+    if (letter.itemId === undefined) {
+      this.#db.prepare('DELETE FROM pending WHERE key = ? AND version = ?').run(letter.key, letter.version);
+    } else {
+      this.#ackItem.run(letter.itemId);
+    }
     this.#raiseHighest.run(letter.version);
     this.#insertLetter.run(
       letter.key,
       letter.version,
       letter.json,
       letter.expiresAt,
+      letter.itemId ?? null,
       letter.error,
       letter.failedAt,
     );
   }
 
-  #upsertOne(w: PendingWrite): void {
+  #writeOne(w: PendingWrite | PendingItem): void {
+    if (isPendingItem(w)) {
+      this.#insertItem.run(w.item.id, w.key, w.item.version, w.item.json, w.expiresAt, w.queuedAt);
+      return;
+    }
     this.#upsert.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt, w.unanchored ? 1 : 0);
+    // A delete takes the key's older items with it, here as in the store.
+    if (w.json === null) this.#dropItemsBefore.run(w.key, w.version);
   }
 
   #commitPending(): void {
@@ -381,14 +471,14 @@ export class SqliteOutbox implements Outbox {
   }
 
   /** Commits a group; returns why it must not be acknowledged, if it must not. */
-  #commit(writes: PendingWrite[]): OutboxError | undefined {
-    const rowBytes = () =>
-      writes.map((w) => Buffer.byteLength(w.key) + (w.json === null ? 0 : Buffer.byteLength(w.json)));
+  #commit(writes: Array<PendingWrite | PendingItem>): OutboxError | undefined {
+    const rowBytes = () => writes.map(rowByteLength);
     try {
       if (this.#freeBytes <= LOW_DISK_BYTES) this.#assertDiskRoom(rowBytes());
       this.#makeRoomInLog(rowBytes);
       // One statement is its own transaction: a lone write skips BEGIN and COMMIT statements.
-      if (writes.length === 1) this.#upsertOne(writes[0] as PendingWrite);
+      const only = writes.length === 1 ? (writes[0] as PendingWrite | PendingItem) : undefined;
+      if (only && (isPendingItem(only) || only.json !== null)) this.#writeOne(only);
       else this.#commitGroup(writes);
       this.#commits++;
     } catch (error) {
@@ -412,7 +502,7 @@ export class SqliteOutbox implements Outbox {
       this.#acknowledging = false;
       const chunk = this.#freeBytes <= LOW_DISK_BYTES ? LOW_DISK_ACK_CHUNK : ACK_CHUNK;
       // A checkpoint under way (the log grew past its threshold) resumes the acknowledgements when done.
-      if (this.#flushAcknowledgements(chunk) && this.#unacknowledged.size > 0 && !this.#checkpointRequested) {
+      if (this.#flushAcknowledgements(chunk) && this.#unacknowledgedCount > 0 && !this.#checkpointRequested) {
         this.#acknowledgeSoon();
       }
     });
@@ -420,15 +510,25 @@ export class SqliteOutbox implements Outbox {
 
   /** Deletes up to `limit` acknowledged rows in one transaction; false when it could not (kept for a retry). */
   #flushAcknowledgements(limit = Number.POSITIVE_INFINITY): boolean {
-    if (this.#unacknowledged.size === 0 || this.#lost || this.#closed) return true;
+    if (this.#unacknowledgedCount === 0 || this.#lost || this.#closed) {
+      return true;
+    }
     const acks: Ack[] = [];
     for (const [key, version] of this.#unacknowledged) {
       if (acks.length >= limit) break;
       acks.push({ key, version });
     }
+    const items: Array<[string, number]> = [];
+    for (const entry of this.#unacknowledgedItems) {
+      if (acks.length + items.length >= limit) break;
+      items.push(entry);
+    }
     try {
-      this.#makeRoomInLog(() => acks.map((a) => Buffer.byteLength(a.key)));
-      this.#ackAll(acks);
+      this.#makeRoomInLog(() => [
+        ...acks.map((a) => Buffer.byteLength(a.key)),
+        ...items.map(([id]) => id.length),
+      ]);
+      this.#ackAll(acks, items);
     } catch (error) {
       // Retried by the next background tick (with a checkpoint first), not at once: on a full disk
       // an immediate retry would fail again, and again.
@@ -438,7 +538,8 @@ export class SqliteOutbox implements Outbox {
     // A newer version acknowledged meanwhile stays queued: only the entries written are done.
     for (const a of acks)
       if (this.#unacknowledged.get(a.key) === a.version) this.#unacknowledged.delete(a.key);
-    if (this.#unacknowledged.size === 0) this.#maintenanceSucceeded();
+    for (const [id] of items) this.#unacknowledgedItems.delete(id);
+    if (this.#unacknowledgedCount === 0) this.#maintenanceSucceeded();
     this.#afterWrite();
     return true;
   }
@@ -479,7 +580,7 @@ export class SqliteOutbox implements Outbox {
     const growth = Math.max(0, pages * this.#pageSize - (this.#files?.check().mainBytes ?? 0));
     // Room to delete acknowledged rows matters only while there are rows to delete.
     const ackRoom =
-      this.#unacknowledged.size > 0 || this.#hasPending.get() ? ACK_ROOM_PAGES * (this.#pageSize + 24) : 0;
+      this.#unacknowledgedCount > 0 || this.#hasPending.get() ? ACK_ROOM_PAGES * (this.#pageSize + 24) : 0;
     return this.#freeBytes >= growth + logBytes + ackRoom;
   }
 
@@ -510,6 +611,7 @@ export class SqliteOutbox implements Outbox {
     if (this.#lost) return;
     this.#lost = error;
     this.#unacknowledged.clear();
+    this.#unacknowledgedItems.clear();
     this.#logger?.error(
       { err: error, path: this.#path },
       'the outbox file was deleted or replaced; refusing writes',
@@ -554,7 +656,7 @@ export class SqliteOutbox implements Outbox {
     this.#adaptToFreeSpace();
     const wrote = this.#wroteSinceMaintenance;
     this.#wroteSinceMaintenance = false;
-    if (wrote || this.#unacknowledged.size > 0) this.#requestCheckpoint();
+    if (wrote || this.#unacknowledgedCount > 0) this.#requestCheckpoint();
     else if (this.#walBytes > 0 && this.#group.length === 0 && !this.#hasPending.get()) {
       // Idle with nothing pending: give the log's disk space back.
       this.#tryCheckpoint('TRUNCATE');
@@ -585,7 +687,7 @@ export class SqliteOutbox implements Outbox {
       this.#reportMaintenance(error);
       return false;
     }
-    if (this.#unacknowledged.size === 0) this.#maintenanceSucceeded();
+    if (this.#unacknowledgedCount === 0) this.#maintenanceSucceeded();
     return true;
   }
 
@@ -622,7 +724,7 @@ export class SqliteOutbox implements Outbox {
     if (this.#maintenanceFailing) return;
     this.#maintenanceFailing = true;
     this.#logger?.warn(
-      { err: error, path: this.#path, unacknowledged: this.#unacknowledged.size },
+      { err: error, path: this.#path, unacknowledged: this.#unacknowledgedCount },
       'outbox maintenance failed (checkpoint or clearing acknowledged writes); retrying in the background',
     );
   }
@@ -647,6 +749,11 @@ export class SqliteOutbox implements Outbox {
     if (this.#limits.maxPageCount !== undefined) db.pragma(`max_page_count = ${this.#limits.maxPageCount}`);
     db.exec('BEGIN EXCLUSIVE; COMMIT;');
   }
+}
+
+function rowByteLength(w: PendingWrite | PendingItem): number {
+  if (isPendingItem(w)) return Buffer.byteLength(w.key) + w.item.id.length + Buffer.byteLength(w.item.json);
+  return Buffer.byteLength(w.key) + (w.json === null ? 0 : Buffer.byteLength(w.json));
 }
 
 function isIntact(json: string | null): boolean {

@@ -12,6 +12,8 @@ export interface DeadLetter {
   /** Serialized value, or `null` for a delete. */
   json: string | null;
   expiresAt: number | null;
+  /** Set for an appended item (then `version` and `json` are the item's): items are dead-lettered one by one. */
+  itemId?: string;
   error: string;
   failedAt: number;
 }

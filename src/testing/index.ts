@@ -3,6 +3,7 @@
  * the package root, and free of any test runner: the runner's functions are passed in.
  */
 
+export { describeAppendContract } from './append-contract.js';
 export { FaultyStorage } from './faulty-storage.js';
 export { type ContractSetup, describeStorageContract, type TestFunctions } from './storage-contract.js';
-export { put, tombstone } from './writes.js';
+export { appended, item, put, tombstone } from './writes.js';

@@ -1,4 +1,5 @@
-import type { VersionedWrite } from '../storage/types.js';
+import { randomUUID } from 'node:crypto';
+import type { AppendWrite, LogItem, VersionedWrite } from '../storage/types.js';
 
 /** A versioned write of `value` (serialized), as the cache would send it. */
 export const put = (
@@ -19,4 +20,30 @@ export const tombstone = (key: string, version: number): VersionedWrite => ({
   version,
   json: null,
   expiresAt: null,
+});
+
+/** An item of a key's log as the cache would mint it; `id` (unique across keys too) defaults to a fresh one. */
+export const item = (
+  version: number,
+  value: unknown,
+  id = `${version.toString(36)}.${randomUUID()}`,
+): LogItem => ({
+  id,
+  version,
+  json: JSON.stringify(value),
+});
+
+/** Items appended to `key`'s log; the write's version is the newest item's. */
+export const appended = (
+  key: string,
+  items: LogItem[],
+  expiresAt: number | null = null,
+  appendedAt = Date.now(),
+): AppendWrite => ({
+  key,
+  version: Math.max(...items.map((i) => i.version)),
+  json: null,
+  expiresAt,
+  appendedAt,
+  items,
 });

@@ -3,25 +3,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
-import { describeStorageContract } from '../../src/testing/index.js';
+import { describeAppendContract, describeStorageContract } from '../../src/testing/index.js';
 
 const runner = { describe, it, beforeAll, afterAll };
 
-describeStorageContract(
-  'SqliteStorage (file)',
-  async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'sqlite-contract-'));
-    const storage = new SqliteStorage({ path: join(dir, 'store.db') });
-    return {
-      storage,
-      cleanup: async () => {
-        await storage.close();
-        await rm(dir, { recursive: true, force: true });
-      },
-    };
-  },
-  runner,
-);
+/** A store in a file of its own, removed after the suite. */
+async function fileStore() {
+  const dir = await mkdtemp(join(tmpdir(), 'sqlite-contract-'));
+  const storage = new SqliteStorage({ path: join(dir, 'store.db') });
+  return {
+    storage,
+    cleanup: async () => {
+      await storage.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describeStorageContract('SqliteStorage (file)', fileStore, runner);
 
 describeStorageContract(
   'SqliteStorage (:memory:)',
@@ -31,3 +30,5 @@ describeStorageContract(
   },
   runner,
 );
+
+describeAppendContract('SqliteStorage (file)', fileStore, runner);

@@ -27,7 +27,7 @@ describe('daemon on the supabase backend (test gateway) through an outage', () =
   const metrics = async (d: DaemonProcess) => (await request(d, 'GET', '/metrics')).text;
   const storedThread = async (id: string) => {
     const rows = await env.sql<{ data: { turns: { content: string }[] } }>(
-      'select conversation_data as data from conversation_threads where thread_id = $1 and not deleted',
+      'select conversation_data as data from conversation_threads_with_turns where thread_id = $1 and not deleted',
       [`thread:${id}`],
     );
     return rows[0]?.data;

@@ -132,9 +132,9 @@ describe('SupabaseStorage under gateway faults', () => {
     const other = await startSupabaseEnv({ database });
     try {
       await other.sql(`
-        drop function public.get_conversation_threads(text[]);
-        create function public.get_conversation_threads(p_thread_ids text[]) returns integer language sql as 'select 1';
-        grant execute on function public.get_conversation_threads(text[]) to service_role;`);
+        drop function public.get_conversation_threads_with_turns(text[]);
+        create function public.get_conversation_threads_with_turns(p_thread_ids text[]) returns integer language sql as 'select 1';
+        grant execute on function public.get_conversation_threads_with_turns(text[]) to service_role;`);
       await other.gateway.reloadSchema();
       await expect(other.storage().getMany(['k'])).rejects.toThrow(
         expect.objectContaining({
@@ -153,7 +153,7 @@ describe('SupabaseStorage when the functions are missing (PGRST202)', () => {
     const database = await freshSupabaseDatabase();
     const env = await startSupabaseEnv({ database });
     try {
-      await env.sql('drop function public.get_conversation_threads(text[])');
+      await env.sql('drop function public.get_conversation_threads_with_turns(text[])');
       await env.gateway.reloadSchema();
       const error = await env
         .storage()
@@ -178,6 +178,7 @@ describe('SupabaseStorage when the functions are missing (PGRST202)', () => {
               .storage()
               .getMany(['k'])
               .catch(() => 'failed')) instanceof Map,
+          { timeout: 10_000 },
         )
         .toBe(true);
     } finally {

@@ -61,6 +61,7 @@ describe('Supabase migration', () => {
       deleted: 'boolean',
       expires_at: 'timestamp with time zone',
       id: 'uuid',
+      log_floor: 'bigint',
       metadata: 'jsonb',
       thread_id: 'text',
       user_id: 'text',

@@ -18,6 +18,7 @@ describe('model-based consistency: SupabaseStorage over the PostgREST gateway', 
       {
         create: async () => {
           await env.sql('DELETE FROM public.conversation_threads');
+          await env.sql('DELETE FROM public.conversation_turns');
           run++;
           return env.storage();
         },

@@ -13,27 +13,45 @@ import {
 const HOUR = 3_600_000;
 const START = Date.UTC(2025, 9, 13, 7, 3, 0, 123);
 
-/** A Map honouring TTL against the (faked) clock, storing JSON as the real cache does. */
+/** A Map honouring TTL against the (faked) clock, storing JSON (a value and its appended items) as the real cache does. */
 class FakeThreadCache implements ThreadCache {
-  readonly entries = new Map<string, { json: string; expiresAt: number | null }>();
+  readonly entries = new Map<string, { json: string; items: string[]; expiresAt: number | null }>();
   readonly ttls: Array<number | undefined> = [];
   gets = 0;
   failReads = false;
 
   async get(key: string): Promise<unknown | undefined> {
+    return (await this.getWithItems(key))?.value;
+  }
+
+  async getWithItems(key: string): Promise<{ value: unknown; items: unknown[] } | undefined> {
     this.gets++;
     await yieldTurns();
     if (this.failReads) throw new StorageUnavailableError('store unreachable');
     const entry = this.entries.get(key);
     if (!entry || (entry.expiresAt !== null && entry.expiresAt <= Date.now())) return undefined;
-    return JSON.parse(entry.json);
+    return { value: JSON.parse(entry.json), items: entry.items.map((item) => JSON.parse(item)) };
   }
 
   async set(key: string, value: unknown, opts?: { ttlMs?: number }): Promise<void> {
     await yieldTurns();
     this.ttls.push(opts?.ttlMs);
     const expiresAt = opts?.ttlMs ? Date.now() + opts.ttlMs : null;
-    this.entries.set(key, { json: JSON.stringify(value), expiresAt });
+    this.entries.set(key, {
+      json: JSON.stringify(value),
+      items: this.entries.get(key)?.items ?? [],
+      expiresAt,
+    });
+  }
+
+  async append(key: string, item: unknown, opts?: { ttlMs?: number }): Promise<void> {
+    await yieldTurns();
+    this.ttls.push(opts?.ttlMs);
+    const entry = this.entries.get(key);
+    if (!entry) throw new Error('append to a key that was never set');
+    entry.items.push(JSON.stringify(item));
+    if (opts?.ttlMs && entry.expiresAt !== null)
+      entry.expiresAt = Math.max(entry.expiresAt, Date.now() + opts.ttlMs);
   }
 
   async delete(key: string): Promise<void> {
@@ -41,12 +59,14 @@ class FakeThreadCache implements ThreadCache {
     this.entries.delete(key);
   }
 
+  /** The stored header and the appended turns, as JSON. */
   raw(threadId: string): string | undefined {
-    return this.entries.get(threadKey(threadId))?.json;
+    const entry = this.entries.get(threadKey(threadId));
+    return entry && `${entry.json} + [${entry.items.join(',')}]`;
   }
 
   put(threadId: string, value: unknown): void {
-    this.entries.set(threadKey(threadId), { json: JSON.stringify(value), expiresAt: null });
+    this.entries.set(threadKey(threadId), { json: JSON.stringify(value), items: [], expiresAt: null });
   }
 }
 
@@ -72,7 +92,7 @@ afterEach(() => {
 const advance = (ms: number) => vi.setSystemTime(Date.now() + ms);
 
 describe('ConversationStore wire format', () => {
-  it('stores a thread as the original ThreadContext JSON, field for field and in order', async () => {
+  it('returns a thread as the original ThreadContext JSON, field for field and in order, from a header and one item per turn', async () => {
     const id = await store.createThread({
       tool_name: 'chat',
       initial_context: { prompt: 'Hello', files: ['a.py'] },
@@ -90,7 +110,11 @@ describe('ConversationStore wire format', () => {
       model_name: 'gemini-2.5-pro',
       model_metadata: { usage: { input_tokens: 12 } },
     });
-    expect(cache.raw(id)).toBe(
+    // Storage: the header as created (no turns), then each turn appended on its own.
+    const header = JSON.parse(cache.raw(id)?.split(' + ')[0] ?? 'null');
+    expect(header).toMatchObject({ turns: [], last_updated_at: '2025-10-13T07:03:00.123000+00:00' });
+    expect(cache.entries.get(threadKey(id))?.items).toHaveLength(2);
+    expect(JSON.stringify(await store.getThread(id))).toBe(
       `{"thread_id":"${id}","parent_thread_id":null,` +
         '"created_at":"2025-10-13T07:03:00.123000+00:00","last_updated_at":"2025-10-13T07:03:02.123000+00:00",' +
         '"tool_name":"chat","turns":[' +

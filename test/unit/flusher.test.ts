@@ -462,13 +462,16 @@ describe('close', () => {
 describe('Flusher.waitFor', () => {
   /** The flusher's narrow view of pending writes, over a plain map: no memory tier needed. */
   function pendingOver(latest: Map<string, VersionedWrite>): PendingWrites {
-    const forget = (key: string, version: number) => {
+    const forget = ({ key, version }: VersionedWrite) => {
       if (latest.get(key)?.version !== version) return false;
       latest.delete(key);
       return true;
     };
     return {
-      latest: (key) => latest.get(key),
+      writesFor: (key) => {
+        const write = latest.get(key);
+        return write ? [write] : [];
+      },
       isPending: (key) => latest.has(key),
       reminted: () => {},
       applied: forget,

@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { LOGICAL_SLOTS } from '../storage/version.js';
+import type { ContractSetup, TestFunctions } from './storage-contract.js';
+import { appended, item, put, tombstone } from './writes.js';
+
+/**
+ * Registers the tests of append-only logs (`AppendWrite`) every `Storage` adapter must pass: each
+ * item stored once by id, one `(version, id)` order for every reader, and the key's tombstone and
+ * expiry governing its items. Fresh keys per test, as in `describeStorageContract`.
+ */
+export function describeAppendContract(
+  name: string,
+  setup: () => Promise<ContractSetup>,
+  { describe, it, beforeAll, afterAll }: TestFunctions,
+): void {
+  describe(`Storage append contract: ${name}`, () => {
+    let ctx: ContractSetup;
+    beforeAll(async () => {
+      ctx = await setup();
+    });
+    afterAll(async () => {
+      await ctx.cleanup?.();
+    });
+
+    const key = (label: string) => `${label}:${randomUUID()}`;
+    const read = async (k: string) => (await ctx.storage.getMany([k])).get(k);
+    const itemValues = async (k: string) => ((await read(k))?.items ?? []).map((i) => JSON.parse(i.json));
+
+    it('reads a key’s items with its value, in (version, id) order whatever the arrival order', async () => {
+      const k = key('order');
+      await ctx.storage.apply([put(k, 10, { header: true })]);
+      const [a, b, c, d] = [item(20, 'a'), item(30, 'b', `a-${k}`), item(30, 'c', `b-${k}`), item(40, 'd')];
+      const results = await ctx.storage.apply([appended(k, [c, d]), appended(k, [a]), appended(k, [b])]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['applied', 'applied', 'applied'],
+      );
+      const entry = await read(k);
+      assert.deepEqual(JSON.parse(entry?.json ?? 'null'), { header: true });
+      assert.deepEqual(await itemValues(k), ['a', 'b', 'c', 'd']);
+      assert.deepEqual(
+        entry?.items?.map((i) => i.id),
+        [a.id, b.id, c.id, d.id],
+      );
+    });
+
+    it('stores each item once however often it is re-sent', async () => {
+      const k = key('idempotent');
+      await ctx.storage.apply([put(k, 1, 'v')]);
+      const [x, y] = [item(5, 'x'), item(6, 'y')];
+      const batch = [appended(k, [x, y])];
+      await ctx.storage.apply(batch);
+      const again = await ctx.storage.apply([appended(k, [x, y, item(7, 'z')])]);
+      assert.equal(again[0]?.status, 'applied');
+      await ctx.storage.apply(batch);
+      assert.deepEqual(await itemValues(k), ['x', 'y', 'z']);
+    });
+
+    it('leaves the log alone when the value is replaced', async () => {
+      const k = key('value-write');
+      await ctx.storage.apply([put(k, 1, 'first'), appended(k, [item(2, 'i')]), put(k, 3, 'second')]);
+      const entry = await read(k);
+      assert.equal(JSON.parse(entry?.json ?? 'null'), 'second');
+      assert.deepEqual(await itemValues(k), ['i']);
+    });
+
+    it('drops the items older than a tombstone, and a late older append never brings one back', async () => {
+      const k = key('tombstone');
+      await ctx.storage.apply([put(k, 1, 'v'), appended(k, [item(2, 'old')])]);
+      await ctx.storage.apply([tombstone(k, 10)]);
+      const late = await ctx.storage.apply([appended(k, [item(5, 'late')])]);
+      assert.deepEqual(late[0], { status: 'stale', storedVersion: 10 });
+      assert.equal((await read(k))?.items, undefined);
+      await ctx.storage.apply([put(k, 20, 'again'), appended(k, [item(21, 'new'), item(9, 'older')])]);
+      assert.deepEqual(await itemValues(k), ['new']);
+    });
+
+    it('starts a new log when a value is written over an expired key', async () => {
+      const now = Date.now() * LOGICAL_SLOTS;
+      const k = key('expired-then-set');
+      await ctx.storage.apply([put(k, now - 5_000 * LOGICAL_SLOTS, 'old', Date.now() - 1_000)]);
+      await ctx.storage.apply([appended(k, [item(now + 1, 'from-before')])]);
+      await ctx.storage.apply([
+        put(k, now + 5, 'new'),
+        appended(k, [item(now + 3, 'late'), item(now + 6, 'after')]),
+      ]);
+      assert.deepEqual(await itemValues(k), ['after']);
+    });
+
+    it('reads a key with no live value with no items', async () => {
+      const k = key('orphan');
+      await ctx.storage.apply([appended(k, [item(3, 'alone')])]);
+      assert.equal(await read(k), undefined);
+    });
+
+    it('lets an append refresh a key live when it was appended: never shorten its expiry nor revive an expired key', async () => {
+      // Versions as a clock mints them (epoch ms * LOGICAL_SLOTS): liveness is judged at the item's time.
+      const now = Date.now() * LOGICAL_SLOTS;
+      const soon = Date.now() + 60_000;
+      const later = Date.now() + 3_600_000;
+      const k = key('refresh');
+      await ctx.storage.apply([put(k, now, 'v', soon), appended(k, [item(now + 1, 'i')], later)]);
+      assert.equal((await read(k))?.expiresAt, later);
+      await ctx.storage.apply([appended(k, [item(now + 2, 'j')], soon)]);
+      assert.equal((await read(k))?.expiresAt, later);
+
+      const gone = key('expired');
+      await ctx.storage.apply([put(gone, now - 5_000 * LOGICAL_SLOTS, 'v', Date.now() - 1_000)]);
+      await ctx.storage.apply([appended(gone, [item(now + 3, 'i')], later)]);
+      assert.equal(await read(gone), undefined);
+    });
+
+    it('cleanup removes the items of expired and deleted keys with them, and keeps live ones', async () => {
+      if (!ctx.storage.cleanup) return;
+      const expired = key('cleanup-expired');
+      const deleted = key('cleanup-deleted');
+      const live = key('cleanup-live');
+      const now = Date.now() * LOGICAL_SLOTS;
+      await ctx.storage.apply([
+        put(expired, 1, 'v', Date.now() - 1_000),
+        appended(expired, [item(now, 'e')]),
+        put(deleted, 1, 'v'),
+        appended(deleted, [item(2, 'd')]),
+        tombstone(deleted, 3),
+        appended(deleted, [item(4, 'after-delete')]),
+        put(live, 1, 'v'),
+        appended(live, [item(2, 'l')]),
+      ]);
+      await ctx.storage.cleanup();
+      // A value written again later must not find the removed items.
+      await ctx.storage.apply([put(expired, now + 5, 'w'), put(deleted, 5, 'w')]);
+      assert.deepEqual(await itemValues(expired), []);
+      assert.deepEqual(await itemValues(deleted), []);
+      assert.deepEqual(await itemValues(live), ['l']);
+    });
+
+    it('counts item versions in the high-water mark', async () => {
+      const k = key('hwm');
+      const version = (await ctx.storage.highWaterMark()) + 1_000_000;
+      await ctx.storage.apply([appended(k, [item(version, 'i')])]);
+      assert.ok((await ctx.storage.highWaterMark()) >= version);
+    });
+  });
+}

@@ -1,0 +1,209 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ABANDON, type HybridCache } from '../../src/cache/hybrid-cache.js';
+import {
+  BackpressureError,
+  createHybridCache,
+  MemoryStorage,
+  type Storage,
+  type VersionedWrite,
+} from '../../src/index.js';
+import { FaultyStorage } from '../../src/testing/index.js';
+import { memoryCache, silentLogger } from '../helpers/cache.js';
+
+/** Records every write the cache sends, to check what an append costs on the wire. */
+class RecordingStorage extends FaultyStorage<MemoryStorage> {
+  readonly sent: VersionedWrite[] = [];
+  constructor() {
+    super(new MemoryStorage());
+  }
+  override async apply(writes: VersionedWrite[], opts?: { signal?: AbortSignal }) {
+    this.sent.push(...writes.map((w) => structuredClone(w)));
+    return super.apply(writes, opts);
+  }
+}
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'append-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function durableCache(storage: Storage, name = 'outbox.db') {
+  return createHybridCache({
+    storage,
+    outbox: { path: join(dir, name), durability: 'process' },
+    flush: { batchSize: 50, intervalMs: 5, concurrency: 2 },
+    logger: silentLogger,
+  });
+}
+
+describe('append', () => {
+  it('shows unflushed items with the value at once, then sends each item once, never the whole log', async () => {
+    const storage = new RecordingStorage();
+    const cache = await durableCache(storage);
+    await cache.set('log', { header: 1 });
+    for (let i = 0; i < 20; i++) await cache.append('log', { n: i, text: 'x'.repeat(100) });
+    expect(await cache.getWithItems('log')).toEqual({
+      value: { header: 1 },
+      items: Array.from({ length: 20 }, (_, n) => ({ n, text: 'x'.repeat(100) })),
+    });
+    await cache.flush();
+    const itemsSent = storage.sent.flatMap((w) => w.items ?? []);
+    expect(itemsSent.map((i) => JSON.parse(i.json).n)).toEqual(Array.from({ length: 20 }, (_, n) => n));
+    expect(storage.inner.peekItems('log')).toHaveLength(20);
+    for (let i = 20; i < 25; i++) await cache.append('log', { n: i });
+    await cache.flush();
+    // Later appends send only themselves.
+    expect(storage.sent.flatMap((w) => w.items ?? [])).toHaveLength(25);
+    expect((await cache.getWithItems('log'))?.items).toHaveLength(25);
+    await cache.close();
+  });
+
+  it('reads stored items merged with local unflushed ones after the log left memory', async () => {
+    const storage = new RecordingStorage();
+    const writer = await durableCache(storage, 'a.db');
+    await writer.set('k', 'v');
+    await writer.append('k', 'stored-1');
+    await writer.flush();
+    await writer.close();
+    const { cache } = await memoryCache({ storage });
+    storage.goDown();
+    await cache.append('k', 'local-2');
+    await expect(cache.getWithItems('k')).rejects.toThrow(/unreachable|could not be read/);
+    storage.comeUp();
+    expect(await cache.getWithItems('k')).toEqual({ value: 'v', items: ['stored-1', 'local-2'] });
+    await cache.close();
+  });
+
+  it('replays appended items from the outbox after a crash, and the store holds each exactly once', async () => {
+    const storage = new RecordingStorage();
+    const first = await durableCache(storage);
+    await first.set('thread', 'h');
+    await first.flush();
+    storage.goDown();
+    for (let i = 0; i < 5; i++) await first.append('thread', i);
+    await first[ABANDON]();
+    storage.comeUp();
+    const second = await durableCache(storage);
+    expect(await second.getWithItems('thread')).toEqual({ value: 'h', items: [0, 1, 2, 3, 4] });
+    await second.flush();
+    expect(storage.inner.peekItems('thread').map((i) => JSON.parse(i.json))).toEqual([0, 1, 2, 3, 4]);
+    await second.close();
+  });
+
+  it('never duplicates an item whose batch committed but whose answer was lost', async () => {
+    const storage = new RecordingStorage();
+    const { cache } = await memoryCache({ storage, retry: { baseMs: 1, maxMs: 5 } });
+    await cache.set('k', 'v');
+    await cache.flush();
+    storage.commitThenFailNext(1);
+    await cache.append('k', 'once');
+    await cache.flush();
+    expect(storage.sent.flatMap((w) => w.items ?? []).length).toBeGreaterThan(1);
+    expect(storage.inner.peekItems('k').map((i) => JSON.parse(i.json))).toEqual(['once']);
+    await cache.close();
+  });
+
+  it('deletes a key’s items with it, in memory and the store, and a late append does not revive them', async () => {
+    const storage = new RecordingStorage();
+    const cache = await durableCache(storage);
+    await cache.set('k', 'v');
+    await cache.append('k', 'a');
+    await cache.flush();
+    await cache.append('k', 'unflushed');
+    await cache.delete('k');
+    expect(await cache.getWithItems('k')).toBeUndefined();
+    await cache.flush();
+    expect(storage.inner.peekItems('k')).toEqual([]);
+    await cache.set('k', 'again');
+    expect(await cache.getWithItems('k')).toEqual({ value: 'again', items: [] });
+    await cache.close();
+  });
+
+  it('takes the items with an expired key', async () => {
+    const { cache } = await memoryCache();
+    await cache.set('k', 'v', { ttlMs: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await cache.append('k', 'i', { ttlMs: 60_000 });
+    expect(await cache.getWithItems('k')).toBeUndefined();
+    await cache.close();
+  });
+
+  it('refreshes the key’s TTL on append without rewriting its value', async () => {
+    const storage = new RecordingStorage();
+    const { cache } = await memoryCache({ storage });
+    await cache.set('k', 'v', { ttlMs: 1_000 });
+    await cache.flush();
+    const before = storage.inner.peek('k')?.expiresAt ?? 0;
+    await cache.append('k', 'i', { ttlMs: 3_600_000 });
+    await cache.flush();
+    expect(storage.inner.peek('k')?.expiresAt).toBeGreaterThan(before + 3_000_000);
+    expect(storage.sent.filter((w) => w.key === 'k' && w.items === undefined)).toHaveLength(1);
+    await cache.close();
+  });
+
+  it('rejects an append past maxPendingBytes with BackpressureError and keeps the rest', async () => {
+    const { cache, storage } = await memoryCache({ maxPendingBytes: 2_000, maxValueBytes: 500 });
+    storage.goDown();
+    await cache.set('k', 'v', { newKey: true });
+    await expect(async () => {
+      for (let i = 0; i < 100; i++) await cache.append('k', 'y'.repeat(100));
+    }).rejects.toBeInstanceOf(BackpressureError);
+    const held = (await cache.getWithItems('k'))?.items.length ?? 0;
+    expect(held).toBeGreaterThan(0);
+    expect(held).toBeLessThan(100);
+    await cache.close({ timeoutMs: 10 });
+  });
+
+  it('dead-letters a rejected append item by item, and they can be retried', async () => {
+    const { cache, storage } = await memoryCache();
+    await cache.set('poison', 'v');
+    await cache.flush();
+    storage.rejectKey('poison');
+    await cache.append('poison', 1);
+    await cache.append('poison', 2);
+    await cache.flush();
+    const letters = cache.deadLetters();
+    expect(letters.map((l) => [l.itemId !== undefined, l.json])).toEqual([
+      [true, '1'],
+      [true, '2'],
+    ]);
+    storage.acceptKey('poison');
+    expect(cache.retryDeadLetters()).toBe(2);
+    await cache.flush();
+    expect(storage.inner.peekItems('poison').map((i) => JSON.parse(i.json))).toEqual([1, 2]);
+    await cache.close();
+  });
+
+  it('keeps every item of three instances appending to one key concurrently, once each, in one order for all', async () => {
+    const storage = new MemoryStorage();
+    const caches: HybridCache[] = [];
+    for (let i = 0; i < 3; i++) caches.push((await memoryCache({ storage })).cache as HybridCache);
+    await caches[0]?.set('shared', 'header');
+    await caches[0]?.flush();
+    await Promise.all(
+      caches.map(async (cache, c) => {
+        for (let i = 0; i < 30; i++) await cache.append('shared', `${c}-${i}`);
+      }),
+    );
+    await Promise.all(caches.map((cache) => cache.flush()));
+    const fresh = (await memoryCache({ storage })).cache;
+    const orders = await Promise.all(
+      [...caches, fresh].map(async (cache) => (await cache.getWithItems('shared'))?.items),
+    );
+    const stored = storage.peekItems('shared').map((i) => JSON.parse(i.json));
+    expect(stored).toHaveLength(90);
+    expect(new Set(stored).size).toBe(90);
+    for (const order of orders) expect(order).toEqual(stored);
+    for (let c = 0; c < 3; c++) {
+      const mine = stored.filter((s: string) => s.startsWith(`${c}-`));
+      expect(mine).toEqual(Array.from({ length: 30 }, (_, i) => `${c}-${i}`));
+    }
+    await Promise.all([...caches, fresh].map((cache) => cache.close()));
+  });
+});
