@@ -228,6 +228,9 @@ export class HybridCache<V = unknown> {
       }
       const answer = this.#tier.lookupWithLog(key);
       if (answer !== MISS) return answer && parseItems<V>(key, answer.value, answer.items);
+      // A flush of this key committed while the read was in flight: the store's answer predates
+      // what memory holds, so it cannot say what the key's log is. Ask again.
+      if ((this.#tier.knownVersion(key) ?? 0) > (stored?.version ?? 0)) return this.getWithItems(key);
       // Memory did not keep it (larger than the LRU allows): answer from what the store returned.
       if (!isLive(stored)) return undefined;
       let value: unknown;

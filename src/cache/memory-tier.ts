@@ -270,6 +270,11 @@ export class MemoryTier {
     this.#lru.set(key, entryFromStored(key, stored));
   }
 
+  /** The version memory holds for `key` (unflushed or clean), if any. */
+  knownVersion(key: string): number | undefined {
+    return (this.#dirty.get(key) ?? this.#lru.peek(key))?.version;
+  }
+
   /** The store holds nothing for `key`: a value memory holds for it has an empty stored log. */
   learnAbsent(key: string): void {
     const dirty = this.#dirty.get(key);
