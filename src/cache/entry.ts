@@ -32,6 +32,11 @@ export interface Entry {
 export interface DirtyEntry extends Entry {
   /** When this key first became dirty (epoch ms), for `oldestPendingAgeMs`. */
   since: number;
+  /**
+   * Items of this process the store took while `log` was unknown: part of the stored log, which a
+   * store read may not show yet (the value is still on its way), so they join it once it is learnt.
+   */
+  settledItems?: LogItem[];
 }
 
 /** Fixed accounting cost of an entry besides its serialized value. */

@@ -176,6 +176,7 @@ export class MemoryTier {
     const dirty = this.#dirty.get(key);
     if (dirty) {
       if (dirty.log !== undefined) dirty.log = mergeItems(dirty.log, done);
+      else dirty.settledItems = mergeItems(dirty.settledItems ?? [], done);
       return;
     }
     const clean = this.#lru.peek(key);
@@ -214,6 +215,7 @@ export class MemoryTier {
       const ended = previous !== undefined && (previous.deleted || isExpired(previous));
       if (ended) this.#dropPendingLog(key, entry.version);
       dirty.log = ended ? [] : previous?.log;
+      if (!ended && replaced?.settledItems) dirty.settledItems = replaced.settledItems;
     }
     this.#pendingBytes += dirty.bytes - (replaced?.bytes ?? 0);
     this.#dirty.set(key, dirty);
@@ -256,7 +258,7 @@ export class MemoryTier {
     const storedLog = stored.json === null ? [] : (stored.items ?? []);
     const dirty = this.#dirty.get(key);
     if (dirty) {
-      dirty.log ??= dirty.deleted ? [] : storedLog;
+      this.#learnLog(dirty, dirty.deleted ? [] : storedLog);
       return;
     }
     const current = this.#lru.peek(key);
@@ -278,7 +280,12 @@ export class MemoryTier {
   /** The store holds nothing for `key`: a value memory holds for it has an empty stored log. */
   learnAbsent(key: string): void {
     const dirty = this.#dirty.get(key);
-    if (dirty) dirty.log ??= [];
+    if (dirty) this.#learnLog(dirty, []);
+  }
+
+  #learnLog(dirty: DirtyEntry, stored: LogItem[]): void {
+    if (dirty.log === undefined) dirty.log = dirty.deleted ? [] : mergeItems(stored, dirty.settledItems ?? []);
+    dirty.settledItems = undefined;
   }
 
   #dropPendingLog(key: string, before: number): void {

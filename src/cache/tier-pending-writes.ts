@@ -13,13 +13,16 @@ export interface FlushCounters {
 export class TierPendingWrites implements PendingWrites {
   readonly #tier: MemoryTier;
   readonly #counters: FlushCounters;
-  readonly #onReminted: (key: string, version: number) => void;
+  readonly #onStoreChanged: (key: string, version: number) => void;
 
-  /** `onReminted` hears of each new version given to a write, as of a new local write. */
-  constructor(tier: MemoryTier, counters: FlushCounters, onReminted: (key: string, version: number) => void) {
+  /**
+   * `onStoreChanged` hears, as of a new local write, of each new version given to a write and of
+   * items the store took: a store read of the key still in flight is stale.
+   */
+  constructor(tier: MemoryTier, counters: FlushCounters, onStoreChanged: (key: string, version: number) => void) {
     this.#tier = tier;
     this.#counters = counters;
-    this.#onReminted = onReminted;
+    this.#onStoreChanged = onStoreChanged;
   }
 
   /**
@@ -56,7 +59,7 @@ export class TierPendingWrites implements PendingWrites {
 
   reminted(key: string, from: number, to: number): void {
     this.#tier.reversion(key, from, to);
-    this.#onReminted(key, to);
+    this.#onStoreChanged(key, to);
   }
 
   applied(write: VersionedWrite): void {
@@ -91,7 +94,11 @@ export class TierPendingWrites implements PendingWrites {
   }
 
   #settle(write: VersionedWrite): void {
-    if (isAppend(write)) this.#tier.settleItems(write.key, write.version, true);
-    else this.#tier.settle(write.key, write.version);
+    if (isAppend(write)) {
+      this.#tier.settleItems(write.key, write.version, true);
+      // A store read already in flight may predate these items, and they no longer wait in memory
+      // to be merged into its answer: such a read must be asked again.
+      this.#onStoreChanged(write.key, Number.MAX_SAFE_INTEGER);
+    } else this.#tier.settle(write.key, write.version);
   }
 }

@@ -406,6 +406,12 @@ export async function runModel(factory: StoreFactory, options: ModelRunOptions &
         }
       },
     ),
-    { numRuns: runs, verbose: 1 },
+    {
+      numRuns: runs,
+      verbose: 1,
+      // To replay a reported failure: PROPERTY_SEED=<seed> PROPERTY_PATH=<path>.
+      seed: process.env.PROPERTY_SEED === undefined ? undefined : Number(process.env.PROPERTY_SEED),
+      path: process.env.PROPERTY_PATH,
+    },
   );
 }

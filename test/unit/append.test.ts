@@ -25,6 +25,33 @@ class RecordingStorage extends FaultyStorage<MemoryStorage> {
   }
 }
 
+/** Answers each read with what the store held when the read arrived, once the test lets it go. */
+class StaleReadStorage extends FaultyStorage<MemoryStorage> {
+  #gate: Promise<void> | undefined;
+  #release: () => void = () => {};
+  constructor() {
+    super(new MemoryStorage());
+  }
+  holdReads(): void {
+    this.#gate = new Promise((resolve) => (this.#release = resolve));
+  }
+  releaseReads(): void {
+    this.#gate = undefined;
+    this.#release();
+  }
+  #arrived: () => void = () => {};
+  /** Resolves once the next read has taken its snapshot. */
+  readArrived(): Promise<void> {
+    return new Promise((resolve) => (this.#arrived = resolve));
+  }
+  override async getMany(keys: string[], opts?: { signal?: AbortSignal }) {
+    const snapshot = await super.getMany(keys, opts);
+    this.#arrived();
+    await this.#gate;
+    return snapshot;
+  }
+}
+
 let dir: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'append-'));
@@ -77,6 +104,24 @@ describe('append', () => {
     await expect(cache.getWithItems('k')).rejects.toThrow(/unreachable|could not be read/);
     storage.comeUp();
     expect(await cache.getWithItems('k')).toEqual({ value: 'v', items: ['stored-1', 'local-2'] });
+    await cache.close();
+  });
+
+  it('does not lose items the store took while a read of the key was in flight (value already flushed)', async () => {
+    const storage = new StaleReadStorage();
+    const { cache } = await memoryCache({ storage });
+    await cache.set('log', 'header');
+    await cache.flush();
+    await cache.append('log', 'first');
+    storage.holdReads();
+    // The value is in memory but its stored log is not: the read goes to the store, which answers
+    // from before the item was flushed.
+    const read = cache.getWithItems('log');
+    await storage.readArrived();
+    await cache.flush();
+    storage.releaseReads();
+    expect(await read).toEqual({ value: 'header', items: ['first'] });
+    expect(await cache.getWithItems('log')).toEqual({ value: 'header', items: ['first'] });
     await cache.close();
   });
 
