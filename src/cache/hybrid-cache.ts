@@ -147,6 +147,7 @@ export class HybridCache<V = unknown> {
     const keys = new Set(rows.map((row) => row.key));
     for (const row of this.#outbox.pendingItems()) {
       this.#clock.observe(row.item.version);
+      if (row.unanchored) this.#anchor.replayedUnanchored(row.item.version);
       this.#commitItem(row.key, row.item, row.expiresAt, Math.min(row.queuedAt, now));
       keys.add(row.key);
     }
@@ -259,7 +260,7 @@ export class HybridCache<V = unknown> {
       const version = this.#clock.next();
       const logItem: LogItem = { id: `${version.toString(36)}.${this.#instanceId}`, version, json };
       this.#assertRoomFor(logBytes([logItem]));
-      return this.#enqueueItem(key, logItem, expiresAt);
+      return this.#enqueueItem(key, logItem, expiresAt, this.#anchor.minted(version));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -489,7 +490,7 @@ export class HybridCache<V = unknown> {
   }
 
   /** Outbox first, memory second, as for a value. */
-  #enqueueItem(key: string, item: LogItem, expiresAt: number | null): Promise<void> {
+  #enqueueItem(key: string, item: LogItem, expiresAt: number | null, unanchored: boolean): Promise<void> {
     const now = Date.now();
     if (!this.#outbox.durable) {
       this.#commitItem(key, item, expiresAt, now);
@@ -498,14 +499,17 @@ export class HybridCache<V = unknown> {
     const bytes = logBytes([item]);
     this.#reservedBytes += bytes;
     this.#appending++;
-    const settled = () => this.#appended(bytes);
-    return this.#outbox.append({ key, item, expiresAt, queuedAt: now }).then(
+    this.#anchor.appendStarted();
+    return this.#outbox.append({ key, item, expiresAt, queuedAt: now, unanchored }).then(
       () => {
-        settled();
+        this.#appended(bytes);
         this.#commitItem(key, item, expiresAt, now);
+        this.#anchor.appendSettled();
       },
       (error: unknown) => {
-        settled();
+        this.#appended(bytes);
+        if (unanchored) this.#anchor.forget(item.version);
+        this.#anchor.appendSettled();
         throw error;
       },
     );
@@ -514,7 +518,10 @@ export class HybridCache<V = unknown> {
   #commitItem(key: string, item: LogItem, expiresAt: number | null, now: number): void {
     const dirty = this.#tier.dirty.get(key);
     // A delete accepted after this item was minted already took it.
-    if (dirty?.deleted && dirty.version > item.version) return;
+    if (dirty?.deleted && dirty.version > item.version) {
+      this.#anchor.forget(item.version);
+      return;
+    }
     this.#tier.appendItem(key, item, expiresAt, logBytes([item]), now);
     this.#loader.noteWrite(key, item.version);
     this.#flusher.schedule(key);

@@ -236,11 +236,12 @@ export class MemoryTier {
     return true;
   }
 
-  /** Gives the dirty write `from` of `key` the version `to` (a re-mint before it is sent). */
-  reversion(key: string, from: number, to: number): boolean {
+  /** Gives the dirty write `from` of `key` the version `to` (a re-mint before it is sent), and the items it ends a new end. */
+  reversion(key: string, from: number, to: number, endsLogAt?: number): boolean {
     const dirty = this.#dirty.get(key);
     if (!dirty || dirty.version !== from) return false;
     dirty.version = to;
+    if (endsLogAt !== undefined) dirty.endsLogAt = endsLogAt;
     return true;
   }
 
@@ -284,7 +285,8 @@ export class MemoryTier {
   }
 
   #learnLog(dirty: DirtyEntry, stored: LogItem[]): void {
-    if (dirty.log === undefined) dirty.log = dirty.deleted ? [] : mergeItems(stored, dirty.settledItems ?? []);
+    if (dirty.log === undefined)
+      dirty.log = dirty.deleted ? [] : mergeItems(stored, dirty.settledItems ?? []);
     dirty.settledItems = undefined;
   }
 

@@ -19,7 +19,11 @@ export class TierPendingWrites implements PendingWrites {
    * `onStoreChanged` hears, as of a new local write, of each new version given to a write and of
    * items the store took: a store read of the key still in flight is stale.
    */
-  constructor(tier: MemoryTier, counters: FlushCounters, onStoreChanged: (key: string, version: number) => void) {
+  constructor(
+    tier: MemoryTier,
+    counters: FlushCounters,
+    onStoreChanged: (key: string, version: number) => void,
+  ) {
     this.#tier = tier;
     this.#counters = counters;
     this.#onStoreChanged = onStoreChanged;
@@ -57,8 +61,12 @@ export class TierPendingWrites implements PendingWrites {
     return this.#tier.hasPending(key);
   }
 
-  reminted(key: string, from: number, to: number): void {
-    this.#tier.reversion(key, from, to);
+  remintedItems(key: string): void {
+    this.#onStoreChanged(key, Number.MAX_SAFE_INTEGER);
+  }
+
+  reminted(key: string, from: number, to: number, endsLogAt?: number): void {
+    this.#tier.reversion(key, from, to, endsLogAt);
     this.#onStoreChanged(key, to);
   }
 

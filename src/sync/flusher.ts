@@ -5,8 +5,9 @@ import type { ClockAnchor } from './clock-anchor.js';
 import { ClosedError } from './errors.js';
 import { classifyFailure } from './failure-kind.js';
 import type { HybridLogicalClock } from './hlc.js';
-import type { Outbox, Remint } from './outbox.js';
+import type { Outbox } from './outbox.js';
 import type { PendingWrites } from './pending-writes.js';
+import { applyRemints, planRemints } from './remint-plan.js';
 import { type RetryOptions, RetryPolicy } from './retry-policy.js';
 import type { StoreGuard } from './store-guard.js';
 import type { DeadLetter, FlushEventSink } from './types.js';
@@ -203,16 +204,14 @@ export class Flusher {
    * Writes minted before the clock was anchored get new versions (above the store's mark) in the
    * outbox and in memory before they are sent. All of them, not only those below the mark: a row
    * still marked unanchored after it may have reached the store would be re-minted again after a
-   * crash, and could then overwrite a newer write from elsewhere.
+   * crash, and could then overwrite a newer write from elsewhere. See `planRemints` for the order.
    */
   #remintUnanchored(writes: VersionedWrite[]): boolean {
-    const changes: Remint[] = [];
-    for (const write of writes) {
-      // Appended items keep their versions: they are their ids and order, and are never compared with a value's.
-      if (!isAppend(write) && this.#anchor.needsRemint(write.version)) {
-        changes.push({ key: write.key, from: write.version, to: this.#clock.next() });
-      }
-    }
+    const changes = planRemints(
+      writes,
+      (version) => this.#anchor.needsRemint(version),
+      () => this.#clock.next(),
+    );
     if (changes.length === 0) return true;
     try {
       this.#outbox.remint(changes);
@@ -224,13 +223,13 @@ export class Flusher {
       this.#scheduleRetry(error as Error);
       return false;
     }
-    const byKey = new Map(changes.map((change) => [change.key, change]));
-    for (const write of writes) {
-      const change = byKey.get(write.key);
-      if (!change || isAppend(write)) continue;
-      this.#pending.reminted(write.key, change.from, change.to);
+    // Memory holds the same item objects as the writes: changing them changes both.
+    applyRemints(writes, changes);
+    for (const change of changes) {
+      if (change.itemId === undefined)
+        this.#pending.reminted(change.key, change.from, change.to, change.endsLogAt);
+      else this.#pending.remintedItems(change.key);
       this.#anchor.forget(change.from);
-      write.version = change.to;
     }
     this.#logger.debug(
       { count: changes.length },

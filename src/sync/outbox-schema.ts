@@ -45,7 +45,8 @@ const OUTBOX_SCHEMA: SqliteFileSchema = {
        version INTEGER NOT NULL,
        json TEXT NOT NULL,
        expires_at INTEGER,
-       queued_at INTEGER NOT NULL
+       queued_at INTEGER NOT NULL,
+       unanchored INTEGER NOT NULL DEFAULT 0
      ) WITHOUT ROWID;
      CREATE INDEX pending_items_by_key ON pending_items (key, version);
      ALTER TABLE dead_letters ADD COLUMN item_id TEXT;

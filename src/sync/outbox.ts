@@ -14,6 +14,8 @@ export interface PendingItem {
   item: LogItem;
   expiresAt: number | null;
   queuedAt: number;
+  /** Minted before the clock had read the store's high-water mark: re-minted before it is sent. */
+  unanchored?: boolean;
 }
 
 /** What the store acknowledged: a value write (its version), or appended items (by id). */
@@ -27,11 +29,14 @@ export function isPendingItem(row: PendingWrite | PendingItem): row is PendingIt
   return 'item' in row;
 }
 
-/** A pending write given a new version before it is sent. */
+/** A pending value write (or, with `itemId`, an appended item) given a new version before it is sent. */
 export interface Remint {
   key: string;
   from: number;
   to: number;
+  itemId?: string;
+  /** A value's new `endsLogAt`, when its items' end moved with the re-mint. */
+  endsLogAt?: number;
 }
 
 /**

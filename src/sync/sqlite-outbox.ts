@@ -45,6 +45,7 @@ type ItemRow = [
   json: string,
   expiresAt: number | null,
   queuedAt: number,
+  unanchored: number,
 ];
 type LetterRow = [string, number, string | null, number | null, string | null, string, number];
 
@@ -177,7 +178,7 @@ export class SqliteOutbox implements Outbox {
     );
     const ack = db.prepare('DELETE FROM pending WHERE key = ? AND version = ?');
     this.#insertItem = db.prepare(
-      `INSERT INTO pending_items (id, key, version, json, expires_at, queued_at) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO pending_items (id, key, version, json, expires_at, queued_at, unanchored) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
     );
     this.#dropItemsBefore = db.prepare('DELETE FROM pending_items WHERE key = ? AND version < ?');
@@ -207,10 +208,15 @@ export class SqliteOutbox implements Outbox {
       for (const w of writes) this.#writeOne(w);
     });
     const reversion = db.prepare(
-      'UPDATE pending SET version = ?, unanchored = 0 WHERE key = ? AND version = ?',
+      `UPDATE pending SET version = ?, unanchored = 0, ends_log_at = coalesce(?, ends_log_at)
+       WHERE key = ? AND version = ?`,
     );
+    const itemReversion = db.prepare('UPDATE pending_items SET version = ?, unanchored = 0 WHERE id = ?');
     this.#remintAll = db.transaction((changes: readonly Remint[]) => {
-      for (const c of changes) reversion.run(c.to, c.key, c.from);
+      for (const c of changes) {
+        if (c.itemId === undefined) reversion.run(c.to, c.endsLogAt ?? null, c.key, c.from);
+        else itemReversion.run(c.to, c.itemId);
+      }
     });
     // Last: its descriptors may only be closed after the connection (see OutboxFiles).
     this.#files = options.path === ':memory:' ? undefined : OutboxFiles.watch(options.path);
@@ -274,18 +280,19 @@ export class SqliteOutbox implements Outbox {
     try {
       rows = this.#db
         .prepare(
-          'SELECT key, id, version, json, expires_at, queued_at FROM pending_items ORDER BY version, id',
+          'SELECT key, id, version, json, expires_at, queued_at, unanchored FROM pending_items ORDER BY version, id',
         )
         .raw()
         .all() as ItemRow[];
     } catch (error) {
       throw describeReplayFailure(this.#path, error);
     }
-    return rows.map(([key, id, version, json, expiresAt, queuedAt]) => ({
+    return rows.map(([key, id, version, json, expiresAt, queuedAt, unanchored]) => ({
       key,
       item: { id, version, json },
       expiresAt,
       queuedAt,
+      ...(unanchored ? { unanchored: true } : {}),
     }));
   }
 
@@ -450,7 +457,15 @@ export class SqliteOutbox implements Outbox {
 
   #writeOne(w: PendingWrite | PendingItem): void {
     if (isPendingItem(w)) {
-      this.#insertItem.run(w.item.id, w.key, w.item.version, w.item.json, w.expiresAt, w.queuedAt);
+      this.#insertItem.run(
+        w.item.id,
+        w.key,
+        w.item.version,
+        w.item.json,
+        w.expiresAt,
+        w.queuedAt,
+        w.unanchored ? 1 : 0,
+      );
       return;
     }
     this.#upsert.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt, w.unanchored ? 1 : 0);

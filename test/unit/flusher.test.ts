@@ -474,6 +474,7 @@ describe('Flusher.waitFor', () => {
       },
       isPending: (key) => latest.has(key),
       reminted: () => {},
+      remintedItems: () => {},
       applied: forget,
       alreadyStored: forget,
       superseded: forget,
