@@ -154,7 +154,9 @@ export class SupabaseStorage implements Storage {
 
   async apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
     const results: ApplyResult[] = new Array(writes.length);
-    const values: Call = { positions: [], payload: [] };
+    // The apply function writes only the newest version of a key it is given twice, so a key's
+    // second write (a value after the delete that ends its older items) goes in a later call.
+    const valueRounds: Array<Call & { keys: Set<string> }> = [];
     const appends: Call = { positions: [], payload: [] };
     const keyField = this.#table.keyField;
     writes.forEach((write, i) => {
@@ -166,14 +168,25 @@ export class SupabaseStorage implements Storage {
         };
         return;
       }
-      const call = isAppend(write) ? appends : values;
-      call.positions.push(i);
-      call.payload.push(isAppend(write) ? appendPayload(keyField, write) : valuePayload(keyField, write));
+      if (isAppend(write)) {
+        appends.positions.push(i);
+        appends.payload.push(appendPayload(keyField, write));
+        return;
+      }
+      let round = valueRounds.find((candidate) => !candidate.keys.has(write.key));
+      if (!round) {
+        round = { positions: [], payload: [], keys: new Set() };
+        valueRounds.push(round);
+      }
+      round.keys.add(write.key);
+      round.positions.push(i);
+      round.payload.push(valuePayload(keyField, write));
     });
     // A permanent failure fails the call as a whole, even for one write: the cache splits batches
     // down to single writes and dead-letters the one that still fails. Values first, so a key's
     // header is stored before the items sent with it (each call is idempotent on its own).
-    await this.#call(this.#table.functions.apply, values, writes, results, opts);
+    for (const round of valueRounds)
+      await this.#call(this.#table.functions.apply, round, writes, results, opts);
     await this.#call(this.#table.functions.append, appends, writes, results, opts);
     return results;
   }
