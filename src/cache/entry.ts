@@ -69,11 +69,34 @@ export function serializedEntry(
   };
 }
 
-/** What a log's items count against the memory budgets. */
+/** What a log's items count against the memory budgets (a held item by the JSON it came from). */
 export function logBytes(log: readonly LogItem[] | undefined): number {
   let bytes = 0;
-  if (log) for (const item of log) bytes += item.json.length + item.id.length + ITEM_OVERHEAD_BYTES;
+  if (log) {
+    for (const item of log) {
+      const jsonBytes = isHeld(item) ? item.jsonBytes : item.json.length;
+      bytes += jsonBytes + item.id.length + ITEM_OVERHEAD_BYTES;
+    }
+  }
   return bytes;
+}
+
+/**
+ * A stored item as memory keeps it once parsed: its value only, not its JSON as well (a clean
+ * log's items are never sent again), counted as the JSON it came from. `json` is empty.
+ */
+export interface HeldItem extends LogItem {
+  value: unknown;
+  jsonBytes: number;
+}
+
+export function heldItem(item: LogItem, value: unknown): HeldItem {
+  const jsonBytes = isHeld(item) ? item.jsonBytes : item.json.length;
+  return { id: item.id, version: item.version, json: '', value, jsonBytes };
+}
+
+export function isHeld(item: LogItem): item is HeldItem {
+  return (item as Partial<HeldItem>).jsonBytes !== undefined;
 }
 
 /** Fixed accounting cost of a log item besides its JSON and id. */
@@ -92,7 +115,8 @@ export function entryFromOutbox(key: string, write: StoredEntry & { endsLogAt?: 
 
 /** An unparsed entry for an entry read from the store, with the key's log as the store returned it. */
 export function entryFromStored(key: string, stored: StoredEntry): Entry {
-  const log = stored.items ?? [];
+  // Memory's own array: its items are replaced by held ones as they are read.
+  const log = stored.items ? [...stored.items] : [];
   return serializedEntry(
     stored.version,
     stored.json,

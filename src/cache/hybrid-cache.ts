@@ -213,7 +213,7 @@ export class HybridCache<V = unknown> {
     }
     if (found !== MISS) {
       this.#counters.hits++;
-      return Promise.resolve(found && parseItems<V>(key, found.value, found.items));
+      return Promise.resolve(found && { value: found.value as V, items: found.items });
     }
     this.#counters.misses++;
     return this.#loader.load(key).then((stored) => {
@@ -228,7 +228,7 @@ export class HybridCache<V = unknown> {
         this.#tier.learnAbsent(key);
       }
       const answer = this.#tier.lookupWithLog(key);
-      if (answer !== MISS) return answer && parseItems<V>(key, answer.value, answer.items);
+      if (answer !== MISS) return answer && { value: answer.value as V, items: answer.items };
       // A flush of this key committed while the read was in flight: the store's answer predates
       // what memory holds, so it cannot say what the key's log is. Ask again.
       if ((this.#tier.knownVersion(key) ?? 0) > (stored?.version ?? 0)) return this.getWithItems(key);
@@ -240,7 +240,14 @@ export class HybridCache<V = unknown> {
       } catch (error) {
         throw new CorruptValueError(key, { cause: error });
       }
-      return parseItems<V>(key, value, this.#tier.withPendingItems(key, stored.items ?? []));
+      try {
+        return {
+          value: value as V,
+          items: this.#tier.itemValues(this.#tier.withPendingItems(key, stored.items ?? [])),
+        };
+      } catch (error) {
+        throw new CorruptValueError(key, { cause: error });
+      }
     });
   }
 
@@ -595,24 +602,4 @@ function isLive(stored: StoredEntry | undefined): stored is StoredEntry {
     stored.json !== null &&
     (stored.expiresAt === null || stored.expiresAt > Date.now())
   );
-}
-
-/**
- * Items parsed once per item object (memory keeps the same objects while it holds a key's log), so
- * reading a log does not re-parse every item each time: as for values, readers share what they get.
- */
-const parsedItems = new WeakMap<LogItem, unknown>();
-
-function parseItems<V>(key: string, value: unknown, items: readonly LogItem[]): ValueAndItems<V> {
-  try {
-    const parsed = items.map((item) => {
-      if (parsedItems.has(item)) return parsedItems.get(item);
-      const itemValue: unknown = JSON.parse(item.json);
-      parsedItems.set(item, itemValue);
-      return itemValue;
-    });
-    return { value: value as V, items: parsed };
-  } catch (error) {
-    throw new CorruptValueError(key, { cause: error });
-  }
 }

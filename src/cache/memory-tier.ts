@@ -6,7 +6,9 @@ import {
   dirtyEntry,
   type Entry,
   entryFromStored,
+  heldItem,
   isExpired,
+  isHeld,
   logBytes,
   mergeItems,
   readValue,
@@ -24,10 +26,10 @@ export interface PendingLog {
   since: number;
 }
 
-/** A key's value with its log (stored and unflushed items, in `(version, id)` order). */
+/** A key's value with its log's items (stored and unflushed, in `(version, id)` order), parsed. */
 export interface ValueWithLog {
   value: unknown;
-  items: LogItem[];
+  items: unknown[];
 }
 
 export interface MemoryTierOptions {
@@ -45,6 +47,8 @@ export class MemoryTier {
   readonly #dirty = new Map<string, DirtyEntry>();
   /** Unflushed appended items by key (beside, not inside, the dirty values: they flush separately). */
   readonly #logs = new Map<string, PendingLog>();
+  /** Parsed values of items not held yet (unflushed ones, or stored ones not kept in memory), by item object. */
+  readonly #itemValues = new WeakMap<LogItem, unknown>();
   #pendingBytes = 0;
   readonly #lru: LRUCache<string, Entry>;
 
@@ -119,7 +123,32 @@ export class MemoryTier {
     if (value === MISS || value === undefined) return value;
     const log = (this.#dirty.get(key) ?? this.#lru.peek(key))?.log;
     if (log === undefined) return MISS;
-    return { value, items: mergeItems(log, this.#logs.get(key)?.items ?? []) };
+    try {
+      this.#hold(log);
+      return { value, items: this.itemValues(mergeItems(log, this.#logs.get(key)?.items ?? [])) };
+    } catch (error) {
+      this.#lru.delete(key);
+      throw new CorruptValueError(key, { cause: error });
+    }
+  }
+
+  /** The parsed values of `items`, each parsed once while memory holds it; throws on invalid JSON. */
+  itemValues(items: readonly LogItem[]): unknown[] {
+    return items.map((item) => {
+      if (isHeld(item)) return item.value;
+      if (this.#itemValues.has(item)) return this.#itemValues.get(item);
+      const value: unknown = JSON.parse(item.json);
+      this.#itemValues.set(item, value);
+      return value;
+    });
+  }
+
+  /** Replaces a stored log's items by held ones (parsed value only), in place: memory keeps one copy of each. */
+  #hold(log: LogItem[]): void {
+    for (let i = 0; i < log.length; i++) {
+      const item = log[i] as LogItem;
+      if (!isHeld(item)) log[i] = heldItem(item, this.itemValues([item])[0]);
+    }
   }
 
   /** Items read from the store for `key`, merged with this process's unflushed ones. */
@@ -173,15 +202,19 @@ export class MemoryTier {
       this.#logs.delete(key);
     }
     if (!keep) return;
+    // Items already read keep only their parsed value from now on.
+    const stored = done.map((item) =>
+      this.#itemValues.has(item) ? heldItem(item, this.#itemValues.get(item)) : item,
+    );
     const dirty = this.#dirty.get(key);
     if (dirty) {
-      if (dirty.log !== undefined) dirty.log = mergeItems(dirty.log, done);
-      else dirty.settledItems = mergeItems(dirty.settledItems ?? [], done);
+      if (dirty.log !== undefined) dirty.log = mergeItems(dirty.log, stored);
+      else dirty.settledItems = mergeItems(dirty.settledItems ?? [], stored);
       return;
     }
     const clean = this.#lru.peek(key);
     if (clean?.log === undefined) return;
-    const grown = { ...clean, log: mergeItems(clean.log, done) };
+    const grown = { ...clean, log: mergeItems(clean.log, stored) };
     this.#lru.set(key, cleanEntry(grown, clean.bytes + bytes));
   }
 
@@ -256,7 +289,7 @@ export class MemoryTier {
 
   /** Caches what a store read returned, unless memory already knows a newer version. */
   putLoaded(key: string, stored: StoredEntry): void {
-    const storedLog = stored.json === null ? [] : (stored.items ?? []);
+    const storedLog = stored.json === null || !stored.items ? [] : [...stored.items];
     const dirty = this.#dirty.get(key);
     if (dirty) {
       this.#learnLog(dirty, dirty.deleted ? [] : storedLog);

@@ -125,6 +125,31 @@ describe('append', () => {
     await cache.close();
   });
 
+  it('keeps each stored item once (its parsed value), counted as much as an item never read', async () => {
+    const build = async (readBeforeFlush: boolean) => {
+      const { cache } = await memoryCache();
+      await cache.set('log', 'first');
+      await cache.flush();
+      await cache.getWithItems('log'); // memory now knows the key's stored log
+      for (let i = 0; i < 5; i++) await cache.append('log', { n: i, text: 'y'.repeat(200) });
+      if (readBeforeFlush) await cache.getWithItems('log');
+      await cache.flush();
+      // A new value keeps the log; memory counts the entry again, log included.
+      await cache.set('log', 'header');
+      await cache.flush();
+      return cache;
+    };
+    const read = await build(true);
+    const unread = await build(false);
+    const expected = { value: 'header', items: [0, 1, 2, 3, 4].map((n) => ({ n, text: 'y'.repeat(200) })) };
+    expect(await read.getWithItems('log')).toEqual(expected);
+    expect(await unread.getWithItems('log')).toEqual(expected);
+    expect(read.stats().bytes).toBe(unread.stats().bytes);
+    expect(read.stats().bytes).toBeGreaterThan(5 * 200);
+    await read.close();
+    await unread.close();
+  });
+
   it('replays appended items from the outbox after a crash, and the store holds each exactly once', async () => {
     const storage = new RecordingStorage();
     const first = await durableCache(storage);
