@@ -216,8 +216,10 @@ export class HybridCache<V = unknown> {
       return Promise.resolve(found && { value: found.value as V, items: found.items });
     }
     this.#counters.misses++;
+    const pendingAtRead = this.#tier.pendingLogs.get(key)?.items.slice() ?? [];
     return this.#loader.load(key).then((stored) => {
-      if (stored === SUPERSEDED) return this.getWithItems(key);
+      if (stored === SUPERSEDED || this.#settledUnseen(key, pendingAtRead, stored))
+        return this.getWithItems(key);
       if (!isLive(stored) && this.#tier.pendingLogs.has(key)) {
         return this.#afterItemsFlushed(key).then(() => this.getWithItems(key));
       }
@@ -249,6 +251,17 @@ export class HybridCache<V = unknown> {
         throw new CorruptValueError(key, { cause: error });
       }
     });
+  }
+
+  /**
+   * True when an item that was unflushed as the read began has left memory (the store took or
+   * refused it) but is not in what the store answered: the answer predates it, ask again.
+   */
+  #settledUnseen(key: string, pendingAtRead: readonly LogItem[], stored: StoredEntry | undefined): boolean {
+    if (pendingAtRead.length === 0) return false;
+    const pending = new Set(this.#tier.pendingLogs.get(key)?.items.map((item) => item.id));
+    const seen = new Set(stored?.items?.map((item) => item.id));
+    return pendingAtRead.some((item) => !pending.has(item.id) && !seen.has(item.id));
   }
 
   /**
