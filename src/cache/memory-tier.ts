@@ -318,8 +318,9 @@ export class MemoryTier {
   }
 
   #learnLog(dirty: DirtyEntry, stored: LogItem[]): void {
-    if (dirty.log === undefined)
-      dirty.log = dirty.deleted ? [] : mergeItems(stored, dirty.settledItems ?? []);
+    // An unflushed value that ends the key's older items (written over a delete) hides them already.
+    const live = dirty.endsLogAt > 0 ? stored.filter((item) => item.version > dirty.endsLogAt) : stored;
+    if (dirty.log === undefined) dirty.log = dirty.deleted ? [] : mergeItems(live, dirty.settledItems ?? []);
     dirty.settledItems = undefined;
   }
 

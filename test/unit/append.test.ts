@@ -52,6 +52,26 @@ class StaleReadStorage extends FaultyStorage<MemoryStorage> {
   }
 }
 
+/** Holds every write until the test lets them go; reads go through. */
+class HeldWritesStorage extends FaultyStorage<MemoryStorage> {
+  #gate: Promise<void> | undefined;
+  #release: () => void = () => {};
+  constructor() {
+    super(new MemoryStorage());
+  }
+  holdWrites(): void {
+    this.#gate = new Promise((resolve) => (this.#release = resolve));
+  }
+  releaseWrites(): void {
+    this.#gate = undefined;
+    this.#release();
+  }
+  override async apply(writes: VersionedWrite[], opts?: { signal?: AbortSignal }) {
+    await this.#gate;
+    return super.apply(writes, opts);
+  }
+}
+
 let dir: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'append-'));
@@ -148,6 +168,26 @@ describe('append', () => {
     expect(read.stats().bytes).toBeGreaterThan(5 * 200);
     await read.close();
     await unread.close();
+  });
+
+  it('after a crash, a value written over a delete still hides the items the delete ended, before it is flushed', async () => {
+    const storage = new HeldWritesStorage();
+    let cache = await durableCache(storage);
+    await cache.set('k', 'v');
+    await cache.append('k', 'old');
+    await cache.flush();
+    storage.holdWrites();
+    await cache.delete('k');
+    await cache.set('k', 'new');
+    await cache[ABANDON]();
+    cache = await durableCache(storage);
+    // Memory knows the value but not the key's stored log, which still holds the item.
+    expect(await cache.getWithItems('k')).toEqual({ value: 'new', items: [] });
+    storage.releaseWrites();
+    await cache.flush();
+    expect(await cache.getWithItems('k')).toEqual({ value: 'new', items: [] });
+    expect(storage.inner.peekItems('k')).toEqual([]);
+    await cache.close();
   });
 
   it('replays appended items from the outbox after a crash, and the store holds each exactly once', async () => {
