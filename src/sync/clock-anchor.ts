@@ -7,7 +7,12 @@ import type { HybridLogicalClock } from './hlc.js';
  * `none` or a fresh outbox, a process may mint versions below ones the store already holds, and
  * such writes would lose to older ones when flushed. Opening never waits for the store (the cache
  * works offline), so writes accepted before the mark is known are remembered here by version, and
- * the flusher gives each a new version, minted once the clock is anchored, before it is sent.
+ * the flusher gives each a new version before it is sent.
+ *
+ * The new versions are all minted the moment the mark arrives, in the order of the old ones and
+ * before any write minted after it: a write accepted before the anchor keeps its place before every
+ * write accepted after it (an item appended before the anchor still sorts before one appended
+ * after, however long its re-mint waits).
  */
 export class ClockAnchor {
   readonly #clock: HybridLogicalClock;
@@ -16,6 +21,10 @@ export class ClockAnchor {
   #reading: Promise<void> | undefined;
   /** Versions minted (or replayed) unanchored and never sent: each is re-minted before it is sent. */
   readonly #unanchored = new Set<number>();
+  /** Every version minted (or replayed) unanchored, sent or not: the new versions are reserved for all. */
+  readonly #beforeAnchor: number[] = [];
+  /** Old and new versions of the writes accepted before the anchor, by old version (ascending). */
+  #remap: Array<[from: number, to: number]> = [];
   /** Unanchored writes still on their way into the outbox. */
   #appending = 0;
   #onAppendsDone: Array<() => void> = [];
@@ -36,6 +45,9 @@ export class ClockAnchor {
       .then((mark) => {
         this.#clock.observe(mark);
         this.#mark = mark;
+        const olds = [...new Set(this.#beforeAnchor)].sort((a, b) => a - b);
+        this.#beforeAnchor.length = 0;
+        this.#remap = olds.map((from) => [from, this.#clock.next()]);
       })
       .finally(() => {
         this.#reading = undefined;
@@ -47,12 +59,14 @@ export class ClockAnchor {
   minted(version: number): boolean {
     if (this.#mark !== undefined) return false;
     this.#unanchored.add(version);
+    this.#beforeAnchor.push(version);
     return true;
   }
 
   /** A write left by an earlier process that never reached the store with an anchored version. */
   replayedUnanchored(version: number): void {
     this.#unanchored.add(version);
+    this.#beforeAnchor.push(version);
   }
 
   /** The write with this version will never be sent (replaced, refused, or re-minted). */
@@ -62,6 +76,36 @@ export class ClockAnchor {
 
   needsRemint(version: number): boolean {
     return this.#unanchored.has(version);
+  }
+
+  /** The new version of a write accepted before the anchor (`needsRemint`), once anchored. */
+  remintedVersion(from: number): number {
+    const to = this.#remap[this.#firstAbove(from - 1)];
+    if (to?.[0] !== from) throw new Error(`no new version was reserved for version ${from}`);
+    return to[1];
+  }
+
+  /**
+   * Where the end of a key's older items (a value's `endsLogAt`) lies in the new versions. An end is
+   * always set just below the write that started the key's new log; when that write was accepted
+   * before the anchor, the end moves to just below its new version. Any other end (a write of an
+   * earlier process, or one accepted after the anchor) is kept.
+   */
+  remapEnd(endsLogAt: number): number {
+    const next = this.#remap[this.#firstAbove(endsLogAt)];
+    return next !== undefined && next[0] === endsLogAt + 1 ? next[1] - 1 : endsLogAt;
+  }
+
+  /** Index of the first old version above `version`. */
+  #firstAbove(version: number): number {
+    let low = 0;
+    let high = this.#remap.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((this.#remap[mid] as [number, number])[0] > version) high = mid;
+      else low = mid + 1;
+    }
+    return low;
   }
 
   appendStarted(): void {

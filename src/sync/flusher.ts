@@ -204,14 +204,11 @@ export class Flusher {
    * Writes minted before the clock was anchored get new versions (above the store's mark) in the
    * outbox and in memory before they are sent. All of them, not only those below the mark: a row
    * still marked unanchored after it may have reached the store would be re-minted again after a
-   * crash, and could then overwrite a newer write from elsewhere. See `planRemints` for the order.
+   * crash, and could then overwrite a newer write from elsewhere. The new versions were reserved
+   * when the clock was anchored (see `ClockAnchor`).
    */
   #remintUnanchored(writes: VersionedWrite[]): boolean {
-    const changes = planRemints(
-      writes,
-      (version) => this.#anchor.needsRemint(version),
-      () => this.#clock.next(),
-    );
+    const changes = planRemints(writes, this.#anchor);
     if (changes.length === 0) return true;
     try {
       this.#outbox.remint(changes);

@@ -1,44 +1,40 @@
 import { isAppend, type VersionedWrite } from '../storage/types.js';
 import type { Remint } from './outbox.js';
 
+/** The new versions reserved for writes accepted before the clock was anchored (see `ClockAnchor`). */
+export interface ReservedVersions {
+  needsRemint(version: number): boolean;
+  remintedVersion(from: number): number;
+  remapEnd(endsLogAt: number): number;
+}
+
 /**
- * New versions for the writes of every key that has one minted before the clock was anchored.
- *
- * All of that key's pending writes (its value and each appended item) are re-minted together, in
- * the order of their old versions: the order of a key's items, and where a value stands among them,
- * is the order they were written in, and it must survive. A value that ends the key's older items
- * (`endsLogAt`, set over a delete or an expiry) keeps ending exactly the same ones: its end moves to
- * just below the new version of the first write that came after it.
+ * The changes to make to `writes` before they are sent: each write (value or appended item)
+ * accepted before the anchor takes its reserved version, and a value that ends its key's older
+ * items (`endsLogAt`, set over a delete or an expiry) has that end moved into the new versions, so
+ * it still ends exactly the items it did.
  */
-export function planRemints(
-  writes: readonly VersionedWrite[],
-  needsRemint: (version: number) => boolean,
-  next: () => number,
-): Remint[] {
-  const byKey = new Map<string, VersionedWrite[]>();
-  for (const write of writes) {
-    const list = byKey.get(write.key);
-    if (list) list.push(write);
-    else byKey.set(write.key, [write]);
-  }
+export function planRemints(writes: readonly VersionedWrite[], versions: ReservedVersions): Remint[] {
   const changes: Remint[] = [];
-  for (const [key, keyWrites] of byKey) {
-    const olds: Array<{ from: number; itemId?: string }> = [];
-    for (const write of keyWrites) {
-      if (isAppend(write)) for (const item of write.items) olds.push({ from: item.version, itemId: item.id });
-      else olds.push({ from: write.version });
+  for (const write of writes) {
+    if (isAppend(write)) {
+      for (const item of write.items) {
+        if (!versions.needsRemint(item.version)) continue;
+        const to = versions.remintedVersion(item.version);
+        changes.push({ key: write.key, from: item.version, to, itemId: item.id });
+      }
+      continue;
     }
-    if (!olds.some((old) => needsRemint(old.from))) continue;
-    olds.sort((a, b) => a.from - b.from);
-    const minted: Remint[] = olds.map((old) => ({ key, ...old, to: next() }));
-    for (const write of keyWrites) {
-      if (isAppend(write) || !write.endsLogAt) continue;
-      const ends = write.endsLogAt;
-      const firstAfter = minted.find((change) => change.from > ends);
-      const value = minted.find((change) => change.itemId === undefined);
-      if (firstAfter && value) value.endsLogAt = firstAfter.to - 1;
-    }
-    changes.push(...minted);
+    const remint = versions.needsRemint(write.version);
+    const ends = write.endsLogAt ? versions.remapEnd(write.endsLogAt) : undefined;
+    const endMoved = ends !== undefined && ends !== write.endsLogAt;
+    if (!remint && !endMoved) continue;
+    changes.push({
+      key: write.key,
+      from: write.version,
+      to: remint ? versions.remintedVersion(write.version) : write.version,
+      ...(endMoved ? { endsLogAt: ends } : {}),
+    });
   }
   return changes;
 }

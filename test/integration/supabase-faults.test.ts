@@ -178,7 +178,7 @@ describe('SupabaseStorage when the functions are missing (PGRST202)', () => {
               .storage()
               .getMany(['k'])
               .catch(() => 'failed')) instanceof Map,
-          { timeout: 10_000 },
+          { timeout: 30_000 },
         )
         .toBe(true);
     } finally {

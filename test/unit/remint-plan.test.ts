@@ -1,11 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { VersionedWrite } from '../../src/storage/types.js';
+import { ClockAnchor } from '../../src/sync/clock-anchor.js';
+import { HybridLogicalClock } from '../../src/sync/hlc.js';
 import { applyRemints, planRemints } from '../../src/sync/remint-plan.js';
 
-function counter(start: number) {
-  let next = start;
-  return () => next++;
-}
 const item = (version: number) => ({ id: `i${version}`, version, json: `${version}` });
 const appendOf = (key: string, versions: number[]): VersionedWrite => ({
   key,
@@ -16,55 +14,85 @@ const appendOf = (key: string, versions: number[]): VersionedWrite => ({
   items: versions.map(item),
 });
 
-describe('planRemints', () => {
-  it('leaves keys with no unanchored write alone', () => {
-    const writes = [appendOf('a', [5, 6]), { key: 'a', version: 7, json: '1', expiresAt: null }];
-    expect(planRemints(writes, () => false, counter(100))).toEqual([]);
+/** A clock whose writes were accepted before it read the store's mark, then anchored above `mark`. */
+async function anchoredAfter(mark: number, minted: (clock: HybridLogicalClock, anchor: ClockAnchor) => void) {
+  const clock = new HybridLogicalClock();
+  const anchor = new ClockAnchor(clock, async () => mark);
+  minted(clock, anchor);
+  await anchor.ensure();
+  return { clock, anchor };
+}
+
+describe('versions reserved at the anchor', () => {
+  it('are above the mark, in the order of the old ones, and below every version minted after', async () => {
+    const olds: number[] = [];
+    const mark = Date.now() * 1024 * 2; // the store is far ahead of this clock
+    const { clock, anchor } = await anchoredAfter(mark, (c, a) => {
+      for (let i = 0; i < 3; i++) {
+        const version = c.next();
+        expect(a.minted(version)).toBe(true);
+        olds.push(version);
+      }
+    });
+    const reserved = olds.map((old) => anchor.remintedVersion(old));
+    expect(reserved[0]).toBeGreaterThan(mark);
+    expect([...reserved].sort((a, b) => a - b)).toEqual(reserved);
+    // A write accepted after the anchor, re-minted or not yet, sorts after all of them.
+    expect(clock.next()).toBeGreaterThan(Math.max(...reserved));
+    expect(anchor.minted(clock.next())).toBe(false);
   });
 
-  it("re-mints all of a key's writes in the order they were written, items and value alike", () => {
-    // Item 3 appended before the value 4, item 5 after; only the value was unanchored.
+  it('moves an end of older items set below a write accepted before the anchor, and only such an end', async () => {
+    let olds: number[] = [];
+    const { anchor } = await anchoredAfter(Date.now() * 1024 * 2, (c, a) => {
+      olds = [c.next(), c.next()];
+      for (const old of olds) a.minted(old);
+    });
+    const [first = 0, second = 0] = olds;
+    expect(anchor.remapEnd(first - 1)).toBe(anchor.remintedVersion(first) - 1);
+    expect(anchor.remapEnd(second - 1)).toBe(anchor.remintedVersion(second) - 1);
+    // Ends set by an earlier process, or after the anchor, are kept.
+    expect(anchor.remapEnd(first - 10)).toBe(first - 10);
+    expect(anchor.remapEnd(second + 5)).toBe(second + 5);
+    expect(() => anchor.remintedVersion(first + 0.5)).toThrow();
+  });
+});
+
+describe('planRemints', () => {
+  const reserved = (map: Record<number, number>) => ({
+    needsRemint: (v: number) => v in map,
+    remintedVersion: (v: number) => map[v] as number,
+    remapEnd: (e: number) => e + 1_000,
+  });
+
+  it('leaves writes accepted after the anchor alone', () => {
+    const writes = [appendOf('a', [5, 6]), { key: 'a', version: 7, json: '1', expiresAt: null }];
+    expect(planRemints(writes, reserved({}))).toEqual([]);
+  });
+
+  it('gives values and items their reserved versions, in place, and the append write its newest', () => {
     const writes: VersionedWrite[] = [
       appendOf('a', [3, 5]),
       { key: 'a', version: 4, json: '1', expiresAt: null },
     ];
-    const changes = planRemints(writes, (v) => v === 4, counter(100));
-    expect(changes.map((c) => [c.from, c.to, c.itemId])).toEqual([
-      [3, 100, 'i3'],
-      [4, 101, undefined],
-      [5, 102, 'i5'],
+    const changes = planRemints(writes, reserved({ 3: 100, 4: 101 }));
+    expect(changes).toEqual([
+      { key: 'a', from: 3, to: 100, itemId: 'i3' },
+      { key: 'a', from: 4, to: 101 },
     ]);
     applyRemints(writes, changes);
-    expect(writes[0]?.items?.map((i) => i.version)).toEqual([100, 102]);
-    expect(writes[0]?.version).toBe(102);
+    expect(writes[0]?.items?.map((i) => i.version)).toEqual([100, 5]);
+    expect(writes[0]?.version).toBe(100);
     expect(writes[1]?.version).toBe(101);
   });
 
-  it('moves the end of the items a value ends to just below the first write after it', () => {
-    // Deleted at 1, item 2 appended to the absent key, set at 3 (ends items up to 2), item 4 after.
-    const value: VersionedWrite = { key: 'a', version: 3, json: '1', expiresAt: null, endsLogAt: 2 };
-    const writes: VersionedWrite[] = [appendOf('a', [2, 4]), value];
-    const changes = planRemints(writes, () => true, counter(100));
+  it('moves the end of the items a value ends, re-minted or not', () => {
+    const reminted: VersionedWrite = { key: 'a', version: 3, json: '1', expiresAt: null, endsLogAt: 2 };
+    const kept: VersionedWrite = { key: 'b', version: 9, json: '1', expiresAt: null, endsLogAt: 2 };
+    const writes = [reminted, kept];
+    const changes = planRemints(writes, reserved({ 3: 100 }));
     applyRemints(writes, changes);
-    expect(value.version).toBe(101);
-    expect(value.endsLogAt).toBe(100); // item 2 (now 100) still ends with the delete; item 4 (102) stays
-    expect(writes[0]?.items?.map((i) => i.version)).toEqual([100, 102]);
-  });
-
-  it('ends every older stored item when the delete it replaced is no longer among the writes', () => {
-    // The delete at 1 was coalesced into the value at 2; a stored item at 50 (anchored) must still go.
-    const value: VersionedWrite = { key: 'a', version: 2, json: '1', expiresAt: null, endsLogAt: 1 };
-    const changes = planRemints([value], () => true, counter(100));
-    applyRemints([value], changes);
-    expect(value).toMatchObject({ version: 100, endsLogAt: 99 });
-  });
-
-  it('re-mints each key on its own', () => {
-    const writes: VersionedWrite[] = [
-      { key: 'a', version: 1, json: '1', expiresAt: null },
-      { key: 'b', version: 2, json: '2', expiresAt: null },
-    ];
-    const changes = planRemints(writes, (v) => v === 2, counter(100));
-    expect(changes).toEqual([{ key: 'b', from: 2, to: 100 }]);
+    expect(reminted).toMatchObject({ version: 100, endsLogAt: 1_002 });
+    expect(kept).toMatchObject({ version: 9, endsLogAt: 1_002 });
   });
 });
