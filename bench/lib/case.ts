@@ -29,6 +29,8 @@ export interface Figure {
   byRate?: boolean;
   /** Further measured details (counts, sizes, settings). */
   details?: Record<string, number | string | boolean | null>;
+  /** Lines to chart against a step number (e.g. median latency by turn), drawn in `<id>.svg`. */
+  series?: { xLabel: string; yLabel: string; lines: Array<{ name: string; values: number[] }> };
 }
 
 /** A case as the results record it. */

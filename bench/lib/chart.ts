@@ -1,4 +1,4 @@
-import type { CaseResult } from './case.js';
+import type { CaseResult, Figure } from './case.js';
 import { formatNs } from './format.js';
 
 const WIDTH = 1300;
@@ -80,4 +80,61 @@ ${axis.join('\n')}
 ${rows.join('\n')}
 </svg>
 `;
+}
+
+const LINE_COLORS = ['#1f5fa8', '#d0542c', '#2e8b57', '#7a4fb5'];
+
+/** SVG line chart of a figure's series: x = step (1-based), y = value on a log scale. */
+export function seriesChart(figure: Figure, title: string): string {
+  const series = figure.series;
+  if (!series) return '';
+  const [width, height, left, right, top, bottom] = [900, 420, 70, 880, 60, 370];
+  const all = series.lines.flatMap((line) => line.values).filter((v) => v > 0);
+  const steps = Math.max(...series.lines.map((line) => line.values.length));
+  const [minExp, maxExp] = [
+    Math.floor(Math.log10(Math.min(...all))),
+    Math.ceil(Math.log10(Math.max(...all))),
+  ];
+  const px = (step: number) => left + ((step - 1) / Math.max(1, steps - 1)) * (right - left);
+  const py = (v: number) =>
+    bottom - ((Math.log10(v) - minExp) / Math.max(1, maxExp - minExp)) * (bottom - top);
+  const grid: string[] = [];
+  for (let exp = minExp; exp <= maxExp; exp++) {
+    const y = py(10 ** exp).toFixed(1);
+    grid.push(
+      `<line x1="${left}" y1="${y}" x2="${right}" y2="${y}" class="grid"/><text x="${left - 6}" y="${y}" class="tick" text-anchor="end" dominant-baseline="middle">${formatNumber(10 ** exp)}</text>`,
+    );
+  }
+  for (let step = 1; step <= steps; step += Math.max(1, Math.round(steps / 10))) {
+    grid.push(
+      `<text x="${px(step).toFixed(1)}" y="${bottom + 16}" class="tick" text-anchor="middle">${step}</text>`,
+    );
+  }
+  const lines = series.lines.map((line, i) => {
+    const color = LINE_COLORS[i % LINE_COLORS.length];
+    const points = line.values
+      .map((v, step) => (v > 0 ? `${px(step + 1).toFixed(1)},${py(v).toFixed(1)}` : ''))
+      .filter(Boolean)
+      .join(' ');
+    return `<polyline points="${points}" fill="none" stroke="${color}" stroke-width="2"/><rect x="${left + i * 330}" y="36" width="14" height="4" fill="${color}"/><text x="${left + 20 + i * 330}" y="41" class="tick">${escapeXml(line.name)}</text>`;
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">
+<style>
+.title { font-size: 14px; font-weight: bold; fill: #222; }
+.tick { font-size: 10px; fill: #555; }
+.grid { stroke: #e3e3e3; stroke-width: 1; }
+</style>
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="10" y="20" class="title">${escapeXml(title)}</text>
+${grid.join('\n')}
+<text x="${(left + right) / 2}" y="${height - 8}" class="tick" text-anchor="middle">${escapeXml(series.xLabel)}</text>
+<text x="14" y="${(top + bottom) / 2}" class="tick" transform="rotate(-90 14 ${(top + bottom) / 2})" text-anchor="middle">${escapeXml(series.yLabel)} (log scale)</text>
+${lines.join('\n')}
+</svg>
+`;
+}
+
+function formatNumber(value: number): string {
+  if (value >= 1e6) return `${value / 1e6}M`;
+  return value >= 1000 ? `${value / 1000}k` : String(value);
 }

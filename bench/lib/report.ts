@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CaseResult, Figure } from './case.js';
-import { latencyChart } from './chart.js';
+import { latencyChart, seriesChart } from './chart.js';
 import { formatBytes, formatLatency, formatNs, formatRate, formatRatio, formatValue } from './format.js';
 import type { MachineInfo } from './machine.js';
 import { median } from './measure.js';
@@ -68,7 +68,7 @@ export function writeResults(dir: string, run: RunResults, readmes: string[]): s
   const targets = evaluateTargets(figures);
   const summary = summaryTables(figures, targets);
   const { machine: m } = run;
-  const files = {
+  const files: Record<string, string> = {
     'latest.json': `${JSON.stringify({ ...run, targets }, null, 2)}\n`,
     'latest.md': resultsMarkdown(run, summary, figures),
     'latency.svg': latencyChart(
@@ -76,6 +76,9 @@ export function writeResults(dir: string, run: RunResults, readmes: string[]): s
       `hybrid-cache latency percentiles — ${m.cpuModel}, ${m.cores} cores, Node ${m.node}, ${run.startedAt.slice(0, 10)} (${run.mode})`,
     ),
   };
+  for (const f of figures.values()) {
+    if (f.series) files[`${f.id}.svg`] = seriesChart(f, `${f.label} — Node ${m.node} (${run.mode})`);
+  }
   mkdirSync(dir, { recursive: true });
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
   const section = [
@@ -144,6 +147,7 @@ function resultsMarkdown(run: RunResults, summary: string, figures: Map<string, 
     const rows = c.figures.map((f) => `| ${figureRow(f, figures).join(' | ')} |`);
     blocks.push(
       `## ${c.title}`,
+      ...c.figures.filter((f) => f.series).map((f) => `![${f.label}](${f.id}.svg)`),
       c.skipped
         ? `_Skipped: ${c.skipped}_`
         : [
