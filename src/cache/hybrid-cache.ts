@@ -203,6 +203,7 @@ export class HybridCache<V = unknown> {
    * flushed are included. `undefined` when the key is absent, deleted or expired (its items go with it).
    */
   getWithItems(key: string): Promise<ValueAndItems<V> | undefined> {
+    // The same steps as get(), written out: no closure per read on the hit path.
     if (this.#state === 'closed') return Promise.reject(new ClosedError());
     let found: ValueWithLog | undefined | typeof MISS;
     try {

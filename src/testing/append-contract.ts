@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { LOGICAL_SLOTS } from '../storage/version.js';
-import type { ContractSetup, TestFunctions } from './storage-contract.js';
+import { type ContractSetup, contractFixture, type TestFunctions } from './storage-contract.js';
 import { appended, item, put, tombstone } from './writes.js';
 
 /**
@@ -15,23 +14,14 @@ export function describeAppendContract(
   { describe, it, beforeAll, afterAll }: TestFunctions,
 ): void {
   describe(`Storage append contract: ${name}`, () => {
-    let ctx: ContractSetup;
-    beforeAll(async () => {
-      ctx = await setup();
-    });
-    afterAll(async () => {
-      await ctx.cleanup?.();
-    });
-
-    const key = (label: string) => `${label}:${randomUUID()}`;
-    const read = async (k: string) => (await ctx.storage.getMany([k])).get(k);
+    const { store, key, read } = contractFixture(setup, { beforeAll, afterAll });
     const itemValues = async (k: string) => ((await read(k))?.items ?? []).map((i) => JSON.parse(i.json));
 
     it('reads a key’s items with its value, in (version, id) order whatever the arrival order', async () => {
       const k = key('order');
-      await ctx.storage.apply([put(k, 10, { header: true })]);
+      await store().apply([put(k, 10, { header: true })]);
       const [a, b, c, d] = [item(20, 'a'), item(30, 'b', `a-${k}`), item(30, 'c', `b-${k}`), item(40, 'd')];
-      const results = await ctx.storage.apply([appended(k, [c, d]), appended(k, [a]), appended(k, [b])]);
+      const results = await store().apply([appended(k, [c, d]), appended(k, [a]), appended(k, [b])]);
       assert.deepEqual(
         results.map((r) => r.status),
         ['applied', 'applied', 'applied'],
@@ -47,19 +37,19 @@ export function describeAppendContract(
 
     it('stores each item once however often it is re-sent', async () => {
       const k = key('idempotent');
-      await ctx.storage.apply([put(k, 1, 'v')]);
+      await store().apply([put(k, 1, 'v')]);
       const [x, y] = [item(5, 'x'), item(6, 'y')];
       const batch = [appended(k, [x, y])];
-      await ctx.storage.apply(batch);
-      const again = await ctx.storage.apply([appended(k, [x, y, item(7, 'z')])]);
+      await store().apply(batch);
+      const again = await store().apply([appended(k, [x, y, item(7, 'z')])]);
       assert.equal(again[0]?.status, 'applied');
-      await ctx.storage.apply(batch);
+      await store().apply(batch);
       assert.deepEqual(await itemValues(k), ['x', 'y', 'z']);
     });
 
     it('leaves the log alone when the value is replaced', async () => {
       const k = key('value-write');
-      await ctx.storage.apply([put(k, 1, 'first'), appended(k, [item(2, 'i')]), put(k, 3, 'second')]);
+      await store().apply([put(k, 1, 'first'), appended(k, [item(2, 'i')]), put(k, 3, 'second')]);
       const entry = await read(k);
       assert.equal(JSON.parse(entry?.json ?? 'null'), 'second');
       assert.deepEqual(await itemValues(k), ['i']);
@@ -67,12 +57,12 @@ export function describeAppendContract(
 
     it('drops the items older than a tombstone, and a late older append never brings one back', async () => {
       const k = key('tombstone');
-      await ctx.storage.apply([put(k, 1, 'v'), appended(k, [item(2, 'old')])]);
-      await ctx.storage.apply([tombstone(k, 10)]);
-      const late = await ctx.storage.apply([appended(k, [item(5, 'late')])]);
+      await store().apply([put(k, 1, 'v'), appended(k, [item(2, 'old')])]);
+      await store().apply([tombstone(k, 10)]);
+      const late = await store().apply([appended(k, [item(5, 'late')])]);
       assert.deepEqual(late[0], { status: 'stale', storedVersion: 10 });
       assert.equal((await read(k))?.items, undefined);
-      await ctx.storage.apply([put(k, 20, 'again'), appended(k, [item(21, 'new'), item(9, 'older')])]);
+      await store().apply([put(k, 20, 'again'), appended(k, [item(21, 'new'), item(9, 'older')])]);
       assert.deepEqual(await itemValues(k), ['new']);
     });
 
@@ -80,8 +70,8 @@ export function describeAppendContract(
       // How the cache sends a value written over a delete it never sent: the delete first, at the
       // version just below the value's, so the items older than it end in the store too.
       const k = key('end-then-value');
-      await ctx.storage.apply([put(k, 1, 'v'), appended(k, [item(2, 'old')])]);
-      const results = await ctx.storage.apply([tombstone(k, 3), put(k, 4, 'again')]);
+      await store().apply([put(k, 1, 'v'), appended(k, [item(2, 'old')])]);
+      const results = await store().apply([tombstone(k, 3), put(k, 4, 'again')]);
       assert.deepEqual(
         results.map((r) => r.status),
         ['applied', 'applied'],
@@ -93,9 +83,9 @@ export function describeAppendContract(
     it('starts a new log when a value is written over an expired key', async () => {
       const now = Date.now() * LOGICAL_SLOTS;
       const k = key('expired-then-set');
-      await ctx.storage.apply([put(k, now - 5_000 * LOGICAL_SLOTS, 'old', Date.now() - 1_000)]);
-      await ctx.storage.apply([appended(k, [item(now + 1, 'from-before')])]);
-      await ctx.storage.apply([
+      await store().apply([put(k, now - 5_000 * LOGICAL_SLOTS, 'old', Date.now() - 1_000)]);
+      await store().apply([appended(k, [item(now + 1, 'from-before')])]);
+      await store().apply([
         put(k, now + 5, 'new'),
         appended(k, [item(now + 3, 'late'), item(now + 6, 'after')]),
       ]);
@@ -104,7 +94,7 @@ export function describeAppendContract(
 
     it('reads a key with no live value with no items', async () => {
       const k = key('orphan');
-      await ctx.storage.apply([appended(k, [item(3, 'alone')])]);
+      await store().apply([appended(k, [item(3, 'alone')])]);
       assert.equal(await read(k), undefined);
     });
 
@@ -114,24 +104,25 @@ export function describeAppendContract(
       const soon = Date.now() + 60_000;
       const later = Date.now() + 3_600_000;
       const k = key('refresh');
-      await ctx.storage.apply([put(k, now, 'v', soon), appended(k, [item(now + 1, 'i')], later)]);
+      await store().apply([put(k, now, 'v', soon), appended(k, [item(now + 1, 'i')], later)]);
       assert.equal((await read(k))?.expiresAt, later);
-      await ctx.storage.apply([appended(k, [item(now + 2, 'j')], soon)]);
+      await store().apply([appended(k, [item(now + 2, 'j')], soon)]);
       assert.equal((await read(k))?.expiresAt, later);
 
       const gone = key('expired');
-      await ctx.storage.apply([put(gone, now - 5_000 * LOGICAL_SLOTS, 'v', Date.now() - 1_000)]);
-      await ctx.storage.apply([appended(gone, [item(now + 3, 'i')], later)]);
+      await store().apply([put(gone, now - 5_000 * LOGICAL_SLOTS, 'v', Date.now() - 1_000)]);
+      await store().apply([appended(gone, [item(now + 3, 'i')], later)]);
       assert.equal(await read(gone), undefined);
     });
 
     it('cleanup removes the items of expired and deleted keys with them, and keeps live ones', async () => {
-      if (!ctx.storage.cleanup) return;
+      const storage = store();
+      if (!storage.cleanup) return;
       const expired = key('cleanup-expired');
       const deleted = key('cleanup-deleted');
       const live = key('cleanup-live');
       const now = Date.now() * LOGICAL_SLOTS;
-      await ctx.storage.apply([
+      await store().apply([
         put(expired, 1, 'v', Date.now() - 1_000),
         appended(expired, [item(now, 'e')]),
         put(deleted, 1, 'v'),
@@ -141,9 +132,9 @@ export function describeAppendContract(
         put(live, 1, 'v'),
         appended(live, [item(2, 'l')]),
       ]);
-      await ctx.storage.cleanup();
+      await storage.cleanup();
       // A value written again later must not find the removed items.
-      await ctx.storage.apply([put(expired, now + 5, 'w'), put(deleted, 5, 'w')]);
+      await store().apply([put(expired, now + 5, 'w'), put(deleted, 5, 'w')]);
       assert.deepEqual(await itemValues(expired), []);
       assert.deepEqual(await itemValues(deleted), []);
       assert.deepEqual(await itemValues(live), ['l']);
@@ -151,9 +142,9 @@ export function describeAppendContract(
 
     it('counts item versions in the high-water mark', async () => {
       const k = key('hwm');
-      const version = (await ctx.storage.highWaterMark()) + 1_000_000;
-      await ctx.storage.apply([appended(k, [item(version, 'i')])]);
-      assert.ok((await ctx.storage.highWaterMark()) >= version);
+      const version = (await store().highWaterMark()) + 1_000_000;
+      await store().apply([appended(k, [item(version, 'i')])]);
+      assert.ok((await store().highWaterMark()) >= version);
     });
   });
 }

@@ -22,6 +22,29 @@ export interface ContractSetup {
   cleanup?: () => Promise<void>;
 }
 
+/** What a suite's tests share: the adapter opened once for all of them, and fresh keys for each. */
+export function contractFixture(
+  setup: () => Promise<ContractSetup>,
+  { beforeAll, afterAll }: Pick<TestFunctions, 'beforeAll' | 'afterAll'>,
+) {
+  let ctx: ContractSetup | undefined;
+  beforeAll(async () => {
+    ctx = await setup();
+  });
+  afterAll(async () => {
+    await ctx?.cleanup?.();
+  });
+  const store = (): Storage => {
+    if (!ctx) throw new Error('the contract suite has not been set up');
+    return ctx.storage;
+  };
+  return {
+    store,
+    key: (label: string) => `${label}:${randomUUID()}`,
+    read: async (k: string) => (await store().getMany([k])).get(k),
+  };
+}
+
 /**
  * Registers the tests every `Storage` adapter must pass unchanged. `setup` runs once before them;
  * each test uses fresh keys, so a store shared with other data is fine (but `cleanup`'s test
@@ -33,21 +56,12 @@ export function describeStorageContract(
   { describe, it, beforeAll, afterAll }: TestFunctions,
 ): void {
   describe(`Storage contract: ${name}`, () => {
-    let ctx: ContractSetup;
-    beforeAll(async () => {
-      ctx = await setup();
-    });
-    afterAll(async () => {
-      await ctx.cleanup?.();
-    });
-
-    const key = (label: string) => `${label}:${randomUUID()}`;
-    const read = async (k: string) => (await ctx.storage.getMany([k])).get(k);
+    const { store, key, read } = contractFixture(setup, { beforeAll, afterAll });
 
     it('stores and reads back a value with its version and expiry', async () => {
       const k = key('basic');
       const expiresAt = Date.now() + 3_600_000;
-      const [result] = await ctx.storage.apply([put(k, 10, { a: 1, b: [true, null, 'x'] }, expiresAt)]);
+      const [result] = await store().apply([put(k, 10, { a: 1, b: [true, null, 'x'] }, expiresAt)]);
       assert.deepEqual(result, { status: 'applied' });
       const entry = await read(k);
       assert.equal(entry?.version, 10);
@@ -56,7 +70,7 @@ export function describeStorageContract(
     });
 
     it('reads unknown keys as absent', async () => {
-      const found = await ctx.storage.getMany([key('missing-a'), key('missing-b')]);
+      const found = await store().getMany([key('missing-a'), key('missing-b')]);
       assert.equal(found.size, 0);
     });
 
@@ -69,7 +83,7 @@ export function describeStorageContract(
       for (const order of orders) {
         const k = key('lww');
         const outcomes: ApplyResult[] = [];
-        for (const v of order) outcomes.push(...(await ctx.storage.apply([put(k, v, `value-${v}`)])));
+        for (const v of order) outcomes.push(...(await store().apply([put(k, v, `value-${v}`)])));
         const entry = await read(k);
         assert.equal(entry?.version, 3);
         assert.equal(JSON.parse(entry?.json ?? 'null'), 'value-3');
@@ -83,8 +97,8 @@ export function describeStorageContract(
     it('treats re-applying the same write as idempotent (stale, value unchanged)', async () => {
       const k = key('idem');
       const write = put(k, 5, { n: 5 });
-      assert.equal((await ctx.storage.apply([write]))[0]?.status, 'applied');
-      assert.equal((await ctx.storage.apply([write]))[0]?.status, 'stale');
+      assert.equal((await store().apply([write]))[0]?.status, 'applied');
+      assert.equal((await store().apply([write]))[0]?.status, 'stale');
       const entry = await read(k);
       assert.equal(entry?.version, 5);
       assert.deepEqual(JSON.parse(entry?.json ?? 'null'), { n: 5 });
@@ -92,42 +106,42 @@ export function describeStorageContract(
 
     it('does not let an equal version overwrite a different stored value', async () => {
       const k = key('tie');
-      await ctx.storage.apply([put(k, 7, 'first')]);
-      assert.equal((await ctx.storage.apply([put(k, 7, 'second')]))[0]?.status, 'stale');
+      await store().apply([put(k, 7, 'first')]);
+      assert.equal((await store().apply([put(k, 7, 'second')]))[0]?.status, 'stale');
       assert.equal(JSON.parse((await read(k))?.json ?? 'null'), 'first');
     });
 
     it('returns tombstones with their version, and they block older writes', async () => {
       const k = key('tomb');
-      await ctx.storage.apply([put(k, 1, 'alive')]);
-      assert.equal((await ctx.storage.apply([tombstone(k, 2)]))[0]?.status, 'applied');
+      await store().apply([put(k, 1, 'alive')]);
+      assert.equal((await store().apply([tombstone(k, 2)]))[0]?.status, 'applied');
       const entry = await read(k);
       assert.deepEqual(entry, { version: 2, json: null, expiresAt: null });
-      assert.equal((await ctx.storage.apply([put(k, 1, 'resurrected')]))[0]?.status, 'stale');
+      assert.equal((await store().apply([put(k, 1, 'resurrected')]))[0]?.status, 'stale');
       assert.equal((await read(k))?.json, null);
-      assert.equal((await ctx.storage.apply([put(k, 3, 'reborn')]))[0]?.status, 'applied');
+      assert.equal((await store().apply([put(k, 3, 'reborn')]))[0]?.status, 'applied');
       assert.equal(JSON.parse((await read(k))?.json ?? 'null'), 'reborn');
     });
 
     it('accepts a tombstone for a key it never saw, and it still blocks older writes', async () => {
       const k = key('tomb-first');
-      assert.equal((await ctx.storage.apply([tombstone(k, 9)]))[0]?.status, 'applied');
-      assert.equal((await ctx.storage.apply([put(k, 8, 'late')]))[0]?.status, 'stale');
+      assert.equal((await store().apply([tombstone(k, 9)]))[0]?.status, 'applied');
+      assert.equal((await store().apply([put(k, 8, 'late')]))[0]?.status, 'stale');
       assert.equal((await read(k))?.json, null);
     });
 
     it('reads expired entries as absent', async () => {
       const k = key('expired');
-      await ctx.storage.apply([put(k, 1, 'old news', Date.now() - 1_000)]);
+      await store().apply([put(k, 1, 'old news', Date.now() - 1_000)]);
       assert.equal(await read(k), undefined);
     });
 
     it('lets a newer write replace an expired entry, but not an older one', async () => {
       const k = key('expired-replace');
-      await ctx.storage.apply([put(k, 5, 'gone', Date.now() - 1_000)]);
-      assert.equal((await ctx.storage.apply([put(k, 4, 'older')]))[0]?.status, 'stale');
+      await store().apply([put(k, 5, 'gone', Date.now() - 1_000)]);
+      assert.equal((await store().apply([put(k, 4, 'older')]))[0]?.status, 'stale');
       assert.equal(await read(k), undefined);
-      assert.equal((await ctx.storage.apply([put(k, 6, 'fresh')]))[0]?.status, 'applied');
+      assert.equal((await store().apply([put(k, 6, 'fresh')]))[0]?.status, 'applied');
       assert.equal(JSON.parse((await read(k))?.json ?? 'null'), 'fresh');
     });
 
@@ -135,13 +149,13 @@ export function describeStorageContract(
       const a = key('mix-a');
       const b = key('mix-b');
       const c = key('mix-c');
-      await ctx.storage.apply([put(b, 10, 'b-current')]);
-      const results = await ctx.storage.apply([put(a, 1, 'a'), put(b, 5, 'b-older'), tombstone(c, 3)]);
+      await store().apply([put(b, 10, 'b-current')]);
+      const results = await store().apply([put(a, 1, 'a'), put(b, 5, 'b-older'), tombstone(c, 3)]);
       assert.deepEqual(
         results.map((r) => r.status),
         ['applied', 'stale', 'applied'],
       );
-      const found = await ctx.storage.getMany([a, b, c]);
+      const found = await store().getMany([a, b, c]);
       assert.equal(JSON.parse(found.get(a)?.json ?? 'null'), 'a');
       assert.equal(JSON.parse(found.get(b)?.json ?? 'null'), 'b-current');
       assert.equal(found.get(c)?.json, null);
@@ -149,8 +163,8 @@ export function describeStorageContract(
 
     it('reads many keys at once', async () => {
       const keys = Array.from({ length: 50 }, (_, i) => key(`many-${i}`));
-      await ctx.storage.apply(keys.map((k, i) => put(k, i + 1, { i })));
-      const found = await ctx.storage.getMany([...keys, key('absent')]);
+      await store().apply(keys.map((k, i) => put(k, i + 1, { i })));
+      const found = await store().getMany([...keys, key('absent')]);
       assert.equal(found.size, 50);
       keys.forEach((k, i) => {
         assert.deepEqual(JSON.parse(found.get(k)?.json ?? 'null'), { i });
@@ -163,8 +177,8 @@ export function describeStorageContract(
       const maxKey = `${longKey}${'x'.repeat(512 - Buffer.byteLength(longKey))}`;
       assert.equal(Buffer.byteLength(maxKey), 512);
       const value = { text: '多语言 ✓ \u0000-free \u2028 "quotes" \\ back', emoji: '🧵' };
-      await ctx.storage.apply([put(unicode, 1, value), put(maxKey, 1, 'max')]);
-      const found = await ctx.storage.getMany([unicode, maxKey]);
+      await store().apply([put(unicode, 1, value), put(maxKey, 1, 'max')]);
+      const found = await store().getMany([unicode, maxKey]);
       assert.deepEqual(JSON.parse(found.get(unicode)?.json ?? 'null'), value);
       assert.equal(JSON.parse(found.get(maxKey)?.json ?? 'null'), 'max');
     });
@@ -177,39 +191,39 @@ export function describeStorageContract(
       }));
       const json = JSON.stringify({ turns });
       assert.ok(json.length > 3_000_000);
-      await ctx.storage.apply([{ key: k, version: 1, json, expiresAt: null }]);
+      await store().apply([{ key: k, version: 1, json, expiresAt: null }]);
       const entry = await read(k);
       assert.deepEqual(JSON.parse(entry?.json ?? 'null'), { turns });
     });
 
     it('reports a version high-water mark at or above every version it holds, tombstones and expired entries included', async () => {
-      const before = await ctx.storage.highWaterMark();
+      const before = await store().highWaterMark();
       assert.equal(Number.isSafeInteger(before), true);
       assert.ok(before >= 0);
       const live = key('hwm-live');
       const dead = key('hwm-tombstone');
       const expired = key('hwm-expired');
-      await ctx.storage.apply([put(live, before + 10, 'v')]);
-      assert.ok((await ctx.storage.highWaterMark()) >= before + 10);
-      await ctx.storage.apply([tombstone(dead, before + 20)]);
-      assert.ok((await ctx.storage.highWaterMark()) >= before + 20);
-      await ctx.storage.apply([put(expired, before + 30, 'gone', Date.now() - 1_000)]);
+      await store().apply([put(live, before + 10, 'v')]);
+      assert.ok((await store().highWaterMark()) >= before + 10);
+      await store().apply([tombstone(dead, before + 20)]);
+      assert.ok((await store().highWaterMark()) >= before + 20);
+      await store().apply([put(expired, before + 30, 'gone', Date.now() - 1_000)]);
       assert.equal(await read(expired), undefined);
-      assert.ok((await ctx.storage.highWaterMark()) >= before + 30);
+      assert.ok((await store().highWaterMark()) >= before + 30);
       // A stale write does not move it.
-      await ctx.storage.apply([put(live, before + 5, 'older')]);
-      assert.ok((await ctx.storage.highWaterMark()) >= before + 30);
+      await store().apply([put(live, before + 5, 'older')]);
+      assert.ok((await store().highWaterMark()) >= before + 30);
     });
 
     it('honours an aborted signal on the high-water mark call', async () => {
       const controller = new AbortController();
       controller.abort(new Error('caller gave up'));
-      await assert.rejects(ctx.storage.highWaterMark({ signal: controller.signal }));
+      await assert.rejects(store().highWaterMark({ signal: controller.signal }));
     });
 
     it('returns an empty result for an empty batch', async () => {
-      assert.deepEqual(await ctx.storage.apply([]), []);
-      assert.equal((await ctx.storage.getMany([])).size, 0);
+      assert.deepEqual(await store().apply([]), []);
+      assert.equal((await store().getMany([])).size, 0);
     });
 
     it('changes and reads nothing when the call’s signal is already aborted', async () => {
@@ -217,23 +231,23 @@ export function describeStorageContract(
       const controller = new AbortController();
       controller.abort(new Error('caller gave up'));
       const { signal } = controller;
-      await assert.rejects(ctx.storage.apply([put(k, 1, 'never')], { signal }));
-      await assert.rejects(ctx.storage.getMany([k], { signal }));
+      await assert.rejects(store().apply([put(k, 1, 'never')], { signal }));
+      await assert.rejects(store().getMany([k], { signal }));
       assert.equal(await read(k), undefined);
     });
 
     // Runs last: it removes every expired entry and tombstone the store holds.
     it('cleanup, when the adapter offers it, removes expired entries and tombstones past the retention only', async () => {
-      const { cleanup } = ctx.storage;
+      const { cleanup } = store();
       if (!cleanup) return;
-      const clean = cleanup.bind(ctx.storage);
+      const clean = cleanup.bind(store());
       const now = Date.now();
       const mintedAt = (ms: number) => ms * LOGICAL_SLOTS;
       const expired = key('cleanup-expired');
       const live = key('cleanup-live');
       const recentTombstone = key('cleanup-tombstone-recent');
       const oldTombstone = key('cleanup-tombstone-old');
-      await ctx.storage.apply([
+      await store().apply([
         put(expired, mintedAt(now - 2_000), 'gone', now - 1_000),
         put(live, mintedAt(now - 2_000), 'kept', now + 3_600_000),
         tombstone(recentTombstone, mintedAt(now - 2_000)),
@@ -242,16 +256,16 @@ export function describeStorageContract(
       // now lands, while the tombstone still blocks one.
       assert.ok((await clean()) >= 1);
       assert.equal(
-        (await ctx.storage.apply([put(expired, mintedAt(now - 3_000), 'again')]))[0]?.status,
+        (await store().apply([put(expired, mintedAt(now - 3_000), 'again')]))[0]?.status,
         'applied',
       );
-      assert.equal((await ctx.storage.apply([put(recentTombstone, 1, 'late')]))[0]?.status, 'stale');
+      assert.equal((await store().apply([put(recentTombstone, 1, 'late')]))[0]?.status, 'stale');
       assert.equal(JSON.parse((await read(live))?.json ?? 'null'), 'kept');
       // With no retention the tombstone goes too, and the older write it blocked lands.
-      await ctx.storage.apply([tombstone(oldTombstone, mintedAt(now - 2_000))]);
+      await store().apply([tombstone(oldTombstone, mintedAt(now - 2_000))]);
       await new Promise((resolve) => setTimeout(resolve, 5));
       assert.ok((await clean({ tombstoneRetentionMs: 0 })) >= 2);
-      assert.equal((await ctx.storage.apply([put(oldTombstone, 1, 'late')]))[0]?.status, 'applied');
+      assert.equal((await store().apply([put(oldTombstone, 1, 'late')]))[0]?.status, 'applied');
       assert.equal(JSON.parse((await read(live))?.json ?? 'null'), 'kept');
       assert.equal(await clean({ tombstoneRetentionMs: 0 }), 0);
     });
