@@ -94,6 +94,7 @@ export class HybridCache<V = unknown> {
       maxEntries: options.maxEntries,
       maxBytes: options.maxBytes,
       onEvict: () => this.#counters.evictions++,
+      effectiveEnd: (endsLogAt) => this.#anchor.effectiveEnd(endsLogAt),
     });
     this.#guard = new StoreGuard({
       ...options.breaker,
@@ -101,8 +102,10 @@ export class HybridCache<V = unknown> {
       writeTimeoutMs: options.writeTimeoutMs,
       onHealthChange: (from, to, error) => this.#onHealthChange(from, to, error),
     });
-    this.#anchor = new ClockAnchor(this.#clock, (signal) =>
-      this.#guard.read((inner) => this.#storage.highWaterMark({ signal: inner }), signal),
+    this.#anchor = new ClockAnchor(
+      this.#clock,
+      (signal) => this.#guard.read((inner) => this.#storage.highWaterMark({ signal: inner }), signal),
+      (reserved) => this.#outbox.reserveVersions(reserved),
     );
     // `flush.batchSize` is documented as the most keys in any one store call: reads included.
     const maxKeysPerCall = options.flush.batchSize;
@@ -136,6 +139,7 @@ export class HybridCache<V = unknown> {
       this.#events.emit('deadLetter', letter);
     }
     this.#clock.observe(this.#outbox.highestVersion());
+    this.#anchor.restoreReserved(this.#outbox.reservedVersions());
     const rows = this.#outbox.pending();
     const now = Date.now();
     for (const row of rows) {

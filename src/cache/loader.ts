@@ -35,7 +35,8 @@ export class Loader {
    * it; once that write is flushed and evicted, memory could not tell, so such a read is discarded.
    */
   noteWrite(key: string, version: number): void {
-    if (this.#inFlight.has(key)) this.#writtenDuringRead.set(key, version);
+    if (this.#inFlight.has(key))
+      this.#writtenDuringRead.set(key, Math.max(this.#writtenDuringRead.get(key) ?? 0, version));
   }
 
   load(key: string): Promise<LoadResult> {

@@ -36,6 +36,8 @@ export interface MemoryTierOptions {
   maxEntries: number;
   maxBytes: number;
   onEvict: () => void;
+  /** Where a value's end of older items (`endsLogAt`) will be once sent (it moves when the value is re-minted). */
+  effectiveEnd?: (endsLogAt: number) => number;
 }
 
 /**
@@ -51,8 +53,10 @@ export class MemoryTier {
   readonly #itemValues = new WeakMap<LogItem, unknown>();
   #pendingBytes = 0;
   readonly #lru: LRUCache<string, Entry>;
+  readonly #effectiveEnd: (endsLogAt: number) => number;
 
   constructor(options: MemoryTierOptions) {
+    this.#effectiveEnd = options.effectiveEnd ?? ((endsLogAt) => endsLogAt);
     this.#lru = new LRUCache<string, Entry>({
       max: options.maxEntries,
       maxSize: options.maxBytes,
@@ -215,7 +219,8 @@ export class MemoryTier {
     const clean = this.#lru.peek(key);
     if (clean?.log === undefined) return;
     const grown = { ...clean, log: mergeItems(clean.log, stored) };
-    this.#lru.set(key, cleanEntry(grown, clean.bytes + bytes));
+    // An item a read already brought into the log is counted once.
+    this.#lru.set(key, cleanEntry(grown, clean.bytes - logBytes(clean.log) + logBytes(grown.log)));
   }
 
   pendingBytesOf(key: string): number {
@@ -319,7 +324,8 @@ export class MemoryTier {
 
   #learnLog(dirty: DirtyEntry, stored: LogItem[]): void {
     // An unflushed value that ends the key's older items (written over a delete) hides them already.
-    const live = dirty.endsLogAt > 0 ? stored.filter((item) => item.version > dirty.endsLogAt) : stored;
+    const end = dirty.endsLogAt > 0 ? this.#effectiveEnd(dirty.endsLogAt) : 0;
+    const live = end > 0 ? stored.filter((item) => item.version > end) : stored;
     if (dirty.log === undefined) dirty.log = dirty.deleted ? [] : mergeItems(live, dirty.settledItems ?? []);
     dirty.settledItems = undefined;
   }

@@ -10,32 +10,52 @@ import type { HybridLogicalClock } from './hlc.js';
  * the flusher gives each a new version before it is sent.
  *
  * The new versions are all minted the moment the mark arrives, in the order of the old ones and
- * before any write minted after it: a write accepted before the anchor keeps its place before every
- * write accepted after it (an item appended before the anchor still sorts before one appended
- * after, however long its re-mint waits).
+ * before any write minted after it, and recorded in the outbox: a write accepted before the anchor
+ * keeps its place before every write accepted after it (an item appended before the anchor still
+ * sorts before one appended after), however long its re-mint waits, and across a crash.
  */
 export class ClockAnchor {
   readonly #clock: HybridLogicalClock;
   readonly #readMark: (signal?: AbortSignal) => Promise<number>;
+  readonly #record: (reserved: ReadonlyArray<[from: number, to: number]>) => void;
   #mark: number | undefined;
   #reading: Promise<void> | undefined;
   /** Versions minted (or replayed) unanchored and never sent: each is re-minted before it is sent. */
   readonly #unanchored = new Set<number>();
-  /** Every version minted (or replayed) unanchored, sent or not: the new versions are reserved for all. */
-  readonly #beforeAnchor: number[] = [];
-  /** Old and new versions of the writes accepted before the anchor, by old version (ascending). */
+  /** Versions minted (or replayed) unanchored that have no new version reserved yet, sent or not. */
+  readonly #unreserved = new Set<number>();
+  /** Old and new versions of the writes accepted before an anchor, by old version (ascending). */
   #remap: Array<[from: number, to: number]> = [];
   /** Unanchored writes still on their way into the outbox. */
   #appending = 0;
   #onAppendsDone: Array<() => void> = [];
 
-  constructor(clock: HybridLogicalClock, readMark: (signal?: AbortSignal) => Promise<number>) {
+  /**
+   * `record` keeps the versions reserved at the anchor (in the outbox) before anything minted after
+   * it can be: a process that restarts before re-minting a write still gives it the version reserved
+   * for it, below the writes that followed it. It may throw; the anchor is then tried again later.
+   */
+  constructor(
+    clock: HybridLogicalClock,
+    readMark: (signal?: AbortSignal) => Promise<number>,
+    record: (reserved: ReadonlyArray<[from: number, to: number]>) => void = () => {},
+  ) {
     this.#clock = clock;
     this.#readMark = readMark;
+    this.#record = record;
   }
 
   get anchored(): boolean {
     return this.#mark !== undefined;
+  }
+
+  /** Versions an earlier process reserved and recorded: its writes left unanchored keep them. */
+  restoreReserved(reserved: ReadonlyArray<readonly [number, number]>): void {
+    for (const [from, to] of reserved) {
+      this.#clock.observe(to);
+      this.#remap.push([from, to]);
+    }
+    this.#remap.sort((a, b) => a[0] - b[0]);
   }
 
   /** Resolves once the clock has observed the store's mark; concurrent callers share one read. */
@@ -44,10 +64,12 @@ export class ClockAnchor {
     this.#reading ??= this.#readMark(signal)
       .then((mark) => {
         this.#clock.observe(mark);
+        const olds = [...this.#unreserved].filter((from) => !this.#hasReserved(from)).sort((a, b) => a - b);
+        const reserved = olds.map((from): [number, number] => [from, this.#clock.next()]);
+        if (reserved.length > 0) this.#record(reserved);
+        this.#unreserved.clear();
+        this.#remap = [...this.#remap, ...reserved].sort((a, b) => a[0] - b[0]);
         this.#mark = mark;
-        const olds = [...new Set(this.#beforeAnchor)].sort((a, b) => a - b);
-        this.#beforeAnchor.length = 0;
-        this.#remap = olds.map((from) => [from, this.#clock.next()]);
       })
       .finally(() => {
         this.#reading = undefined;
@@ -59,14 +81,14 @@ export class ClockAnchor {
   minted(version: number): boolean {
     if (this.#mark !== undefined) return false;
     this.#unanchored.add(version);
-    this.#beforeAnchor.push(version);
+    this.#unreserved.add(version);
     return true;
   }
 
   /** A write left by an earlier process that never reached the store with an anchored version. */
   replayedUnanchored(version: number): void {
     this.#unanchored.add(version);
-    this.#beforeAnchor.push(version);
+    if (!this.#hasReserved(version)) this.#unreserved.add(version);
   }
 
   /** The write with this version will never be sent (replaced, refused, or re-minted). */
@@ -88,12 +110,25 @@ export class ClockAnchor {
   /**
    * Where the end of a key's older items (a value's `endsLogAt`) lies in the new versions. An end is
    * always set just below the write that started the key's new log; when that write was accepted
-   * before the anchor, the end moves to just below its new version. Any other end (a write of an
-   * earlier process, or one accepted after the anchor) is kept.
+   * before an anchor, the end moves to just below its new version. Any other end (one written after
+   * the anchor) is kept.
    */
   remapEnd(endsLogAt: number): number {
     const next = this.#remap[this.#firstAbove(endsLogAt)];
     return next !== undefined && next[0] === endsLogAt + 1 ? next[1] - 1 : endsLogAt;
+  }
+
+  /**
+   * The end as it will reach the store, for reading the key's stored items meanwhile: `remapEnd`,
+   * or every stored item for an end below a write whose new version is not reserved yet (it will be
+   * above everything the store holds now).
+   */
+  effectiveEnd(endsLogAt: number): number {
+    return this.#unreserved.has(endsLogAt + 1) ? Number.POSITIVE_INFINITY : this.remapEnd(endsLogAt);
+  }
+
+  #hasReserved(from: number): boolean {
+    return this.#remap[this.#firstAbove(from - 1)]?.[0] === from;
   }
 
   /** Index of the first old version above `version`. */

@@ -49,6 +49,12 @@ const OUTBOX_SCHEMA: SqliteFileSchema = {
        unanchored INTEGER NOT NULL DEFAULT 0
      ) WITHOUT ROWID;
      CREATE INDEX pending_items_by_key ON pending_items (key, version);
+     -- The new versions reserved, when the clock was anchored, for the writes accepted before it:
+     -- a write still unanchored after a crash takes the version reserved for it.
+     CREATE TABLE reserved_versions (
+       old_version INTEGER PRIMARY KEY NOT NULL,
+       new_version INTEGER NOT NULL
+     ) WITHOUT ROWID;
      ALTER TABLE dead_letters ADD COLUMN item_id TEXT;
      ALTER TABLE pending ADD COLUMN ends_log_at INTEGER NOT NULL DEFAULT 0;`,
   ],

@@ -65,6 +65,10 @@ export interface Outbox {
   append(write: PendingWrite | PendingItem): Promise<void>;
   /** Gives pending rows new (anchored) versions, atomically, before they are sent. */
   remint(changes: readonly Remint[]): void;
+  /** Records the new versions reserved for writes accepted before the clock was anchored (see `ClockAnchor`). */
+  reserveVersions(reserved: ReadonlyArray<[from: number, to: number]>): void;
+  /** The versions an earlier process reserved, while rows it left may still need them; drops them once none can. */
+  reservedVersions(): Array<[from: number, to: number]>;
   /**
    * The store acknowledged these writes: drop each value row whose version still matches, and each
    * appended item's row (retried in the background if it cannot be written now).
@@ -106,6 +110,12 @@ export class MemoryOutbox implements Outbox {
   }
 
   remint(): void {}
+
+  reserveVersions(): void {}
+
+  reservedVersions(): Array<[number, number]> {
+    return [];
+  }
 
   acknowledge(): void {}
 

@@ -104,6 +104,7 @@ export class SqliteOutbox implements Outbox {
   readonly #commitGroup: (writes: Array<PendingWrite | PendingItem>) => void;
   readonly #ackAll: (writes: readonly Ack[], items: ReadonlyArray<[string, number]>) => void;
   readonly #remintAll: (changes: readonly Remint[]) => void;
+  readonly #reserveAll: (reserved: ReadonlyArray<[number, number]>) => void;
   readonly #maintenance: NodeJS.Timeout;
   #group: Array<{ write: PendingWrite | PendingItem; resolve: () => void; reject: (error: Error) => void }> =
     [];
@@ -217,6 +218,12 @@ export class SqliteOutbox implements Outbox {
         if (c.itemId === undefined) reversion.run(c.to, c.endsLogAt ?? null, c.key, c.from);
         else itemReversion.run(c.to, c.itemId);
       }
+    });
+    const reserve = db.prepare(
+      'INSERT INTO reserved_versions (old_version, new_version) VALUES (?, ?) ON CONFLICT DO NOTHING',
+    );
+    this.#reserveAll = db.transaction((reserved: ReadonlyArray<[number, number]>) => {
+      for (const [from, to] of reserved) reserve.run(from, to);
     });
     // Last: its descriptors may only be closed after the connection (see OutboxFiles).
     this.#files = options.path === ':memory:' ? undefined : OutboxFiles.watch(options.path);
@@ -362,6 +369,29 @@ export class SqliteOutbox implements Outbox {
     this.#remintAll(changes);
     const lost = this.#afterWrite();
     if (lost) throw lost;
+  }
+
+  reserveVersions(reserved: ReadonlyArray<[from: number, to: number]>): void {
+    if (this.#lost) return;
+    if (this.#closed) throw new OutboxError('the outbox is closed');
+    this.#reserveAll(reserved);
+    const lost = this.#afterWrite();
+    if (lost) throw lost;
+  }
+
+  reservedVersions(): Array<[number, number]> {
+    try {
+      this.#db.exec(
+        `DELETE FROM reserved_versions
+         WHERE NOT EXISTS (SELECT 1 FROM pending) AND NOT EXISTS (SELECT 1 FROM pending_items)`,
+      );
+      return this.#db
+        .prepare('SELECT old_version, new_version FROM reserved_versions ORDER BY old_version')
+        .raw()
+        .all() as Array<[number, number]>;
+    } catch (error) {
+      throw describeReplayFailure(this.#path, error);
+    }
   }
 
   acknowledge(writes: readonly Acknowledged[]): void {

@@ -63,7 +63,7 @@ describe('files written before appended items existed', () => {
     outbox.close();
     const raw = new Database(path);
     raw.exec(
-      'DROP TABLE pending_items; ALTER TABLE dead_letters DROP COLUMN item_id; ALTER TABLE pending DROP COLUMN ends_log_at; PRAGMA user_version = 2;',
+      'DROP TABLE pending_items; DROP TABLE reserved_versions; ALTER TABLE dead_letters DROP COLUMN item_id; ALTER TABLE pending DROP COLUMN ends_log_at; PRAGMA user_version = 2;',
     );
     raw.close();
 

@@ -70,6 +70,20 @@ class HeldWritesStorage extends FaultyStorage<MemoryStorage> {
     await this.#gate;
     return super.apply(writes, opts);
   }
+  #markGate: Promise<void> | undefined;
+  #releaseMark: () => void = () => {};
+  /** The version high-water mark is not answered until `releaseMark`: writes meanwhile are unanchored. */
+  holdMark(): void {
+    this.#markGate = new Promise((resolve) => (this.#releaseMark = resolve));
+  }
+  releaseMark(): void {
+    this.#markGate = undefined;
+    this.#releaseMark();
+  }
+  override async highWaterMark(opts?: { signal?: AbortSignal }) {
+    await this.#markGate;
+    return super.highWaterMark(opts);
+  }
 }
 
 let dir: string;
@@ -187,6 +201,69 @@ describe('append', () => {
     await cache.flush();
     expect(await cache.getWithItems('k')).toEqual({ value: 'new', items: [] });
     expect(storage.inner.peekItems('k')).toEqual([]);
+    await cache.close();
+  });
+
+  it('a crash after the anchor keeps the versions it reserved: writes from before it stay before the writes after it', async () => {
+    const storage = new HeldWritesStorage();
+    // The store holds versions an hour ahead of this process's clock.
+    const ahead = (Date.now() + 3_600_000) * 1024;
+    await storage.inner.apply([{ key: 'elsewhere', version: ahead, json: '1', expiresAt: null }]);
+    storage.holdMark();
+    // Nothing is sent (nor re-minted) before the crash: the first flush would come after a minute.
+    let cache = await createHybridCache({
+      storage,
+      outbox: { path: join(dir, 'outbox.db'), durability: 'process' },
+      flush: { batchSize: 50, intervalMs: 60_000, concurrency: 2 },
+      logger: silentLogger,
+    });
+    // Accepted before the mark is known: the delete, the value over it, and an item.
+    await cache.delete('k');
+    await cache.set('k', 'v');
+    await cache.append('log', 'before');
+    storage.releaseMark();
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the flusher reads the mark
+    // Accepted after: these must stay after the ones above, in order and not ended by the delete.
+    await cache.append('k', 'after-set');
+    await cache.append('log', 'after');
+    await cache[ABANDON]();
+    cache = await durableCache(storage);
+    await cache.flush();
+    expect(await cache.getWithItems('k')).toEqual({ value: 'v', items: ['after-set'] });
+    expect(await cache.getWithItems('log')).toBeUndefined(); // never set: its items stay invisible
+    expect(storage.inner.peekItems('log').map((i) => JSON.parse(i.json))).toEqual(['before', 'after']);
+    expect(storage.inner.peekItems('k').map((i) => JSON.parse(i.json))).toEqual(['after-set']);
+    await cache.close();
+  });
+
+  it('after a crash before the anchor, a value written over a delete hides every item stored before it', async () => {
+    const storage = new HeldWritesStorage();
+    const ahead = (Date.now() + 3_600_000) * 1024;
+    await storage.inner.apply([
+      { key: 'k', version: ahead, json: '"old"', expiresAt: null },
+      {
+        key: 'k',
+        version: ahead + 1,
+        json: null,
+        expiresAt: null,
+        appendedAt: 0,
+        items: [{ id: 'x', version: ahead + 1, json: '"stored"' }],
+      },
+    ]);
+    storage.holdMark();
+    storage.holdWrites();
+    let cache = await durableCache(storage);
+    await cache.delete('k');
+    await cache.set('k', 'new');
+    await cache[ABANDON]();
+    cache = await durableCache(storage);
+    // Not anchored yet: the delete will be sent above everything the store holds, item included.
+    expect(await cache.getWithItems('k')).toEqual({ value: 'new', items: [] });
+    storage.releaseMark();
+    storage.releaseWrites();
+    await cache.flush();
+    expect(storage.inner.peekItems('k')).toEqual([]);
+    expect(await cache.getWithItems('k')).toEqual({ value: 'new', items: [] });
     await cache.close();
   });
 
