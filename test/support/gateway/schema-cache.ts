@@ -74,6 +74,7 @@ export class SchemaCache {
   #closed = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #loading: Promise<void> | undefined;
+  #reloadAgain: Promise<void> | undefined;
 
   constructor(
     private readonly connection: pg.ClientConfig,
@@ -104,7 +105,18 @@ export class SchemaCache {
 
   /** Loads the cache now (also used by the gateway when a request finds it missing). */
   reload(): Promise<void> {
-    this.#loading ??= this.#load().finally(() => {
+    if (this.#loading) {
+      // Asked again while loading (a migration's next NOTIFY): the load under way may have read the
+      // catalog before the change, so load once more after it.
+      this.#reloadAgain ??= this.#loading
+        .catch(() => {})
+        .then(() => {
+          this.#reloadAgain = undefined;
+          return this.reload();
+        });
+      return this.#reloadAgain;
+    }
+    this.#loading = this.#load().finally(() => {
       this.#loading = undefined;
     });
     return this.#loading;
