@@ -91,8 +91,7 @@ describe('outbox on a full disk', () => {
       await cache.flush();
       expect(cache.stats().pending).toBe(0);
       expect(storage.inner.peek(`backlog-${accepted - 1}`)).toBeDefined();
-      // Takes about 8 s on an idle machine: the 1 s maintenance tick retries the checkpoint until the
-      // deleted rows' pages are free again on the full disk.
+      // About 8 s on an idle machine (the outbox probes once a second); slower under load.
       await vi.waitFor(() => expect(cache.stats().outboxWritable).toBe(true), {
         timeout: 30_000,
         interval: 50,
