@@ -23,6 +23,7 @@ export default defineConfig({
       'test/unit/storage-paths.test.ts',
       'test/unit/append.test.ts',
       'test/unit/remint-plan.test.ts',
+      'test/unit/clock-anchor.test.ts',
       'test/unit/version-anchor.test.ts',
       'test/unit/high-water-mark.test.ts',
       'test/contract/memory.contract.test.ts',

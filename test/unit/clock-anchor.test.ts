@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { ClockAnchor } from '../../src/sync/clock-anchor.js';
+import { HybridLogicalClock } from '../../src/sync/hlc.js';
+
+/** An anchor over a clock, with a mark the test gives and the reservations it records. */
+function setup(mark = 0) {
+  const clock = new HybridLogicalClock();
+  const recorded: Array<Array<[number, number]>> = [];
+  let reads = 0;
+  const anchor = new ClockAnchor(
+    clock,
+    async () => {
+      reads++;
+      return mark;
+    },
+    (reserved) => recorded.push([...reserved]),
+  );
+  return { clock, anchor, recorded, reads: () => reads };
+}
+
+describe('ClockAnchor', () => {
+  it('is anchored once the mark is read, and reads it only once', async () => {
+    const { anchor, reads } = setup();
+    expect(anchor.anchored).toBe(false);
+    await Promise.all([anchor.ensure(), anchor.ensure()]);
+    expect(anchor.anchored).toBe(true);
+    await anchor.ensure();
+    expect(reads()).toBe(1);
+  });
+
+  it('reserves in the order of the old versions, however they were replayed, and records them once', async () => {
+    const { clock, anchor, recorded } = setup();
+    const base = clock.next();
+    // Replayed rows come in the order they were queued, not by version.
+    anchor.replayedUnanchored(base + 30);
+    anchor.replayedUnanchored(base + 10);
+    anchor.replayedUnanchored(base + 20);
+    await anchor.ensure();
+    expect(recorded).toHaveLength(1);
+    const [first, second, third] = [base + 10, base + 20, base + 30].map((v) => anchor.remintedVersion(v));
+    expect(first).toBeLessThan(second as number);
+    expect(second).toBeLessThan(third as number);
+    expect(recorded[0]?.map(([from]) => from)).toEqual([base + 10, base + 20, base + 30]);
+  });
+
+  it('records nothing when nothing was accepted before the anchor', async () => {
+    const { anchor, recorded } = setup();
+    await anchor.ensure();
+    expect(recorded).toEqual([]);
+    expect(anchor.minted(123)).toBe(false);
+    expect(anchor.needsRemint(123)).toBe(false);
+  });
+
+  it('gives replayed writes the versions an earlier process reserved, and reserves only for the others', async () => {
+    const { clock, anchor, recorded } = setup();
+    const reservedEarlier: Array<[number, number]> = [
+      [500, 9_000_000_002],
+      [400, 9_000_000_001],
+    ];
+    anchor.restoreReserved(reservedEarlier);
+    // The clock never mints below a version an earlier process reserved.
+    expect(clock.next()).toBeGreaterThan(9_000_000_002);
+    anchor.replayedUnanchored(400);
+    anchor.replayedUnanchored(500);
+    const fresh = clock.next();
+    expect(anchor.minted(fresh)).toBe(true);
+    await anchor.ensure();
+    expect(anchor.remintedVersion(400)).toBe(9_000_000_001);
+    expect(anchor.remintedVersion(500)).toBe(9_000_000_002);
+    expect(anchor.remintedVersion(fresh)).toBeGreaterThan(9_000_000_002);
+    expect(recorded).toEqual([[[fresh, anchor.remintedVersion(fresh)]]]);
+    // Ends set below any of them move, in either numbering.
+    expect(anchor.remapEnd(399)).toBe(9_000_000_000);
+    expect(anchor.remapEnd(499)).toBe(9_000_000_001);
+  });
+
+  it('sees every stored item as ended by an end below a write with no version reserved yet', async () => {
+    const { clock, anchor } = setup();
+    const version = clock.next();
+    anchor.minted(version);
+    expect(anchor.effectiveEnd(version - 1)).toBe(Number.POSITIVE_INFINITY);
+    expect(anchor.effectiveEnd(version - 2)).toBe(version - 2);
+    await anchor.ensure();
+    expect(anchor.effectiveEnd(version - 1)).toBe(anchor.remintedVersion(version) - 1);
+  });
+
+  it('forgets a write that will not be sent, and reserves each version once across anchors', async () => {
+    const { clock, anchor } = setup();
+    const version = clock.next();
+    anchor.minted(version);
+    anchor.forget(version);
+    expect(anchor.needsRemint(version)).toBe(false);
+    await anchor.ensure();
+    // Forgotten writes keep their reservation: a value's end may still be set below them.
+    expect(anchor.remapEnd(version - 1)).toBe(anchor.remintedVersion(version) - 1);
+  });
+
+  it('stays unanchored when the reservations cannot be recorded, and tries again', async () => {
+    const clock = new HybridLogicalClock();
+    let fail = true;
+    const anchor = new ClockAnchor(
+      clock,
+      async () => 0,
+      () => {
+        if (fail) throw new Error('disk full');
+      },
+    );
+    const version = clock.next();
+    anchor.minted(version);
+    await expect(anchor.ensure()).rejects.toThrow('disk full');
+    expect(anchor.anchored).toBe(false);
+    fail = false;
+    await anchor.ensure();
+    expect(anchor.anchored).toBe(true);
+    expect(anchor.remintedVersion(version)).toBeGreaterThan(version);
+  });
+});
