@@ -347,6 +347,23 @@ describe('append', () => {
     await cache.close({ timeoutMs: 10 });
   });
 
+  it('drops an appended item a newer delete from elsewhere refused, and counts it as superseded', async () => {
+    const { cache, storage } = await memoryCache();
+    await cache.set('k', 'v');
+    await cache.flush();
+    await cache.getWithItems('k');
+    // Another process deleted the key, with a version far above this process's clock.
+    await storage.inner.apply([
+      { key: 'k', version: Number.MAX_SAFE_INTEGER - 10, json: null, expiresAt: null },
+    ]);
+    await cache.append('k', 'late');
+    await cache.flush();
+    expect(storage.inner.peekItems('k')).toEqual([]);
+    expect(cache.stats()).toMatchObject({ superseded: 1, pending: 0, deadLetters: 0 });
+    expect(cache.deadLetters()).toEqual([]);
+    await cache.close();
+  });
+
   it('dead-letters a rejected append item by item, and they can be retried', async () => {
     const { cache, storage } = await memoryCache();
     await cache.set('poison', 'v');
@@ -356,6 +373,7 @@ describe('append', () => {
     await cache.append('poison', 2);
     await cache.flush();
     const letters = cache.deadLetters();
+    expect(cache.stats().deadLetters).toBe(2);
     expect(letters.map((l) => [l.itemId !== undefined, l.json])).toEqual([
       [true, '1'],
       [true, '2'],
