@@ -24,7 +24,7 @@ interface BlindResult {
 
 /** Runs one blind write in a child process whose wall clock is `offsetMs` off. */
 async function blindWrite(
-  env: { store: string; outbox: string; op: 'set' | 'delete'; key: string; value?: unknown },
+  env: { store: string; outbox: string; op: 'set' | 'delete' | 'append'; key: string; value?: unknown },
   offsetMs = 0,
 ): Promise<BlindResult> {
   const child = spawn(
@@ -74,11 +74,11 @@ describe('a process whose clock is an hour behind the store (real child processe
       const outbox = (n: number) => (disk === 'durability none' ? '' : join(dir, `outbox-${n}.db`));
 
       const first = await blindWrite({ store, outbox: outbox(1), op: 'set', key: 'k', value: 'old' });
-      expect(first).toMatchObject({ afterFlush: 'old', pending: 0 });
+      expect(first).toMatchObject({ afterFlush: { value: 'old', items: [] }, pending: 0 });
 
       const set = await blindWrite({ store, outbox: outbox(2), op: 'set', key: 'k', value: 'new' }, -HOUR_MS);
       expect(set.now).toBeLessThan(Date.now() - HOUR_MS / 2); // the child's clock really was behind
-      expect(set).toMatchObject({ afterFlush: 'new', superseded: 0, pending: 0 });
+      expect(set).toMatchObject({ afterFlush: { value: 'new', items: [] }, superseded: 0, pending: 0 });
       expect(JSON.parse((await stored(store, 'k'))?.json ?? 'null')).toBe('new');
 
       const deleted = await blindWrite({ store, outbox: outbox(3), op: 'delete', key: 'k' }, -HOUR_MS);
@@ -91,4 +91,24 @@ describe('a process whose clock is an hour behind the store (real child processe
       expect((await stored(store, 'k'))?.json).toBeNull();
     }, 60_000);
   }
+
+  it('appends after every older item, never refused, from a fresh disk', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hc-clock-behind-'));
+    dirs.push(dir);
+    const store = join(dir, 'store.db');
+    const outbox = (n: number) => join(dir, `outbox-${n}.db`);
+    await blindWrite({ store, outbox: outbox(1), op: 'set', key: 'log', value: 'header' });
+    await blindWrite({ store, outbox: outbox(2), op: 'append', key: 'log', value: 'first' });
+    const behind = await blindWrite(
+      { store, outbox: outbox(3), op: 'append', key: 'log', value: 'second' },
+      -HOUR_MS,
+    );
+    expect(behind.now).toBeLessThan(Date.now() - HOUR_MS / 2);
+    expect(behind).toMatchObject({
+      afterFlush: { value: 'header', items: ['first', 'second'] },
+      superseded: 0,
+    });
+    const items = (await stored(store, 'log'))?.items?.map((item) => JSON.parse(item.json));
+    expect(items).toEqual(['first', 'second']);
+  }, 60_000);
 });
