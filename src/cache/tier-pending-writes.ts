@@ -61,10 +61,6 @@ export class TierPendingWrites implements PendingWrites {
     return this.#tier.hasPending(key);
   }
 
-  remintedItems(key: string): void {
-    this.#onStoreChanged(key, Number.MAX_SAFE_INTEGER);
-  }
-
   reminted(key: string, from: number, to: number, endsLogAt?: number): void {
     this.#tier.reversion(key, from, to, endsLogAt);
     this.#onStoreChanged(key, to);

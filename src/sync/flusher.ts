@@ -223,9 +223,9 @@ export class Flusher {
     // Memory holds the same item objects as the writes: changing them changes both.
     applyRemints(writes, changes);
     for (const change of changes) {
+      // Items are changed in place above; a value's new version is told to memory.
       if (change.itemId === undefined)
         this.#pending.reminted(change.key, change.from, change.to, change.endsLogAt);
-      else this.#pending.remintedItems(change.key);
       this.#anchor.forget(change.from);
     }
     this.#logger.debug(

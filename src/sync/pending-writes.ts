@@ -12,8 +12,6 @@ export interface PendingWrites {
   isPending(key: string): boolean;
   /** The value write was given the new version `to` (in the outbox already) before it was sent, and the new end of the items it ends. */
   reminted(key: string, from: number, to: number, endsLogAt?: number): void;
-  /** Unflushed items of `key` were given new versions (in the outbox already, and in the item objects) before they were sent. */
-  remintedItems(key: string): void;
   /** The store applied this write. */
   applied(write: VersionedWrite): void;
   /** The store already held this write: an earlier attempt committed but its answer was lost. */

@@ -474,7 +474,6 @@ describe('Flusher.waitFor', () => {
       },
       isPending: (key) => latest.has(key),
       reminted: () => {},
-      remintedItems: () => {},
       applied: forget,
       alreadyStored: forget,
       superseded: forget,
