@@ -28,6 +28,7 @@ export default defineConfig({
       'test/unit/high-water-mark.test.ts',
       'test/unit/closest-name.test.ts',
       'test/unit/tier-pending-writes.test.ts',
+      'test/unit/cache-events.test.ts',
       'test/contract/memory.contract.test.ts',
       'test/contract/sqlite.contract.test.ts',
       'test/property/model-memory.test.ts',

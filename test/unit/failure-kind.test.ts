@@ -103,4 +103,14 @@ describe('requestedDelayMs', () => {
     expect(requestedDelayMs(Object.assign(new Error('x'), { kind: 'transient', retryAfterMs: 9 }))).toBe(9);
     expect(requestedDelayMs(Object.assign(new Error('x'), { kind: 'permanent', retryAfterMs: 9 }))).toBe(0);
   });
+
+  it.each([
+    ['zero', 0],
+    ['negative', -5],
+    ['infinite', Number.POSITIVE_INFINITY],
+    ['NaN', Number.NaN],
+    ['a string', '9'],
+  ])('ignores a %s retryAfterMs', (_label, retryAfterMs) => {
+    expect(requestedDelayMs(Object.assign(new Error('x'), { kind: 'transient', retryAfterMs }))).toBe(0);
+  });
 });
