@@ -32,6 +32,8 @@ export default defineConfig({
       'test/unit/entry-items.test.ts',
       'test/unit/memory-tier-accounting.test.ts',
       'test/unit/memory-tier-logs.test.ts',
+      'test/unit/sqlite-outbox-commit.test.ts',
+      'test/unit/sqlite-outbox-acknowledge.test.ts',
       'test/contract/memory.contract.test.ts',
       'test/contract/sqlite.contract.test.ts',
       'test/property/model-memory.test.ts',
