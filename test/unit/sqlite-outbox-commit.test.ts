@@ -287,6 +287,14 @@ describe('SqliteOutbox: background maintenance', () => {
     outbox.close();
   });
 
+  it('does not keep the process alive while open', () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const outbox = SqliteOutbox.open({ path: join(dir, 'outbox.db'), durability: 'process' });
+    expect(timers()).toBe(before);
+    outbox.close();
+  });
+
   it('leaves an idle reopened outbox alone, even once its rows were read for replay', async () => {
     const path = join(dir, 'outbox.db');
     const first = SqliteOutbox.open({ path, durability: 'process' });
