@@ -34,6 +34,8 @@ export default defineConfig({
       'test/unit/memory-tier-logs.test.ts',
       'test/unit/sqlite-outbox-commit.test.ts',
       'test/unit/sqlite-outbox-acknowledge.test.ts',
+      'test/unit/cache-closed.test.ts',
+      'test/unit/cache-stats.test.ts',
       'test/contract/memory.contract.test.ts',
       'test/contract/sqlite.contract.test.ts',
       'test/property/model-memory.test.ts',
