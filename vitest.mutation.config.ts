@@ -38,6 +38,7 @@ export default defineConfig({
       'test/unit/cache-stats.test.ts',
       'test/unit/cache-read-pending-items.test.ts',
       'test/unit/cache-read-large-values.test.ts',
+      'test/unit/cache-append-outbox.test.ts',
       'test/contract/memory.contract.test.ts',
       'test/contract/sqlite.contract.test.ts',
       'test/property/model-memory.test.ts',
