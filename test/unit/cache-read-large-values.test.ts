@@ -104,6 +104,17 @@ describe('getWithItems of a value larger than memory keeps', () => {
   });
 });
 
+describe('get of a value larger than memory keeps', () => {
+  it('rejects with CorruptValueError, caused by the parse error, when the stored value is not valid JSON', async () => {
+    const { storage, cache } = await smallMemory();
+    storage.answers.set('k', { version: 10, json: `"${big}`, expiresAt: null });
+    const error = await settleWithTimers(cache.get('k')).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CorruptValueError);
+    expect(error).toMatchObject({ code: 'ERR_CORRUPT_VALUE', key: 'k' });
+    expect((error as Error).cause).toBeInstanceOf(SyntaxError);
+  });
+});
+
 describe('the store version high-water mark', () => {
   it('is read with a signal the cache can abort', async () => {
     const { storage } = await smallMemory();
