@@ -41,6 +41,7 @@ export default defineConfig({
       'test/unit/cache-append-outbox.test.ts',
       'test/unit/cache-retry-dead-items.test.ts',
       'test/unit/outbox-wrong-files.test.ts',
+      'test/unit/replay-item-versions.test.ts',
       'test/contract/memory.contract.test.ts',
       'test/contract/sqlite.contract.test.ts',
       'test/property/model-memory.test.ts',
