@@ -263,7 +263,7 @@ describe('SqliteOutbox: its files deleted underneath it', () => {
     const outbox = SqliteOutbox.open({ path, durability: 'fsync', maintenanceIntervalMs: 10, logger });
     await outbox.append(write('a', 1));
     unlinkSync(`${path}-wal`);
-    await vi.waitFor(() => expect(outbox.lost).toBe(true), { timeout: 2_000, interval: 5 });
+    await vi.waitFor(() => expect(outbox.lost).toBe(true), { timeout: 5_000, interval: 5 });
     expect(at('error').map((l) => l.msg)).toEqual([
       'the outbox file was deleted or replaced; refusing writes',
     ]);
@@ -281,7 +281,7 @@ describe('SqliteOutbox: background maintenance', () => {
     const outbox = SqliteOutbox.open({ path, durability: 'process', maintenanceIntervalMs: 10, logger });
     await outbox.append(write('a', 1));
     expect(outbox.checkpoints).toBe(0); // never inside a commit
-    await vi.waitFor(() => expect(outbox.checkpoints).toBeGreaterThan(0), { timeout: 600, interval: 5 });
+    await vi.waitFor(() => expect(outbox.checkpoints).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
     expect(outbox.pending().map((p) => p.key)).toEqual(['a']);
     expect(lines).toEqual([]);
     outbox.close();
