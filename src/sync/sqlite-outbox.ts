@@ -443,7 +443,7 @@ export class SqliteOutbox implements Outbox {
       for (const l of taken) {
         remove.run(l.key, l.version, l.itemId ?? null);
         if (l.itemId === undefined) this.#upsert.run(l.key, l.version, l.json, l.expiresAt, now, 0);
-        else this.#insertItem.run(l.itemId, l.key, l.version, l.json, l.expiresAt, now);
+        else this.#insertItem.run(l.itemId, l.key, l.version, l.json, l.expiresAt, now, 0);
       }
       return taken;
     })();

@@ -232,3 +232,39 @@ describe('clock high-water mark', () => {
     }
   });
 });
+
+describe('SqliteOutbox dead letters of appended items', () => {
+  it('requeues a dead-lettered item into the pending items, anchored, and removes its letter', async () => {
+    const path = join(dir, 'outbox.db');
+    const outbox = SqliteOutbox.open({ path, durability: 'process' });
+    await outbox.append({
+      key: 'log',
+      item: { id: 'i1', version: 10, json: '"line"' },
+      expiresAt: null,
+      queuedAt: 1,
+      unanchored: true,
+    });
+    outbox.deadLetter({
+      key: 'log',
+      version: 10,
+      json: '"line"',
+      expiresAt: null,
+      itemId: 'i1',
+      error: 'x',
+      failedAt: 2,
+    });
+    expect(outbox.requeueDeadLetters().map((l) => l.itemId)).toEqual(['i1']);
+    expect(outbox.deadLetters()).toEqual([]);
+    outbox.close();
+    const reopened = SqliteOutbox.open({ path, durability: 'process' });
+    expect(reopened.pendingItems()).toEqual([
+      {
+        key: 'log',
+        item: { id: 'i1', version: 10, json: '"line"' },
+        expiresAt: null,
+        queuedAt: expect.any(Number),
+      },
+    ]);
+    reopened.close();
+  });
+});
