@@ -1,0 +1,215 @@
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { OutboxError } from '../../src/index.js';
+import type { PendingItem, PendingWrite } from '../../src/sync/outbox.js';
+import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import { capturingLogger } from '../helpers/cache.js';
+
+let dir: string;
+let path: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hc-outbox-maint-'));
+  path = join(dir, 'outbox.db');
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const value = (key: string, version: number, json = JSON.stringify(version)): PendingWrite => ({
+  key,
+  version,
+  json,
+  expiresAt: null,
+  queuedAt: version,
+});
+const item = (key: string, id: string, version: number): PendingItem => ({
+  key,
+  item: { id, version, json: JSON.stringify(id) },
+  expiresAt: null,
+  queuedAt: version,
+});
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+const sizeOf = (p: string) => statSync(p, { throwIfNoEntry: false })?.size ?? 0;
+
+/**
+ * What a crash right now would leave: the outbox file and its log copied aside (the outbox holds
+ * its file exclusively), then opened, as a restarted process would.
+ */
+let snapshots = 0;
+function rowsOnDisk(): { values: number; items: number } {
+  const copy = join(dir, `snapshot-${++snapshots}.db`);
+  copyFileSync(path, copy);
+  copyFileSync(`${path}-wal`, `${copy}-wal`);
+  const db = new Database(copy, { readonly: true });
+  try {
+    return {
+      values: db.prepare('SELECT count(*) FROM pending').pluck().get() as number,
+      items: db.prepare('SELECT count(*) FROM pending_items').pluck().get() as number,
+    };
+  } finally {
+    db.close();
+  }
+}
+
+describe('acknowledged rows are deleted a chunk per turn of the event loop', () => {
+  it('32 rows per turn, until none is left', async () => {
+    const outbox = SqliteOutbox.open({ path, durability: 'process' });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => outbox.append(value(`k${i}`, i + 1))));
+    expect(rowsOnDisk()).toEqual({ values: 100, items: 0 });
+    outbox.acknowledge(Array.from({ length: 100 }, (_, i) => ({ key: `k${i}`, version: i + 1 })));
+    // Nothing is deleted inside acknowledge: the caller is not held up.
+    expect(rowsOnDisk()).toEqual({ values: 100, items: 0 });
+    const left: number[] = [];
+    for (let turn = 0; turn < 5; turn++) {
+      await nextTurn();
+      left.push(rowsOnDisk().values);
+    }
+    expect(left).toEqual([68, 36, 4, 0, 0]);
+    outbox.close();
+  });
+
+  it('values first, then items, 32 rows in all per turn', async () => {
+    const outbox = SqliteOutbox.open({ path, durability: 'process' });
+    await Promise.all([
+      ...Array.from({ length: 20 }, (_, i) => outbox.append(value(`k${i}`, i + 1))),
+      ...Array.from({ length: 20 }, (_, i) => outbox.append(item('log', `i${i}`, 100 + i))),
+    ]);
+    outbox.acknowledge([
+      ...Array.from({ length: 20 }, (_, i) => ({ key: `k${i}`, version: i + 1 })),
+      {
+        key: 'log',
+        version: 119,
+        items: Array.from({ length: 20 }, (_, i) => ({ id: `i${i}`, version: 100 + i, json: '""' })),
+      },
+    ]);
+    await nextTurn();
+    expect(rowsOnDisk()).toEqual({ values: 0, items: 8 });
+    await nextTurn();
+    expect(rowsOnDisk()).toEqual({ values: 0, items: 0 });
+    expect(outbox.highestVersion()).toBe(119);
+    outbox.close();
+  });
+
+  it('acknowledgements made while a chunk is scheduled join it; one chunk at a time', async () => {
+    const outbox = SqliteOutbox.open({ path, durability: 'process' });
+    await Promise.all(Array.from({ length: 40 }, (_, i) => outbox.append(value(`k${i}`, i + 1))));
+    outbox.acknowledge(Array.from({ length: 20 }, (_, i) => ({ key: `k${i}`, version: i + 1 })));
+    outbox.acknowledge(Array.from({ length: 20 }, (_, i) => ({ key: `k${20 + i}`, version: 21 + i })));
+    await nextTurn();
+    expect(rowsOnDisk().values).toBe(8);
+    await nextTurn();
+    expect(rowsOnDisk().values).toBe(0);
+    outbox.close();
+  });
+});
+
+describe('background maintenance', () => {
+  it('gives the log’s disk space back once nothing is pending', async () => {
+    const outbox = SqliteOutbox.open({ path, durability: 'process', maintenanceIntervalMs: 10 });
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) => outbox.append(value(`k${i}`, i + 1, `"${'x'.repeat(500)}"`))),
+    );
+    expect(sizeOf(`${path}-wal`)).toBeGreaterThan(0);
+    outbox.acknowledge(Array.from({ length: 50 }, (_, i) => ({ key: `k${i}`, version: i + 1 })));
+    await vi.waitFor(() => expect(sizeOf(`${path}-wal`)).toBe(0), { timeout: 5_000, interval: 5 });
+    expect(outbox.checkpoints).toBeGreaterThan(0);
+    expect(outbox.pending()).toEqual([]);
+    outbox.close();
+  });
+
+  it('checkpoints what was written, keeping the log file while writes are pending', async () => {
+    const outbox = SqliteOutbox.open({ path, durability: 'process', maintenanceIntervalMs: 10 });
+    await outbox.append(value('a', 1));
+    await vi.waitFor(() => expect(outbox.checkpoints).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
+    // Several more ticks with the row still pending.
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(sizeOf(`${path}-wal`)).toBeGreaterThan(0);
+    expect(outbox.pending().map((p) => p.key)).toEqual(['a']);
+    outbox.close();
+  });
+});
+
+describe('an outbox capped by maxFileBytes', () => {
+  const cap = 256 * 1024;
+  const kilobyte = (i: number) => JSON.stringify({ i, text: 'x'.repeat(1_000) });
+
+  async function fill(outbox: SqliteOutbox): Promise<{ accepted: number; error: OutboxError }> {
+    for (let i = 0; i < 2_000; i++) {
+      try {
+        await outbox.append(value(`k${i}`, i + 1, kilobyte(i)));
+      } catch (error) {
+        expect(error).toBeInstanceOf(OutboxError);
+        return { accepted: i, error: error as OutboxError };
+      }
+      expect(sizeOf(path) + sizeOf(`${path}-wal`)).toBeLessThanOrEqual(cap);
+    }
+    throw new Error('the capped outbox never refused a write');
+  }
+
+  it('keeps the file and its log under the cap, and says the cap was reached when full', async () => {
+    const outbox = SqliteOutbox.open({ path, durability: 'process', maxFileBytes: cap });
+    const { accepted, error } = await fill(outbox);
+    expect(accepted).toBeGreaterThan(20);
+    expect(error.message).toMatch(
+      /^the outbox at .* could not record the write: .*\(outbox\.maxFileBytes reached/,
+    );
+    expect(outbox.failure).toBe(error);
+    expect(outbox.checkpoints).toBeGreaterThan(0);
+    expect(outbox.pending()).toHaveLength(accepted);
+    outbox.close();
+  });
+
+  it('a log grown past its threshold (half the log budget) is checkpointed after the commit, in the background', async () => {
+    const outbox = SqliteOutbox.open({
+      path,
+      durability: 'process',
+      maxFileBytes: cap,
+      maintenanceIntervalMs: 60_000,
+    });
+    // The threshold: half of what the cap leaves the log; well below the point where a commit must make room first.
+    const threshold = Math.floor((cap - Math.floor((cap - 32) / (4096 + 4096 + 24)) * 4096) / 2);
+    let i = 0;
+    while (sizeOf(`${path}-wal`) < threshold + 4096 && outbox.checkpoints === 0) {
+      await outbox.append(value(`k${i}`, ++i, kilobyte(i)));
+    }
+    await vi.waitFor(() => expect(outbox.checkpoints).toBeGreaterThan(0), { timeout: 1_000, interval: 5 });
+    expect(outbox.pending()).toHaveLength(i);
+    outbox.close();
+  });
+
+  it('a small write does not checkpoint the log', async () => {
+    const outbox = SqliteOutbox.open({
+      path,
+      durability: 'process',
+      maxFileBytes: cap,
+      maintenanceIntervalMs: 60_000,
+    });
+    await outbox.append(value('a', 1));
+    for (let turn = 0; turn < 5; turn++) await nextTurn();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(outbox.checkpoints).toBe(0);
+    outbox.close();
+  });
+
+  it('accepts writes again once the backlog is acknowledged, found by the background probe', async () => {
+    const log = capturingLogger();
+    const outbox = SqliteOutbox.open({
+      path,
+      durability: 'process',
+      maxFileBytes: cap,
+      maintenanceIntervalMs: 10,
+      logger: log.logger,
+    });
+    const { accepted } = await fill(outbox);
+    expect(outbox.failure).toBeInstanceOf(OutboxError);
+    outbox.acknowledge(Array.from({ length: accepted }, (_, i) => ({ key: `k${i}`, version: i + 1 })));
+    await vi.waitFor(() => expect(outbox.failure).toBeUndefined(), { timeout: 5_000, interval: 5 });
+    expect(log.at('info').map((l) => l.msg)).toContain('the outbox accepts writes again');
+    await outbox.append(value('after', 10_000, kilobyte(0)));
+    expect(outbox.pending().map((p) => p.key)).toEqual(['after']);
+    outbox.close();
+  });
+});
