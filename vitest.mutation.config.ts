@@ -48,6 +48,7 @@ export default defineConfig({
       'test/unit/outbox-files.test.ts',
       'test/unit/sqlite-outbox-dead-letters.test.ts',
       'test/unit/sqlite-outbox-maintenance.test.ts',
+      'test/unit/sqlite-outbox-lost-file.test.ts',
       'test/unit/outbox-wrong-files.test.ts',
       'test/unit/outbox-replaced.test.ts',
       'test/unit/append-upgrade.test.ts',
