@@ -180,6 +180,77 @@ describe('an outbox capped by maxFileBytes', () => {
     outbox.close();
   });
 
+  it('large values and items spanning many pages: the file and its log stay under the cap', async () => {
+    const outbox = SqliteOutbox.open({
+      path,
+      durability: 'process',
+      maxFileBytes: cap,
+      maintenanceIntervalMs: 60_000,
+    });
+    const big = (i: number) => JSON.stringify({ i, text: 'y'.repeat(20_000) });
+    for (let i = 1; i <= 40; i++) {
+      const written =
+        i % 2 === 0
+          ? outbox.append(value(`k${i % 4}`, i, big(i)))
+          : outbox.append({
+              key: 'log',
+              item: { id: `i${i}`, version: i, json: big(i) },
+              expiresAt: null,
+              queuedAt: i,
+            });
+      await written;
+      expect(sizeOf(path) + sizeOf(`${path}-wal`)).toBeLessThanOrEqual(cap);
+      if (i % 4 === 0) {
+        outbox.acknowledge([
+          ...outbox.pending().map((p) => ({ key: p.key, version: p.version })),
+          { key: 'log', version: i, items: outbox.pendingItems().map((p) => p.item) },
+        ]);
+        await nextTurn();
+        expect(sizeOf(path) + sizeOf(`${path}-wal`)).toBeLessThanOrEqual(cap);
+      }
+    }
+    outbox.close();
+  });
+
+  it('in memory: refuses writes past the cap, checkpoints after each refusal, and takes writes again once acknowledged', async () => {
+    const log = capturingLogger();
+    const outbox = SqliteOutbox.open({
+      path: ':memory:',
+      durability: 'process',
+      maxFileBytes: cap,
+      logger: log.logger,
+    });
+    let version = 0;
+    const fillUntilRefused = async (): Promise<number[]> => {
+      const accepted: number[] = [];
+      for (let n = 0; n < 2_000; n++) {
+        const v = ++version;
+        const refusal = await outbox.append(value(`k${v}`, v, kilobyte(v))).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        if (refusal !== undefined) {
+          expect(refusal).toBeInstanceOf(OutboxError);
+          expect((refusal as Error).message).toMatch(/outbox\.maxFileBytes reached/);
+          return accepted;
+        }
+        accepted.push(v);
+      }
+      throw new Error('the capped outbox never refused a write');
+    };
+    for (let round = 1; round <= 2; round++) {
+      const accepted = await fillUntilRefused();
+      await nextTurn();
+      expect(outbox.checkpoints).toBe(round);
+      outbox.acknowledge(accepted.map((v) => ({ key: `k${v}`, version: v })));
+      expect(outbox.pending()).toEqual([]);
+    }
+    await outbox.append(value('after', 10_000, kilobyte(0)));
+    expect(outbox.failure).toBeUndefined();
+    expect(log.at('warn')).toEqual([]);
+    outbox.close();
+  });
+
   it('a small write does not checkpoint the log', async () => {
     const outbox = SqliteOutbox.open({
       path,
