@@ -175,7 +175,7 @@ describe('an outbox capped by maxFileBytes', () => {
     while (sizeOf(`${path}-wal`) < threshold + 4096 && outbox.checkpoints === 0) {
       await outbox.append(value(`k${i}`, ++i, kilobyte(i)));
     }
-    await vi.waitFor(() => expect(outbox.checkpoints).toBeGreaterThan(0), { timeout: 1_000, interval: 5 });
+    await vi.waitFor(() => expect(outbox.checkpoints).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
     expect(outbox.pending()).toHaveLength(i);
     outbox.close();
   });
