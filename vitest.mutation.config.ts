@@ -53,6 +53,7 @@ export default defineConfig({
       'test/unit/outbox-replaced.test.ts',
       'test/unit/append-upgrade.test.ts',
       'test/unit/flusher-batches.test.ts',
+      'test/unit/memory-outbox.test.ts',
       'test/contract/memory.contract.test.ts',
       'test/contract/sqlite.contract.test.ts',
       'test/property/model-memory.test.ts',
