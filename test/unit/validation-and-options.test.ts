@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { resolveOptions } from '../../src/cache/options.js';
 import {
   BackpressureError,
   ClosedError,
@@ -216,6 +217,86 @@ describe('createHybridCache option validation', () => {
     expect(lines).toContainEqual(
       expect.objectContaining({ name: 'hybrid-cache', level: 40, pending: 1, durable: false }),
     );
+  });
+});
+
+describe('what option validation says', () => {
+  const fn = async () => undefined;
+
+  it.each([
+    ['apply', { getMany: fn, highWaterMark: fn }],
+    ['getMany', { apply: fn, highWaterMark: fn }],
+    ['highWaterMark', { getMany: fn, apply: fn }],
+    ['getMany and apply', { highWaterMark: fn }],
+  ])('rejects a storage without %s, naming the three methods it must have', async (_, storage) => {
+    const error = await rejection(create({ storage } as unknown as Partial<HybridCacheOptions>));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.message).toBe(
+      'invalid option storage: must implement the Storage interface (getMany, apply and highWaterMark)',
+    );
+  });
+
+  it.each([
+    ['null', null],
+    ['a function, even one with the logging methods', Object.assign(() => {}, silentLogger)],
+  ])('rejects a logger that is %s', async (_, logger) => {
+    const methods = { debug: fn, info: fn, warn: fn, error: fn };
+    const given = typeof logger === 'function' ? Object.assign(logger, methods) : logger;
+    const error = await rejection(create({ logger: given } as unknown as Partial<HybridCacheOptions>));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.message).toBe(
+      'invalid option logger: must be a pino logger (an object with debug, info, warn, error methods)',
+    );
+  });
+
+  it.each([
+    ['a string', 'sqlite'],
+    ['a number', 42],
+  ])('rejects options that are %s, saying what they must be', async (_, options) => {
+    const error = await rejection(createHybridCache(options as unknown as HybridCacheOptions));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.message).toMatch(
+      /^options must be an object whose storage implements the Storage interface/,
+    );
+  });
+
+  it('rejects an array of options as a problem with the options themselves', async () => {
+    const error = await rejection(createHybridCache([] as unknown as HybridCacheOptions));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.message).toMatch(/^invalid option \(root\): \S/);
+  });
+
+  it('rejects a top-level option with nothing close to it, listing every valid one', async () => {
+    const error = await rejection(create({ zzzzzzzz: 1 } as Partial<HybridCacheOptions>));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.message).toBe(
+      'unknown option zzzzzzzz; valid options: storage, logger, maxEntries, maxBytes, maxValueBytes, ' +
+        'maxPendingBytes, defaultTtlMs, readTimeoutMs, writeTimeoutMs, flush, retry, breaker, outbox',
+    );
+  });
+
+  it('names every unknown option of one object, one after the other', async () => {
+    const error = await rejection(
+      create({ flush: { BatchSize: 5, colour: 'red' } } as unknown as Partial<HybridCacheOptions>),
+    );
+    expect(error.message).toBe(
+      'unknown option flush.BatchSize (did you mean flush.batchSize?); ' +
+        'unknown option flush.colour; valid options in flush: batchSize, intervalMs, concurrency',
+    );
+  });
+
+  it('names every bad option, one after the other', async () => {
+    const error = await rejection(create({ maxEntries: 0, flush: { batchSize: 1.5 } }));
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error.message).toMatch(
+      /^invalid option maxEntries: [^;]+; invalid option flush\.batchSize: [^;]+$/,
+    );
+  });
+
+  it('without a logger, logs as "hybrid-cache" at warn level', () => {
+    const { logger } = resolveOptions({ storage: faultyMemory(), outbox: { durability: 'none' } });
+    expect(logger.level).toBe('warn');
+    expect(logger.bindings()).toMatchObject({ name: 'hybrid-cache' });
   });
 });
 
