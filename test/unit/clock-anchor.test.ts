@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { LOGICAL_SLOTS } from '../../src/storage/version.js';
 import { ClockAnchor } from '../../src/sync/clock-anchor.js';
 import { HybridLogicalClock } from '../../src/sync/hlc.js';
 
@@ -113,5 +114,70 @@ describe('ClockAnchor', () => {
     await anchor.ensure();
     expect(anchor.anchored).toBe(true);
     expect(anchor.remintedVersion(version)).toBeGreaterThan(version);
+  });
+});
+
+describe('ClockAnchor across processes', () => {
+  it('moves the clock past every version an earlier process reserved', () => {
+    const { clock, anchor } = setup();
+    const reserved = Date.now() * LOGICAL_SLOTS * 2; // far ahead of this process's wall clock
+    anchor.restoreReserved([[400, reserved]]);
+    expect(clock.next()).toBeGreaterThan(reserved);
+  });
+
+  it('knows where an end below a replayed write with a reservation lies before the anchor', () => {
+    const { anchor } = setup();
+    anchor.restoreReserved([[400, 9_000]]);
+    anchor.replayedUnanchored(400);
+    expect(anchor.effectiveEnd(399)).toBe(8_999);
+    expect(anchor.needsRemint(400)).toBe(true);
+  });
+
+  it('finds earlier reservations and new ones alike, whatever their order', async () => {
+    const { clock, anchor, recorded } = setup();
+    const restored: Array<[number, number]> = [
+      [500, 9_000_000_002],
+      [300, 9_000_000_001],
+    ];
+    anchor.restoreReserved(restored);
+    for (const version of [600, 400, 200]) anchor.replayedUnanchored(version);
+    for (const version of [300, 500]) anchor.replayedUnanchored(version);
+    await anchor.ensure();
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]?.map(([from]) => from)).toEqual([200, 400, 600]);
+    expect(anchor.remintedVersion(300)).toBe(9_000_000_001);
+    expect(anchor.remintedVersion(500)).toBe(9_000_000_002);
+    const fresh = [200, 400, 600].map((version) => anchor.remintedVersion(version));
+    expect([...fresh].sort((a, b) => a - b)).toEqual(fresh);
+    expect(fresh[0]).toBeGreaterThan(9_000_000_002);
+    expect(clock.next()).toBeGreaterThan(fresh[2] as number);
+    expect(anchor.remapEnd(299)).toBe(9_000_000_000);
+    expect(anchor.remapEnd(599)).toBe((fresh[2] as number) - 1);
+  });
+
+  it('says which version has no reservation', async () => {
+    const { anchor } = setup();
+    anchor.replayedUnanchored(400);
+    await anchor.ensure();
+    expect(() => anchor.remintedVersion(300)).toThrow('no new version was reserved for version 300');
+    expect(() => anchor.remintedVersion(500)).toThrow('no new version was reserved for version 500');
+  });
+
+  it('waits for every unanchored write still being appended', async () => {
+    const { anchor } = setup();
+    anchor.appendStarted();
+    anchor.appendStarted();
+    let settled = false;
+    const waiting = anchor.appendsSettled().then(() => {
+      settled = true;
+    });
+    anchor.appendSettled();
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    anchor.appendSettled();
+    await waiting;
+    expect(settled).toBe(true);
+    await anchor.appendsSettled();
   });
 });

@@ -96,3 +96,32 @@ describe('planRemints', () => {
     expect(kept).toMatchObject({ version: 9, endsLogAt: 1_002 });
   });
 });
+
+describe('an end of older items that stays where it is', () => {
+  const keepEnds = (map: Record<number, number>) => ({
+    needsRemint: (v: number) => v in map,
+    remintedVersion: (v: number) => map[v] as number,
+    remapEnd: (e: number) => e,
+  });
+
+  it('leaves a value with such an end alone when it needs no new version', () => {
+    const write: VersionedWrite = { key: 'a', version: 9, json: '1', expiresAt: null, endsLogAt: 2 };
+    expect(planRemints([write], keepEnds({}))).toEqual([]);
+  });
+
+  it('is kept by a value given a new version', () => {
+    const write: VersionedWrite = { key: 'a', version: 9, json: '1', expiresAt: null, endsLogAt: 2 };
+    const changes = planRemints([write], keepEnds({ 9: 100 }));
+    expect(changes).toStrictEqual([{ key: 'a', from: 9, to: 100 }]);
+    applyRemints([write], changes);
+    expect(write).toMatchObject({ version: 100, endsLogAt: 2 });
+  });
+});
+
+describe('applyRemints', () => {
+  it('leaves a value write alone when the change was planned for another of its versions', () => {
+    const write: VersionedWrite = { key: 'a', version: 12, json: '2', expiresAt: null, endsLogAt: 11 };
+    applyRemints([write], [{ key: 'a', from: 9, to: 100, endsLogAt: 99 }]);
+    expect(write).toMatchObject({ version: 12, endsLogAt: 11 });
+  });
+});
