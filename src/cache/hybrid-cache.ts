@@ -363,7 +363,7 @@ export class HybridCache<V = unknown> {
     await this.#flusher.stop();
     const pending = this.#pendingCount();
     this.#state = 'closed';
-    this.#outbox.close();
+    await this.#outbox.close();
     if (pending > 0) {
       this.#logger.warn(
         { pending, durable: this.#outbox.durable, outboxLost: this.#outbox.lost },
@@ -381,7 +381,7 @@ export class HybridCache<V = unknown> {
     this.#state = 'closed';
     this.#guard.stop();
     await this.#flusher.stop();
-    this.#outbox.close();
+    await this.#outbox.close();
   }
 
   stats(): CacheStats {
@@ -533,7 +533,7 @@ export class HybridCache<V = unknown> {
       },
       (error: unknown) => {
         this.#appended(bytes);
-        if (unanchored) this.#anchor.forget(item.version);
+        if (unanchored) this.#anchor.refused(item.version);
         this.#anchor.appendSettled();
         throw error;
       },
@@ -578,7 +578,7 @@ export class HybridCache<V = unknown> {
       },
       (error: unknown) => {
         this.#appended(entry.bytes);
-        if (unanchored) this.#anchor.forget(entry.version);
+        if (unanchored) this.#anchor.refused(entry.version);
         this.#anchor.appendSettled();
         throw error;
       },

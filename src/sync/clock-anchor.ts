@@ -91,9 +91,19 @@ export class ClockAnchor {
     if (!this.#hasReserved(version)) this.#unreserved.add(version);
   }
 
-  /** The write with this version will never be sent (replaced, refused, or re-minted). */
+  /** The write with this version will never be sent (replaced, dropped, or re-minted). */
   forget(version: number): void {
     this.#unanchored.delete(version);
+  }
+
+  /**
+   * The write with this version was refused (the outbox could not record it): nothing holds or reads
+   * it, so it needs no reserved version. Reserving one anyway would be a write to the outbox at the
+   * anchor, which on the full disk that refused it fails, and with it every flush.
+   */
+  refused(version: number): void {
+    this.#unanchored.delete(version);
+    this.#unreserved.delete(version);
   }
 
   needsRemint(version: number): boolean {

@@ -79,7 +79,11 @@ export interface Outbox {
   deadLetters(): DeadLetter[];
   /** Moves dead letters (all, or those for `keys`) back to pending, atomically; returns them. */
   requeueDeadLetters(keys?: readonly string[]): DeadLetter[];
-  close(): void;
+  /**
+   * Commits what is queued and closes; resolves once every file handle is released. Until then a
+   * deleted log still holds its disk space, which a process reopening at once on a full disk needs.
+   */
+  close(): Promise<void>;
 }
 
 /** Durability `none`: nothing persists; dead letters are kept in memory for inspection. */
@@ -139,5 +143,7 @@ export class MemoryOutbox implements Outbox {
     return taken;
   }
 
-  close(): void {}
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 }

@@ -123,6 +123,8 @@ export class SqliteOutbox implements Outbox {
   #freeBytes = Number.POSITIVE_INFINITY;
   #checkpointAtBytes: number;
   #checkpointRequested = false;
+  /** Set by `close` while a log sync on the thread pool still holds a descriptor; called once it is released. */
+  #onFilesClosed: (() => void) | undefined;
   #commitsSinceLogCheck = 0;
   #acknowledging = false;
   #wroteSinceMaintenance = false;
@@ -357,11 +359,7 @@ export class SqliteOutbox implements Outbox {
     });
   }
 
-  /**
-   * Never throws: the rows are deleted over the next turns of the event loop, a few per turn, and
-   * acknowledgements that cannot be written (disk full) are kept and retried in the background.
-   * Until then the rows stay, and a restart would re-send them (answered stale).
-   */
+  /** Throws when the new versions cannot be recorded (a full disk); the caller keeps the writes queued. */
   remint(changes: readonly Remint[]): void {
     // A lost file will never be replayed, so its rows need no new versions; memory keeps flushing.
     if (this.#lost) return;
@@ -381,10 +379,10 @@ export class SqliteOutbox implements Outbox {
 
   reservedVersions(): Array<[number, number]> {
     try {
-      this.#db.exec(
-        `DELETE FROM reserved_versions
-         WHERE NOT EXISTS (SELECT 1 FROM pending) AND NOT EXISTS (SELECT 1 FROM pending_items)`,
-      );
+      if (!this.#hasPending.get()) {
+        this.#dropReservations();
+        return [];
+      }
       return this.#db
         .prepare('SELECT old_version, new_version FROM reserved_versions ORDER BY old_version')
         .raw()
@@ -394,6 +392,26 @@ export class SqliteOutbox implements Outbox {
     }
   }
 
+  /**
+   * Reservations outlive the rows that needed them only as clutter, so failing to delete them (a
+   * full disk at start) must not stop a replay, which only reads. The next start tries again.
+   */
+  #dropReservations(): void {
+    try {
+      this.#db.exec('DELETE FROM reserved_versions');
+    } catch (error) {
+      this.#logger?.debug(
+        { err: error, path: this.#path },
+        'could not clear reserved versions; retried on the next start',
+      );
+    }
+  }
+
+  /**
+   * Never throws: the rows are deleted over the next turns of the event loop, a few per turn, and
+   * acknowledgements that cannot be written (disk full) are kept and retried in the background.
+   * Until then the rows stay, and a restart would re-send them (answered stale).
+   */
   acknowledge(writes: readonly Acknowledged[]): void {
     if (this.#closed || this.#lost) return;
     for (const w of writes) {
@@ -452,19 +470,24 @@ export class SqliteOutbox implements Outbox {
     return letters;
   }
 
-  close(): void {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.#commitPending();
     this.#flushAcknowledgements();
     this.#closed = true;
     stopRepeating(this.#maintenance);
     this.#db.close();
+    if (!this.#checkpointRequested) {
+      this.#closeFiles();
+      return Promise.resolve();
+    }
     // A sync still running on the thread pool closes the handle when it completes.
-    if (!this.#checkpointRequested) this.#closeFiles();
+    return new Promise((resolve) => (this.#onFilesClosed = resolve));
   }
 
   #closeFiles(): void {
     this.#files?.close();
+    this.#onFilesClosed?.();
   }
 
   #recordDeadLetter(letter: DeadLetter): void {

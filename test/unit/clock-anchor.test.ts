@@ -96,6 +96,23 @@ describe('ClockAnchor', () => {
     expect(anchor.remapEnd(version - 1)).toBe(anchor.remintedVersion(version) - 1);
   });
 
+  it('reserves nothing for a refused write: an anchor on the full disk that refused it records nothing', async () => {
+    const { clock, anchor, recorded } = setup();
+    const refused = clock.next();
+    const kept = clock.next();
+    anchor.minted(refused);
+    anchor.minted(kept);
+    anchor.refused(refused);
+    expect(anchor.needsRemint(refused)).toBe(false);
+    // Nothing reads the refused write's log end as open-ended.
+    expect(anchor.effectiveEnd(refused - 1)).toBe(refused - 1);
+    await anchor.ensure();
+    expect(recorded).toEqual([[[kept, anchor.remintedVersion(kept)]]]);
+    expect(() => anchor.remintedVersion(refused)).toThrow(
+      `no new version was reserved for version ${refused}`,
+    );
+  });
+
   it('stays unanchored when the reservations cannot be recorded, and tries again', async () => {
     const clock = new HybridLogicalClock();
     let fail = true;

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -33,6 +33,20 @@ const item = (key: string, id: string, version: number): PendingItem => ({
 });
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const sizeOf = (p: string) => statSync(p, { throwIfNoEntry: false })?.size ?? 0;
+
+/** Files this process holds open whose path starts with `prefix` (the outbox, its log, deleted or not). */
+function descriptorsOf(prefix: string): string[] {
+  const targets: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(prefix)) targets.push(target);
+    } catch {
+      // Closed between listing and reading: not held.
+    }
+  }
+  return targets;
+}
 
 /**
  * What a crash right now would leave: the outbox file and its log copied aside (the outbox holds
@@ -178,6 +192,24 @@ describe('an outbox capped by maxFileBytes', () => {
     await vi.waitFor(() => expect(outbox.checkpoints).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
     expect(outbox.pending()).toHaveLength(i);
     outbox.close();
+  });
+
+  it('close resolves only once no descriptor of the file or its log is left, even with a log sync under way', async () => {
+    const outbox = SqliteOutbox.open({
+      path,
+      durability: 'process',
+      maxFileBytes: cap,
+      maintenanceIntervalMs: 60_000,
+    });
+    const threshold = Math.floor((cap - Math.floor((cap - 32) / (4096 + 4096 + 24)) * 4096) / 2);
+    let i = 0;
+    // The commit that takes the log past its threshold starts a sync of the log on the thread pool.
+    while (sizeOf(`${path}-wal`) < threshold + 4096) await outbox.append(value(`k${i}`, ++i, kilobyte(i)));
+    const closing = outbox.close();
+    expect(descriptorsOf(path)).not.toEqual([]);
+    await closing;
+    // A deleted log held open keeps its disk space: a process reopening on a full disk needs it back.
+    expect(descriptorsOf(path)).toEqual([]);
   });
 
   it('large values and items spanning many pages: the file and its log stay under the cap', async () => {
