@@ -137,94 +137,6 @@ describe('outbox on a full disk', () => {
     }
   }, 60_000);
 
-  // Only a real filesystem can be filled to its last byte; mounting one takes root, which CI has.
-  it.runIf(process.getuid?.() === 0)(
-    'a restart on a disk with no byte free opens and replays, refuses new writes, and takes them once space is freed (4 MiB tmpfs, root only)',
-    async () => {
-      const disk = smallDisk();
-      expect(disk.maxFileBytes, 'mounting a tmpfs failed').toBeUndefined();
-      const opened: HybridCache[] = [];
-      const filler = join(dirname(disk.path), 'filler');
-      try {
-        const storage = new FaultyStorage(new MemoryStorage());
-        const outbox = { path: disk.path, durability: 'process' as const };
-        const first = await memoryCache({ storage, outbox });
-        opened.push(first.cache);
-        // Flushed once, so the clock is anchored to the store and the rows left need no new versions.
-        await first.cache.set('anchored', kilobyte(0));
-        await first.cache.flush();
-        storage.goDown();
-        for (let i = 0; i < 20; i++) await first.cache.set(`kept-${i}`, kilobyte(i));
-        expect((await first.cache.close({ timeoutMs: 50 })).pending).toBe(20);
-
-        fillDisk(filler);
-        expect(freeBytes(dirname(disk.path))).toBeLessThan(4_096);
-
-        const { cache } = await memoryCache({ storage, outbox });
-        opened.push(cache);
-        expect(cache.stats().pending).toBe(20);
-        expect(await cache.get('kept-7')).toEqual(kilobyte(7));
-        await expect(cache.set('refused', kilobyte(0))).rejects.toThrow(/disk is (nearly )?full/);
-        expect(cache.stats().outboxWritable).toBe(false);
-
-        storage.comeUp();
-        await cache.flush();
-        expect(storage.inner.peek('kept-19')?.json).toBe(JSON.stringify(kilobyte(19)));
-
-        rmSync(filler);
-        await vi.waitFor(() => expect(cache.stats().outboxWritable).toBe(true), {
-          timeout: 30_000,
-          interval: 50,
-        });
-        await cache.set('accepted', kilobyte(1));
-        await cache.flush();
-        expect(storage.inner.peek('accepted')).toBeDefined();
-        await cache.close();
-      } finally {
-        for (const cache of opened)
-          if (cache.isOpen) await cache.close({ timeoutMs: 100 }).catch(() => undefined);
-        disk.release();
-      }
-    },
-    60_000,
-  );
-
-  it.runIf(process.getuid?.() === 0)(
-    'a restart on a disk with no byte free and nothing pending opens, though an earlier anchor left reserved versions (4 MiB tmpfs, root only)',
-    async () => {
-      const disk = smallDisk();
-      expect(disk.maxFileBytes, 'mounting a tmpfs failed').toBeUndefined();
-      const opened: HybridCache[] = [];
-      const filler = join(dirname(disk.path), 'filler');
-      try {
-        const storage = new FaultyStorage(new MemoryStorage());
-        const outbox = { path: disk.path, durability: 'process' as const };
-        // Accepted before the store's mark was known: the anchor reserves (and records) new versions.
-        storage.goDown();
-        const first = await memoryCache({ storage, outbox });
-        opened.push(first.cache);
-        for (let i = 0; i < 200; i++) await first.cache.set(`sent-${i}`, kilobyte(i));
-        storage.comeUp();
-        expect((await first.cache.close()).pending).toBe(0);
-
-        fillDisk(filler);
-        expect(freeBytes(dirname(disk.path))).toBeLessThan(4_096);
-
-        const { cache } = await memoryCache({ storage, outbox });
-        opened.push(cache);
-        expect(cache.stats().pending).toBe(0);
-        expect(await cache.get('sent-199')).toEqual(kilobyte(199));
-        await expect(cache.set('refused', kilobyte(0))).rejects.toThrow(/disk is (nearly )?full/);
-        await cache.close();
-      } finally {
-        for (const cache of opened)
-          if (cache.isOpen) await cache.close({ timeoutMs: 100 }).catch(() => undefined);
-        disk.release();
-      }
-    },
-    60_000,
-  );
-
   it('counts the write-ahead log against maxFileBytes: file and log together stay under the cap', async () => {
     const path = join(dir, 'outbox.db');
     const maxFileBytes = 64 * 1024;
@@ -245,6 +157,83 @@ describe('outbox on a full disk', () => {
     expect(largest).toBeLessThanOrEqual(maxFileBytes);
     await cache.close();
   });
+});
+
+// Only a real filesystem can be filled to its last byte; mounting one takes root, which CI has.
+describe.runIf(process.getuid?.() === 0)('a restart on a 4 MiB tmpfs with no byte free (root only)', () => {
+  let disk: ReturnType<typeof smallDisk>;
+  let opened: HybridCache[];
+  beforeEach(() => {
+    disk = smallDisk();
+    expect(disk.maxFileBytes, 'mounting a tmpfs failed').toBeUndefined();
+    opened = [];
+  });
+  afterEach(async () => {
+    for (const cache of opened)
+      if (cache.isOpen) await cache.close({ timeoutMs: 100 }).catch(() => undefined);
+    disk.release();
+  });
+
+  async function open(storage: FaultyStorage<MemoryStorage>): Promise<HybridCache> {
+    const { cache } = await memoryCache({ storage, outbox: { path: disk.path, durability: 'process' } });
+    opened.push(cache);
+    return cache;
+  }
+
+  /** Fills the disk with a file of its own; returns that file's path. */
+  function fillTheDisk(): string {
+    const filler = join(dirname(disk.path), 'filler');
+    fillDisk(filler);
+    expect(freeBytes(dirname(disk.path))).toBeLessThan(4_096);
+    return filler;
+  }
+
+  it('opens and replays, refuses new writes, flushes the backlog, and takes writes once space is freed', async () => {
+    const storage = new FaultyStorage(new MemoryStorage());
+    const first = await open(storage);
+    // Flushed once, so the clock is anchored to the store and the rows left need no new versions.
+    await first.set('anchored', kilobyte(0));
+    await first.flush();
+    storage.goDown();
+    for (let i = 0; i < 20; i++) await first.set(`kept-${i}`, kilobyte(i));
+    expect((await first.close({ timeoutMs: 50 })).pending).toBe(20);
+    const filler = fillTheDisk();
+
+    const cache = await open(storage);
+    expect(cache.stats().pending).toBe(20);
+    expect(await cache.get('kept-7')).toEqual(kilobyte(7));
+    await expect(cache.set('refused', kilobyte(0))).rejects.toThrow(/disk is (nearly )?full/);
+    expect(cache.stats().outboxWritable).toBe(false);
+
+    storage.comeUp();
+    await cache.flush();
+    expect(storage.inner.peek('kept-19')?.json).toBe(JSON.stringify(kilobyte(19)));
+
+    rmSync(filler);
+    await vi.waitFor(() => expect(cache.stats().outboxWritable).toBe(true), {
+      timeout: 30_000,
+      interval: 50,
+    });
+    await cache.set('accepted', kilobyte(1));
+    await cache.flush();
+    expect(storage.inner.peek('accepted')).toBeDefined();
+  }, 60_000);
+
+  it('opens with nothing pending, though an earlier anchor left reserved versions', async () => {
+    const storage = new FaultyStorage(new MemoryStorage());
+    // Accepted before the store's mark was known: the anchor reserves (and records) new versions.
+    storage.goDown();
+    const first = await open(storage);
+    for (let i = 0; i < 200; i++) await first.set(`sent-${i}`, kilobyte(i));
+    storage.comeUp();
+    expect((await first.close()).pending).toBe(0);
+    fillTheDisk();
+
+    const cache = await open(storage);
+    expect(cache.stats().pending).toBe(0);
+    expect(await cache.get('sent-199')).toEqual(kilobyte(199));
+    await expect(cache.set('refused', kilobyte(0))).rejects.toThrow(/disk is (nearly )?full/);
+  }, 60_000);
 });
 
 describe('write-ahead log checkpoints', () => {
