@@ -1,12 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  MemoryStorage,
-  type StorageCallOptions,
-  StorageUnavailableError,
-  type VersionedWrite,
-} from '../../src/index.js';
-import { FaultyStorage } from '../../src/testing/index.js';
+import { StorageUnavailableError } from '../../src/index.js';
 import { memoryCache, settleWithTimers } from '../helpers/cache.js';
+import { GatedWrites } from '../helpers/gated-writes.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -14,26 +9,6 @@ beforeEach(() => {
 afterEach(() => {
   vi.useRealTimers();
 });
-
-/** Holds store writes while `hold()` is in effect; reads go through. */
-class GatedWrites extends FaultyStorage<MemoryStorage> {
-  #gate: Promise<void> | undefined;
-  #release: () => void = () => {};
-  constructor() {
-    super(new MemoryStorage());
-  }
-  hold(): void {
-    this.#gate = new Promise((resolve) => (this.#release = resolve));
-  }
-  release(): void {
-    this.#gate = undefined;
-    this.#release();
-  }
-  override async apply(writes: VersionedWrite[], opts?: StorageCallOptions) {
-    await this.#gate;
-    return super.apply(writes, opts);
-  }
-}
 
 /**
  * A value flushed by an earlier cache with a short TTL, then an item appended to it by a second cache

@@ -2,9 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryStorage, type StorageCallOptions, type VersionedWrite } from '../../src/index.js';
-import { FaultyStorage } from '../../src/testing/index.js';
 import { capturingLogger, memoryCache, settleWithTimers, storedValue } from '../helpers/cache.js';
+import { GatedWrites } from '../helpers/gated-writes.js';
 
 let dir: string;
 beforeEach(() => {
@@ -15,28 +14,6 @@ afterEach(() => {
   vi.useRealTimers();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** Holds store writes while `hold()` is in effect; records what each write call carried. */
-class GatedWrites extends FaultyStorage<MemoryStorage> {
-  readonly batches: VersionedWrite[][] = [];
-  #gate: Promise<void> | undefined;
-  #release: () => void = () => {};
-  constructor() {
-    super(new MemoryStorage());
-  }
-  hold(): void {
-    this.#gate = new Promise((resolve) => (this.#release = resolve));
-  }
-  release(): void {
-    this.#gate = undefined;
-    this.#release();
-  }
-  override async apply(writes: VersionedWrite[], opts?: StorageCallOptions) {
-    this.batches.push(structuredClone(writes));
-    await this.#gate;
-    return super.apply(writes, opts);
-  }
-}
 
 /** Resolves `flush()` and reports what the store held at the moment it resolved. */
 async function storedWhenFlushed(flushing: Promise<void>, read: () => unknown): Promise<unknown> {
