@@ -39,6 +39,19 @@ const stored = (version: number, v: unknown, items: LogItem[], expiresAt: number
   items,
 });
 
+/** `read` throws a CorruptValueError for `key`, caused by the JSON parser. */
+function expectCorrupt(read: () => unknown, key: string): void {
+  let thrown: unknown;
+  try {
+    read();
+  } catch (error) {
+    thrown = error;
+  }
+  expect(thrown).toBeInstanceOf(CorruptValueError);
+  expect((thrown as CorruptValueError).key).toBe(key);
+  expect((thrown as CorruptValueError).cause).toBeInstanceOf(SyntaxError);
+}
+
 describe('appendItem order', () => {
   it('keeps unflushed items in (version, id) order whatever order they arrive in', () => {
     const t = newTier();
@@ -264,15 +277,7 @@ describe('lookupWithLog', () => {
   it('throws CorruptValueError for a stored item that is not valid JSON, and forgets the key', () => {
     const t = newTier();
     t.putLoaded('k', stored(5, 'a', [{ id: 'bad', version: 3, json: '{oops' }]));
-    let thrown: unknown;
-    try {
-      t.lookupWithLog('k');
-    } catch (error) {
-      thrown = error;
-    }
-    expect(thrown).toBeInstanceOf(CorruptValueError);
-    expect((thrown as CorruptValueError).key).toBe('k');
-    expect((thrown as CorruptValueError).cause).toBeInstanceOf(SyntaxError);
+    expectCorrupt(() => t.lookupWithLog('k'), 'k');
     expect(t.lookup('k')).toBe(MISS);
   });
 });
@@ -303,30 +308,14 @@ describe('corrupt values', () => {
   it('throws CorruptValueError for an unflushed value that is not valid JSON, and keeps it', () => {
     const t = newTier();
     t.putDirty('k', serializedEntry(5, '{oops', null, 70), 1_000);
-    let thrown: unknown;
-    try {
-      t.lookup('k');
-    } catch (error) {
-      thrown = error;
-    }
-    expect(thrown).toBeInstanceOf(CorruptValueError);
-    expect((thrown as CorruptValueError).key).toBe('k');
-    expect((thrown as CorruptValueError).cause).toBeInstanceOf(SyntaxError);
+    expectCorrupt(() => t.lookup('k'), 'k');
     expect(t.dirty.has('k')).toBe(true);
   });
 
   it('throws CorruptValueError for a stored value that is not valid JSON, and forgets it', () => {
     const t = newTier();
     t.putLoaded('k', { version: 5, json: '{oops', expiresAt: null });
-    let thrown: unknown;
-    try {
-      t.lookup('k');
-    } catch (error) {
-      thrown = error;
-    }
-    expect(thrown).toBeInstanceOf(CorruptValueError);
-    expect((thrown as CorruptValueError).key).toBe('k');
-    expect((thrown as CorruptValueError).cause).toBeInstanceOf(SyntaxError);
+    expectCorrupt(() => t.lookup('k'), 'k');
     expect(t.lookup('k')).toBe(MISS);
     expect(t.cleanEntries).toBe(0);
   });
