@@ -123,6 +123,8 @@ export class SqliteOutbox implements Outbox {
   #freeBytes = Number.POSITIVE_INFINITY;
   #checkpointAtBytes: number;
   #checkpointRequested = false;
+  /** Set by `close`: settles once every handle of the files is closed. */
+  #released: Promise<void> | undefined;
   /** Set by `close` while a log sync on the thread pool still holds a descriptor; called once it is released. */
   #onFilesClosed: (() => void) | undefined;
   #commitsSinceLogCheck = 0;
@@ -471,18 +473,20 @@ export class SqliteOutbox implements Outbox {
   }
 
   close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+    if (this.#released) return this.#released;
     this.#commitPending();
     this.#flushAcknowledgements();
     this.#closed = true;
     stopRepeating(this.#maintenance);
     this.#db.close();
-    if (!this.#checkpointRequested) {
+    if (this.#checkpointRequested) {
+      // A sync still running on the thread pool closes the handles when it completes.
+      this.#released = new Promise((resolve) => (this.#onFilesClosed = resolve));
+    } else {
       this.#closeFiles();
-      return Promise.resolve();
+      this.#released = Promise.resolve();
     }
-    // A sync still running on the thread pool closes the handle when it completes.
-    return new Promise((resolve) => (this.#onFilesClosed = resolve));
+    return this.#released;
   }
 
   #closeFiles(): void {

@@ -207,6 +207,9 @@ describe('an outbox capped by maxFileBytes', () => {
     while (sizeOf(`${path}-wal`) < threshold + 4096) await outbox.append(value(`k${i}`, ++i, kilobyte(i)));
     const closing = outbox.close();
     expect(descriptorsOf(path)).not.toEqual([]);
+    // A second close waits for the same release.
+    await outbox.close();
+    expect(descriptorsOf(path)).toEqual([]);
     await closing;
     // A deleted log held open keeps its disk space: a process reopening on a full disk needs it back.
     expect(descriptorsOf(path)).toEqual([]);
