@@ -7,6 +7,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -85,6 +86,21 @@ describe('OutboxFiles.watch', () => {
     closeNow(files);
     expect(descriptorsOn(path)).toBe(0);
     expect(descriptorsOn(`${path}-wal`)).toBe(0);
+  });
+
+  it('when the log is there but cannot be opened, throws why and leaves no descriptor on the file', async () => {
+    writeFileSync(path, Buffer.alloc(4096));
+    // A socket at the log's path: it exists, yet opening it fails (ENXIO).
+    const socket = createServer();
+    await new Promise<void>((resolve) => socket.listen(`${path}-wal`, resolve));
+    try {
+      const error = thrown(() => OutboxFiles.watch(path));
+      expect(error).toBeInstanceOf(Error);
+      expect((error as { code?: string }).code).toBe('ENXIO');
+      expect(descriptorsOn(path)).toBe(0);
+    } finally {
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    }
   });
 });
 
