@@ -29,6 +29,8 @@ export default defineConfig({
       'test/unit/closest-name.test.ts',
       'test/unit/tier-pending-writes.test.ts',
       'test/unit/cache-events.test.ts',
+      'test/unit/outbox-first-open-upgrade.test.ts',
+      'test/unit/outbox-first-open-refusals.test.ts',
       'test/unit/entry-items.test.ts',
       'test/unit/memory-tier-accounting.test.ts',
       'test/unit/memory-tier-logs.test.ts',
