@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MemoryStorage, type StorageCallOptions, type StoredEntry } from '../../src/index.js';
+import { LOGICAL_SLOTS } from '../../src/storage/version.js';
 import { memoryCache, settleWithTimers } from '../helpers/cache.js';
 
 beforeEach(() => {
@@ -89,6 +90,44 @@ describe('getWithItems while the key is being flushed', () => {
     await settleWithTimers(cache.flush());
     storage.release();
     expect(await settleWithTimers(read)).toEqual({ value: 'v', items: ['during'] });
+    expect(storage.reads).toBe(2);
+    await settleWithTimers(cache.close());
+  });
+});
+
+describe('getWithItems of a value set here, whose stored items memory does not know', () => {
+  it('asks the store again when the value was flushed while the store was answering that the key is absent', async () => {
+    const storage = new HeldReads();
+    const { cache } = await memoryCache({ storage });
+    await vi.advanceTimersByTimeAsync(0); // the clock has read the store's high-water mark
+    await cache.set('k', 'v');
+    storage.hold();
+    const read = cache.getWithItems('k');
+    await vi.advanceTimersByTimeAsync(0);
+    await settleWithTimers(cache.flush()); // the value reaches the store; the held read predates it
+    storage.release();
+    expect(await settleWithTimers(read)).toEqual({ value: 'v', items: [] });
+    expect(storage.reads).toBe(2);
+    await settleWithTimers(cache.close());
+  });
+});
+
+describe('getWithItems while the store refuses the local items it began with', () => {
+  it('asks the store again: a delete from elsewhere that refused them is what it answers', async () => {
+    const storage = new HeldReads();
+    const cache = await storedByAnother(storage);
+    await cache.append('k', 'local');
+    storage.hold();
+    const read = cache.getWithItems('k');
+    await vi.advanceTimersByTimeAsync(0);
+    // Another instance deletes the key, at a version above the local item: the store refuses the item.
+    await storage.apply([
+      { key: 'k', version: (Date.now() + 60_000) * LOGICAL_SLOTS, json: null, expiresAt: null },
+    ]);
+    await settleWithTimers(cache.flush());
+    expect(cache.stats()).toMatchObject({ pending: 0, superseded: 1 });
+    storage.release();
+    expect(await settleWithTimers(read)).toBeUndefined();
     expect(storage.reads).toBe(2);
     await settleWithTimers(cache.close());
   });
