@@ -52,6 +52,29 @@ describe('a read of a key the store has as expired, with local items not yet flu
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('get waits for items appended while the first ones were being flushed, not only for those', async () => {
+    const { storage, cache } = await itemRefreshingAnExpiredValue();
+    await cache.append('k', 'later', { ttlMs: 60_000 }); // waits: the key's first items are in flight
+    const read = cache.get('k');
+    let answered = false;
+    void read.then(() => {
+      answered = true;
+    });
+    await vi.advanceTimersByTimeAsync(5); // the store answered that the key expired: the read waits
+    storage.release(); // the first items go in...
+    storage.hold(); // ...and the later one waits
+    await vi.advanceTimersByTimeAsync(100);
+    expect(answered).toBe(false);
+    expect(cache.stats()).toMatchObject({ pending: 1 });
+    storage.release();
+    expect(await settleWithTimers(read)).toBe('v');
+    expect(await settleWithTimers(cache.getWithItems('k'))).toEqual({
+      value: 'v',
+      items: ['stored', 'local', 'later'],
+    });
+    await settleWithTimers(cache.close());
+  });
+
   it('rejects with StorageUnavailableError naming the key when the items cannot be flushed within the read timeout', async () => {
     const { storage, cache } = await itemRefreshingAnExpiredValue();
     const error = await settleWithTimers(cache.get('k')).catch((e: unknown) => e);
