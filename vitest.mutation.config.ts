@@ -34,6 +34,7 @@ export default defineConfig({
       'test/unit/cache-read-during-flush.test.ts',
       'test/unit/cache-write-after-newer-read.test.ts',
       'test/unit/cache-outbox-refusals-before-anchor.test.ts',
+      'test/unit/append-after-delete.test.ts',
       'test/unit/entry-items.test.ts',
       'test/unit/memory-tier-accounting.test.ts',
       'test/unit/memory-tier-logs.test.ts',
