@@ -35,6 +35,7 @@ export default defineConfig({
       'test/unit/cache-write-after-newer-read.test.ts',
       'test/unit/cache-outbox-refusals-before-anchor.test.ts',
       'test/unit/append-after-delete.test.ts',
+      'test/unit/sqlite-outbox-background-work.test.ts',
       'test/unit/entry-items.test.ts',
       'test/unit/memory-tier-accounting.test.ts',
       'test/unit/memory-tier-logs.test.ts',
