@@ -76,3 +76,20 @@ describe.each(['process', 'fsync'] as const)(
     });
   },
 );
+
+describe('how soon a log deleted under the open handle is noticed', () => {
+  it('durability process: the log is looked at after every commit, so the first write after is refused', async () => {
+    const outbox = SqliteOutbox.open({ path, durability: 'process', maintenanceIntervalMs: 60_000 });
+    unlinkSync(`${path}-wal`);
+    expect(await firstRefused(outbox, 20)).toBe(1);
+    outbox.close();
+  });
+
+  it('durability fsync: the log is looked at every 16 commits, so the 16th write is the first refused', async () => {
+    const outbox = SqliteOutbox.open({ path, durability: 'fsync', maintenanceIntervalMs: 60_000 });
+    unlinkSync(`${path}-wal`);
+    expect(await firstRefused(outbox, 20)).toBe(16);
+    expect(outbox.lost).toBe(true);
+    outbox.close();
+  });
+});
