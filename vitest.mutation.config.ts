@@ -36,6 +36,7 @@ export default defineConfig({
       'test/unit/cache-outbox-refusals-before-anchor.test.ts',
       'test/unit/append-after-delete.test.ts',
       'test/unit/sqlite-outbox-background-work.test.ts',
+      'test/unit/sqlite-outbox-capped.test.ts',
       'test/unit/entry-items.test.ts',
       'test/unit/memory-tier-accounting.test.ts',
       'test/unit/memory-tier-logs.test.ts',
