@@ -2,7 +2,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OutboxError } from '../../src/index.js';
 import type { PendingItem, PendingWrite } from '../../src/sync/outbox.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
@@ -223,6 +223,27 @@ describe('a capped outbox that is full', () => {
     await new Promise((resolve) => setTimeout(resolve, 60));
     expect(outbox.failure).toBeInstanceOf(OutboxError);
     expect(log.at('info').map((l) => l.msg)).not.toContain('the outbox accepts writes again');
+    outbox.close();
+  });
+});
+
+describe('a capped outbox checkpoints its log in the background once it grows past half its budget', () => {
+  it('and not again while later commits reuse the checkpointed log without growing it', async () => {
+    const outbox = capped();
+    const threshold = walLimits(cap, 4096, 'process').checkpointAtBytes;
+    let version = 0;
+    while (sizeOf(`${path}-wal`) < threshold) {
+      version++;
+      await outbox.append(value(`key-${version}`, version, jsonOf(1_000)));
+    }
+    await vi.waitFor(() => expect(outbox.checkpoints).toBe(1), { timeout: 5_000, interval: 2 });
+    for (let i = 0; i < 5; i++) {
+      version++;
+      await outbox.append(value(`small-${i}`, version));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(outbox.checkpoints).toBe(1);
+    expect(outbox.pending()).toHaveLength(version);
     outbox.close();
   });
 });
