@@ -136,7 +136,7 @@ describe('SqliteOutbox: what a reopened outbox replays', () => {
   });
 });
 
-describe('SqliteOutbox: a damaged table found while replaying', () => {
+describe('SqliteOutbox: a damaged table found while replaying or writing', () => {
   /** Garbles the root page of `table` (a small table: its only page), keeping the schema page intact. */
   function damageTable(path: string, table: string): void {
     const raw = new Database(path, { readonly: true });
@@ -189,6 +189,20 @@ describe('SqliteOutbox: a damaged table found while replaying', () => {
     expect(() => outbox.reservedVersions()).toThrow(OutboxError);
     expect(() => outbox.reservedVersions()).toThrow(damaged(path));
     outbox.close();
+  });
+
+  it('pending values, written to: the append is refused naming the path, and no checkpoint is run over the file', async () => {
+    const path = await outboxWithRows();
+    damageTable(path, 'pending');
+    const outbox = SqliteOutbox.open({ path, durability: 'process', maintenanceIntervalMs: 60_000 });
+    const appended = outbox.append(write('b', 5));
+    await expect(appended).rejects.toBeInstanceOf(OutboxError);
+    await expect(appended).rejects.toThrow(new RegExp(`the outbox at ${path} could not record the write`));
+    expect(outbox.failure).toBeInstanceOf(OutboxError);
+    // Only a refusal for room asks for a checkpoint (it may free log space); damage does not.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(outbox.checkpoints).toBe(0);
+    await outbox.close();
   });
 });
 
