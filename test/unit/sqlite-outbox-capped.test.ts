@@ -200,7 +200,7 @@ describe('a capped outbox whose deletion of acknowledged rows is interrupted by 
   });
 });
 
-describe('a capped outbox that is full', () => {
+describe('a capped outbox that refused a write for room', () => {
   it('keeps refusing writes while no page is free: its background probe does not report it writable', async () => {
     const log = capturingLogger();
     const outbox = SqliteOutbox.open({
@@ -223,6 +223,25 @@ describe('a capped outbox that is full', () => {
     await new Promise((resolve) => setTimeout(resolve, 60));
     expect(outbox.failure).toBeInstanceOf(OutboxError);
     expect(log.at('info').map((l) => l.msg)).not.toContain('the outbox accepts writes again');
+    outbox.close();
+  });
+
+  it('a single write too large for the cap leaves room for others: the background probe finds a page free and says so', async () => {
+    const log = capturingLogger();
+    const outbox = SqliteOutbox.open({
+      path,
+      durability: 'process',
+      maxFileBytes: cap,
+      maintenanceIntervalMs: 5,
+      logger: log.logger,
+    });
+    await outbox.append(value('a', 1));
+    await expect(outbox.append(value('big', 2, jsonOf(400_000)))).rejects.toThrow(/maxFileBytes reached/);
+    expect(outbox.failure).toBeInstanceOf(OutboxError);
+    await vi.waitFor(() => expect(outbox.failure).toBeUndefined(), { timeout: 5_000, interval: 5 });
+    expect(log.at('info').map((l) => l.msg)).toContain('the outbox accepts writes again');
+    await outbox.append(value('b', 3));
+    expect(outbox.pending().map((p) => p.key)).toEqual(['a', 'b']);
     outbox.close();
   });
 });
