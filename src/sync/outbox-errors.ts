@@ -47,15 +47,26 @@ export function describeReplayFailure(path: string, error: unknown): OutboxError
   });
 }
 
-/** A write the outbox could not record; says what to do when the cause is room. */
+/** A write the outbox could not record; says what to do when the cause is room or a damaged file. */
 export function describeWriteFailure(path: string, error: unknown, capped: boolean): OutboxError {
   if (error instanceof OutboxError) return error;
-  const room = isFull(error)
-    ? capped
+  return new OutboxError(
+    `the outbox at ${path} could not record the write: ${messageOf(error)}${writeAdvice(error, capped)}`,
+    { cause: error },
+  );
+}
+
+function writeAdvice(error: unknown, capped: boolean): string {
+  if (isFull(error)) {
+    return capped
       ? ' (outbox.maxFileBytes reached: it frees up as the store acknowledges the backlog)'
-      : ' (the disk is full: it recovers once space is freed or the store acknowledges the backlog)'
-    : '';
-  return new OutboxError(`the outbox at ${path} could not record the write: ${messageOf(error)}${room}`, {
-    cause: error,
-  });
+      : ' (the disk is full: it recovers once space is freed or the store acknowledges the backlog)';
+  }
+  if (isDamaged(codeOf(error))) {
+    return (
+      ' (the file is damaged: writes accepted before keep flushing from memory; stop the process, ' +
+      'then restore the file from a backup or move it aside to start empty)'
+    );
+  }
+  return '';
 }

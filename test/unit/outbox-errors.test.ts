@@ -119,6 +119,20 @@ describe('describeWriteFailure', () => {
     );
   });
 
+  it('a damaged file says so and what to do, whatever the cap', () => {
+    const cause = sqliteError('SQLITE_CORRUPT', 'database disk image is malformed');
+    for (const capped of [true, false]) {
+      expect(describeWriteFailure(PATH, cause, capped).message).toBe(
+        `the outbox at ${PATH} could not record the write: database disk image is malformed` +
+          ' (the file is damaged: writes accepted before keep flushing from memory; stop the process, ' +
+          'then restore the file from a backup or move it aside to start empty)',
+      );
+    }
+    expect(
+      describeWriteFailure(PATH, sqliteError('SQLITE_NOTADB', 'file is not a database'), false).message,
+    ).toMatch(/\(the file is damaged: /);
+  });
+
   it('any other failure: the cause’s message and nothing about room', () => {
     const cause = sqliteError('SQLITE_IOERR_WRITE', 'disk I/O error');
     expect(describeWriteFailure(PATH, cause, true).message).toBe(
