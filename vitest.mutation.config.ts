@@ -37,6 +37,7 @@ export default defineConfig({
       'test/unit/append-after-delete.test.ts',
       'test/unit/sqlite-outbox-background-work.test.ts',
       'test/unit/sqlite-outbox-capped.test.ts',
+      'test/unit/sqlite-outbox-low-disk.test.ts',
       'test/unit/entry-items.test.ts',
       'test/unit/memory-tier-accounting.test.ts',
       'test/unit/memory-tier-logs.test.ts',
