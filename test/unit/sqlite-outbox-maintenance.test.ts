@@ -134,6 +134,19 @@ describe('background maintenance', () => {
     outbox.close();
   });
 
+  it('leaves an idle outbox alone once its log is empty: no checkpoint on every tick', async () => {
+    const outbox = SqliteOutbox.open({ path, durability: 'process', maintenanceIntervalMs: 10 });
+    await outbox.append(value('a', 1));
+    outbox.acknowledge([{ key: 'a', version: 1 }]);
+    await vi.waitFor(() => expect(sizeOf(`${path}-wal`)).toBe(0), { timeout: 5_000, interval: 5 });
+    const checkpoints = outbox.checkpoints;
+    // Several more ticks, idle.
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(outbox.checkpoints).toBe(checkpoints);
+    expect(sizeOf(`${path}-wal`)).toBe(0);
+    outbox.close();
+  });
+
   it('checkpoints what was written, keeping the log file while writes are pending', async () => {
     const outbox = SqliteOutbox.open({ path, durability: 'process', maintenanceIntervalMs: 10 });
     await outbox.append(value('a', 1));
