@@ -129,6 +129,25 @@ describe('outbox on a nearly full disk (tmpfs, root only)', () => {
       expect(outbox.pending().map((p) => p.key)).toEqual(['accepted']);
     },
   );
+
+  asRoot(
+    'rows already in the file need no room to be folded back: a write that fits beside them is accepted (tmpfs, root only)',
+    async () => {
+      const path = smallDisk();
+      const first = open(path);
+      await Promise.all(Array.from({ length: 120 }, (_, i) => first.outbox.append(kilobyte(`k${i}`, i + 1))));
+      await first.outbox.close();
+      // Reopened: the rows are in the file itself, which is far larger than the room left.
+      expect(sizeOf(path)).toBeGreaterThan(400 * 1024);
+      const { outbox } = open(path);
+      leaveFree(200 * 1024);
+
+      await outbox.append(kilobyte('accepted', 121));
+      expect(outbox.failure).toBeUndefined();
+      expect(outbox.checkpoints).toBe(0);
+      expect(outbox.pending()).toHaveLength(121);
+    },
+  );
 });
 
 describe('making room on a nearly full disk (tmpfs, root only)', () => {
@@ -267,6 +286,34 @@ describe('background maintenance on a full disk (tmpfs, root only)', () => {
       await Promise.all(Array.from({ length: 60 }, (_, i) => outbox.append(kilobyte(`more-${i}`, 63 + i))));
       leaveFree(0);
       await vi.waitFor(() => expect(at('warn')).toHaveLength(2), { timeout: 5_000, interval: 5 });
+    },
+  );
+});
+
+describe('without a logger (tmpfs, root only)', () => {
+  asRoot(
+    'failed deletions and refused writes on a full disk still recover once space is freed (tmpfs, root only)',
+    async () => {
+      const path = smallDisk();
+      const writes = Array.from({ length: 20 }, (_, i) => kilobyte(`k${i}`, i + 1));
+      const first = open(path, { logger: false });
+      await Promise.all(writes.map((w) => first.outbox.append(w)));
+      await first.outbox.close();
+
+      const { outbox } = open(path, { maintenanceIntervalMs: 10, logger: false });
+      leaveFree(0);
+      await expect(outbox.append(kilobyte('refused', 21))).rejects.toThrow(NEARLY_FULL);
+      outbox.acknowledge(writes.map(({ key, version }) => ({ key, version })));
+      // Replaying retries the deletions at once; on a full disk they fail and the rows are kept.
+      expect(outbox.pending()).toHaveLength(20);
+      await sleep(50);
+      expect(outbox.pending()).toHaveLength(20);
+
+      rmSync(filler());
+      expect(outbox.pending()).toEqual([]);
+      await vi.waitFor(() => expect(outbox.failure).toBeUndefined(), { timeout: 5_000, interval: 5 });
+      await outbox.append(kilobyte('accepted', 22));
+      expect(outbox.pending().map((p) => p.key)).toEqual(['accepted']);
     },
   );
 });
