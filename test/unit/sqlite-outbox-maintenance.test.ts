@@ -313,6 +313,24 @@ describe('an outbox capped by maxFileBytes', () => {
     outbox.close();
   });
 
+  it('stays refusing while the file is full and nothing is acknowledged: the background probe finds no room', async () => {
+    const log = capturingLogger();
+    const outbox = SqliteOutbox.open({
+      path,
+      durability: 'process',
+      maxFileBytes: cap,
+      maintenanceIntervalMs: 10,
+      logger: log.logger,
+    });
+    const { accepted, error } = await fill(outbox);
+    // Several probes.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(outbox.failure).toBe(error);
+    expect(log.at('info')).toEqual([]);
+    expect(outbox.pending()).toHaveLength(accepted);
+    outbox.close();
+  });
+
   it('accepts writes again once the backlog is acknowledged, found by the background probe', async () => {
     const log = capturingLogger();
     const outbox = SqliteOutbox.open({
