@@ -649,7 +649,11 @@ export class SqliteOutbox implements Outbox {
     this.#adaptToFreeSpace();
     // Pages the log holds beyond the end of the main file: what the next checkpoint grows it by.
     const pages = this.#db.pragma('page_count', { simple: true }) as number;
-    const growth = Math.max(0, pages * this.#pageSize - (this.#files?.check().mainBytes ?? 0));
+    const sizes = this.#files?.check();
+    // The log's size too: one left by an earlier process (a crash) is otherwise unknown until the
+    // first background tick, and a write before it would be refused without trying a checkpoint.
+    if (sizes) this.#walBytes = sizes.walBytes;
+    const growth = Math.max(0, pages * this.#pageSize - (sizes?.mainBytes ?? 0));
     // Room to delete acknowledged rows matters only while there are rows to delete.
     const ackRoom =
       this.#unacknowledgedCount > 0 || this.#hasPending.get() ? ACK_ROOM_PAGES * (this.#pageSize + 24) : 0;

@@ -173,6 +173,28 @@ describe('making room on a nearly full disk (tmpfs, root only)', () => {
   );
 
   asRoot(
+    'after a crash, the first write folds back the log the earlier process left when that makes room (tmpfs, root only)',
+    async () => {
+      // What a process killed before any checkpoint leaves: the rows only in its log.
+      const source = join(dir, 'source.db');
+      const crashed = open(source);
+      for (let v = 1; v <= 60; v++) await crashed.outbox.append(kilobyte(`k${v}`, v));
+      const path = smallDisk();
+      copyFileSync(source, path);
+      copyFileSync(`${source}-wal`, `${path}-wal`);
+      await crashed.outbox.close();
+      expect(sizeOf(`${path}-wal`)).toBeGreaterThan(800 * 1024);
+      leaveFree(400 * 1024);
+
+      const { outbox } = open(path);
+      await outbox.append(kilobyte('after', 61));
+      expect(outbox.failure).toBeUndefined();
+      expect(outbox.checkpoints).toBeGreaterThan(0);
+      expect(outbox.pending()).toHaveLength(61);
+    },
+  );
+
+  asRoot(
     'takes writes again once the backlog is acknowledged, found by the background probe (tmpfs, root only)',
     async () => {
       const path = smallDisk();
