@@ -29,6 +29,7 @@ export default defineConfig({
       'test/unit/closest-name.test.ts',
       'test/unit/tier-pending-writes.test.ts',
       'test/unit/cache-events.test.ts',
+      'test/unit/cache-replay-dead-letters.test.ts',
       'test/unit/outbox-first-open-upgrade.test.ts',
       'test/unit/outbox-first-open-refusals.test.ts',
       'test/unit/cache-read-during-flush.test.ts',

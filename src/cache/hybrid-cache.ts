@@ -130,13 +130,19 @@ export class HybridCache<V = unknown> {
 
   /** Puts writes (values and appended items) left in the outbox by an earlier process back in memory and starts flushing them; returns how many keys had some. */
   replayOutbox(): number {
-    for (const letter of this.#outbox.quarantineDamaged()) {
+    const damaged = this.#outbox.quarantineDamaged();
+    for (const letter of damaged) {
       this.#counters.deadLetters++;
       this.#logger.warn(
         { key: letter.key, version: letter.version, error: letter.error },
         'damaged outbox row dead-lettered at replay',
       );
-      this.#events.emit('deadLetter', letter);
+    }
+    // Replay runs inside `createHybridCache`, before the caller can listen: announced on a later turn.
+    if (damaged.length > 0) {
+      setImmediate(() => {
+        for (const letter of damaged) this.#events.emit('deadLetter', letter);
+      });
     }
     this.#clock.observe(this.#outbox.highestVersion());
     this.#anchor.restoreReserved(this.#outbox.reservedVersions());
