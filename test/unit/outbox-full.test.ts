@@ -1,14 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  rmSync,
-  statfsSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -17,6 +8,7 @@ import type { PendingWrite } from '../../src/sync/outbox.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
 import { FaultyStorage } from '../../src/testing/index.js';
 import { memoryCache } from '../helpers/cache.js';
+import { fillDisk, freeBytesAt } from '../helpers/outbox.js';
 
 let dir: string;
 beforeEach(() => {
@@ -47,24 +39,6 @@ function smallDisk(): { path: string; maxFileBytes: number | undefined; release:
       if (mounted) spawnSync('umount', ['--lazy', mountPoint]);
     },
   };
-}
-
-const freeBytes = (directory: string) => {
-  const fs = statfsSync(directory);
-  return fs.bavail * fs.bsize;
-};
-
-/** Writes `path` until its filesystem has no room left. */
-function fillDisk(path: string): void {
-  const fd = openSync(path, 'w');
-  const block = Buffer.alloc(4_096, 1);
-  try {
-    for (;;) writeSync(fd, block);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Writes ~1 KB values until the outbox refuses one; returns how many it accepted. */
@@ -184,7 +158,7 @@ describe.runIf(process.getuid?.() === 0)('a restart on a 4 MiB tmpfs with no byt
   function fillTheDisk(): string {
     const filler = join(dirname(disk.path), 'filler');
     fillDisk(filler);
-    expect(freeBytes(dirname(disk.path))).toBeLessThan(4_096);
+    expect(freeBytesAt(dirname(disk.path))).toBeLessThan(4_096);
     return filler;
   }
 

@@ -2,8 +2,8 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { PendingItem, PendingWrite } from '../../src/sync/outbox.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import { pendingItem as item, pendingValue as write } from '../helpers/outbox.js';
 
 let dir: string;
 beforeEach(() => {
@@ -11,21 +11,6 @@ beforeEach(() => {
 });
 afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
-});
-
-const write = (key: string, version: number): PendingWrite => ({
-  key,
-  version,
-  json: JSON.stringify(version),
-  expiresAt: null,
-  queuedAt: version,
-});
-
-const item = (key: string, id: string, version: number): PendingItem => ({
-  key,
-  item: { id, version, json: JSON.stringify(id) },
-  expiresAt: null,
-  queuedAt: version,
 });
 
 /** The outbox's files as a crash would leave them now (the open handle is not closed, so nothing more is written). */

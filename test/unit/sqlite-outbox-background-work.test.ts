@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OutboxError } from '../../src/index.js';
-import type { PendingItem, PendingWrite } from '../../src/sync/outbox.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
 import { capturingLogger } from '../helpers/cache.js';
+import { pendingItem as item, turns, pendingValue as value } from '../helpers/outbox.js';
 
 let dir: string;
 let path: string;
@@ -16,25 +16,6 @@ beforeEach(() => {
 afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
-
-const value = (key: string, version: number, json = JSON.stringify(version)): PendingWrite => ({
-  key,
-  version,
-  json,
-  expiresAt: null,
-  queuedAt: version,
-});
-const item = (key: string, id: string, version: number): PendingItem => ({
-  key,
-  item: { id, version, json: JSON.stringify(id) },
-  expiresAt: null,
-  queuedAt: version,
-});
-
-/** Lets the outbox run what it scheduled for the next turns of the event loop. */
-async function turns(n = 5): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise<void>((resolve) => setImmediate(resolve));
-}
 
 /** Whether something is still scheduled for the next turn of the event loop (work that never ends keeps one). */
 const keepsScheduling = () => process.getActiveResourcesInfo().includes('Immediate');

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OutboxError } from '../../src/index.js';
-import type { PendingItem, PendingWrite } from '../../src/sync/outbox.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
 import { walLimits } from '../../src/sync/wal-limits.js';
 import { capturingLogger } from '../helpers/cache.js';
+import { pendingItem as item, turns, pendingValue as value } from '../helpers/outbox.js';
 
 let dir: string;
 let path: string;
@@ -30,29 +30,9 @@ const WAL_HEADER_BYTES = 32;
 
 /** A JSON string of exactly `bytes` bytes. */
 const jsonOf = (bytes: number) => `"${'x'.repeat(bytes - 2)}"`;
-const value = (
-  key: string,
-  version: number,
-  json: string | null = JSON.stringify(version),
-): PendingWrite => ({
-  key,
-  version,
-  json,
-  expiresAt: null,
-  queuedAt: version,
-});
-const item = (key: string, id: string, version: number, json = JSON.stringify(id)): PendingItem => ({
-  key,
-  item: { id, version, json },
-  expiresAt: null,
-  queuedAt: version,
-});
 
 const sizeOf = (p: string) => statSync(p, { throwIfNoEntry: false })?.size ?? 0;
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
-async function turns(n = 5): Promise<void> {
-  for (let i = 0; i < n; i++) await nextTurn();
-}
+const _nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** A capped outbox with no background maintenance during the test. */
 const capped = (durability: 'process' | 'fsync' = 'process') =>

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OutboxError } from '../../src/index.js';
-import type { PendingItem, PendingWrite } from '../../src/sync/outbox.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import { pendingItem as item, pendingValue as value } from '../helpers/outbox.js';
 
 let dir: string;
 let path: string;
@@ -16,23 +16,6 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const value = (
-  key: string,
-  version: number,
-  json: string | null = JSON.stringify(version),
-): PendingWrite => ({
-  key,
-  version,
-  json,
-  expiresAt: null,
-  queuedAt: version,
-});
-const item = (key: string, id: string, version: number, json = JSON.stringify(id)): PendingItem => ({
-  key,
-  item: { id, version, json },
-  expiresAt: null,
-  queuedAt: version,
-});
 const open = () => SqliteOutbox.open({ path, durability: 'process' });
 
 describe('dead letters of appended items', () => {

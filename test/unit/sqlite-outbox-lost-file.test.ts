@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OutboxError } from '../../src/index.js';
-import type { PendingWrite } from '../../src/sync/outbox.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
 import { capturingLogger } from '../helpers/cache.js';
+import { pendingValue as value } from '../helpers/outbox.js';
 
 let dir: string;
 let path: string;
@@ -15,14 +15,6 @@ beforeEach(() => {
 });
 afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
-});
-
-const value = (key: string, version: number): PendingWrite => ({
-  key,
-  version,
-  json: JSON.stringify(version),
-  expiresAt: null,
-  queuedAt: version,
 });
 
 /** Appends one write at a time; returns the 1-based index of the first refused one (0 if none was). */

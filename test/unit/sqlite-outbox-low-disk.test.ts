@@ -1,16 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  rmSync,
-  statfsSync,
-  statSync,
-  truncateSync,
-  writeSync,
-} from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -18,6 +7,7 @@ import { OutboxError } from '../../src/index.js';
 import type { PendingWrite } from '../../src/sync/outbox.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
 import { capturingLogger } from '../helpers/cache.js';
+import { fillDisk, freeBytesAt } from '../helpers/outbox.js';
 
 /**
  * The outbox on a real filesystem with under 32 MiB free (a small tmpfs), where every write first
@@ -63,24 +53,13 @@ function open(path: string, options: { maintenanceIntervalMs?: number; logger?: 
 }
 
 const sizeOf = (p: string) => statSync(p, { throwIfNoEntry: false })?.size ?? 0;
-const freeBytes = () => {
-  const fs = statfsSync(mountPoint);
-  return fs.bavail * fs.bsize;
-};
+const freeBytes = () => freeBytesAt(mountPoint);
 const filler = () => join(mountPoint, 'filler');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Fills the disk with a filler file, then gives `bytes` of it back (0: no byte left). */
 function leaveFree(bytes: number): void {
-  const fd = openSync(filler(), 'a');
-  const block = Buffer.alloc(4_096, 1);
-  try {
-    for (;;) writeSync(fd, block);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
-  } finally {
-    closeSync(fd);
-  }
+  fillDisk(filler());
   if (bytes > 0) truncateSync(filler(), Math.max(0, sizeOf(filler()) - bytes));
 }
 

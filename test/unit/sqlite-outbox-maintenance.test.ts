@@ -1,12 +1,12 @@
-import { copyFileSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OutboxError } from '../../src/index.js';
-import type { PendingItem, PendingWrite } from '../../src/sync/outbox.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
 import { capturingLogger } from '../helpers/cache.js';
+import { descriptorsOf, pendingItem as item, pendingValue as value } from '../helpers/outbox.js';
 
 let dir: string;
 let path: string;
@@ -18,35 +18,8 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const value = (key: string, version: number, json = JSON.stringify(version)): PendingWrite => ({
-  key,
-  version,
-  json,
-  expiresAt: null,
-  queuedAt: version,
-});
-const item = (key: string, id: string, version: number): PendingItem => ({
-  key,
-  item: { id, version, json: JSON.stringify(id) },
-  expiresAt: null,
-  queuedAt: version,
-});
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const sizeOf = (p: string) => statSync(p, { throwIfNoEntry: false })?.size ?? 0;
-
-/** Files this process holds open whose path starts with `prefix` (the outbox, its log, deleted or not). */
-function descriptorsOf(prefix: string): string[] {
-  const targets: string[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith(prefix)) targets.push(target);
-    } catch {
-      // Closed between listing and reading: not held.
-    }
-  }
-  return targets;
-}
 
 /**
  * What a crash right now would leave: the outbox file and its log copied aside (the outbox holds
