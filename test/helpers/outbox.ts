@@ -1,4 +1,5 @@
-import { closeSync, openSync, readdirSync, readlinkSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, openSync, readdirSync, readlinkSync, statfsSync, writeSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import type { PendingItem, PendingWrite } from '../../src/sync/outbox.js';
 
 /** A pending value row as the cache would append it, queued at its version. */
@@ -63,4 +64,51 @@ export function fillDisk(path: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * What a crash right now would leave of the outbox at `path`: its file and log copied aside (the
+ * outbox holds them exclusively) and opened as a restarted process would; the rows counted.
+ */
+let crashCopies = 0;
+export function rowsAfterCrash(path: string): { values: number; items: number } {
+  const copy = `${path}.crash-${++crashCopies}`;
+  copyFileSync(path, copy);
+  copyFileSync(`${path}-wal`, `${copy}-wal`);
+  const db = new Database(copy, { readonly: true });
+  try {
+    return {
+      values: db.prepare('SELECT count(*) FROM pending').pluck().get() as number,
+      items: db.prepare('SELECT count(*) FROM pending_items').pluck().get() as number,
+    };
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Writes the outbox of the first release at `path`, as it wrote it: schema 1, no application id,
+ * three tables, two pending rows ('a' at 50, a delete of 'b' at 51) and, if asked, a dead letter.
+ */
+export function firstReleaseOutbox(path: string, { deadLetter = false } = {}): void {
+  const raw = new Database(path);
+  raw.exec(`
+    CREATE TABLE pending (
+      key TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL, json TEXT, expires_at INTEGER,
+      queued_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO meta (name, value) VALUES ('highest_version', 40);
+    CREATE TABLE dead_letters (
+      id INTEGER PRIMARY KEY, key TEXT NOT NULL, version INTEGER NOT NULL, json TEXT, expires_at INTEGER,
+      error TEXT NOT NULL, failed_at INTEGER NOT NULL
+    );
+    INSERT INTO pending VALUES ('a', 50, '{"n":1}', NULL, 7), ('b', 51, NULL, NULL, 8);
+    PRAGMA user_version = 1;
+  `);
+  if (deadLetter) {
+    raw.exec(`INSERT INTO dead_letters (key, version, json, expires_at, error, failed_at)
+      VALUES ('p', 30, '"poison"', NULL, 'check failed', 9)`);
+  }
+  raw.close();
 }

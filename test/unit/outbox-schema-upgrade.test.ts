@@ -12,6 +12,7 @@ import {
   OUTBOX_SCHEMA_VERSION,
 } from '../../src/sync/outbox-schema.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import { firstReleaseOutbox } from '../helpers/outbox.js';
 
 let dir: string;
 beforeEach(() => {
@@ -23,32 +24,10 @@ afterEach(() => {
 
 const OWN_FILE = 'give the outbox a file of its own (outbox.path / CACHE_DATA_DIR)';
 
-/** The outbox of the first release, as it wrote it: schema 1, no application id. */
-function firstReleaseOutbox(path: string): void {
-  const raw = new Database(path);
-  raw.exec(`
-    CREATE TABLE pending (
-      key TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL, json TEXT, expires_at INTEGER,
-      queued_at INTEGER NOT NULL
-    ) WITHOUT ROWID;
-    CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;
-    INSERT INTO meta (name, value) VALUES ('highest_version', 40);
-    CREATE TABLE dead_letters (
-      id INTEGER PRIMARY KEY, key TEXT NOT NULL, version INTEGER NOT NULL, json TEXT, expires_at INTEGER,
-      error TEXT NOT NULL, failed_at INTEGER NOT NULL
-    );
-    INSERT INTO pending VALUES ('a', 50, '{"n":1}', NULL, 7), ('b', 51, NULL, NULL, 8);
-    INSERT INTO dead_letters (key, version, json, expires_at, error, failed_at)
-      VALUES ('p', 30, '"poison"', NULL, 'check failed', 9);
-    PRAGMA user_version = 1;
-  `);
-  raw.close();
-}
-
 describe('an outbox file of an earlier schema is upgraded in place', () => {
   it('schema 1 without an application id: its rows replay, and it is stamped at the current schema', () => {
     const path = join(dir, 'outbox.db');
-    firstReleaseOutbox(path);
+    firstReleaseOutbox(path, { deadLetter: true });
     const outbox = SqliteOutbox.open({ path, durability: 'process' });
     expect(outbox.pending()).toEqual([
       { key: 'a', version: 50, json: '{"n":1}', expiresAt: null, queuedAt: 7 },
@@ -71,7 +50,7 @@ describe('an outbox file of an earlier schema is upgraded in place', () => {
 
   it('after the upgrade it takes appended items and dead letters of items, and keeps them across a reopen', async () => {
     const path = join(dir, 'outbox.db');
-    firstReleaseOutbox(path);
+    firstReleaseOutbox(path, { deadLetter: true });
     const outbox = SqliteOutbox.open({ path, durability: 'process' });
     await outbox.append({
       key: 'log',
@@ -97,7 +76,7 @@ describe('an outbox file of an earlier schema is upgraded in place', () => {
 
   it('an unstamped file with the first release’s tables but another schema version is not taken for an outbox', () => {
     const path = join(dir, 'outbox.db');
-    firstReleaseOutbox(path);
+    firstReleaseOutbox(path, { deadLetter: true });
     const raw = new Database(path);
     raw.pragma('user_version = 0');
     raw.close();

@@ -1,13 +1,12 @@
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OutboxError } from '../../src/index.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
 import { walLimits } from '../../src/sync/wal-limits.js';
 import { capturingLogger } from '../helpers/cache.js';
-import { pendingItem as item, turns, pendingValue as value } from '../helpers/outbox.js';
+import { pendingItem as item, rowsAfterCrash, turns, pendingValue as value } from '../helpers/outbox.js';
 
 let dir: string;
 let path: string;
@@ -38,22 +37,7 @@ const _nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const capped = (durability: 'process' | 'fsync' = 'process') =>
   SqliteOutbox.open({ path, durability, maxFileBytes: cap, maintenanceIntervalMs: 60_000 });
 
-/** Rows a crash right now would leave (the files copied aside, as the outbox holds them exclusively). */
-let snapshots = 0;
-function rowsOnDisk(): { values: number; items: number } {
-  const copy = join(dir, `snapshot-${++snapshots}.db`);
-  copyFileSync(path, copy);
-  copyFileSync(`${path}-wal`, `${copy}-wal`);
-  const db = new Database(copy, { readonly: true });
-  try {
-    return {
-      values: db.prepare('SELECT count(*) FROM pending').pluck().get() as number,
-      items: db.prepare('SELECT count(*) FROM pending_items').pluck().get() as number,
-    };
-  } finally {
-    db.close();
-  }
-}
+const rowsOnDisk = () => rowsAfterCrash(path);
 
 /**
  * The pre-commit check assumes each row may write its leaf, a split into two plus a parent, and one

@@ -1,12 +1,16 @@
-import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OutboxError } from '../../src/index.js';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
 import { capturingLogger } from '../helpers/cache.js';
-import { descriptorsOf, pendingItem as item, pendingValue as value } from '../helpers/outbox.js';
+import {
+  descriptorsOf,
+  pendingItem as item,
+  rowsAfterCrash,
+  pendingValue as value,
+} from '../helpers/outbox.js';
 
 let dir: string;
 let path: string;
@@ -21,25 +25,7 @@ afterEach(() => {
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const sizeOf = (p: string) => statSync(p, { throwIfNoEntry: false })?.size ?? 0;
 
-/**
- * What a crash right now would leave: the outbox file and its log copied aside (the outbox holds
- * its file exclusively), then opened, as a restarted process would.
- */
-let snapshots = 0;
-function rowsOnDisk(): { values: number; items: number } {
-  const copy = join(dir, `snapshot-${++snapshots}.db`);
-  copyFileSync(path, copy);
-  copyFileSync(`${path}-wal`, `${copy}-wal`);
-  const db = new Database(copy, { readonly: true });
-  try {
-    return {
-      values: db.prepare('SELECT count(*) FROM pending').pluck().get() as number,
-      items: db.prepare('SELECT count(*) FROM pending_items').pluck().get() as number,
-    };
-  } finally {
-    db.close();
-  }
-}
+const rowsOnDisk = () => rowsAfterCrash(path);
 
 describe('acknowledged rows are deleted a chunk per turn of the event loop', () => {
   it('32 rows per turn, until none is left', async () => {
