@@ -262,18 +262,9 @@ export class SqliteOutbox implements Outbox {
   }
 
   pending(): PendingWrite[] {
-    this.#flushAcknowledgements();
-    let rows: Row[];
-    try {
-      rows = this.#db
-        .prepare(
-          'SELECT key, version, json, expires_at, queued_at, unanchored, ends_log_at FROM pending ORDER BY queued_at',
-        )
-        .raw()
-        .all() as Row[];
-    } catch (error) {
-      throw describeReplayFailure(this.#path, error);
-    }
+    const rows = this.#replayRows<Row>(
+      'SELECT key, version, json, expires_at, queued_at, unanchored, ends_log_at FROM pending ORDER BY queued_at',
+    );
     return rows.map(([key, version, json, expiresAt, queuedAt, unanchored, endsLogAt]) => ({
       key,
       version,
@@ -286,18 +277,9 @@ export class SqliteOutbox implements Outbox {
   }
 
   pendingItems(): PendingItem[] {
-    this.#flushAcknowledgements();
-    let rows: ItemRow[];
-    try {
-      rows = this.#db
-        .prepare(
-          'SELECT key, id, version, json, expires_at, queued_at, unanchored FROM pending_items ORDER BY version, id',
-        )
-        .raw()
-        .all() as ItemRow[];
-    } catch (error) {
-      throw describeReplayFailure(this.#path, error);
-    }
+    const rows = this.#replayRows<ItemRow>(
+      'SELECT key, id, version, json, expires_at, queued_at, unanchored FROM pending_items ORDER BY version, id',
+    );
     return rows.map(([key, id, version, json, expiresAt, queuedAt, unanchored]) => ({
       key,
       item: { id, version, json },
@@ -359,6 +341,16 @@ export class SqliteOutbox implements Outbox {
       if (this.#group.length === 0) scheduleCommit(() => this.#commitPending());
       this.#group.push({ write, resolve, reject });
     });
+  }
+
+  /** Rows still pending, acknowledged ones deleted first; a damaged page read here is named as such. */
+  #replayRows<T>(sql: string): T[] {
+    this.#flushAcknowledgements();
+    try {
+      return this.#db.prepare(sql).raw().all() as T[];
+    } catch (error) {
+      throw describeReplayFailure(this.#path, error);
+    }
   }
 
   /** Throws when the new versions cannot be recorded (a full disk); the caller keeps the writes queued. */
