@@ -1,9 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStorage } from '../../src/index.js';
+import { fillDisk, freeBytesAt } from '../helpers/outbox.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const dirs: string[] = [];
@@ -21,10 +22,16 @@ function child(script: string, env: Record<string, string>): ChildProcess {
 /** Last acknowledged state per key: the sequence number, and whether that write was a delete. */
 type Acked = Map<string, { seq: number; deleted: boolean }>;
 
-/** Runs the writer until it has acknowledged `killAfter` writes (plus a random extra), then SIGKILLs it. */
-async function runWriterAndKill(dir: string, killAfter: number, storeDown: boolean): Promise<Acked> {
+/** Runs the writer until it has acknowledged `killAfter` writes, then SIGKILLs it. */
+async function runWriterAndKill(
+  dir: string,
+  killAfter: number,
+  storeDown: boolean | 'writes',
+  env: Record<string, string> = {},
+): Promise<Acked> {
   const acked: Acked = new Map();
-  const writer = child('writer.ts', { CRASH_DIR: dir, STORE_DOWN: storeDown ? '1' : '0' });
+  const STORE_DOWN = storeDown === 'writes' ? 'writes' : storeDown ? '1' : '0';
+  const writer = child('writer.ts', { CRASH_DIR: dir, STORE_DOWN, ...env });
   let buffer = '';
   let count = 0;
   let stderr = '';
@@ -67,8 +74,12 @@ function expectAtLeast(key: string, seq: number, deleted: boolean, seen: number 
   else expect(seen, `${key}: acknowledged ${seq}`).toBeGreaterThanOrEqual(seq);
 }
 
-async function verify(dir: string, acked: Acked) {
-  const reader = child('reader.ts', { CRASH_DIR: dir, CRASH_READ_KEYS: JSON.stringify([...acked.keys()]) });
+async function verify(dir: string, acked: Acked, env: Record<string, string> = {}) {
+  const reader = child('reader.ts', {
+    CRASH_DIR: dir,
+    CRASH_READ_KEYS: JSON.stringify([...acked.keys()]),
+    ...env,
+  });
   let out = '';
   let err = '';
   reader.stdout?.on('data', (d) => {
@@ -143,6 +154,55 @@ describe('crash safety with SIGKILL (durability: process)', () => {
     expect(merged.size).toBeGreaterThanOrEqual(second.size);
   }, 60_000);
 });
+
+/** A fresh directory for the store, with a 4 MiB tmpfs inside it for the outbox; unmounted afterwards. */
+async function withSmallOutboxDisk(run: (dir: string, env: Record<string, string>) => Promise<void>) {
+  const dir = mkdtempSync(join(tmpdir(), 'hc-crash-full-'));
+  dirs.push(dir);
+  const disk = join(dir, 'small-disk');
+  mkdirSync(disk);
+  expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', disk]).status, 'mounting a tmpfs').toBe(
+    0,
+  );
+  try {
+    await run(dir, { CRASH_OUTBOX_DIR: disk });
+  } finally {
+    spawnSync('umount', ['--lazy', disk]);
+  }
+}
+
+function fillOutboxDisk(env: Record<string, string>): void {
+  const disk = env.CRASH_OUTBOX_DIR as string;
+  fillDisk(join(disk, 'filler'));
+  expect(freeBytesAt(disk)).toBeLessThan(4_096);
+}
+
+// Only a real filesystem can be filled to its last byte; mounting one takes root, which CI has.
+describe.runIf(process.getuid?.() === 0)(
+  'SIGKILL, then the outbox disk filled to its last byte (root only)',
+  () => {
+    it('a new process opens the outbox, replays it and delivers every acknowledged write', async () => {
+      await withSmallOutboxDisk(async (dir, env) => {
+        // The store answers its mark and refuses writes: everything acknowledged waits in the outbox.
+        const acked = await runWriterAndKill(dir, 1_000, 'writes', env);
+        fillOutboxDisk(env);
+        const result = await verify(dir, acked, env);
+        expect(result.replayed).toBeGreaterThanOrEqual(acked.size);
+      });
+    }, 60_000);
+
+    it('a process that drained an earlier backlog leaves nothing that stops the next one from opening', async () => {
+      await withSmallOutboxDisk(async (dir, env) => {
+        // The store never answered this writer: its writes get new versions when the next process anchors.
+        const acked = await runWriterAndKill(dir, 1_000, true, env);
+        await verify(dir, acked, env);
+        fillOutboxDisk(env);
+        const again = await verify(dir, acked, env);
+        expect(again.replayed).toBe(0);
+      });
+    }, 60_000);
+  },
+);
 
 describe('outbox deleted while the cache runs, then SIGKILL', () => {
   it('acknowledges nothing after the deletion, and a restart opens a new outbox', async () => {

@@ -1,23 +1,34 @@
 /**
  * Crash-test child: writes keys through the cache as fast as it can and prints one line per
- * acknowledged write ("<key> <seq>"), until it is killed. With STORE_DOWN=1 every store call fails.
+ * acknowledged write ("<key> <seq>"), until it is killed. With STORE_DOWN=1 every store call fails;
+ * with STORE_DOWN=writes the store's mark is read first and every write to it fails. The outbox is
+ * in CRASH_OUTBOX_DIR when set, else beside the store in CRASH_DIR.
  */
 import { pino } from 'pino';
-import { createHybridCache, SqliteStorage } from '../../src/index.js';
-import { downStorage } from './down-storage.js';
+import { createHybridCache, SqliteStorage, type Storage } from '../../src/index.js';
+import { downStorage, writesDownStorage } from './down-storage.js';
 
 const dir = process.env.CRASH_DIR as string;
+const outboxDir = process.env.CRASH_OUTBOX_DIR ?? dir;
 const keys = Number(process.env.CRASH_KEYS ?? 200);
 const writers = Number(process.env.CRASH_WRITERS ?? 8);
 
 const real = new SqliteStorage({ path: `${dir}/store.db` });
-const down = downStorage();
+const writesDown = writesDownStorage(real);
+const storage: Storage =
+  process.env.STORE_DOWN === '1'
+    ? downStorage()
+    : process.env.STORE_DOWN === 'writes'
+      ? writesDown.storage
+      : real;
 const cache = await createHybridCache<{ seq: number }>({
-  storage: process.env.STORE_DOWN === '1' ? down : real,
-  outbox: { path: `${dir}/outbox.db`, durability: 'process' },
+  storage,
+  outbox: { path: `${outboxDir}/outbox.db`, durability: 'process' },
   flush: { batchSize: 50, intervalMs: 2, concurrency: 2 },
   logger: pino({ level: 'silent' }),
 });
+// Every write then carries a version anchored to the store: none needs a new one after a restart.
+if (process.env.STORE_DOWN === 'writes') await writesDown.markRead;
 
 let seq = 0;
 const out: string[] = [];
