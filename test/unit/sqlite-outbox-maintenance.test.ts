@@ -135,6 +135,12 @@ describe('an outbox capped by maxFileBytes', () => {
     throw new Error('the capped outbox never refused a write');
   }
 
+  /** Under the cap, with no background maintenance during the test. */
+  const cappedQuiet = () =>
+    SqliteOutbox.open({ path, durability: 'process', maxFileBytes: cap, maintenanceIntervalMs: 60_000 });
+  // Half of what the cap leaves the log; well below the point where a commit must make room first.
+  const checkpointThreshold = Math.floor((cap - Math.floor((cap - 32) / (4096 + 4096 + 24)) * 4096) / 2);
+
   it('keeps the file and its log under the cap, and says the cap was reached when full', async () => {
     const outbox = SqliteOutbox.open({ path, durability: 'process', maxFileBytes: cap });
     const { accepted, error } = await fill(outbox);
@@ -149,16 +155,9 @@ describe('an outbox capped by maxFileBytes', () => {
   });
 
   it('a log grown past its threshold (half the log budget) is checkpointed after the commit, in the background', async () => {
-    const outbox = SqliteOutbox.open({
-      path,
-      durability: 'process',
-      maxFileBytes: cap,
-      maintenanceIntervalMs: 60_000,
-    });
-    // The threshold: half of what the cap leaves the log; well below the point where a commit must make room first.
-    const threshold = Math.floor((cap - Math.floor((cap - 32) / (4096 + 4096 + 24)) * 4096) / 2);
+    const outbox = cappedQuiet();
     let i = 0;
-    while (sizeOf(`${path}-wal`) < threshold + 4096 && outbox.checkpoints === 0) {
+    while (sizeOf(`${path}-wal`) < checkpointThreshold + 4096 && outbox.checkpoints === 0) {
       await outbox.append(value(`k${i}`, ++i, kilobyte(i)));
     }
     await vi.waitFor(() => expect(outbox.checkpoints).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
@@ -167,16 +166,11 @@ describe('an outbox capped by maxFileBytes', () => {
   });
 
   it('close resolves only once no descriptor of the file or its log is left, even with a log sync under way', async () => {
-    const outbox = SqliteOutbox.open({
-      path,
-      durability: 'process',
-      maxFileBytes: cap,
-      maintenanceIntervalMs: 60_000,
-    });
-    const threshold = Math.floor((cap - Math.floor((cap - 32) / (4096 + 4096 + 24)) * 4096) / 2);
+    const outbox = cappedQuiet();
     let i = 0;
     // The commit that takes the log past its threshold starts a sync of the log on the thread pool.
-    while (sizeOf(`${path}-wal`) < threshold + 4096) await outbox.append(value(`k${i}`, ++i, kilobyte(i)));
+    while (sizeOf(`${path}-wal`) < checkpointThreshold + 4096)
+      await outbox.append(value(`k${i}`, ++i, kilobyte(i)));
     const closing = outbox.close();
     expect(descriptorsOf(path)).not.toEqual([]);
     // A second close waits for the same release.
@@ -188,12 +182,7 @@ describe('an outbox capped by maxFileBytes', () => {
   });
 
   it('large values and items spanning many pages: the file and its log stay under the cap', async () => {
-    const outbox = SqliteOutbox.open({
-      path,
-      durability: 'process',
-      maxFileBytes: cap,
-      maintenanceIntervalMs: 60_000,
-    });
+    const outbox = cappedQuiet();
     const big = (i: number) => JSON.stringify({ i, text: 'y'.repeat(20_000) });
     for (let i = 1; i <= 40; i++) {
       const written =
@@ -259,12 +248,7 @@ describe('an outbox capped by maxFileBytes', () => {
   });
 
   it('a small write does not checkpoint the log', async () => {
-    const outbox = SqliteOutbox.open({
-      path,
-      durability: 'process',
-      maxFileBytes: cap,
-      maintenanceIntervalMs: 60_000,
-    });
+    const outbox = cappedQuiet();
     await outbox.append(value('a', 1));
     for (let turn = 0; turn < 5; turn++) await nextTurn();
     await new Promise((resolve) => setTimeout(resolve, 20));
