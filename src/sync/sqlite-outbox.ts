@@ -231,12 +231,7 @@ export class SqliteOutbox implements Outbox {
     });
     // Last: its descriptors may only be closed after the connection (see OutboxFiles).
     this.#files = options.path === ':memory:' ? undefined : OutboxFiles.watch(options.path);
-    if (this.#files) {
-      // A log an earlier process left (a crash before its checkpoint): known before the first write,
-      // so that a write on a nearly full disk tries the checkpoint that makes room.
-      this.#walBytes = this.#files.check().walBytes;
-      this.#adaptToFreeSpace();
-    }
+    if (this.#files) this.#adaptToFreeSpace();
     this.#maintenance = repeat(
       () => this.#maintain(),
       options.maintenanceIntervalMs ?? DEFAULT_MAINTENANCE_INTERVAL_MS,
@@ -646,7 +641,11 @@ export class SqliteOutbox implements Outbox {
     this.#adaptToFreeSpace();
     // Pages the log holds beyond the end of the main file: what the next checkpoint grows it by.
     const pages = this.#db.pragma('page_count', { simple: true }) as number;
-    const growth = Math.max(0, pages * this.#pageSize - (this.#files?.check().mainBytes ?? 0));
+    const sizes = this.#files?.check();
+    // The log's size too: one left by an earlier process (a crash) is otherwise unknown until the
+    // first background tick, and a write before it would be refused without trying a checkpoint.
+    if (sizes) this.#walBytes = sizes.walBytes;
+    const growth = Math.max(0, pages * this.#pageSize - (sizes?.mainBytes ?? 0));
     // Room to delete acknowledged rows matters only while there are rows to delete.
     const ackRoom =
       this.#unacknowledgedCount > 0 || this.#hasPending.get() ? ACK_ROOM_PAGES * (this.#pageSize + 24) : 0;
