@@ -2,10 +2,11 @@ import type { Storage, StoredEntry } from '../storage/types.js';
 import type { StoreGuard } from '../sync/store-guard.js';
 import { StorageUnavailableError } from './errors.js';
 
-/** A load result that must not be used: a local write to the key landed while it was in flight. */
-export const SUPERSEDED: unique symbol = Symbol('superseded');
-
-type LoadResult = StoredEntry | undefined | typeof SUPERSEDED;
+/** What the store answered, and whether a local write to the key landed while the read was in flight (the answer may predate it). */
+export interface LoadResult {
+  stored: StoredEntry | undefined;
+  writtenDuringRead: boolean;
+}
 
 interface Pending {
   resolve: (result: LoadResult) => void;
@@ -69,7 +70,10 @@ export class Loader {
       for (const [key, pending] of batch) {
         const entry = found.get(key);
         const written = this.#writtenDuringRead.get(key);
-        pending.resolve(written !== undefined && (entry?.version ?? 0) < written ? SUPERSEDED : entry);
+        pending.resolve({
+          stored: entry,
+          writtenDuringRead: written !== undefined && (entry?.version ?? 0) < written,
+        });
       }
     } catch (error) {
       const unavailable = new StorageUnavailableError(

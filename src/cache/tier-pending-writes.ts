@@ -61,11 +61,6 @@ export class TierPendingWrites implements PendingWrites {
     return this.#tier.hasPending(key);
   }
 
-  reminted(key: string, from: number, to: number, endsLogAt?: number): void {
-    this.#tier.reversion(key, from, to, endsLogAt);
-    this.#onStoreChanged(key, to);
-  }
-
   applied(write: VersionedWrite): void {
     this.#counters.flushedWrites++;
     this.#settle(write);

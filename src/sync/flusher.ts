@@ -7,7 +7,6 @@ import { classifyFailure } from './failure-kind.js';
 import type { HybridLogicalClock } from './hlc.js';
 import type { Outbox } from './outbox.js';
 import type { PendingWrites } from './pending-writes.js';
-import { applyRemints, planRemints } from './remint-plan.js';
 import { type RetryOptions, RetryPolicy } from './retry-policy.js';
 import type { StoreGuard } from './store-guard.js';
 import type { DeadLetter, FlushEventSink } from './types.js';
@@ -172,67 +171,29 @@ export class Flusher {
     if (!(await this.#anchored())) return;
     const writes: VersionedWrite[] = [];
     for (const key of keys) writes.push(...this.#pending.writesFor(key));
-    if (writes.length > 0 && this.#remintUnanchored(writes)) await this.#send(withLogEnds(writes));
+    if (writes.length > 0) await this.#send(withLogEnds(writes));
   }
 
   /**
-   * Nothing is sent before the clock has observed the store's high-water mark; false when it could
-   * not be read (a retry is scheduled, as for a failed send).
+   * Nothing is sent before the clock is anchored (see `ClockAnchor`); false when the mark could not
+   * be read or the anchoring step not written (a retry is scheduled, as for a failed send).
    */
   async #anchored(): Promise<boolean> {
-    const anchor = this.#anchor;
-    if (!anchor.anchored) {
-      try {
-        await anchor.ensure(this.#abort.signal);
-      } catch (error) {
-        if (this.#stopped) return false;
-        if (classifyFailure(error) !== 'transient') {
-          this.#logger.error(
-            { err: error },
-            "cannot read the store's version high-water mark; writes stay queued until it can be read",
-          );
-        }
-        this.#scheduleRetry(error as Error);
-        return false;
-      }
-    }
-    await anchor.appendsSettled();
-    return !this.#stopped;
-  }
-
-  /**
-   * Writes minted before the clock was anchored get new versions (above the store's mark) in the
-   * outbox and in memory before they are sent. All of them, not only those below the mark: a row
-   * still marked unanchored after it may have reached the store would be re-minted again after a
-   * crash, and could then overwrite a newer write from elsewhere. The new versions were reserved
-   * when the clock was anchored (see `ClockAnchor`).
-   */
-  #remintUnanchored(writes: VersionedWrite[]): boolean {
-    const changes = planRemints(writes, this.#anchor);
-    if (changes.length === 0) return true;
+    if (this.#anchor.anchored) return true;
     try {
-      this.#outbox.remint(changes);
+      await this.#anchor.ensure(this.#abort.signal);
     } catch (error) {
-      this.#logger.error(
-        { err: error },
-        'could not record new versions in the outbox; keeping the writes queued',
-      );
+      if (this.#stopped) return false;
+      if (classifyFailure(error) !== 'transient') {
+        this.#logger.error(
+          { err: error },
+          "cannot anchor the clock to the store's version high-water mark; writes stay queued until it can",
+        );
+      }
       this.#scheduleRetry(error as Error);
       return false;
     }
-    // Memory holds the same item objects as the writes: changing them changes both.
-    applyRemints(writes, changes);
-    for (const change of changes) {
-      // Items are changed in place above; a value's new version is told to memory.
-      if (change.itemId === undefined)
-        this.#pending.reminted(change.key, change.from, change.to, change.endsLogAt);
-      this.#anchor.forget(change.from);
-    }
-    this.#logger.debug(
-      { count: changes.length },
-      "re-minted writes accepted before the store's version high-water mark was known",
-    );
-    return true;
+    return !this.#stopped;
   }
 
   async #send(writes: VersionedWrite[]): Promise<void> {

@@ -29,14 +29,14 @@ export function isPendingItem(row: PendingWrite | PendingItem): row is PendingIt
   return 'item' in row;
 }
 
-/** A pending value write (or, with `itemId`, an appended item) given a new version before it is sent. */
-export interface Remint {
+/** A pending value write (or, with `itemId`, an appended item) given a new version when the clock is anchored. */
+export interface Reversion {
   key: string;
   from: number;
   to: number;
   itemId?: string;
-  /** A value's new `endsLogAt`, when its items' end moved with the re-mint. */
-  endsLogAt?: number;
+  /** A value's new log floor, when the write that set it was given a new version too. */
+  logFloor?: number;
 }
 
 /**
@@ -63,11 +63,15 @@ export interface Outbox {
    * promises. A tombstone also drops the key's older pending items.
    */
   append(write: PendingWrite | PendingItem): Promise<void>;
-  /** Gives pending rows new (anchored) versions, atomically, before they are sent. */
-  remint(changes: readonly Remint[]): void;
-  /** Records the new versions reserved for writes accepted before the clock was anchored (see `ClockAnchor`). */
-  reserveVersions(reserved: ReadonlyArray<[from: number, to: number]>): void;
-  /** The versions an earlier process reserved, while rows it left may still need them; drops them once none can. */
+  /**
+   * The clock is anchored: gives pending rows their new versions and marks every row anchored, in
+   * one transaction. Throws when that cannot be written; nothing changes then.
+   */
+  anchor(changes: readonly Reversion[]): void;
+  /**
+   * New versions an outbox written by hybrid-cache 0.1 reserved for its unanchored rows (read at
+   * replay; the next `anchor` writes them into the rows and drops the reservations).
+   */
   reservedVersions(): Array<[from: number, to: number]>;
   /**
    * The store acknowledged these writes: drop each value row whose version still matches, and each
@@ -113,9 +117,7 @@ export class MemoryOutbox implements Outbox {
     return Promise.resolve();
   }
 
-  remint(): void {}
-
-  reserveVersions(): void {}
+  anchor(): void {}
 
   reservedVersions(): Array<[number, number]> {
     return [];

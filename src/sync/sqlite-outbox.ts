@@ -10,7 +10,7 @@ import {
   type Outbox,
   type PendingItem,
   type PendingWrite,
-  type Remint,
+  type Reversion,
 } from './outbox.js';
 import { describeOpenFailure, describeReplayFailure, describeWriteFailure, isFull } from './outbox-errors.js';
 import { OutboxFiles } from './outbox-files.js';
@@ -103,8 +103,7 @@ export class SqliteOutbox implements Outbox {
   readonly #hasPending: Database.Statement;
   readonly #commitGroup: (writes: Array<PendingWrite | PendingItem>) => void;
   readonly #ackAll: (writes: readonly Ack[], items: ReadonlyArray<[string, number]>) => void;
-  readonly #remintAll: (changes: readonly Remint[]) => void;
-  readonly #reserveAll: (reserved: ReadonlyArray<[number, number]>) => void;
+  readonly #anchorAll: (changes: readonly Reversion[]) => void;
   readonly #maintenance: NodeJS.Timeout;
   #group: Array<{ write: PendingWrite | PendingItem; resolve: () => void; reject: (error: Error) => void }> =
     [];
@@ -212,23 +211,7 @@ export class SqliteOutbox implements Outbox {
     this.#commitGroup = db.transaction((writes: Array<PendingWrite | PendingItem>) => {
       for (const w of writes) this.#writeOne(w);
     });
-    const reversion = db.prepare(
-      `UPDATE pending SET version = ?, unanchored = 0, ends_log_at = coalesce(?, ends_log_at)
-       WHERE key = ? AND version = ?`,
-    );
-    const itemReversion = db.prepare('UPDATE pending_items SET version = ?, unanchored = 0 WHERE id = ?');
-    this.#remintAll = db.transaction((changes: readonly Remint[]) => {
-      for (const c of changes) {
-        if (c.itemId === undefined) reversion.run(c.to, c.endsLogAt ?? null, c.key, c.from);
-        else itemReversion.run(c.to, c.itemId);
-      }
-    });
-    const reserve = db.prepare(
-      'INSERT INTO reserved_versions (old_version, new_version) VALUES (?, ?) ON CONFLICT DO NOTHING',
-    );
-    this.#reserveAll = db.transaction((reserved: ReadonlyArray<[number, number]>) => {
-      for (const [from, to] of reserved) reserve.run(from, to);
-    });
+    this.#anchorAll = anchorStatement(db);
     // Last: its descriptors may only be closed after the connection (see OutboxFiles).
     this.#files = options.path === ':memory:' ? undefined : OutboxFiles.watch(options.path);
     if (this.#files) this.#adaptToFreeSpace();
@@ -354,19 +337,11 @@ export class SqliteOutbox implements Outbox {
   }
 
   /** Throws when the new versions cannot be recorded (a full disk); the caller keeps the writes queued. */
-  remint(changes: readonly Remint[]): void {
+  anchor(changes: readonly Reversion[]): void {
     // A lost file will never be replayed, so its rows need no new versions; memory keeps flushing.
     if (this.#lost) return;
     if (this.#closed) throw new OutboxError('the outbox is closed');
-    this.#remintAll(changes);
-    const lost = this.#afterWrite();
-    if (lost) throw lost;
-  }
-
-  reserveVersions(reserved: ReadonlyArray<[from: number, to: number]>): void {
-    if (this.#lost) return;
-    if (this.#closed) throw new OutboxError('the outbox is closed');
-    this.#reserveAll(reserved);
+    this.#anchorAll(changes);
     const lost = this.#afterWrite();
     if (lost) throw lost;
   }
@@ -832,4 +807,37 @@ function isIntact(json: string | null): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * One transaction that gives rows their new versions, marks every row anchored, and drops the
+ * reservations an outbox of 0.1 kept (the rows now carry those versions themselves).
+ */
+function anchorStatement(db: Database.Database): (changes: readonly Reversion[]) => void {
+  const value = db.prepare(
+    'UPDATE pending SET version = ?, ends_log_at = coalesce(?, ends_log_at) WHERE key = ? AND version = ?',
+  );
+  const item = db.prepare('UPDATE pending_items SET version = ? WHERE id = ?');
+  const clearValues = db.prepare('UPDATE pending SET unanchored = 0 WHERE unanchored = 1');
+  const clearItems = db.prepare('UPDATE pending_items SET unanchored = 0 WHERE unanchored = 1');
+  const dropReservations = db.prepare('DELETE FROM reserved_versions');
+  // A read first: the common anchor (every row already anchored) then writes nothing, so it needs no disk room.
+  const anythingToWrite = db
+    .prepare(
+      `SELECT 1 FROM pending WHERE unanchored = 1 UNION ALL SELECT 1 FROM pending_items WHERE unanchored = 1
+       UNION ALL SELECT 1 FROM reserved_versions LIMIT 1`,
+    )
+    .pluck();
+  const write = db.transaction((changes: readonly Reversion[]) => {
+    for (const c of changes) {
+      if (c.itemId === undefined) value.run(c.to, c.logFloor ?? null, c.key, c.from);
+      else item.run(c.to, c.itemId);
+    }
+    clearValues.run();
+    clearItems.run();
+    dropReservations.run();
+  });
+  return (changes) => {
+    if (changes.length > 0 || anythingToWrite.get()) write(changes);
+  };
 }

@@ -473,7 +473,6 @@ describe('Flusher.waitFor', () => {
         return write ? [write] : [];
       },
       isPending: (key) => latest.has(key),
-      reminted: () => {},
       applied: forget,
       alreadyStored: forget,
       superseded: forget,
@@ -500,7 +499,7 @@ describe('Flusher.waitFor', () => {
       outbox: new MemoryOutbox(),
       pending: pendingOver(latest),
       clock,
-      anchor: new ClockAnchor(clock, (signal) => storage.highWaterMark({ signal })),
+      anchor: anchorOver(clock, storage),
       events,
       logger: silentLogger,
       batchSize: 10,
@@ -572,3 +571,18 @@ describe('Flusher.waitFor', () => {
     expect(emitted).toEqual(['flushed:{"count":1,"keys":["b"]}']);
   });
 });
+
+/** An anchor over the store's mark with nothing to re-version: it only moves the clock past the mark. */
+function anchorOver(
+  clock: HybridLogicalClock,
+  storage: { highWaterMark(opts?: { signal?: AbortSignal }): Promise<number> },
+) {
+  const anchor: ClockAnchor = new ClockAnchor(
+    (signal) => storage.highWaterMark(signal ? { signal } : {}),
+    async (mark) => {
+      clock.observe(mark);
+      anchor.anchoredNow();
+    },
+  );
+  return anchor;
+}

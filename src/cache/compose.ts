@@ -1,0 +1,182 @@
+import type { Logger } from 'pino';
+import type { Storage } from '../storage/types.js';
+import { ClockAnchor } from '../sync/clock-anchor.js';
+import { Flusher } from '../sync/flusher.js';
+import { HybridLogicalClock } from '../sync/hlc.js';
+import type { Outbox } from '../sync/outbox.js';
+import { StoreGuard } from '../sync/store-guard.js';
+import { CacheEventHub } from './cache-events.js';
+import { StorageUnavailableError } from './errors.js';
+import { Loader } from './loader.js';
+import { MemoryTier } from './memory-tier.js';
+import type { ResolvedOptions } from './options.js';
+import { ReadPath } from './read-path.js';
+import { TierPendingWrites } from './tier-pending-writes.js';
+import type { Health } from './types.js';
+import { WritePipeline } from './write-pipeline.js';
+
+/** The cache's counters, read by `stats()`. */
+export interface CacheCounters {
+  hits: number;
+  misses: number;
+  loads: number;
+  flushedWrites: number;
+  coalescedWrites: number;
+  deadLetters: number;
+  superseded: number;
+  evictions: number;
+}
+
+/** The parts a `HybridCache` is a facade over. */
+export interface CacheParts {
+  storage: Storage;
+  outbox: Outbox;
+  logger: Logger;
+  counters: CacheCounters;
+  events: CacheEventHub;
+  clock: HybridLogicalClock;
+  anchor: ClockAnchor;
+  tier: MemoryTier;
+  guard: StoreGuard;
+  loader: Loader;
+  flusher: Flusher;
+  pipeline: WritePipeline;
+  reads: ReadPath;
+}
+
+/** Builds and wires a cache's parts: the one place that knows how they fit together. */
+export function composeCache(options: ResolvedOptions, outbox: Outbox): CacheParts {
+  const { storage, logger } = options;
+  const counters: CacheCounters = {
+    hits: 0,
+    misses: 0,
+    loads: 0,
+    flushedWrites: 0,
+    coalescedWrites: 0,
+    deadLetters: 0,
+    superseded: 0,
+    evictions: 0,
+  };
+  const events = new CacheEventHub(logger);
+  const clock = new HybridLogicalClock();
+  const guard = new StoreGuard({
+    ...options.breaker,
+    readTimeoutMs: options.readTimeoutMs,
+    writeTimeoutMs: options.writeTimeoutMs,
+    onHealthChange: (from, to, error) => reportHealth(logger, events, tier, from, to, error),
+  });
+  const anchor: ClockAnchor = new ClockAnchor(
+    (signal) => guard.read((inner) => storage.highWaterMark({ signal: inner }), signal),
+    (mark): Promise<void> => pipeline.anchorAt(mark),
+  );
+  const tier: MemoryTier = new MemoryTier({
+    maxEntries: options.maxEntries,
+    maxBytes: options.maxBytes,
+    onEvict: () => counters.evictions++,
+    effectiveEnd: (logFloor): number => anchor.effectiveFloor(logFloor),
+  });
+  // `flush.batchSize` is documented as the most keys in any one store call: reads included.
+  const loader = new Loader(storage, guard, options.flush.batchSize, (keys) => {
+    counters.loads += keys;
+  });
+  const flusher = new Flusher({
+    storage,
+    guard,
+    outbox,
+    pending: new TierPendingWrites(tier, counters, (key, version) => loader.noteWrite(key, version)),
+    clock,
+    anchor,
+    events,
+    logger,
+    ...options.flush,
+    retry: options.retry,
+  });
+  const pipeline: WritePipeline = new WritePipeline({
+    tier,
+    outbox,
+    clock,
+    anchor,
+    maxPendingBytes: options.maxPendingBytes,
+    listener: {
+      written: (key, version) => loader.noteWrite(key, version),
+      schedule: (key) => flusher.schedule(key),
+      isInFlight: (key) => flusher.isInFlight(key),
+      coalesced: () => counters.coalescedWrites++,
+    },
+  });
+  const reads = new ReadPath({
+    tier,
+    loader,
+    clock,
+    itemsFlushed: (key) => itemsFlushed(flusher, tier, key, options.readTimeoutMs),
+  });
+  return {
+    storage,
+    outbox,
+    logger,
+    counters,
+    events,
+    clock,
+    anchor,
+    tier,
+    guard,
+    loader,
+    flusher,
+    pipeline,
+    reads,
+  };
+}
+
+/**
+ * Resolves once the key's unflushed items are in the store: the store reads the key as absent or
+ * expired, but they may refresh its TTL there (after a restart memory no longer knows the value
+ * they refresh). Rejects with `StorageUnavailableError` past the read timeout.
+ */
+async function itemsFlushed(
+  flusher: Flusher,
+  tier: MemoryTier,
+  key: string,
+  timeoutMs: number,
+): Promise<void> {
+  const items = tier.pendingLogs.get(key)?.items ?? [];
+  const newest = items[items.length - 1]?.version ?? 0;
+  const { done, cancel } = flusher.waitFor(new Map([[key, newest]]));
+  await withDeadline(done, timeoutMs, cancel, () => {
+    return new StorageUnavailableError(`items appended to ${key} could not be flushed to the store in time`);
+  });
+}
+
+/** Races `done` against a timer; on timeout cancels and rejects with `error()`. */
+export async function withDeadline(
+  done: Promise<void>,
+  timeoutMs: number,
+  cancel: () => void,
+  error: () => Error,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      cancel();
+      reject(error());
+    }, timeoutMs);
+  });
+  try {
+    await Promise.race([done, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function reportHealth(
+  logger: Logger,
+  events: CacheEventHub,
+  tier: MemoryTier,
+  from: Health,
+  to: Health,
+  error?: Error,
+): void {
+  const log = { from, to, err: error, pending: tier.dirty.size };
+  if (to === 'healthy') logger.info(log, 'store healthy again');
+  else logger.warn(log, `store ${to}`);
+  events.emit('health', { from, to, ...(error ? { error } : {}) });
+}

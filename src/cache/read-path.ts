@@ -1,0 +1,161 @@
+import type { LogItem, StoredEntry } from '../storage/types.js';
+import type { HybridLogicalClock } from '../sync/hlc.js';
+import { CorruptValueError, StorageUnavailableError } from './errors.js';
+import type { Loader } from './loader.js';
+import { type MemoryTier, MISS } from './memory-tier.js';
+import type { ValueAndItems } from './types.js';
+
+/**
+ * Why a miss asks the store again rather than answering:
+ * - `written-during-read`: a local write landed while the read was in flight, and memory may no longer hold it;
+ * - `items-settled-unseen`: local items the store took during the read are missing from its answer;
+ * - `flushed-during-read`: a local write was flushed during the read, so the answer predates what memory holds;
+ * - `items-waiting`: the store reads the key as absent but this process's unflushed items may refresh it there.
+ */
+export type AskAgain =
+  | 'written-during-read'
+  | 'items-settled-unseen'
+  | 'flushed-during-read'
+  | 'items-waiting';
+
+/**
+ * A read asks the store at most this often. Each reason to ask again is a local write racing the read,
+ * which a second read nearly always outruns; a key written faster than the store answers fails the
+ * read with `StorageUnavailableError` rather than looping.
+ */
+export const MAX_STORE_ASKS = 4;
+
+export interface ReadPathOptions {
+  tier: MemoryTier;
+  loader: Loader;
+  clock: HybridLogicalClock;
+  /** Resolves once the key's unflushed items are in the store; rejects past the read timeout. */
+  itemsFlushed: (key: string) => Promise<void>;
+  /** Hears each time a read asks the store again, and why. */
+  onAskAgain?: (key: string, reason: AskAgain) => void;
+}
+
+/** The miss path of `get` and `getWithItems`: a bounded loop over store reads, each with a named reason to ask again. */
+export class ReadPath {
+  readonly #tier: MemoryTier;
+  readonly #loader: Loader;
+  readonly #clock: HybridLogicalClock;
+  readonly #itemsFlushed: (key: string) => Promise<void>;
+  readonly #onAskAgain: (key: string, reason: AskAgain) => void;
+
+  constructor(options: ReadPathOptions) {
+    this.#tier = options.tier;
+    this.#loader = options.loader;
+    this.#clock = options.clock;
+    this.#itemsFlushed = options.itemsFlushed;
+    this.#onAskAgain = options.onAskAgain ?? (() => {});
+  }
+
+  async value(key: string): Promise<unknown> {
+    for (let ask = 1; ; ask++) {
+      // Asked again: the write that overtook the read may have answered it.
+      const known = ask > 1 ? this.#tier.lookup(key) : MISS;
+      if (known !== MISS) return known;
+      const { stored, writtenDuringRead } = await this.#loader.load(key);
+      const again = writtenDuringRead
+        ? 'written-during-read'
+        : !isLive(stored) && this.#tier.pendingLogs.has(key)
+          ? 'items-waiting'
+          : undefined;
+      if (again) {
+        await this.#before(ask, key, again);
+        continue;
+      }
+      this.#learn(key, stored);
+      const answer = this.#tier.lookup(key);
+      if (answer !== MISS) return answer;
+      // Memory did not keep it (larger than the LRU allows): answer from what the store returned.
+      return isLive(stored) ? parse(key, stored.json) : undefined;
+    }
+  }
+
+  async valueWithItems(key: string): Promise<ValueAndItems<unknown> | undefined> {
+    for (let ask = 1; ; ask++) {
+      const known = ask > 1 ? this.#tier.lookupWithLog(key) : MISS;
+      if (known !== MISS) return known && { value: known.value, items: known.items };
+      const pendingAtRead = this.#tier.pendingLogs.get(key)?.items.slice() ?? [];
+      const { stored, writtenDuringRead } = await this.#loader.load(key);
+      let again: AskAgain | undefined = writtenDuringRead
+        ? 'written-during-read'
+        : this.#settledUnseen(key, pendingAtRead, stored)
+          ? 'items-settled-unseen'
+          : !isLive(stored) && this.#tier.pendingLogs.has(key)
+            ? 'items-waiting'
+            : undefined;
+      if (again) {
+        await this.#before(ask, key, again);
+        continue;
+      }
+      if (stored) this.#learn(key, stored);
+      else this.#tier.learnAbsent(key);
+      const answer = this.#tier.lookupWithLog(key);
+      if (answer !== MISS) return answer && { value: answer.value, items: answer.items };
+      again =
+        (this.#tier.knownVersion(key) ?? 0) > (stored?.version ?? 0) ? 'flushed-during-read' : undefined;
+      if (again) {
+        await this.#before(ask, key, again);
+        continue;
+      }
+      // Memory did not keep it (larger than the LRU allows): answer from what the store returned.
+      if (!isLive(stored)) return undefined;
+      const value = parse(key, stored.json);
+      try {
+        const items = this.#tier.withPendingItems(key, stored.items ?? []);
+        return { value, items: this.#tier.itemValues(items) };
+      } catch (error) {
+        throw new CorruptValueError(key, { cause: error });
+      }
+    }
+  }
+
+  /** Before asking the store again: gives up after the last ask, and waits for the key's items to flush when that is the reason. */
+  async #before(ask: number, key: string, reason: AskAgain): Promise<void> {
+    if (ask >= MAX_STORE_ASKS) throw keptChanging(key, reason);
+    this.#onAskAgain(key, reason);
+    if (reason === 'items-waiting') await this.#itemsFlushed(key);
+  }
+
+  #learn(key: string, stored: StoredEntry | undefined): void {
+    if (!stored) return;
+    this.#clock.observe(stored.version);
+    this.#tier.putLoaded(key, stored);
+  }
+
+  /**
+   * Items that were unflushed as the read began, have left memory since (the store took or refused
+   * them), and are not in what the store answered: the answer predates them.
+   */
+  #settledUnseen(key: string, pendingAtRead: readonly LogItem[], stored: StoredEntry | undefined): boolean {
+    if (pendingAtRead.length === 0) return false;
+    const pending = new Set(this.#tier.pendingLogs.get(key)?.items.map((item) => item.id));
+    const seen = new Set(stored?.items?.map((item) => item.id));
+    return pendingAtRead.some((item) => !pending.has(item.id) && !seen.has(item.id));
+  }
+}
+
+function keptChanging(key: string, reason: AskAgain): StorageUnavailableError {
+  return new StorageUnavailableError(
+    `${key} kept changing while it was read: ${MAX_STORE_ASKS} store reads in a row were overtaken by local writes (last: ${reason}); retry the read`,
+  );
+}
+
+function parse(key: string, json: string | null): unknown {
+  try {
+    return JSON.parse(json as string);
+  } catch (error) {
+    throw new CorruptValueError(key, { cause: error });
+  }
+}
+
+export function isLive(stored: StoredEntry | undefined): stored is StoredEntry {
+  return (
+    stored !== undefined &&
+    stored.json !== null &&
+    (stored.expiresAt === null || stored.expiresAt > Date.now())
+  );
+}

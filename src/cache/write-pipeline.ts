@@ -1,0 +1,236 @@
+import { randomBytes } from 'node:crypto';
+import type { LogItem } from '../storage/types.js';
+import type { ClockAnchor } from '../sync/clock-anchor.js';
+import type { HybridLogicalClock } from '../sync/hlc.js';
+import type { Outbox, PendingItem, PendingWrite, Reversion } from '../sync/outbox.js';
+import { type PendingItemVersion, type PendingValueVersion, planReversions } from '../sync/reversion-plan.js';
+import { type Entry, logBytes, serializedEntry } from './entry.js';
+import { BackpressureError, ClosedError } from './errors.js';
+import type { MemoryTier } from './memory-tier.js';
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/** What the write pipeline tells the rest of the cache about a write memory took. */
+export interface WriteListener {
+  /** A local write to `key` at `version` is now in memory (a store read in flight may be older). */
+  written(key: string, version: number): void;
+  /** The key has something to flush. */
+  schedule(key: string): void;
+  /** True while a write of `key` is on its way to the store. */
+  isInFlight(key: string): boolean;
+  /** A value replaced an unflushed one that will never be sent. */
+  coalesced(): void;
+}
+
+export interface WritePipelineOptions {
+  tier: MemoryTier;
+  outbox: Outbox;
+  clock: HybridLogicalClock;
+  anchor: ClockAnchor;
+  listener: WriteListener;
+  maxPendingBytes: number;
+}
+
+/**
+ * The one way a write (value, delete or appended item) enters the cache: mint a version, record it
+ * in the outbox, then put it in memory, so a write the outbox refused leaves memory untouched. It
+ * also runs the anchoring step, which must see every write minted before it.
+ */
+export class WritePipeline {
+  readonly #tier: MemoryTier;
+  readonly #outbox: Outbox;
+  readonly #clock: HybridLogicalClock;
+  readonly #anchor: ClockAnchor;
+  readonly #listener: WriteListener;
+  readonly #maxPendingBytes: number;
+  /** Makes this instance's item ids unique across processes (an item's version is unique only within one). */
+  readonly #instanceId = randomBytes(6).toString('base64url');
+  /** Bytes of writes on their way into the outbox, counted against the backlog before memory holds them. */
+  #recordingBytes = 0;
+  #recording = 0;
+  #onRecorded: Array<() => void> = [];
+  /** Set while the anchoring step runs: writes that arrive meanwhile wait for it, then mint anchored versions. */
+  #anchoring: Promise<void> | undefined;
+  #closed = false;
+  /** Versions an outbox of 0.1 reserved, written into its rows by the anchoring step. */
+  #reservedRows: Reversion[] = [];
+
+  constructor(options: WritePipelineOptions) {
+    this.#tier = options.tier;
+    this.#outbox = options.outbox;
+    this.#clock = options.clock;
+    this.#anchor = options.anchor;
+    this.#listener = options.listener;
+    this.#maxPendingBytes = options.maxPendingBytes;
+  }
+
+  /** A value (`json`), or a delete (`json` null). `log` [] starts the key's log empty. */
+  writeValue(
+    key: string,
+    json: string | null,
+    expiresAt: number | null,
+    bytes: number,
+    log?: LogItem[],
+  ): Promise<void> {
+    if (this.#anchoring) return this.#afterAnchoring(() => this.writeValue(key, json, expiresAt, bytes, log));
+    this.#assertRoomFor(bytes - this.#tier.pendingBytesOf(key));
+    const entry = serializedEntry(this.#clock.next(), json, expiresAt, bytes, log);
+    const now = Date.now();
+    const row: PendingWrite = {
+      key,
+      version: entry.version,
+      json: entry.json ?? null,
+      expiresAt,
+      queuedAt: now,
+      unanchored: this.#anchor.isUnanchored(entry.version),
+    };
+    return this.#record(row, entry.bytes, () => this.commitValue(key, entry, now));
+  }
+
+  /** An item appended to the key's log, which gives the key `expiresAt` unless it already lives longer. */
+  appendItem(key: string, json: string, expiresAt: number | null): Promise<void> {
+    if (this.#anchoring) return this.#afterAnchoring(() => this.appendItem(key, json, expiresAt));
+    const version = this.#clock.next();
+    const item: LogItem = { id: `${version.toString(36)}.${this.#instanceId}`, version, json };
+    const bytes = logBytes([item]);
+    this.#assertRoomFor(bytes);
+    const now = Date.now();
+    const row: PendingItem = {
+      key,
+      item,
+      expiresAt,
+      queuedAt: now,
+      unanchored: this.#anchor.isUnanchored(version),
+    };
+    return this.#record(row, bytes, () => this.commitItem(key, item, expiresAt, now));
+  }
+
+  /** Puts a value write in memory and schedules its flush (also for replayed and re-queued writes). */
+  commitValue(key: string, entry: Entry, now: number): void {
+    const { replaced, accepted } = this.#tier.putDirty(key, entry, now);
+    if (!accepted) return;
+    this.#listener.written(key, entry.version);
+    if (replaced && !this.#listener.isInFlight(key)) this.#listener.coalesced();
+    this.#listener.schedule(key);
+  }
+
+  /** Puts an appended item in memory and schedules its flush, unless a newer delete already took it. */
+  commitItem(key: string, item: LogItem, expiresAt: number | null, now: number): void {
+    const dirty = this.#tier.dirty.get(key);
+    if (dirty?.deleted && dirty.version > item.version) return;
+    this.#tier.appendItem(key, item, expiresAt, logBytes([item]), now);
+    this.#listener.written(key, item.version);
+    this.#listener.schedule(key);
+  }
+
+  /** A row an outbox of 0.1 left unanchored with a version reserved for it: the next anchoring step records it. */
+  reservedRow(change: Reversion): void {
+    this.#reservedRows.push(change);
+  }
+
+  /**
+   * The anchoring step, when the store's mark arrives: every write minted before it gets a new
+   * version above the mark, in the old order, in one outbox transaction and in memory within one
+   * turn (none when all are above it already: their rows are just marked anchored). Writes that
+   * arrive meanwhile wait, so none is minted between the mark and the new versions.
+   */
+  async anchorAt(mark: number): Promise<void> {
+    let release = (): void => {};
+    this.#anchoring = new Promise((resolve) => (release = resolve));
+    try {
+      await this.#recorded();
+      this.#clock.observe(mark);
+      const { values, items } = this.#pendingVersions();
+      const isUnanchored = (version: number) => this.#anchor.isUnanchored(version);
+      const changes = planReversions(values, items.values(), isUnanchored, mark, () => this.#clock.next());
+      this.#outbox.anchor(this.#reservedRows.length > 0 ? [...this.#reservedRows, ...changes] : changes);
+      this.#reservedRows = [];
+      for (const change of changes) {
+        if (change.itemId === undefined)
+          this.#tier.reversion(change.key, change.from, change.to, change.logFloor);
+        else (items.get(change.itemId) as PendingItemVersion).item.version = change.to;
+        this.#listener.written(change.key, change.to);
+      }
+      this.#anchor.anchoredNow();
+    } finally {
+      this.#anchoring = undefined;
+      release();
+    }
+  }
+
+  /** Stops taking writes and resolves once every write already accepted is in the outbox and memory. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#anchoring;
+    await this.#recorded();
+  }
+
+  /** Unflushed bytes plus those of writes still on their way into the outbox. */
+  get backlogBytes(): number {
+    return this.#tier.pendingBytes + this.#recordingBytes;
+  }
+
+  #afterAnchoring(write: () => Promise<void>): Promise<void> {
+    return (this.#anchoring as Promise<void>).then(() => {
+      if (this.#closed) throw new ClosedError();
+      return write();
+    });
+  }
+
+  /** Outbox first, memory second. */
+  #record(row: PendingWrite | PendingItem, bytes: number, commit: () => void): Promise<void> {
+    if (!this.#outbox.durable) {
+      commit();
+      return RESOLVED;
+    }
+    this.#recordingBytes += bytes;
+    this.#recording++;
+    return this.#outbox.append(row).then(
+      () => {
+        commit();
+        this.#doneRecording(bytes);
+      },
+      (error: unknown) => {
+        this.#doneRecording(bytes);
+        throw error;
+      },
+    );
+  }
+
+  #doneRecording(bytes: number): void {
+    this.#recordingBytes -= bytes;
+    if (--this.#recording > 0 || this.#onRecorded.length === 0) return;
+    const waiting = this.#onRecorded;
+    this.#onRecorded = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  #recorded(): Promise<void> {
+    if (this.#recording === 0) return RESOLVED;
+    return new Promise((resolve) => this.#onRecorded.push(resolve));
+  }
+
+  #pendingVersions(): { values: PendingValueVersion[]; items: Map<string, PendingItemVersion> } {
+    const values: PendingValueVersion[] = [];
+    for (const [key, entry] of this.#tier.dirty) {
+      values.push({ key, version: entry.version, logFloor: entry.endsLogAt });
+    }
+    const items = new Map<string, PendingItemVersion>();
+    for (const [key, log] of this.#tier.pendingLogs) {
+      for (const item of log.items) items.set(item.id, { key, item });
+    }
+    return { values, items };
+  }
+
+  /** Throws `BackpressureError` when `delta` more unflushed bytes would overflow `maxPendingBytes`. */
+  #assertRoomFor(delta: number): void {
+    const backlog = this.backlogBytes;
+    if (delta > 0 && backlog + delta > this.#maxPendingBytes) {
+      throw new BackpressureError(
+        `the backlog of unflushed writes is full (${backlog} of ${this.#maxPendingBytes} bytes); retry once the store catches up`,
+        backlog,
+        this.#maxPendingBytes,
+      );
+    }
+  }
+}
