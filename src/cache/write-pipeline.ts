@@ -143,7 +143,9 @@ export class WritePipeline {
       const { values, items } = this.#pendingVersions();
       const isUnanchored = (version: number) => this.#anchor.isUnanchored(version);
       const changes = planReversions(values, items.values(), isUnanchored, mark, () => this.#clock.next());
-      this.#outbox.anchor(this.#reservedRows.length > 0 ? [...this.#reservedRows, ...changes] : changes);
+      const recorded = this.#reservedRows.length > 0 ? [...this.#reservedRows, ...changes] : changes;
+      // Every write minted so far, re-versioned or not, is at or below the clock's last version.
+      this.#outbox.anchor(recorded, this.#clock.last);
       this.#reservedRows = [];
       for (const change of changes) {
         if (change.itemId === undefined)

@@ -7,6 +7,11 @@ import { LOGICAL_SLOTS } from '../storage/version.js';
 export class HybridLogicalClock {
   #last = 0;
 
+  /** The newest version minted or observed so far. */
+  get last(): number {
+    return this.#last;
+  }
+
   next(): number {
     this.#last = Math.max(this.#last + 1, Date.now() * LOGICAL_SLOTS);
     return this.#last;

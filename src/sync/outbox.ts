@@ -64,10 +64,11 @@ export interface Outbox {
    */
   append(write: PendingWrite | PendingItem): Promise<void>;
   /**
-   * The clock is anchored: gives pending rows their new versions and marks every row anchored, in
-   * one transaction. Throws when that cannot be written; nothing changes then.
+   * The clock is anchored: gives pending rows their new versions and marks every row (all of them
+   * at or below `anchoredThrough`) anchored, in one transaction. Throws when that cannot be
+   * written; nothing changes then.
    */
-  anchor(changes: readonly Reversion[]): void;
+  anchor(changes: readonly Reversion[], anchoredThrough: number): void;
   /**
    * New versions an outbox written by hybrid-cache 0.1 reserved for its unanchored rows (read at
    * replay; the next `anchor` writes them into the rows and drops the reservations).

@@ -103,7 +103,7 @@ export class SqliteOutbox implements Outbox {
   readonly #hasPending: Database.Statement;
   readonly #commitGroup: (writes: Array<PendingWrite | PendingItem>) => void;
   readonly #ackAll: (writes: readonly Ack[], items: ReadonlyArray<[string, number]>) => void;
-  readonly #anchorAll: (changes: readonly Reversion[]) => void;
+  readonly #anchorAll: (changes: readonly Reversion[], anchoredThrough: number) => void;
   readonly #maintenance: NodeJS.Timeout;
   #group: Array<{ write: PendingWrite | PendingItem; resolve: () => void; reject: (error: Error) => void }> =
     [];
@@ -246,7 +246,7 @@ export class SqliteOutbox implements Outbox {
 
   pending(): PendingWrite[] {
     const rows = this.#replayRows<Row>(
-      'SELECT key, version, json, expires_at, queued_at, unanchored, ends_log_at FROM pending ORDER BY queued_at',
+      `SELECT key, version, json, expires_at, queued_at, ${STILL_UNANCHORED}, ends_log_at FROM pending ORDER BY queued_at`,
     );
     return rows.map(([key, version, json, expiresAt, queuedAt, unanchored, endsLogAt]) => ({
       key,
@@ -261,7 +261,7 @@ export class SqliteOutbox implements Outbox {
 
   pendingItems(): PendingItem[] {
     const rows = this.#replayRows<ItemRow>(
-      'SELECT key, id, version, json, expires_at, queued_at, unanchored FROM pending_items ORDER BY version, id',
+      `SELECT key, id, version, json, expires_at, queued_at, ${STILL_UNANCHORED} FROM pending_items ORDER BY version, id`,
     );
     return rows.map(([key, id, version, json, expiresAt, queuedAt, unanchored]) => ({
       key,
@@ -337,11 +337,11 @@ export class SqliteOutbox implements Outbox {
   }
 
   /** Throws when the new versions cannot be recorded (a full disk); the caller keeps the writes queued. */
-  anchor(changes: readonly Reversion[]): void {
+  anchor(changes: readonly Reversion[], anchoredThrough: number): void {
     // A lost file will never be replayed, so its rows need no new versions; memory keeps flushing.
     if (this.#lost) return;
     if (this.#closed) throw new OutboxError('the outbox is closed');
-    this.#anchorAll(changes);
+    this.#anchorAll(changes, anchoredThrough);
     const lost = this.#afterWrite();
     if (lost) throw lost;
   }
@@ -810,34 +810,49 @@ function isIntact(json: string | null): boolean {
 }
 
 /**
- * One transaction that gives rows their new versions, marks every row anchored, and drops the
- * reservations an outbox of 0.1 kept (the rows now carry those versions themselves).
+ * Whether a row is still unanchored: its flag, unless a later anchor that kept every version
+ * recorded (in one meta row) that rows up to its version are anchored.
  */
-function anchorStatement(db: Database.Database): (changes: readonly Reversion[]) => void {
+const STILL_UNANCHORED = `(unanchored = 1 AND version > coalesce((SELECT value FROM meta WHERE name = 'anchored_through'), 0))`;
+
+/**
+ * The anchoring step's write. When no version changes (the common restart), one meta row records
+ * that every row up to `anchoredThrough` is anchored: a page or two, which a full disk still has
+ * room for (the outbox keeps room to clear its backlog), so a full outbox of writes accepted while
+ * the store was down still drains. When versions change, the rows are rewritten and their flags
+ * cleared in one transaction. Either way reservations an outbox of 0.1 kept are dropped.
+ */
+function anchorStatement(db: Database.Database): (changes: readonly Reversion[], anchoredThrough: number) => void {
   const value = db.prepare(
     'UPDATE pending SET version = ?, ends_log_at = coalesce(?, ends_log_at) WHERE key = ? AND version = ?',
   );
   const item = db.prepare('UPDATE pending_items SET version = ? WHERE id = ?');
   const clearValues = db.prepare('UPDATE pending SET unanchored = 0 WHERE unanchored = 1');
   const clearItems = db.prepare('UPDATE pending_items SET unanchored = 0 WHERE unanchored = 1');
+  const recordAnchored = db.prepare(
+    `INSERT INTO meta (name, value) VALUES ('anchored_through', ?)
+     ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)`,
+  );
   const dropReservations = db.prepare('DELETE FROM reserved_versions');
-  // A read first: the common anchor (every row already anchored) then writes nothing, so it needs no disk room.
-  const anythingToWrite = db
+  const hasReservations = db.prepare('SELECT 1 FROM reserved_versions LIMIT 1').pluck();
+  // A read first: an anchor with nothing unanchored (or every row already above the mark) writes no row.
+  const hasUnanchored = db
     .prepare(
-      `SELECT 1 FROM pending WHERE unanchored = 1 UNION ALL SELECT 1 FROM pending_items WHERE unanchored = 1
-       UNION ALL SELECT 1 FROM reserved_versions LIMIT 1`,
+      `SELECT 1 FROM pending WHERE ${STILL_UNANCHORED} UNION ALL SELECT 1 FROM pending_items WHERE ${STILL_UNANCHORED} LIMIT 1`,
     )
     .pluck();
-  const write = db.transaction((changes: readonly Reversion[]) => {
+  const write = db.transaction((changes: readonly Reversion[], anchoredThrough: number) => {
     for (const c of changes) {
       if (c.itemId === undefined) value.run(c.to, c.logFloor ?? null, c.key, c.from);
       else item.run(c.to, c.itemId);
     }
-    clearValues.run();
-    clearItems.run();
-    dropReservations.run();
+    if (changes.length > 0) {
+      clearValues.run();
+      clearItems.run();
+    } else recordAnchored.run(anchoredThrough);
+    if (hasReservations.get()) dropReservations.run();
   });
-  return (changes) => {
-    if (changes.length > 0 || anythingToWrite.get()) write(changes);
+  return (changes, anchoredThrough) => {
+    if (changes.length > 0 || hasUnanchored.get() || hasReservations.get()) write(changes, anchoredThrough);
   };
 }
