@@ -107,8 +107,10 @@ export class WritePipeline {
 
   /** Puts a value write in memory and schedules its flush (also for replayed and re-queued writes). */
   commitValue(key: string, entry: Entry, now: number): void {
+    const itemsBefore = this.#tier.pendingLogs.get(key)?.items;
     const { replaced, accepted } = this.#tier.putDirty(key, entry, now);
     if (!accepted) return;
+    if (itemsBefore) this.#forgetDroppedItems(key, itemsBefore);
     this.#listener.written(key, entry.version);
     if (replaced && !this.#listener.isInFlight(key)) this.#listener.coalesced();
     this.#listener.schedule(key);
@@ -121,6 +123,16 @@ export class WritePipeline {
     this.#tier.appendItem(key, item, expiresAt, logBytes([item]), now);
     this.#listener.written(key, item.version);
     this.#listener.schedule(key);
+  }
+
+  /**
+   * A delete, or a value over one, ended the key's unflushed items in memory: their outbox rows go
+   * too, or a restart would replay and send items nothing reads any more.
+   */
+  #forgetDroppedItems(key: string, itemsBefore: readonly LogItem[]): void {
+    const remaining = new Set(this.#tier.pendingLogs.get(key)?.items);
+    const dropped = itemsBefore.filter((item) => !remaining.has(item));
+    if (dropped.length > 0) this.#outbox.acknowledge([{ key, version: 0, items: dropped }]);
   }
 
   /** A row an outbox of 0.1 left unanchored with a version reserved for it: the next anchoring step records it. */

@@ -822,7 +822,9 @@ const STILL_UNANCHORED = `(unanchored = 1 AND version > coalesce((SELECT value F
  * the store was down still drains. When versions change, the rows are rewritten and their flags
  * cleared in one transaction. Either way reservations an outbox of 0.1 kept are dropped.
  */
-function anchorStatement(db: Database.Database): (changes: readonly Reversion[], anchoredThrough: number) => void {
+function anchorStatement(
+  db: Database.Database,
+): (changes: readonly Reversion[], anchoredThrough: number) => void {
   const value = db.prepare(
     'UPDATE pending SET version = ?, ends_log_at = coalesce(?, ends_log_at) WHERE key = ? AND version = ?',
   );
