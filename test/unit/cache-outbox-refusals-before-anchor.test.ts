@@ -3,7 +3,7 @@ import { HybridCache } from '../../src/cache/hybrid-cache.js';
 import { resolveOptions } from '../../src/cache/options.js';
 import { MemoryStorage, type StorageCallOptions } from '../../src/index.js';
 import { LOGICAL_SLOTS } from '../../src/storage/version.js';
-import type { Outbox, PendingItem, PendingWrite } from '../../src/sync/outbox.js';
+import type { Outbox, PendingItem, PendingWrite, Reversion } from '../../src/sync/outbox.js';
 import { settleWithTimers, silentLogger, storedValue } from '../helpers/cache.js';
 
 beforeEach(() => {
@@ -35,7 +35,7 @@ interface HeldAppend {
 
 /**
  * A durable outbox kept in memory: it can refuse appends (as a full disk does), or hold them until the
- * test lets each one finish; it records the versions reserved at the anchor.
+ * test lets each one finish; it records what each anchoring transaction was given.
  */
 class ScriptedOutbox implements Outbox {
   readonly durable = true;
@@ -44,7 +44,7 @@ class ScriptedOutbox implements Outbox {
   refusal: Error | undefined;
   holding = false;
   readonly held: HeldAppend[] = [];
-  readonly reserved: Array<[number, number]> = [];
+  readonly anchors: Array<{ changes: Reversion[]; anchoredThrough: number }> = [];
 
   append(write: PendingWrite | PendingItem): Promise<void> {
     if (this.refusal) return Promise.reject(this.refusal);
@@ -52,8 +52,8 @@ class ScriptedOutbox implements Outbox {
     return new Promise((resolve) => this.held.push({ write, resolve }));
   }
 
-  reserveVersions(reserved: ReadonlyArray<[number, number]>): void {
-    this.reserved.push(...reserved);
+  anchor(changes: readonly Reversion[], anchoredThrough: number): void {
+    this.anchors.push({ changes: [...changes], anchoredThrough });
   }
 
   pending(): PendingWrite[] {
@@ -68,7 +68,6 @@ class ScriptedOutbox implements Outbox {
   highestVersion(): number {
     return 0;
   }
-  remint(): void {}
   reservedVersions(): Array<[number, number]> {
     return [];
   }
@@ -106,25 +105,39 @@ function unanchoredCache() {
 
 const refusal = new Error('database or disk is full (injected)');
 
+/** A version an hour ahead of this process's clock, as another instance would have written. */
+const aheadOfUs = () => (Date.now() + 3_600_000) * LOGICAL_SLOTS;
+
 describe('a write the outbox refuses before the clock is anchored', () => {
   it.each([
-    ['append', (cache: HybridCache<unknown>) => cache.append('log', 'line')],
-    ['set', (cache: HybridCache<unknown>) => cache.set('k', 'v')],
+    ['append', 'log', (cache: HybridCache<unknown>) => cache.append('log', 'line')],
+    ['set', 'k', (cache: HybridCache<unknown>) => cache.set('k', 'v')],
   ])(
-    '%s: rejects with the outbox error, reserves no version, and later writes still flush',
-    async (_, write) => {
+    '%s: rejects with the outbox error, gets no new version at the anchor, and later writes still flush',
+    async (_, refusedKey, write) => {
       const { cache, storage, outbox } = unanchoredCache();
+      // The store is ahead of this clock, so the writes accepted before the anchor get new versions.
+      const mark = aheadOfUs();
+      await storage.apply([{ key: 'elsewhere', version: mark, json: '"theirs"', expiresAt: null }]);
+      await cache.set('kept', 'before');
       outbox.refusal = refusal;
       await expect(write(cache)).rejects.toBe(refusal);
       outbox.refusal = undefined;
       storage.answerMark();
       await vi.advanceTimersByTimeAsync(0);
-      expect(outbox.reserved).toEqual([]);
+      // One anchoring transaction, for the accepted write only.
+      expect(outbox.anchors).toHaveLength(1);
+      const changes = outbox.anchors[0]?.changes ?? [];
+      expect(changes).toEqual([{ key: 'kept', from: expect.any(Number), to: expect.any(Number) }]);
+      expect(changes[0]?.to).toBeGreaterThan(mark);
+      expect(changes.some((c) => c.key === refusedKey)).toBe(false);
 
       await cache.set('after', 'accepted');
       await settleWithTimers(cache.flush({ timeoutMs: 1_000 }));
       expect(storedValue(storage, 'after')).toBe('accepted');
-      expect(storedValue(storage, 'k')).toBeUndefined();
+      expect(storedValue(storage, 'kept')).toBe('before');
+      expect(storage.peek('kept')?.version).toBe(changes[0]?.to);
+      expect(storedValue(storage, refusedKey)).toBeUndefined();
       expect(cache.stats()).toMatchObject({ pending: 0, pendingBytes: 0 });
       expect(await settleWithTimers(cache.close({ timeoutMs: 1_000 }))).toMatchObject({ drained: true });
     },
@@ -148,6 +161,8 @@ describe('two writes to a key whose outbox appends finish newest first, before t
     await first;
     storage.answerMark();
     await settleWithTimers(cache.flush({ timeoutMs: 1_000 }));
+    // Memory held only the newer write when the clock was anchored: it alone got a new version.
+    expect(outbox.anchors.map((a) => a.changes.map((c) => c.key))).toEqual([['k']]);
     expect(storedValue(storage, 'k')).toBe('newer');
     expect(cache.stats()).toMatchObject({ pending: 0, superseded: 0 });
     expect(await settleWithTimers(cache.get('k'))).toBe('newer');

@@ -2,16 +2,18 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   type ApplyResult,
   type DeadLetter,
+  OutboxError,
   PermanentStorageError,
   type Storage,
   StorageConfigurationError,
   TransientStorageError,
   type VersionedWrite,
 } from '../../src/index.js';
+import { LOGICAL_SLOTS } from '../../src/storage/version.js';
 import { ClockAnchor } from '../../src/sync/clock-anchor.js';
 import { Flusher } from '../../src/sync/flusher.js';
 import { HybridLogicalClock } from '../../src/sync/hlc.js';
-import { MemoryOutbox, type Remint } from '../../src/sync/outbox.js';
+import { MemoryOutbox } from '../../src/sync/outbox.js';
 import type { PendingWrites } from '../../src/sync/pending-writes.js';
 import { StoreGuard } from '../../src/sync/store-guard.js';
 import type { FlushEventSink, FlushEvents } from '../../src/sync/types.js';
@@ -29,17 +31,6 @@ interface Sent {
   key: string;
   version: number;
   json: string | null;
-}
-
-/** An outbox that records re-mints and can be made to refuse them, as a full disk would. */
-class RecordingOutbox extends MemoryOutbox {
-  readonly remints: Remint[][] = [];
-  failRemint = false;
-
-  override remint(changes: readonly Remint[] = []): void {
-    if (this.failRemint) throw new Error('database or disk is full (injected)');
-    this.remints.push([...changes]);
-  }
 }
 
 /**
@@ -84,7 +75,6 @@ function harness(
   const pending: PendingWrites = {
     writesFor: (key) => [...(latest.get(key) ?? [])],
     isPending: (key) => latest.has(key),
-    reminted: (key, from, to, endsLogAt) => calls.push(`reminted ${key} ${from}->${to} ends ${endsLogAt}`),
     applied: forget('applied'),
     alreadyStored: forget('alreadyStored'),
     superseded: forget('superseded'),
@@ -98,8 +88,34 @@ function harness(
   };
   const log = capturingLogger();
   const clock = new HybridLogicalClock();
-  const anchor = new ClockAnchor(clock, (signal) => storage.highWaterMark({ signal }));
-  const outbox = new RecordingOutbox();
+  // Writes accepted before the anchor, and a stand-in for the cache's anchoring step: once the mark
+  // is read it gives them new versions above it, in the order of the old ones, in place (the
+  // pending writes are the objects memory holds), unless all are above it already.
+  const early: VersionedWrite[] = [];
+  const reversioned = new Map<number, number>();
+  const marks: number[] = [];
+  let stepFailure: Error | undefined;
+  const anchor: ClockAnchor = new ClockAnchor(
+    (signal) => storage.highWaterMark(signal ? { signal } : {}),
+    async (mark) => {
+      marks.push(mark);
+      if (stepFailure) throw stepFailure;
+      clock.observe(mark);
+      const olds = early.flatMap((w) => (w.items ? w.items.map((i) => i.version) : [w.version]));
+      olds.sort((a, b) => a - b);
+      if (olds.length > 0 && (olds[0] as number) <= mark) {
+        for (const old of olds) reversioned.set(old, clock.next());
+        for (const w of early) {
+          if (w.items) {
+            for (const item of w.items) item.version = reversioned.get(item.version) as number;
+            w.version = Math.max(...w.items.map((i) => i.version));
+          } else w.version = reversioned.get(w.version) as number;
+        }
+      }
+      anchor.anchoredNow();
+    },
+  );
+  const outbox = new MemoryOutbox();
   const guard = new StoreGuard({
     failureThreshold: 100,
     halfOpenAfterMs: 1_000,
@@ -125,8 +141,27 @@ function harness(
   /** Accepts a value write for `key` (minted now, as the cache would) without scheduling it. */
   const accept = (key: string, value: unknown, extra: Partial<VersionedWrite> = {}): VersionedWrite => {
     const version = clock.next();
-    if (!anchored) anchor.minted(version);
     const write = { key, version, json: JSON.stringify(value), expiresAt: null, ...extra } as VersionedWrite;
+    if (!anchored) early.push(write);
+    latest.set(key, [...(latest.get(key) ?? []), write]);
+    return write;
+  };
+  /** Accepts `count` appended items for `key` as one pending append, without scheduling it. */
+  const acceptItems = (key: string, count: number): VersionedWrite => {
+    const items = Array.from({ length: count }, () => {
+      const version = clock.next();
+      return { id: `item-${version}`, version, json: JSON.stringify(version) };
+    });
+    const versions = items.map((i) => i.version);
+    const write: VersionedWrite = {
+      key,
+      version: Math.max(...versions),
+      json: null,
+      expiresAt: null,
+      appendedAt: 0,
+      items,
+    };
+    if (!anchored) early.push(write);
     latest.set(key, [...(latest.get(key) ?? []), write]);
     return write;
   };
@@ -147,7 +182,13 @@ function harness(
     log,
     latest,
     accept,
+    acceptItems,
     write,
+    reversioned,
+    marks,
+    failSteps: (error: Error | undefined) => {
+      stepFailure = error;
+    },
     markReads: () => markReads,
     answer: (next: typeof answer) => {
       answer = next;
@@ -351,83 +392,105 @@ describe('slots and order', () => {
   });
 
   it('sends a write accepted before the anchor first, in the batch it was claimed for', async () => {
-    const h = harness({ anchored: false, batchSize: 1 });
-    const early = h.accept('early', 1).version; // the write object itself is re-minted in place
+    const mark = markAhead();
+    const h = harness({ anchored: false, batchSize: 1, mark: async () => mark });
+    const early = h.accept('early', 1).version; // the pending write itself is re-versioned in place
     await h.anchor.ensure();
     h.flusher.schedule('early');
     const late = h.write('late', 2);
     await vi.advanceTimersByTimeAsync(10);
     expect(h.sent.map((batch) => batch.map((w) => w.key))).toEqual([['early'], ['late']]);
-    expect(h.sent[0]?.[0]?.version).toBe(h.anchor.remintedVersion(early));
+    const moved = h.reversioned.get(early) as number;
+    expect(moved).toBeGreaterThan(mark);
+    expect(h.sent[0]?.[0]?.version).toBe(moved);
     expect(h.sent[1]?.[0]?.version).toBe(late.version);
+    expect(late.version).toBeGreaterThan(moved);
   });
 });
 
+/** A store mark far ahead of this process's clock (another instance's wall clock an hour ahead). */
+const markAhead = () => (Date.now() + 3_600_000) * LOGICAL_SLOTS;
+
 describe('writes accepted before the clock was anchored', () => {
-  it('get their reserved versions in the outbox, in memory (values only) and when sent', async () => {
-    const h = harness({ anchored: false });
-    const value = { ...h.accept('a', 1) }; // as accepted: the pending write is re-minted in place
-    const itemVersion = h.clock.next();
-    h.anchor.minted(itemVersion);
-    const append: VersionedWrite = {
-      key: 'l',
-      version: itemVersion,
-      json: null,
-      expiresAt: null,
-      appendedAt: 0,
-      items: [{ id: 'item-1', version: itemVersion, json: '"x"' }],
-    };
-    h.latest.set('l', [append]);
-    h.flusher.schedule('a');
+  it('are sent only once the anchoring step ran, with the versions it gave them', async () => {
+    let answer: (mark: number) => void = () => {};
+    const h = harness({ anchored: false, mark: () => new Promise<number>((resolve) => (answer = resolve)) });
+    const value = h.write('a', 1);
+    const oldValue = value.version;
+    const append = h.acceptItems('l', 2);
+    const oldItems = append.items?.map((i) => i.version) ?? [];
     h.flusher.schedule('l');
+    await vi.advanceTimersByTimeAsync(100);
+    // The mark was asked for, but nothing is sent before it is answered.
+    expect(h.markReads()).toBe(1);
+    expect(h.sent).toEqual([]);
+    expect(h.flusher.retries).toBe(0);
+    const mark = markAhead();
+    answer(mark);
     await vi.advanceTimersByTimeAsync(10);
-    const valueTo = h.anchor.remintedVersion(value.version);
-    const itemTo = h.anchor.remintedVersion(itemVersion);
-    expect(h.outbox.remints).toEqual([
-      [
-        { key: 'a', from: value.version, to: valueTo },
-        { key: 'l', from: itemVersion, to: itemTo, itemId: 'item-1' },
-      ],
-    ]);
-    // Items are changed in place; only the value's new version is told to memory.
-    expect(h.calls.filter((c) => c.startsWith('reminted'))).toEqual([
-      `reminted a ${value.version}->${valueTo} ends undefined`,
-    ]);
+    expect(h.marks).toEqual([mark]);
+    const valueTo = h.reversioned.get(oldValue) as number;
+    const itemsTo = oldItems.map((v) => h.reversioned.get(v) as number);
+    expect(valueTo).toBeGreaterThan(mark);
     expect(h.sent).toEqual([
       [
         { key: 'a', version: valueTo, json: '1' },
-        { key: 'l', version: itemTo, json: null },
+        { key: 'l', version: Math.max(...itemsTo), json: null },
       ],
     ]);
-    expect(h.anchor.needsRemint(value.version)).toBe(false);
-    expect(h.anchor.needsRemint(itemVersion)).toBe(false);
-    expect(h.log.at('debug')).toContainEqual(
-      expect.objectContaining({ count: 2, msg: expect.stringMatching(/^re-minted writes accepted before/) }),
-    );
+    expect(h.calls).toEqual([`applied a@${valueTo}`, `applied l@${Math.max(...itemsTo)}`]);
   });
 
-  it('touch no outbox row when every write was accepted after the anchor', async () => {
-    const h = harness();
+  it('keep their versions when all are above the mark', async () => {
+    const h = harness({ anchored: false, mark: async () => 0 });
+    const value = h.write('a', 1);
+    const version = value.version;
+    await vi.advanceTimersByTimeAsync(10);
+    expect(h.marks).toEqual([0]);
+    expect(h.reversioned.size).toBe(0);
+    expect(h.sent).toEqual([[{ key: 'a', version, json: '1' }]]);
+  });
+
+  it('once anchored, later batches neither read the mark nor run the step again', async () => {
+    const h = harness({ batchSize: 1 });
     h.write('a', 1);
     await vi.advanceTimersByTimeAsync(10);
-    expect(h.sent).toHaveLength(1);
-    expect(h.outbox.remints).toEqual([]);
+    h.write('b', 2);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(h.sent.map((batch) => batch.map((w) => w.key))).toEqual([['a'], ['b']]);
+    expect(h.markReads()).toBe(1);
+    expect(h.marks).toHaveLength(1);
   });
 
-  it('stay queued, unsent, while the outbox cannot record their new versions', async () => {
-    const h = harness({ anchored: false });
-    const value = { ...h.write('a', 1) };
-    h.outbox.failRemint = true;
+  it('stay queued, unsent, while the anchoring step fails, and are sent once a retry succeeds', async () => {
+    const mark = markAhead();
+    const h = harness({ anchored: false, mark: async () => mark });
+    const value = h.write('a', 1);
+    const old = value.version;
+    h.failSteps(new OutboxError('the outbox at /data/outbox.db could not record the write: disk full'));
     await vi.advanceTimersByTimeAsync(10);
+    expect(h.marks).toEqual([mark]);
     expect(h.sent).toEqual([]);
     expect(h.flusher.retries).toBe(1);
     expect(h.events('retry')).toHaveLength(1);
-    const [line] = h.log.at('error');
-    expect(errOf(line)).toBe('database or disk is full (injected)');
-    expect(line?.msg).toMatch(/could not record new versions/);
-    h.outbox.failRemint = false;
+    expect(h.reversioned.size).toBe(0);
+    h.failSteps(undefined);
     await vi.advanceTimersByTimeAsync(2_000);
-    expect(h.sent).toEqual([[{ key: 'a', version: h.anchor.remintedVersion(value.version), json: '1' }]]);
+    // The retry read the mark again and ran the step again.
+    expect(h.marks).toEqual([mark, mark]);
+    expect(h.sent).toEqual([[{ key: 'a', version: h.reversioned.get(old), json: '1' }]]);
+    expect(h.flusher.retries).toBe(1);
+  });
+
+  it('logs a step that fails for good at error level, saying writes stay queued', async () => {
+    const h = harness({ anchored: false });
+    h.write('a', 1);
+    h.failSteps(new StorageConfigurationError('grant select on the entries table'));
+    await vi.advanceTimersByTimeAsync(10);
+    const [line] = h.log.at('error');
+    expect(errOf(line)).toBe('grant select on the entries table');
+    expect(line?.msg).toMatch(/cannot anchor the clock.*writes stay queued/);
+    expect(h.sent).toEqual([]);
   });
 });
 

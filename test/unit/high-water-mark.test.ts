@@ -71,7 +71,7 @@ describe('Storage.highWaterMark on a store of its own', () => {
 });
 
 describe('outbox rows and the unanchored mark', () => {
-  it('keeps a row written unanchored marked so across a reopen, and clears it when re-minted', async () => {
+  it('keeps a row written unanchored marked so across a reopen, and clears it when the clock is anchored', async () => {
     const path = join(dir, 'outbox.db');
     const outbox = SqliteOutbox.open({ path, durability: 'process' });
     const row = { json: '1', expiresAt: null, queuedAt: 1 };
@@ -84,16 +84,42 @@ describe('outbox rows and the unanchored mark', () => {
       ['a', 5, true],
       ['b', 6, false],
     ]);
-    reopened.remint([{ key: 'a', from: 5, to: 100 }]);
+    reopened.anchor([{ key: 'a', from: 5, to: 100 }], 100);
     expect(reopened.pending().map((p) => [p.key, p.version, p.unanchored ?? false])).toEqual([
       ['a', 100, false],
       ['b', 6, false],
     ]);
     expect(reopened.highestVersion()).toBe(100);
-    // A re-mint of a version the row no longer holds changes nothing.
-    reopened.remint([{ key: 'b', from: 5, to: 200 }]);
-    expect(reopened.pending().find((p) => p.key === 'b')?.version).toBe(6);
     reopened.close();
+
+    const again = SqliteOutbox.open({ path, durability: 'process' });
+    expect(again.pending().map((p) => [p.key, p.version, p.unanchored ?? false])).toEqual([
+      ['a', 100, false],
+      ['b', 6, false],
+    ]);
+    expect(again.highestVersion()).toBe(100);
+    again.close();
+  });
+
+  it('a new version for a version the row no longer holds changes nothing in that row', async () => {
+    const path = join(dir, 'outbox.db');
+    const outbox = SqliteOutbox.open({ path, durability: 'process' });
+    const row = { json: '1', expiresAt: null, queuedAt: 1 };
+    await outbox.append({ key: 'a', version: 5, unanchored: true, ...row });
+    await outbox.append({ key: 'b', version: 6, unanchored: true, ...row });
+    // 'b' is no longer at 5: only 'a' moves, and both rows are anchored.
+    outbox.anchor(
+      [
+        { key: 'a', from: 5, to: 100 },
+        { key: 'b', from: 5, to: 200 },
+      ],
+      200,
+    );
+    expect(outbox.pending().map((p) => [p.key, p.version, p.unanchored ?? false])).toEqual([
+      ['a', 100, false],
+      ['b', 6, false],
+    ]);
+    outbox.close();
   });
 
   it('upgrades a schema-1 outbox: its rows replay with their own versions', async () => {

@@ -1,6 +1,7 @@
 import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
 import { pendingItem as item, pendingValue as write } from '../helpers/outbox.js';
@@ -131,16 +132,16 @@ describe('SqliteOutbox: acknowledged rows leave the file', () => {
   });
 });
 
-describe('SqliteOutbox: reserved versions', () => {
-  it('keeps reserved versions across reopen while rows may need them, and drops them once none is pending', async () => {
+describe('SqliteOutbox: versions reserved by the previous release', () => {
+  it('lists them across reopen while rows may need them, and drops them once none is pending', async () => {
     const path = join(dir, 'outbox.db');
     const outbox = SqliteOutbox.open({ path, durability: 'process' });
-    await outbox.append(write('a', 5));
-    outbox.reserveVersions([
-      [6, 21],
-      [5, 20],
-    ]);
+    await outbox.append({ ...write('a', 5), unanchored: true });
     outbox.close();
+    // As the previous release recorded them when its clock was anchored.
+    const raw = new Database(path);
+    raw.exec('INSERT INTO reserved_versions (old_version, new_version) VALUES (6, 21), (5, 20)');
+    raw.close();
 
     const reopened = SqliteOutbox.open({ path, durability: 'process' });
     expect(reopened.reservedVersions()).toEqual([
@@ -155,5 +156,8 @@ describe('SqliteOutbox: reserved versions', () => {
     const again = SqliteOutbox.open({ path, durability: 'process' });
     expect(again.reservedVersions()).toEqual([]);
     again.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.prepare('SELECT count(*) FROM reserved_versions').pluck().get()).toBe(0);
+    check.close();
   });
 });

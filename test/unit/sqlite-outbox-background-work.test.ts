@@ -55,14 +55,17 @@ describe('SqliteOutbox: acknowledgements that can no longer be written', () => {
 
   it('acknowledgements waiting to be written when the file is found lost are dropped, values and items', async () => {
     const outbox = SqliteOutbox.open({ path, durability: 'process', maintenanceIntervalMs: 60_000 });
-    await Promise.all([outbox.append(value('a', 1)), outbox.append(item('log', 'i1', 2))]);
+    await Promise.all([
+      outbox.append({ ...value('a', 1), unanchored: true }),
+      outbox.append(item('log', 'i1', 2)),
+    ]);
     unlinkSync(`${path}-wal`);
     outbox.acknowledge([
       { key: 'a', version: 1 },
       { key: 'log', version: 2, items: [{ id: 'i1', version: 2, json: '"i1"' }] },
     ]);
-    // Before the acknowledgements are written, a write finds the log gone.
-    expect(() => outbox.reserveVersions([[1, 3]])).toThrow(OutboxError);
+    // Before the acknowledgements are written, the anchoring write finds the log gone.
+    expect(() => outbox.anchor([{ key: 'a', from: 1, to: 3 }], 3)).toThrow(OutboxError);
     expect(outbox.lost).toBe(true);
     await turns();
     expect(keepsScheduling()).toBe(false);
@@ -129,11 +132,11 @@ describe('SqliteOutbox: a checkpoint requested by a refused write', () => {
       maintenanceIntervalMs: 60_000,
       logger: log.logger,
     });
-    await outbox.append(value('a', 1));
+    await outbox.append({ ...value('a', 1), unanchored: true });
     await expect(outbox.append(value('big', 2, tooBig()))).rejects.toThrow(/could not record the write/);
     const checkpoints = outbox.checkpoints;
     unlinkSync(path);
-    expect(() => outbox.reserveVersions([[1, 3]])).toThrow(/deleted or replaced/);
+    expect(() => outbox.anchor([{ key: 'a', from: 1, to: 3 }], 3)).toThrow(/deleted or replaced/);
     await turns();
     expect(outbox.checkpoints).toBe(checkpoints);
     expect(log.at('warn')).toEqual([]);

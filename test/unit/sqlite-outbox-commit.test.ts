@@ -68,7 +68,7 @@ describe('SqliteOutbox: what a reopened outbox replays', () => {
     reopened.close();
   });
 
-  it('replays re-minted values and items with their new versions, anchored', async () => {
+  it('replays re-versioned values and items with their new versions and floors, anchored', async () => {
     const path = join(dir, 'outbox.db');
     const outbox = SqliteOutbox.open({ path, durability: 'process' });
     await Promise.all([
@@ -76,11 +76,14 @@ describe('SqliteOutbox: what a reopened outbox replays', () => {
       outbox.append(write('b', 6, { unanchored: true })),
       outbox.append(item('log', 'i1', 7, { unanchored: true })),
     ]);
-    outbox.remint([
-      { key: 'a', from: 5, to: 20, endsLogAt: 15 },
-      { key: 'b', from: 6, to: 21 },
-      { key: 'log', from: 7, to: 22, itemId: 'i1' },
-    ]);
+    outbox.anchor(
+      [
+        { key: 'a', from: 5, to: 20, logFloor: 15 },
+        { key: 'b', from: 6, to: 21 },
+        { key: 'log', from: 7, to: 22, itemId: 'i1' },
+      ],
+      22,
+    );
     outbox.close();
 
     const reopened = SqliteOutbox.open({ path, durability: 'process' });
@@ -154,9 +157,15 @@ describe('SqliteOutbox: a damaged table found while replaying or writing', () =>
   async function outboxWithRows(): Promise<string> {
     const path = join(dir, 'outbox.db');
     const outbox = SqliteOutbox.open({ path, durability: 'process' });
-    await Promise.all([outbox.append(write('a', 1)), outbox.append(item('log', 'i1', 2))]);
-    outbox.reserveVersions([[1, 10]]);
+    await Promise.all([
+      outbox.append(write('a', 1, { unanchored: true })),
+      outbox.append(item('log', 'i1', 2)),
+    ]);
     outbox.close();
+    // A reservation as the previous release recorded it for the unanchored row.
+    const raw = new Database(path);
+    raw.prepare('INSERT INTO reserved_versions (old_version, new_version) VALUES (1, 10)').run();
+    raw.close();
     return path;
   }
 
@@ -220,14 +229,13 @@ describe('SqliteOutbox: refusing to open', () => {
 });
 
 describe('SqliteOutbox: after close', () => {
-  it('refuses re-minting and reserving versions with an OutboxError saying it is closed', async () => {
+  it('refuses to anchor with an OutboxError saying it is closed, with or without changes', async () => {
     const outbox = SqliteOutbox.open({ path: join(dir, 'outbox.db'), durability: 'process' });
     await outbox.append(write('a', 1, { unanchored: true }));
     outbox.close();
-    expect(() => outbox.remint([{ key: 'a', from: 1, to: 2 }])).toThrow(OutboxError);
-    expect(() => outbox.remint([{ key: 'a', from: 1, to: 2 }])).toThrow(/the outbox is closed/);
-    expect(() => outbox.reserveVersions([[1, 2]])).toThrow(OutboxError);
-    expect(() => outbox.reserveVersions([[1, 2]])).toThrow(/the outbox is closed/);
+    expect(() => outbox.anchor([{ key: 'a', from: 1, to: 2 }], 2)).toThrow(OutboxError);
+    expect(() => outbox.anchor([{ key: 'a', from: 1, to: 2 }], 2)).toThrow(/the outbox is closed/);
+    expect(() => outbox.anchor([], 1)).toThrow(/the outbox is closed/);
   });
 });
 
@@ -246,16 +254,16 @@ describe('SqliteOutbox: its files deleted underneath it', () => {
     expect(outbox.lost).toBe(true);
     expect(outbox.failure?.message).toMatch(/deleted or replaced/);
 
-    // Nothing in a lost file will be replayed: re-minting and reserving are skipped, not refused.
-    expect(() => outbox.remint([{ key: 'a', from: 1, to: 3 }])).not.toThrow();
-    expect(() => outbox.reserveVersions([[1, 3]])).not.toThrow();
+    // Nothing in a lost file will be replayed: anchoring is skipped, not refused, and the outbox stays lost.
+    expect(() => outbox.anchor([{ key: 'a', from: 1, to: 3 }], 3)).not.toThrow();
+    expect(outbox.lost).toBe(true);
     await expect(outbox.append(write('c', 4))).rejects.toThrow(/deleted or replaced/);
     outbox.close();
   });
 
   it.each([
-    ['remint', (o: SqliteOutbox) => o.remint([{ key: 'a', from: 1, to: 2 }])],
-    ['reserveVersions', (o: SqliteOutbox) => o.reserveVersions([[1, 2]])],
+    ['anchor', (o: SqliteOutbox) => o.anchor([{ key: 'a', from: 1, to: 2 }], 2)],
+    ['anchor with nothing to re-version', (o: SqliteOutbox) => o.anchor([], 1)],
     [
       'deadLetter',
       (o: SqliteOutbox) =>
@@ -266,8 +274,16 @@ describe('SqliteOutbox: its files deleted underneath it', () => {
     const outbox = SqliteOutbox.open({ path, durability: 'process' });
     await outbox.append(write('a', 1, { unanchored: true }));
     deleteFiles(path);
-    expect(() => call(outbox)).toThrow(/deleted or replaced/);
+    let thrown: unknown;
+    try {
+      call(outbox);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(OutboxError);
+    expect((thrown as Error).message).toMatch(new RegExp(`the outbox at ${path} .*deleted or replaced`));
     expect(outbox.lost).toBe(true);
+    expect(outbox.failure).toBe(thrown);
     outbox.close();
   });
 

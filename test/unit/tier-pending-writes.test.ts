@@ -94,15 +94,32 @@ describe('TierPendingWrites', () => {
     expect(changed).toEqual([['j', Number.MAX_SAFE_INTEGER]]);
   });
 
-  it('gives a re-minted value its new version and end, and marks reads in flight as stale', () => {
+  it('sends a value re-versioned in memory at its new version, with its moved floor', () => {
     const { tier, pending, changed, setValue } = setup();
     setValue('k', 20, undefined);
     setValue('k', 25, 'back');
-    pending.reminted('k', 25, 40, 39);
-    expect(tier.dirty.get('k')).toMatchObject({ version: 40, endsLogAt: 39 });
-    expect(changed).toEqual([['k', 40]]);
-    pending.reminted('k', 40, 41);
-    expect(tier.dirty.get('k')).toMatchObject({ version: 41, endsLogAt: 39 });
+    expect(tier.reversion('k', 25, 40, 39)).toBe(true);
+    expect(pending.writesFor('k')).toEqual([
+      { key: 'k', version: 40, json: '"back"', expiresAt: null, endsLogAt: 39 },
+    ]);
+    // Without a new floor, the floor stays where it is.
+    expect(tier.reversion('k', 40, 41)).toBe(true);
+    expect(pending.writesFor('k')).toMatchObject([{ version: 41, endsLogAt: 39 }]);
+    // A reversion of a version the key no longer holds changes nothing.
+    expect(tier.reversion('k', 25, 50, 49)).toBe(false);
+    expect(pending.writesFor('k')).toMatchObject([{ version: 41, endsLogAt: 39 }]);
+    // Telling reads in flight is the anchoring step's part, not this one's.
+    expect(changed).toEqual([]);
+  });
+
+  it('sends appended items re-versioned in place at their new versions', () => {
+    const { tier, pending, append } = setup();
+    const first = append('k', 10);
+    const second = append('k', 12);
+    first.version = 100;
+    second.version = 101;
+    expect(pending.writesFor('k')).toMatchObject([{ key: 'k', version: 101, items: [first, second] }]);
+    expect(tier.pendingLogs.get('k')?.items.map((item) => item.version)).toEqual([100, 101]);
   });
 
   it('forgets a superseded value and counts it, unless a newer local write replaced it', () => {
