@@ -194,7 +194,7 @@ export class HybridCache<V = unknown> {
   }
 
   stats(): CacheStats {
-    const { tier, counters, flusher, guard, outbox } = this.#parts;
+    const { tier, counters, flusher, guard, outbox, anchor } = this.#parts;
     const oldestValue = tier.dirty.values().next().value?.since;
     const oldestItems = tier.pendingLogs.values().next().value?.since;
     const oldest = Math.min(oldestValue ?? Number.POSITIVE_INFINITY, oldestItems ?? Number.POSITIVE_INFINITY);
@@ -213,6 +213,7 @@ export class HybridCache<V = unknown> {
       oldestPendingAgeMs: Number.isFinite(oldest) ? Math.max(0, Date.now() - oldest) : 0,
       health: guard.health,
       outboxWritable: outbox.failure === undefined,
+      clockAnchored: anchor.anchored,
       entries: tier.cleanEntries,
       bytes: tier.cleanBytes,
     };

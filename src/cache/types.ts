@@ -104,6 +104,11 @@ export interface CacheStats {
   health: Health;
   /** False while the outbox refuses writes: the last one failed (disk full, I/O error) and no write or background probe has succeeded since, or its file was deleted or replaced. */
   outboxWritable: boolean;
+  /**
+   * True once the clock has read the store's version high-water mark since the cache opened and
+   * the writes accepted before it were given their versions; nothing is sent before that.
+   */
+  clockAnchored: boolean;
   evictions: number;
   /** Entries in the evictable LRU. */
   entries: number;

@@ -4,12 +4,17 @@ import type { CacheStats, Health } from '../cache/types.js';
 
 const HEALTH_STATES: readonly Health[] = ['healthy', 'degraded', 'offline'];
 
+/** `CacheStats` fields that are yes/no states, each exported as a 0/1 gauge. */
+type BooleanStat = 'outboxWritable' | 'clockAnchored';
+
 type StatsMetric =
   | { type: 'counter'; name: string; help: string }
   | { type: 'gauge'; name: string; help: string; scale?: number };
 
 /** One Prometheus metric per `CacheStats` field; the mapped type makes a new field a compile error until it is exported. */
-const STATS_METRICS: { [K in Exclude<keyof CacheStats, 'health' | 'outboxWritable'>]: StatsMetric } = {
+const STATS_METRICS: {
+  [K in Exclude<keyof CacheStats, 'health' | BooleanStat>]: StatsMetric;
+} = {
   hits: { type: 'counter', name: 'hybrid_cache_hits_total', help: 'Reads answered from memory.' },
   misses: { type: 'counter', name: 'hybrid_cache_misses_total', help: 'Reads that missed memory.' },
   loads: { type: 'counter', name: 'hybrid_cache_loads_total', help: 'Keys read from the store.' },
@@ -112,14 +117,28 @@ export function createMetrics(stats: () => CacheStats): DaemonMetrics {
       for (const state of HEALTH_STATES) this.set({ state }, state === current ? 1 : 0);
     },
   });
-  new Gauge({
-    name: 'hybrid_cache_outbox_writable',
-    help: '1 while the local outbox accepts writes, 0 after a failed outbox write.',
-    registers: [registry],
-    collect() {
-      this.set(stats().outboxWritable ? 1 : 0);
-    },
-  });
+  const flags: Array<[BooleanStat, string, string]> = [
+    [
+      'outboxWritable',
+      'hybrid_cache_outbox_writable',
+      '1 while the local outbox accepts writes, 0 after a failed outbox write.',
+    ],
+    [
+      'clockAnchored',
+      'hybrid_cache_clock_anchored',
+      "1 once the clock has read the store's version high-water mark since start; nothing is flushed before.",
+    ],
+  ];
+  for (const [field, name, help] of flags) {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(stats()[field] ? 1 : 0);
+      },
+    });
+  }
 
   const duration = new Histogram({
     name: 'http_request_duration_seconds',

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { ABANDON, type HybridCache } from '../../src/cache/hybrid-cache.js';
 import {
   BackpressureError,
@@ -204,13 +204,13 @@ describe('append', () => {
     await cache.close();
   });
 
-  it('a crash after the anchor keeps the versions it reserved: writes from before it stay before the writes after it', async () => {
+  it('a crash after the anchor keeps the versions it gave: writes from before it stay before the writes after it', async () => {
     const storage = new HeldWritesStorage();
     // The store holds versions an hour ahead of this process's clock.
     const ahead = (Date.now() + 3_600_000) * 1024;
     await storage.inner.apply([{ key: 'elsewhere', version: ahead, json: '1', expiresAt: null }]);
     storage.holdMark();
-    // Nothing is sent (nor re-minted) before the crash: the first flush would come after a minute.
+    // Nothing is sent before the crash: the first flush would come after a minute.
     let cache = await createHybridCache({
       storage,
       outbox: { path: join(dir, 'outbox.db'), durability: 'process' },
@@ -222,7 +222,7 @@ describe('append', () => {
     await cache.set('k', 'v');
     await cache.append('log', 'before');
     storage.releaseMark();
-    await new Promise((resolve) => setTimeout(resolve, 50)); // the flusher reads the mark
+    await vi.waitFor(() => expect(cache.stats().clockAnchored).toBe(true));
     // Accepted after: these must stay after the ones above, in order and not ended by the delete.
     await cache.append('k', 'after-set');
     await cache.append('log', 'after');
@@ -315,7 +315,10 @@ describe('append', () => {
   it('takes the items with an expired key', async () => {
     const { cache } = await memoryCache();
     await cache.set('k', 'v', { ttlMs: 1 });
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 5 }); // the TTL lapses
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
     await cache.append('k', 'i', { ttlMs: 60_000 });
     expect(await cache.getWithItems('k')).toBeUndefined();
     await cache.close();

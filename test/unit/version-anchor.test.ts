@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { ABANDON } from '../../src/cache/hybrid-cache.js';
 import {
   createHybridCache,
@@ -103,7 +103,7 @@ describe('the store down or slow when the cache opens', () => {
     await cache.set('k', 'new');
     await cache.delete('gone');
     expect(await cache.get('k')).toBe('new');
-    await new Promise((resolve) => setTimeout(resolve, 50)); // flush attempts fail meanwhile
+    await new Promise<void>((resolve) => cache.on('retry', () => resolve())); // a flush attempt failed
     expect(cache.stats().pending).toBe(2);
     storage.comeUp();
     await cache.flush({ timeoutMs: 10_000 });
@@ -171,10 +171,16 @@ class HeldMark extends MemoryStorage {
   readonly #gate = new Promise<void>((resolve) => {
     this.#open = resolve;
   });
+  #wasAsked = () => {};
+  /** Resolves once a cache has asked for the mark (and is waiting for it). */
+  readonly asked = new Promise<void>((resolve) => {
+    this.#wasAsked = resolve;
+  });
   release(): void {
     this.#open();
   }
   override async highWaterMark(opts?: { signal?: AbortSignal }): Promise<number> {
+    this.#wasAsked();
     await this.#gate;
     return super.highWaterMark(opts);
   }
@@ -188,7 +194,7 @@ describe('writes to one key in flight when the high-water mark arrives', () => {
       flush: { batchSize: 50, intervalMs: 0, concurrency: 2 },
     });
     await cache.set('k', 'a');
-    await new Promise((resolve) => setTimeout(resolve, 20)); // the flusher now waits for the mark
+    await storage.inner.asked; // the cache now waits for the mark
     const writingB = cache.set('k', 'b'); // its outbox commit is still to come when the mark arrives
     storage.inner.release();
     await writingB;
@@ -251,7 +257,11 @@ describe('a local write that loses to a newer write from elsewhere', () => {
     b.on('superseded', () => expect.unreachable('the later write must not lose'));
 
     await a.set('k', 'earlier');
-    await new Promise((resolve) => setTimeout(resolve, 5)); // b writes strictly later
+    // b writes strictly later: its wall clock reads 5 ms on.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 5 });
+    onTestFinished(() => {
+      vi.useRealTimers();
+    });
     await b.set('k', 'later');
     await b.flush();
     await a.flush();
