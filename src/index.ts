@@ -1,6 +1,7 @@
 export { createHybridCache } from './cache/create.js';
 export {
   BackpressureError,
+  ClockError,
   ClosedError,
   CorruptValueError,
   FlushTimeoutError,

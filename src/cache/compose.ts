@@ -5,6 +5,7 @@ import { Flusher } from '../sync/flusher.js';
 import { HybridLogicalClock } from '../sync/hlc.js';
 import type { Outbox } from '../sync/outbox.js';
 import { StoreGuard } from '../sync/store-guard.js';
+import { WallClock } from '../sync/wall-clock.js';
 import { CacheEventHub } from './cache-events.js';
 import { StorageUnavailableError } from './errors.js';
 import { Loader } from './loader.js';
@@ -35,6 +36,7 @@ export interface CacheParts {
   counters: CacheCounters;
   events: CacheEventHub;
   clock: HybridLogicalClock;
+  wall: WallClock;
   anchor: ClockAnchor;
   tier: MemoryTier;
   guard: StoreGuard;
@@ -58,7 +60,17 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     evictions: 0,
   };
   const events = new CacheEventHub(logger);
-  const clock = new HybridLogicalClock();
+  const wall = new WallClock({
+    maxAheadMs: options.maxClockAheadMs,
+    onDistrust: ({ readingMs, trustedMs }) =>
+      logger.error(
+        { readingTime: new Date(readingMs).toISOString(), trustedTime: new Date(trustedMs).toISOString() },
+        'the wall clock jumped implausibly far ahead; versions follow the monotonic clock until it reads sensibly again',
+      ),
+    onTrusted: (readingMs) =>
+      logger.warn({ readingTime: new Date(readingMs).toISOString() }, 'the wall clock reads sensibly again'),
+  });
+  const clock = new HybridLogicalClock(wall);
   const guard = new StoreGuard({
     ...options.breaker,
     readTimeoutMs: options.readTimeoutMs,
@@ -117,6 +129,7 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     counters,
     events,
     clock,
+    wall,
     anchor,
     tier,
     guard,

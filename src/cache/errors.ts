@@ -1,7 +1,7 @@
 /** Typed errors thrown by the cache. Each has a stable `name` and `code` for callers that switch on them. */
 import { HybridCacheError } from '../sync/errors.js';
 
-export { ClosedError, HybridCacheError, OutboxError } from '../sync/errors.js';
+export { ClockError, ClosedError, HybridCacheError, OutboxError } from '../sync/errors.js';
 
 /** Bad input: key, value or TTL. Nothing was changed. */
 export class ValidationError extends HybridCacheError {

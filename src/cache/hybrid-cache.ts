@@ -1,6 +1,6 @@
 import { MemoryOutbox, type Outbox } from '../sync/outbox.js';
 import { type CacheParts, composeCache, withDeadline } from './compose.js';
-import { entryBytes, entryFromOutbox } from './entry.js';
+import { entryBytes } from './entry.js';
 import { ClosedError, FlushTimeoutError } from './errors.js';
 import { MISS, type ValueWithLog } from './memory-tier.js';
 import type { ResolvedOptions } from './options.js';
@@ -194,7 +194,7 @@ export class HybridCache<V = unknown> {
   }
 
   stats(): CacheStats {
-    const { tier, counters, flusher, guard, outbox, anchor } = this.#parts;
+    const { tier, counters, flusher, guard, outbox, anchor, wall } = this.#parts;
     const oldestValue = tier.dirty.values().next().value?.since;
     const oldestItems = tier.pendingLogs.values().next().value?.since;
     const oldest = Math.min(oldestValue ?? Number.POSITIVE_INFINITY, oldestItems ?? Number.POSITIVE_INFINITY);
@@ -214,6 +214,8 @@ export class HybridCache<V = unknown> {
       health: guard.health,
       outboxWritable: outbox.failure === undefined,
       clockAnchored: anchor.anchored,
+      clockAheadMs: wall.aheadMs,
+      clockReadingsDistrusted: wall.distrustedReadings,
       entries: tier.cleanEntries,
       bytes: tier.cleanBytes,
     };
@@ -244,14 +246,7 @@ export class HybridCache<V = unknown> {
     const { outbox, pipeline, counters } = this.#parts;
     const letters = outbox.requeueDeadLetters(keys);
     const now = Date.now();
-    for (const letter of letters) {
-      if (letter.itemId === undefined)
-        pipeline.commitValue(letter.key, entryFromOutbox(letter.key, letter), now);
-      else {
-        const item = { id: letter.itemId, version: letter.version, json: letter.json ?? 'null' };
-        pipeline.commitItem(letter.key, item, letter.expiresAt, now);
-      }
-    }
+    for (const letter of letters) pipeline.requeue(letter, now);
     counters.deadLetters = Math.max(0, counters.deadLetters - letters.length);
     return letters.length;
   }

@@ -63,6 +63,7 @@ const optionsSchema = z.strictObject({
   defaultTtlMs: nonNegative.default(DEFAULTS.defaultTtlMs),
   readTimeoutMs: positiveInt.default(DEFAULTS.readTimeoutMs),
   writeTimeoutMs: positiveInt.default(DEFAULTS.writeTimeoutMs),
+  maxClockAheadMs: positiveInt.default(DEFAULTS.maxClockAheadMs),
   flush: nestedSchemas.flush.prefault({}),
   retry: nestedSchemas.retry
     .prefault({})

@@ -54,6 +54,13 @@ export interface HybridCacheOptions {
   readTimeoutMs?: number;
   /** Deadline for one store write batch (`apply`). Default 15 s. */
   writeTimeoutMs?: number;
+  /**
+   * How far a wall-clock reading may run ahead of the time elapsed since the last trusted one (by
+   * the monotonic clock) and of the newest version seen from the store before it is not trusted:
+   * versions then keep following monotonic time, an error is logged and `stats().clockAheadMs`
+   * says by how much. Default 1 hour.
+   */
+  maxClockAheadMs?: number;
   /** A pino logger; default: a pino logger at `warn` on stderr named `hybrid-cache`. */
   logger?: Logger;
 }
@@ -109,6 +116,10 @@ export interface CacheStats {
    * the writes accepted before it were given their versions; nothing is sent before that.
    */
   clockAnchored: boolean;
+  /** How far the wall clock runs ahead of the time versions use while it is not trusted (see `maxClockAheadMs`); 0 when trusted. */
+  clockAheadMs: number;
+  /** Wall-clock readings not trusted since the cache opened. */
+  clockReadingsDistrusted: number;
   evictions: number;
   /** Entries in the evictable LRU. */
   entries: number;

@@ -4,7 +4,8 @@ import type { ClockAnchor } from '../sync/clock-anchor.js';
 import type { HybridLogicalClock } from '../sync/hlc.js';
 import type { Outbox, PendingItem, PendingWrite, Reversion } from '../sync/outbox.js';
 import { type PendingItemVersion, type PendingValueVersion, planReversions } from '../sync/reversion-plan.js';
-import { type Entry, logBytes, serializedEntry } from './entry.js';
+import type { DeadLetter } from '../sync/types.js';
+import { type Entry, entryFromOutbox, logBytes, serializedEntry } from './entry.js';
 import { BackpressureError, ClosedError } from './errors.js';
 import type { MemoryTier } from './memory-tier.js';
 
@@ -54,6 +55,8 @@ export class WritePipeline {
   #closed = false;
   /** Versions an outbox of 0.1 reserved, written into its rows by the anchoring step. */
   #reservedRows: Reversion[] = [];
+  /** Dead letters re-queued before the anchor: sent once already, so they keep their versions. */
+  readonly #requeued = new Set<number>();
 
   constructor(options: WritePipelineOptions) {
     this.#tier = options.tier;
@@ -125,6 +128,16 @@ export class WritePipeline {
     this.#listener.schedule(key);
   }
 
+  /** A dead letter goes back to pending with its original version (it reached the store once: it is anchored). */
+  requeue(letter: DeadLetter, now: number): void {
+    if (!this.#anchor.anchored) this.#requeued.add(letter.version);
+    if (letter.itemId === undefined) this.commitValue(letter.key, entryFromOutbox(letter.key, letter), now);
+    else {
+      const item = { id: letter.itemId, version: letter.version, json: letter.json ?? 'null' };
+      this.commitItem(letter.key, item, letter.expiresAt, now);
+    }
+  }
+
   /**
    * A delete, or a value over one, ended the key's unflushed items in memory: their outbox rows go
    * too, or a restart would replay and send items nothing reads any more.
@@ -153,12 +166,14 @@ export class WritePipeline {
       await this.#recorded();
       this.#clock.observe(mark);
       const { values, items } = this.#pendingVersions();
-      const isUnanchored = (version: number) => this.#anchor.isUnanchored(version);
+      const isUnanchored = (version: number) =>
+        this.#anchor.isUnanchored(version) && !this.#requeued.has(version);
       const changes = planReversions(values, items.values(), isUnanchored, mark, () => this.#clock.next());
       const recorded = this.#reservedRows.length > 0 ? [...this.#reservedRows, ...changes] : changes;
       // Every write minted so far, re-versioned or not, is at or below the clock's last version.
       this.#outbox.anchor(recorded, this.#clock.last);
       this.#reservedRows = [];
+      this.#requeued.clear();
       for (const change of changes) {
         if (change.itemId === undefined)
           this.#tier.reversion(change.key, change.from, change.to, change.logFloor);

@@ -38,6 +38,17 @@ const STATS_METRICS: {
     name: 'hybrid_cache_retries_total',
     help: 'Store calls retried after a failure.',
   },
+  clockReadingsDistrusted: {
+    type: 'counter',
+    name: 'hybrid_cache_clock_readings_distrusted_total',
+    help: 'Wall-clock readings not trusted: implausibly far ahead (see maxClockAheadMs).',
+  },
+  clockAheadMs: {
+    type: 'gauge',
+    name: 'hybrid_cache_clock_ahead_seconds',
+    help: 'How far the wall clock runs ahead of the time versions use while it is not trusted; 0 when trusted.',
+    scale: 1 / 1000,
+  },
   evictions: {
     type: 'counter',
     name: 'hybrid_cache_evictions_total',

@@ -26,3 +26,10 @@ export class OutboxError extends HybridCacheError {
     super('ERR_OUTBOX', message, options);
   }
 }
+
+/** The clock cannot mint a version: it would not be a safe integer. */
+export class ClockError extends HybridCacheError {
+  constructor(message: string) {
+    super('ERR_CLOCK', message);
+  }
+}

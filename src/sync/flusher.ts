@@ -2,7 +2,7 @@ import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import { type ApplyResult, isAppend, type Storage, type VersionedWrite } from '../storage/types.js';
 import type { ClockAnchor } from './clock-anchor.js';
-import { ClosedError } from './errors.js';
+import { ClosedError, OutboxError } from './errors.js';
 import { classifyFailure } from './failure-kind.js';
 import type { HybridLogicalClock } from './hlc.js';
 import type { Outbox } from './outbox.js';
@@ -95,7 +95,9 @@ export class Flusher {
     this.#anchor.ensure(this.#abort.signal).catch((error: unknown) => {
       this.#logger.debug(
         { err: error },
-        'store not reachable at open; its version high-water mark is read before the first flush',
+        error instanceof OutboxError
+          ? 'could not anchor the clock at open (outbox); tried again before the first flush'
+          : 'store not reachable at open; its version high-water mark is read before the first flush',
       );
     });
   }
@@ -184,7 +186,12 @@ export class Flusher {
       await this.#anchor.ensure(this.#abort.signal);
     } catch (error) {
       if (this.#stopped) return false;
-      if (classifyFailure(error) !== 'transient') {
+      if (error instanceof OutboxError) {
+        this.#logger.error(
+          { err: error },
+          'could not record the new versions of writes accepted before the anchor in the outbox; writes stay queued until it can',
+        );
+      } else if (classifyFailure(error) !== 'transient') {
         this.#logger.error(
           { err: error },
           "cannot anchor the clock to the store's version high-water mark; writes stay queued until it can",

@@ -103,7 +103,7 @@ export class SqliteOutbox implements Outbox {
   readonly #hasPending: Database.Statement;
   readonly #commitGroup: (writes: Array<PendingWrite | PendingItem>) => void;
   readonly #ackAll: (writes: readonly Ack[], items: ReadonlyArray<[string, number]>) => void;
-  readonly #anchorAll: (changes: readonly Reversion[], anchoredThrough: number) => void;
+  readonly #anchorAll: (changes: readonly Reversion[], anchoredThrough: number) => boolean;
   readonly #maintenance: NodeJS.Timeout;
   #group: Array<{ write: PendingWrite | PendingItem; resolve: () => void; reject: (error: Error) => void }> =
     [];
@@ -307,6 +307,7 @@ export class SqliteOutbox implements Outbox {
       return this.#db
         .prepare(
           `SELECT max((SELECT value FROM meta WHERE name = 'highest_version'),
+                      coalesce((SELECT value FROM meta WHERE name = 'anchored_through'), 0),
                       coalesce((SELECT max(version) FROM pending), 0),
                       coalesce((SELECT max(version) FROM pending_items), 0))`,
         )
@@ -340,8 +341,15 @@ export class SqliteOutbox implements Outbox {
   anchor(changes: readonly Reversion[], anchoredThrough: number): void {
     // A lost file will never be replayed, so its rows need no new versions; memory keeps flushing.
     if (this.#lost) return;
-    if (this.#closed) throw new OutboxError('the outbox is closed');
-    this.#anchorAll(changes, anchoredThrough);
+    if (this.#closed) throw new OutboxError(`the outbox at ${this.#path} is closed`);
+    let wrote: boolean;
+    try {
+      wrote = this.#anchorAll(changes, anchoredThrough);
+    } catch (error) {
+      if (isFull(error)) this.#requestCheckpoint();
+      throw describeWriteFailure(this.#path, error, this.#limits.maxPageCount !== undefined);
+    }
+    if (!wrote) return;
     const lost = this.#afterWrite();
     if (lost) throw lost;
   }
@@ -824,7 +832,7 @@ const STILL_UNANCHORED = `(unanchored = 1 AND version > coalesce((SELECT value F
  */
 function anchorStatement(
   db: Database.Database,
-): (changes: readonly Reversion[], anchoredThrough: number) => void {
+): (changes: readonly Reversion[], anchoredThrough: number) => boolean {
   const value = db.prepare(
     'UPDATE pending SET version = ?, ends_log_at = coalesce(?, ends_log_at) WHERE key = ? AND version = ?',
   );
@@ -855,6 +863,8 @@ function anchorStatement(
     if (hasReservations.get()) dropReservations.run();
   });
   return (changes, anchoredThrough) => {
-    if (changes.length > 0 || hasUnanchored.get() || hasReservations.get()) write(changes, anchoredThrough);
+    if (changes.length === 0 && !hasUnanchored.get() && !hasReservations.get()) return false;
+    write(changes, anchoredThrough);
+    return true;
   };
 }

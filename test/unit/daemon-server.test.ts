@@ -32,6 +32,8 @@ const STATS: CacheStats = {
   health: 'degraded',
   outboxWritable: true,
   clockAnchored: false,
+  clockAheadMs: 2500,
+  clockReadingsDistrusted: 3,
   evictions: 5,
   entries: 7,
   bytes: 800,
@@ -63,7 +65,7 @@ function server(
 
 describe('GET /healthz', () => {
   it('is 200 with the store state and backlog while writes are accepted, even with the store degraded', async () => {
-    const response = await server().inject({ method: 'GET', url: '/healthz' });
+    const response = await server({ stats: { clockAheadMs: 0 } }).inject({ method: 'GET', url: '/healthz' });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({
       status: 'ok',
@@ -74,6 +76,17 @@ describe('GET /healthz', () => {
       oldestPendingAgeMs: 1500,
       deadLetters: 1,
       outboxWritable: true,
+      clockAheadMs: 0,
+    });
+  });
+
+  it('is 200 with a warning naming how far ahead the wall clock runs while it is not trusted', async () => {
+    const response = await server().inject({ method: 'GET', url: '/healthz' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toMatchObject({
+      status: 'ok',
+      clockAheadMs: 2500,
+      warning: expect.stringContaining('the wall clock runs 2500 ms ahead'),
     });
   });
 
@@ -117,6 +130,8 @@ describe('GET /metrics', () => {
       hybrid_cache_bytes: 800,
       hybrid_cache_outbox_writable: 1,
       hybrid_cache_clock_anchored: 0,
+      hybrid_cache_clock_ahead_seconds: 2.5,
+      hybrid_cache_clock_readings_distrusted_total: 3,
       'hybrid_cache_store_health{state="healthy"}': 0,
       'hybrid_cache_store_health{state="degraded"}': 1,
       'hybrid_cache_store_health{state="offline"}': 0,

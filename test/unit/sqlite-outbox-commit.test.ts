@@ -234,8 +234,9 @@ describe('SqliteOutbox: after close', () => {
     await outbox.append(write('a', 1, { unanchored: true }));
     outbox.close();
     expect(() => outbox.anchor([{ key: 'a', from: 1, to: 2 }], 2)).toThrow(OutboxError);
-    expect(() => outbox.anchor([{ key: 'a', from: 1, to: 2 }], 2)).toThrow(/the outbox is closed/);
-    expect(() => outbox.anchor([], 1)).toThrow(/the outbox is closed/);
+    const closed = `the outbox at ${join(dir, 'outbox.db')} is closed`;
+    expect(() => outbox.anchor([{ key: 'a', from: 1, to: 2 }], 2)).toThrow(closed);
+    expect(() => outbox.anchor([], 1)).toThrow(closed);
   });
 });
 

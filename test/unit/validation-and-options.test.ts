@@ -271,7 +271,7 @@ describe('what option validation says', () => {
     expect(error).toBeInstanceOf(ValidationError);
     expect(error.message).toBe(
       'unknown option zzzzzzzz; valid options: storage, logger, maxEntries, maxBytes, maxValueBytes, ' +
-        'maxPendingBytes, defaultTtlMs, readTimeoutMs, writeTimeoutMs, flush, retry, breaker, outbox',
+        'maxPendingBytes, defaultTtlMs, readTimeoutMs, writeTimeoutMs, maxClockAheadMs, flush, retry, breaker, outbox',
     );
   });
 

@@ -25,6 +25,12 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
       oldestPendingAgeMs: stats.oldestPendingAgeMs,
       deadLetters: stats.deadLetters,
       outboxWritable: stats.outboxWritable,
+      clockAheadMs: stats.clockAheadMs,
+      ...(stats.clockAheadMs > 0
+        ? {
+            warning: `the wall clock runs ${stats.clockAheadMs} ms ahead of the time versions use and is not trusted; fix the host's clock (see maxClockAheadMs)`,
+          }
+        : {}),
     };
     if (deps.isClosing() || !deps.cache.isOpen) {
       return reply.code(503).send({ ...body, status: 'unavailable', reason: 'the daemon is shutting down' });
