@@ -79,7 +79,7 @@ export class WallClock {
     const readingMs = this.#readings.wallMs();
     const monotonicMs = this.#readings.monotonicMs();
     const base = this.#base;
-    const expectedMs = base ? base.wallMs + (monotonicMs - base.monotonicMs) : undefined;
+    const expectedMs = base ? Math.floor(base.wallMs + (monotonicMs - base.monotonicMs)) : undefined;
     const plausible =
       readingMs <= MAX_WALL_MS &&
       (expectedMs === undefined ||

@@ -10,7 +10,8 @@ const START = Date.UTC(2026, 11, 6);
 
 /** A wall clock and a monotonic clock the test sets by hand. */
 function readings() {
-  const at = { wall: START, monotonic: 1_000 };
+  // The monotonic clock has fractions of a millisecond, as performance.now() has.
+  const at = { wall: START, monotonic: 1_000.375 };
   return {
     at,
     source: { wallMs: () => at.wall, monotonicMs: () => at.monotonic },
