@@ -1,3 +1,4 @@
+import { NO_LOG_FLOOR } from '../storage/log-floor.js';
 import { isAppend, type VersionedWrite } from '../storage/types.js';
 import type { PendingWrites } from '../sync/pending-writes.js';
 import { entryJson } from './entry.js';
@@ -52,7 +53,7 @@ export class TierPendingWrites implements PendingWrites {
     if (entry) {
       const json = entryJson(entry);
       const write = { key, version: entry.version, json, expiresAt: entry.expiresAt };
-      writes.push(entry.endsLogAt > 0 ? { ...write, endsLogAt: entry.endsLogAt } : write);
+      writes.push(entry.logFloor > NO_LOG_FLOOR ? { ...write, logFloor: entry.logFloor } : write);
     }
     return writes;
   }
@@ -61,8 +62,8 @@ export class TierPendingWrites implements PendingWrites {
     return this.#tier.hasPending(key);
   }
 
-  reminted(key: string, from: number, to: number, endsLogAt?: number): void {
-    this.#tier.reversion(key, from, to, endsLogAt);
+  reminted(key: string, from: number, to: number, logFloor?: number): void {
+    this.#tier.reversion(key, from, to, logFloor);
     this.#onStoreChanged(key, to);
   }
 

@@ -1,3 +1,4 @@
+import { appliedLogFloor, hasEnded, isAboveFloor, NO_LOG_FLOOR } from './log-floor.js';
 import {
   DEFAULT_TOMBSTONE_RETENTION_MS,
   expiredTombstoneVersionBound,
@@ -26,7 +27,7 @@ export class MemoryStorage implements Storage {
   readonly #entries = new Map<string, StoredEntry>();
   /** Each key's log by item id (kept apart from the value: a value write never touches it). */
   readonly #logs = new Map<string, Map<string, LogItem>>();
-  /** Each key's newest delete: items at or below it are refused, even after a later value replaced the tombstone. */
+  /** Each key's log floor: items at or below it are gone and refused, even after a later value replaced the tombstone. */
   readonly #logFloors = new Map<string, number>();
 
   async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
@@ -108,24 +109,23 @@ export class MemoryStorage implements Storage {
     if (isAppend(write)) return this.#appendOne(write);
     const stored = this.#entries.get(write.key);
     if (stored && stored.version >= write.version) return { status: 'stale', storedVersion: stored.version };
+    const now = Date.now();
+    const floor = appliedLogFloor(write, stored !== undefined && hasEnded(storedValue(stored), now));
     this.#entries.set(write.key, { version: write.version, json: write.json, expiresAt: write.expiresAt });
-    // A delete ends the key's log; so does a new value over an expired one (its items expired with it).
-    const ended =
-      write.json === null ? write.version : stored && isExpired(stored, Date.now()) ? write.version - 1 : 0;
-    if (ended > 0) {
-      this.#dropItemsBefore(write.key, ended + 1);
-      this.#logFloors.set(write.key, Math.max(this.#logFloors.get(write.key) ?? 0, ended));
+    if (floor > (this.#logFloors.get(write.key) ?? NO_LOG_FLOOR)) {
+      this.#logFloors.set(write.key, floor);
+      this.#dropItemsAtOrBelow(write.key, floor);
     }
     return { status: 'applied' };
   }
 
   #appendOne(write: AppendWrite): ApplyResult {
     const stored = this.#entries.get(write.key);
-    const floor = this.#logFloors.get(write.key) ?? 0;
+    const floor = this.#logFloors.get(write.key) ?? NO_LOG_FLOOR;
     let log = this.#logs.get(write.key);
     let accepted = 0;
     for (const item of write.items) {
-      if (item.version <= floor) continue;
+      if (!isAboveFloor(item, floor)) continue;
       if (!log) {
         log = new Map();
         this.#logs.set(write.key, log);
@@ -145,12 +145,16 @@ export class MemoryStorage implements Storage {
     return { status: 'applied' };
   }
 
-  #dropItemsBefore(key: string, version: number): void {
+  #dropItemsAtOrBelow(key: string, floor: number): void {
     const log = this.#logs.get(key);
     if (!log) return;
-    for (const [id, item] of log) if (item.version < version) log.delete(id);
+    for (const [id, item] of log) if (!isAboveFloor(item, floor)) log.delete(id);
     if (log.size === 0) this.#logs.delete(key);
   }
+}
+
+function storedValue(entry: StoredEntry): { deleted: boolean; expiresAt: number | null } {
+  return { deleted: entry.json === null, expiresAt: entry.expiresAt };
 }
 
 function isExpired(entry: StoredEntry, now: number): boolean {

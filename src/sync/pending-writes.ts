@@ -10,8 +10,8 @@ export interface PendingWrites {
   /** What to send for `key`, in this order: one write of its unflushed items, its newest unflushed value write; empty once nothing is pending. */
   writesFor(key: string): VersionedWrite[];
   isPending(key: string): boolean;
-  /** The value write was given the new version `to` (in the outbox already) before it was sent, and the new end of the items it ends. */
-  reminted(key: string, from: number, to: number, endsLogAt?: number): void;
+  /** The value write was given the new version `to` (in the outbox already) before it was sent, and its new log floor if that moved too. */
+  reminted(key: string, from: number, to: number, logFloor?: number): void;
   /** The store applied this write. */
   applied(write: VersionedWrite): void;
   /** The store already held this write: an earlier attempt committed but its answer was lost. */

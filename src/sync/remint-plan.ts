@@ -26,8 +26,8 @@ export function planRemints(writes: readonly VersionedWrite[], versions: Reserve
       continue;
     }
     const remint = versions.needsRemint(write.version);
-    const ends = write.endsLogAt ? versions.remapEnd(write.endsLogAt) : undefined;
-    const endMoved = ends !== undefined && ends !== write.endsLogAt;
+    const ends = write.logFloor ? versions.remapEnd(write.logFloor) : undefined;
+    const endMoved = ends !== undefined && ends !== write.logFloor;
     if (!remint && !endMoved) continue;
     changes.push({
       key: write.key,
@@ -59,6 +59,6 @@ export function applyRemints(writes: VersionedWrite[], changes: readonly Remint[
     const change = values.get(write.key);
     if (!change || change.from !== write.version) continue;
     write.version = change.to;
-    if (change.endsLogAt !== undefined) write.endsLogAt = change.endsLogAt;
+    if (change.endsLogAt !== undefined) write.logFloor = change.endsLogAt;
   }
 }

@@ -87,13 +87,13 @@ describe('planRemints', () => {
   });
 
   it('moves the end of the items a value ends, re-minted or not', () => {
-    const reminted: VersionedWrite = { key: 'a', version: 3, json: '1', expiresAt: null, endsLogAt: 2 };
-    const kept: VersionedWrite = { key: 'b', version: 9, json: '1', expiresAt: null, endsLogAt: 2 };
+    const reminted: VersionedWrite = { key: 'a', version: 3, json: '1', expiresAt: null, logFloor: 2 };
+    const kept: VersionedWrite = { key: 'b', version: 9, json: '1', expiresAt: null, logFloor: 2 };
     const writes = [reminted, kept];
     const changes = planRemints(writes, reserved({ 3: 100 }));
     applyRemints(writes, changes);
-    expect(reminted).toMatchObject({ version: 100, endsLogAt: 1_002 });
-    expect(kept).toMatchObject({ version: 9, endsLogAt: 1_002 });
+    expect(reminted).toMatchObject({ version: 100, logFloor: 1_002 });
+    expect(kept).toMatchObject({ version: 9, logFloor: 1_002 });
   });
 });
 
@@ -105,23 +105,23 @@ describe('an end of older items that stays where it is', () => {
   });
 
   it('leaves a value with such an end alone when it needs no new version', () => {
-    const write: VersionedWrite = { key: 'a', version: 9, json: '1', expiresAt: null, endsLogAt: 2 };
+    const write: VersionedWrite = { key: 'a', version: 9, json: '1', expiresAt: null, logFloor: 2 };
     expect(planRemints([write], keepEnds({}))).toEqual([]);
   });
 
   it('is kept by a value given a new version', () => {
-    const write: VersionedWrite = { key: 'a', version: 9, json: '1', expiresAt: null, endsLogAt: 2 };
+    const write: VersionedWrite = { key: 'a', version: 9, json: '1', expiresAt: null, logFloor: 2 };
     const changes = planRemints([write], keepEnds({ 9: 100 }));
     expect(changes).toStrictEqual([{ key: 'a', from: 9, to: 100 }]);
     applyRemints([write], changes);
-    expect(write).toMatchObject({ version: 100, endsLogAt: 2 });
+    expect(write).toMatchObject({ version: 100, logFloor: 2 });
   });
 });
 
 describe('applyRemints', () => {
   it('leaves a value write alone when the change was planned for another of its versions', () => {
-    const write: VersionedWrite = { key: 'a', version: 12, json: '2', expiresAt: null, endsLogAt: 11 };
+    const write: VersionedWrite = { key: 'a', version: 12, json: '2', expiresAt: null, logFloor: 11 };
     applyRemints([write], [{ key: 'a', from: 9, to: 100, endsLogAt: 99 }]);
-    expect(write).toMatchObject({ version: 12, endsLogAt: 11 });
+    expect(write).toMatchObject({ version: 12, logFloor: 11 });
   });
 });

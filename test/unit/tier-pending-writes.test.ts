@@ -39,7 +39,7 @@ describe('TierPendingWrites', () => {
       { key: 'k', version: 13, json: '{"v":1}', expiresAt: 7_000 },
     ]);
     // The value write carries no end of older items when none was coalesced into it.
-    expect(writes[1]).not.toHaveProperty('endsLogAt');
+    expect(writes[1]).not.toHaveProperty('logFloor');
     expect(pending.isPending('k')).toBe(true);
   });
 
@@ -56,7 +56,7 @@ describe('TierPendingWrites', () => {
     setValue('k', 20, undefined);
     setValue('k', 25, 'back');
     expect(pending.writesFor('k')).toEqual([
-      { key: 'k', version: 25, json: '"back"', expiresAt: null, endsLogAt: 24 },
+      { key: 'k', version: 25, json: '"back"', expiresAt: null, logFloor: 24 },
     ]);
   });
 
@@ -99,10 +99,10 @@ describe('TierPendingWrites', () => {
     setValue('k', 20, undefined);
     setValue('k', 25, 'back');
     pending.reminted('k', 25, 40, 39);
-    expect(tier.dirty.get('k')).toMatchObject({ version: 40, endsLogAt: 39 });
+    expect(tier.dirty.get('k')).toMatchObject({ version: 40, logFloor: 39 });
     expect(changed).toEqual([['k', 40]]);
     pending.reminted('k', 40, 41);
-    expect(tier.dirty.get('k')).toMatchObject({ version: 41, endsLogAt: 39 });
+    expect(tier.dirty.get('k')).toMatchObject({ version: 41, logFloor: 39 });
   });
 
   it('forgets a superseded value and counts it, unless a newer local write replaced it', () => {
