@@ -28,7 +28,7 @@ export interface SqliteStorageOptions {
   path: string;
   /**
    * How long `cleanup()` keeps tombstones (by version time) when the call does not say. Default
-   * `DEFAULT_TOMBSTONE_RETENTION_MS` (7 days).
+   * `DEFAULT_TOMBSTONE_RETENTION_MS`.
    */
   tombstoneRetentionMs?: number;
   /**

@@ -92,7 +92,7 @@ function harness(
   const pending: PendingWrites = {
     writesFor: (key) => [...(latest.get(key) ?? [])],
     isPending: (key) => latest.has(key),
-    reminted: (key, from, to, endsLogAt) => calls.push(`reminted ${key} ${from}->${to} ends ${endsLogAt}`),
+    reminted: (key, from, to, logFloor) => calls.push(`reminted ${key} ${from}->${to} ends ${logFloor}`),
     applied: forget('applied'),
     alreadyStored: forget('alreadyStored'),
     superseded: forget('superseded'),

@@ -167,7 +167,7 @@ describe('putDirty and the key log', () => {
 });
 
 describe('learning the stored log of an unflushed value', () => {
-  it("hides the stored items a replayed value's end of older items covers", () => {
+  it("hides the stored items a replayed value's log floor covers", () => {
     const t = newTier();
     t.putDirty(
       'k',
@@ -322,7 +322,7 @@ describe('corrupt values', () => {
 });
 
 describe('reversion and knownVersion', () => {
-  it('re-mints only the matching unflushed version, and moves its end of older items only when given', () => {
+  it('re-mints only the matching unflushed version, and moves its log floor only when given', () => {
     const t = newTier();
     t.putDirty('k', value('k', 5, 'v'), 1_000);
     expect(t.reversion('absent', 5, 6)).toBe(false);

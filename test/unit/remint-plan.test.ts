@@ -42,7 +42,7 @@ describe('versions reserved at the anchor', () => {
     expect(anchor.minted(clock.next())).toBe(false);
   });
 
-  it('moves an end of older items set below a write accepted before the anchor, and only such an end', async () => {
+  it('moves a log floor set below a write accepted before the anchor, and only such an end', async () => {
     let olds: number[] = [];
     const { anchor } = await anchoredAfter(Date.now() * 1024 * 2, (c, a) => {
       olds = [c.next(), c.next()];
@@ -97,7 +97,7 @@ describe('planRemints', () => {
   });
 });
 
-describe('an end of older items that stays where it is', () => {
+describe('a log floor that stays where it is', () => {
   const keepEnds = (map: Record<number, number>) => ({
     needsRemint: (v: number) => v in map,
     remintedVersion: (v: number) => map[v] as number,

@@ -38,7 +38,7 @@ describe('TierPendingWrites', () => {
       { key: 'k', version: 12, json: null, expiresAt: 9_000, appendedAt: 1_500, items: [first, second] },
       { key: 'k', version: 13, json: '{"v":1}', expiresAt: 7_000 },
     ]);
-    // The value write carries no end of older items when none was coalesced into it.
+    // The value write carries no log floor when none was coalesced into it.
     expect(writes[1]).not.toHaveProperty('logFloor');
     expect(pending.isPending('k')).toBe(true);
   });
@@ -51,7 +51,7 @@ describe('TierPendingWrites', () => {
     expect(write.items.map((item) => item.version)).toEqual([10]);
   });
 
-  it('sends the end of older items of a value written over an unflushed delete', () => {
+  it('sends the log floor of a value written over an unflushed delete', () => {
     const { pending, setValue } = setup();
     setValue('k', 20, undefined);
     setValue('k', 25, 'back');
