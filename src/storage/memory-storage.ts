@@ -1,4 +1,5 @@
-import { appliedLogFloor, hasEnded, isAboveFloor, NO_LOG_FLOOR } from './log-floor.js';
+import { PermanentStorageError } from './errors.js';
+import { appliedLogFloor, hasEnded, isAboveFloor, logFloorProblem, NO_LOG_FLOOR } from './log-floor.js';
 import {
   DEFAULT_TOMBSTONE_RETENTION_MS,
   expiredTombstoneVersionBound,
@@ -107,6 +108,9 @@ export class MemoryStorage implements Storage {
 
   #applyOne(write: VersionedWrite): ApplyResult {
     if (isAppend(write)) return this.#appendOne(write);
+    const problem = logFloorProblem(write);
+    if (problem)
+      return { status: 'rejected', error: new PermanentStorageError(`${problem} (key ${write.key})`) };
     const stored = this.#entries.get(write.key);
     if (stored && stored.version >= write.version) return { status: 'stale', storedVersion: stored.version };
     const now = Date.now();

@@ -221,6 +221,14 @@ describe("both tables' SQL functions", () => {
     ]);
   });
 
+  it('SupabaseStorage rejects a log floor not below its value’s version without sending it', async () => {
+    const storage = env.storage();
+    const before = env.gateway.requests.length;
+    const [result] = await storage.apply([putWithLogFloor('bad-floor', 5, 'x', 5)]);
+    expect(result?.status === 'rejected' && result.error.message).toMatch(/invalid logFloor/);
+    expect(env.gateway.requests.length).toBe(before);
+  });
+
   it.each(TABLES)(
     'SupabaseStorage on %s sends one RPC per batch, values with their floors and items together',
     async (table) => {

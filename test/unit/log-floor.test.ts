@@ -7,6 +7,7 @@ import {
   NO_LOG_FLOOR,
   valueLogFloor,
 } from '../../src/storage/log-floor.js';
+import { MemoryStorage } from '../../src/storage/memory-storage.js';
 
 describe('the log floor rules', () => {
   it('a deleted or expired value has ended its log; a live one, or one expiring later, has not', () => {
@@ -44,5 +45,15 @@ describe('the log floor rules', () => {
     for (const logFloor of [10, 11, -1, 1.5, Number.NaN]) {
       expect(logFloorProblem({ version: 10, logFloor }), String(logFloor)).toBe('invalid logFloor');
     }
+  });
+});
+
+describe('MemoryStorage and the log floor', () => {
+  it('rejects a value whose log floor is not below its version, and changes nothing', async () => {
+    const storage = new MemoryStorage();
+    await storage.apply([{ key: 'k', version: 1, json: '1', expiresAt: null }]);
+    const [result] = await storage.apply([{ key: 'k', version: 5, json: '5', expiresAt: null, logFloor: 7 }]);
+    expect(result?.status === 'rejected' && result.error.message).toMatch(/invalid logFloor/);
+    expect(storage.peek('k')?.version).toBe(1);
   });
 });
