@@ -21,6 +21,14 @@ export function hasEnded(replaced: ReplacedValue, now: number): boolean {
   return replaced.deleted || (replaced.expiresAt !== null && replaced.expiresAt <= now);
 }
 
+/** `hasEnded` for a value as a store holds it (`json` null for a tombstone). */
+export function storedHasEnded(
+  stored: { json: string | null; expiresAt: number | null },
+  now: number,
+): boolean {
+  return hasEnded({ deleted: stored.json === null, expiresAt: stored.expiresAt }, now);
+}
+
 /**
  * The floor a new value (not a tombstone) at `version` sets: just below itself when it replaces a
  * value whose log has ended (the new log starts empty), otherwise the floor it already carried.

@@ -1,5 +1,5 @@
 import { PermanentStorageError } from './errors.js';
-import { appliedLogFloor, hasEnded, isAboveFloor, logFloorProblem, NO_LOG_FLOOR } from './log-floor.js';
+import { appliedLogFloor, isAboveFloor, logFloorProblem, NO_LOG_FLOOR, storedHasEnded } from './log-floor.js';
 import {
   DEFAULT_TOMBSTONE_RETENTION_MS,
   expiredTombstoneVersionBound,
@@ -113,8 +113,7 @@ export class MemoryStorage implements Storage {
       return { status: 'rejected', error: new PermanentStorageError(`${problem} (key ${write.key})`) };
     const stored = this.#entries.get(write.key);
     if (stored && stored.version >= write.version) return { status: 'stale', storedVersion: stored.version };
-    const now = Date.now();
-    const floor = appliedLogFloor(write, stored !== undefined && hasEnded(storedValue(stored), now));
+    const floor = appliedLogFloor(write, stored !== undefined && storedHasEnded(stored, Date.now()));
     this.#entries.set(write.key, { version: write.version, json: write.json, expiresAt: write.expiresAt });
     if (floor > (this.#logFloors.get(write.key) ?? NO_LOG_FLOOR)) {
       this.#logFloors.set(write.key, floor);
@@ -155,10 +154,6 @@ export class MemoryStorage implements Storage {
     for (const [id, item] of log) if (!isAboveFloor(item, floor)) log.delete(id);
     if (log.size === 0) this.#logs.delete(key);
   }
-}
-
-function storedValue(entry: StoredEntry): { deleted: boolean; expiresAt: number | null } {
-  return { deleted: entry.json === null, expiresAt: entry.expiresAt };
 }
 
 function isExpired(entry: StoredEntry, now: number): boolean {

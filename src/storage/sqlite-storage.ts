@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
 import { type FileIdentity, identify, isSameFile } from './file-identity.js';
-import { appliedLogFloor, hasEnded, isAboveFloor, logFloorProblem, NO_LOG_FLOOR } from './log-floor.js';
+import { appliedLogFloor, isAboveFloor, logFloorProblem, NO_LOG_FLOOR, storedHasEnded } from './log-floor.js';
 import { isItemError, toStorageError } from './sqlite-errors.js';
 import { openSqliteFile } from './sqlite-file.js';
 import { ENTRIES_TABLE, ITEMS_TABLE, migrateSchema } from './sqlite-schema.js';
@@ -236,7 +236,7 @@ export class SqliteStorage implements Storage {
       const previous = this.#selectEntry.get(write.key);
       const replacedEnded =
         previous !== undefined &&
-        hasEnded({ deleted: previous.json === null, expiresAt: previous.expires_at }, Date.now());
+        storedHasEnded({ json: previous.json, expiresAt: previous.expires_at }, Date.now());
       const floor = appliedLogFloor(write, replacedEnded);
       // The floor is raised in the same upsert as the value, and only if the value is written.
       const { changes } = this.#upsert.run(write.key, write.version, write.json, write.expiresAt, floor);
