@@ -52,12 +52,12 @@ export interface ValueWrite {
 
 /**
  * Items appended to a key's log (never its value). Each item is stored once, by id, whatever how
- * often it is re-sent, unless the key holds a tombstone at least as new as the item (a late append
- * never resurrects a deleted key; `stale` when every item was refused so). `version` is the newest
- * item's; if it is newer than the stored value, and the value was live at `appendedAt` (so a late
- * or re-sent append decides as it would have when it was made), the
- * key's expiry is raised to `expiresAt`: an append refreshes the key's TTL, never shortens it, and
- * never revives an expired key.
+ * often it is re-sent, unless it is at or below the key's log floor (a late append never
+ * resurrects a deleted key or an ended log; `stale` when every item was refused so). `version` is
+ * the newest item's; if it is newer than the stored value, and the value was live at `appendedAt`
+ * (so a late or re-sent append decides as it would have when it was made), the key's expiry is
+ * raised to `expiresAt`: an append refreshes the key's TTL, never shortens it, and never revives an
+ * expired key.
  */
 export interface AppendWrite {
   key: string;
