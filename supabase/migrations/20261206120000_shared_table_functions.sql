@@ -45,13 +45,8 @@ create or replace function hybrid_cache_private.install_table_functions(
   p_items text,           -- the items table (its key column is named as p_key)
   p_item_id text,         -- the items table's id column
   p_item_value text,      -- the items table's jsonb column
-  p_write text,           -- function names
-  p_apply text,
-  p_append text,
-  p_get text,
-  p_get_with_items text,
-  p_cleanup text,
-  p_high_water_mark text
+  p_write text, p_apply text, p_append text, p_get text, -- the names of the functions
+  p_get_with_items text, p_cleanup text, p_high_water_mark text
 )
 returns void
 language plpgsql
@@ -338,7 +333,6 @@ begin
   execute format('drop index if exists public.%I', p_table || '_tombstones_idx');
 
   -- EXECUTE for service_role only, naming only the roles that exist.
-  execute format('revoke execute on function public.%I() from public', v_trigger);
   foreach v_fn in array array[
     format('public.%I(jsonb, jsonb)', p_write),
     format('public.%I(jsonb)', p_apply),
@@ -368,38 +362,22 @@ revoke all on function hybrid_cache_private.install_table_functions(
 ) from public;
 
 select hybrid_cache_private.install_table_functions(
-  p_table => 'conversation_threads',
-  p_key => 'thread_id',
-  p_keys_param => 'p_thread_ids',
-  p_value => 'conversation_data',
-  p_written_at => 'accessed_at',
-  p_items => 'conversation_turns',
-  p_item_id => 'turn_id',
-  p_item_value => 'turn',
-  p_write => 'write_conversation_threads',
-  p_apply => 'apply_conversation_threads',
-  p_append => 'append_conversation_turns',
-  p_get => 'get_conversation_threads',
-  p_get_with_items => 'get_conversation_threads_with_turns',
-  p_cleanup => 'cleanup_expired_threads',
+  p_table => 'conversation_threads', p_key => 'thread_id', p_keys_param => 'p_thread_ids',
+  p_value => 'conversation_data', p_written_at => 'accessed_at',
+  p_items => 'conversation_turns', p_item_id => 'turn_id', p_item_value => 'turn',
+  p_write => 'write_conversation_threads', p_apply => 'apply_conversation_threads',
+  p_append => 'append_conversation_turns', p_get => 'get_conversation_threads',
+  p_get_with_items => 'get_conversation_threads_with_turns', p_cleanup => 'cleanup_expired_threads',
   p_high_water_mark => 'conversation_threads_high_water_mark'
 );
 
 select hybrid_cache_private.install_table_functions(
-  p_table => 'hybrid_cache_entries',
-  p_key => 'key',
-  p_keys_param => 'p_keys',
-  p_value => 'value',
-  p_written_at => 'written_at',
-  p_items => 'hybrid_cache_items',
-  p_item_id => 'id',
-  p_item_value => 'value',
-  p_write => 'hybrid_cache_write',
-  p_apply => 'hybrid_cache_apply',
-  p_append => 'hybrid_cache_append',
-  p_get => 'hybrid_cache_get',
-  p_get_with_items => 'hybrid_cache_get_with_items',
-  p_cleanup => 'hybrid_cache_cleanup',
+  p_table => 'hybrid_cache_entries', p_key => 'key', p_keys_param => 'p_keys',
+  p_value => 'value', p_written_at => 'written_at',
+  p_items => 'hybrid_cache_items', p_item_id => 'id', p_item_value => 'value',
+  p_write => 'hybrid_cache_write', p_apply => 'hybrid_cache_apply',
+  p_append => 'hybrid_cache_append', p_get => 'hybrid_cache_get',
+  p_get_with_items => 'hybrid_cache_get_with_items', p_cleanup => 'hybrid_cache_cleanup',
   p_high_water_mark => 'hybrid_cache_high_water_mark'
 );
 
