@@ -85,7 +85,7 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     maxEntries: options.maxEntries,
     maxBytes: options.maxBytes,
     onEvict: () => counters.evictions++,
-    effectiveEnd: (logFloor): number => anchor.effectiveFloor(logFloor),
+    effectiveFloor: (logFloor): number => anchor.effectiveFloor(logFloor),
   });
   // `flush.batchSize` is documented as the most keys in any one store call: reads included.
   const loader = new Loader(storage, guard, options.flush.batchSize, (keys) => {

@@ -1,3 +1,4 @@
+import { NO_LOG_FLOOR } from '../storage/log-floor.js';
 import { compareItems, type LogItem, type StoredEntry } from '../storage/types.js';
 
 /**
@@ -23,10 +24,11 @@ export interface Entry {
    */
   log: LogItem[] | undefined;
   /**
-   * Nonzero for an unflushed value that replaced an unflushed delete (or a value that expired here):
-   * the key's items older than this version (the new value's own version - 1) must still go in the store.
+   * The log floor an unflushed value carries to the store (`ValueWrite.logFloor`): nonzero when it
+   * replaced an unflushed delete (or a value that expired here), whose end of the key's older items
+   * the store has not seen. 0 otherwise.
    */
-  endsLogAt: number;
+  logFloor: number;
 }
 
 export interface DirtyEntry extends Entry {
@@ -65,7 +67,7 @@ export function serializedEntry(
     value: undefined,
     parsed: deleted,
     log: deleted ? [] : log,
-    endsLogAt: 0,
+    logFloor: NO_LOG_FLOOR,
   };
 }
 
@@ -106,10 +108,10 @@ export const ITEM_OVERHEAD_BYTES = 32;
  * An unparsed entry for a write replayed from the outbox (or a re-queued dead letter): the key's
  * stored log is unknown to it, so the next log read asks the store.
  */
-export function entryFromOutbox(key: string, write: StoredEntry & { endsLogAt?: number | undefined }): Entry {
+export function entryFromOutbox(key: string, write: StoredEntry & { logFloor?: number | undefined }): Entry {
   const bytes = entryBytes(key, write.json?.length ?? 0);
   const entry = serializedEntry(write.version, write.json, write.expiresAt, bytes);
-  entry.endsLogAt = write.json === null ? 0 : (write.endsLogAt ?? 0);
+  entry.logFloor = write.json === null ? NO_LOG_FLOOR : (write.logFloor ?? NO_LOG_FLOOR);
   return entry;
 }
 
@@ -138,7 +140,7 @@ export function dirtyEntry(entry: Entry, since: number): DirtyEntry {
     value: entry.value,
     parsed: entry.parsed,
     log: entry.log,
-    endsLogAt: entry.endsLogAt,
+    logFloor: entry.logFloor,
     since,
   };
 }
@@ -154,7 +156,7 @@ export function cleanEntry(entry: Entry, bytes = entry.bytes): Entry {
     value: entry.value,
     parsed: entry.parsed,
     log: entry.log,
-    endsLogAt: 0,
+    logFloor: NO_LOG_FLOOR,
   };
 }
 

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { hasEnded, itemsAboveFloor, NO_LOG_FLOOR, valueLogFloor } from '../storage/log-floor.js';
 import { type LogItem, laterExpiry, type StoredEntry } from '../storage/types.js';
 import {
   cleanEntry,
@@ -36,8 +37,8 @@ export interface MemoryTierOptions {
   maxEntries: number;
   maxBytes: number;
   onEvict: () => void;
-  /** Where a value's end of older items (`endsLogAt`) will be once sent (it moves when the value is re-minted). */
-  effectiveEnd?: (endsLogAt: number) => number;
+  /** Where a value's log floor (`logFloor`) will be once sent (it moves when the value is re-minted). */
+  effectiveFloor?: (logFloor: number) => number;
 }
 
 /**
@@ -53,10 +54,10 @@ export class MemoryTier {
   readonly #itemValues = new WeakMap<LogItem, unknown>();
   #pendingBytes = 0;
   readonly #lru: LRUCache<string, Entry>;
-  readonly #effectiveEnd: (endsLogAt: number) => number;
+  readonly #effectiveFloor: (logFloor: number) => number;
 
   constructor(options: MemoryTierOptions) {
-    this.#effectiveEnd = options.effectiveEnd ?? ((endsLogAt) => endsLogAt);
+    this.#effectiveFloor = options.effectiveFloor ?? ((logFloor) => logFloor);
     this.#lru = new LRUCache<string, Entry>({
       max: options.maxEntries,
       maxSize: options.maxBytes,
@@ -241,8 +242,7 @@ export class MemoryTier {
     // A value coalesced over an unflushed delete (or an unflushed value that expired here, unseen by
     // the store) still has to end the key's log in the store.
     if (!entry.deleted && replaced) {
-      const ends = replaced.deleted || isExpired(replaced);
-      dirty.endsLogAt = ends ? entry.version - 1 : replaced.endsLogAt;
+      dirty.logFloor = valueLogFloor(entry.version, hasEnded(replaced, Date.now()), replaced.logFloor);
     }
     if (entry.deleted) {
       // A delete takes the key's items with it: every unflushed one here is older.
@@ -250,7 +250,7 @@ export class MemoryTier {
     } else if (dirty.log === undefined) {
       const previous = replaced ?? this.#lru.peek(key);
       // A value replaces a value, never the log; after a delete or an expiry the log starts empty.
-      const ended = previous !== undefined && (previous.deleted || isExpired(previous));
+      const ended = previous !== undefined && hasEnded(previous, Date.now());
       if (ended) this.#dropPendingLog(key, entry.version);
       dirty.log = ended ? [] : previous?.log;
       if (!ended && replaced?.settledItems) dirty.settledItems = replaced.settledItems;
@@ -274,12 +274,12 @@ export class MemoryTier {
     return true;
   }
 
-  /** Gives the dirty write `from` of `key` the version `to` (a re-mint before it is sent), and the items it ends a new end. */
-  reversion(key: string, from: number, to: number, endsLogAt?: number): boolean {
+  /** Gives the dirty write `from` of `key` the version `to` (a re-mint before it is sent), and its log floor a new place. */
+  reversion(key: string, from: number, to: number, logFloor?: number): boolean {
     const dirty = this.#dirty.get(key);
     if (!dirty || dirty.version !== from) return false;
     dirty.version = to;
-    if (endsLogAt !== undefined) dirty.endsLogAt = endsLogAt;
+    if (logFloor !== undefined) dirty.logFloor = logFloor;
     return true;
   }
 
@@ -324,8 +324,8 @@ export class MemoryTier {
 
   #learnLog(dirty: DirtyEntry, stored: LogItem[]): void {
     // An unflushed value that ends the key's older items (written over a delete) hides them already.
-    const end = dirty.endsLogAt > 0 ? this.#effectiveEnd(dirty.endsLogAt) : 0;
-    const live = end > 0 ? stored.filter((item) => item.version > end) : stored;
+    const floor = dirty.logFloor > NO_LOG_FLOOR ? this.#effectiveFloor(dirty.logFloor) : NO_LOG_FLOOR;
+    const live = itemsAboveFloor(stored, floor);
     if (dirty.log === undefined) dirty.log = dirty.deleted ? [] : mergeItems(live, dirty.settledItems ?? []);
     dirty.settledItems = undefined;
   }

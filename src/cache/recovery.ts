@@ -31,7 +31,7 @@ export function replayOutbox(parts: RecoveryParts): number {
   const keys = new Set<string>();
   for (const row of outbox.pending()) {
     let version = row.version;
-    let logFloor = row.json === null ? 0 : (row.endsLogAt ?? 0);
+    let logFloor = row.json === null ? 0 : (row.logFloor ?? 0);
     const reservedVersion = row.unanchored ? reserved.get(version) : undefined;
     const reservedFloorWrite = logFloor > 0 ? reserved.get(logFloor + 1) : undefined;
     if (reservedVersion !== undefined || reservedFloorWrite !== undefined) {
@@ -48,7 +48,7 @@ export function replayOutbox(parts: RecoveryParts): number {
     }
     if (!row.unanchored || reservedVersion !== undefined) anchor.replayedAnchored(version);
     clock.observe(version);
-    const entry = entryFromOutbox(row.key, { ...row, version, endsLogAt: logFloor });
+    const entry = entryFromOutbox(row.key, { ...row, version, logFloor });
     pipeline.commitValue(row.key, entry, Math.min(row.queuedAt, now));
     keys.add(row.key);
   }

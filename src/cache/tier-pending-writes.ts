@@ -1,3 +1,4 @@
+import { NO_LOG_FLOOR } from '../storage/log-floor.js';
 import { isAppend, type VersionedWrite } from '../storage/types.js';
 import type { PendingWrites } from '../sync/pending-writes.js';
 import { entryJson } from './entry.js';
@@ -52,7 +53,7 @@ export class TierPendingWrites implements PendingWrites {
     if (entry) {
       const json = entryJson(entry);
       const write = { key, version: entry.version, json, expiresAt: entry.expiresAt };
-      writes.push(entry.endsLogAt > 0 ? { ...write, endsLogAt: entry.endsLogAt } : write);
+      writes.push(entry.logFloor > NO_LOG_FLOOR ? { ...write, logFloor: entry.logFloor } : write);
     }
     return writes;
   }

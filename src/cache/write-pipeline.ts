@@ -242,7 +242,7 @@ export class WritePipeline {
   #pendingVersions(): { values: PendingValueVersion[]; items: Map<string, PendingItemVersion> } {
     const values: PendingValueVersion[] = [];
     for (const [key, entry] of this.#tier.dirty) {
-      values.push({ key, version: entry.version, logFloor: entry.endsLogAt });
+      values.push({ key, version: entry.version, logFloor: entry.logFloor });
     }
     const items = new Map<string, PendingItemVersion>();
     for (const [key, log] of this.#tier.pendingLogs) {

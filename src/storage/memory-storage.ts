@@ -1,3 +1,5 @@
+import { PermanentStorageError } from './errors.js';
+import { appliedLogFloor, isAboveFloor, logFloorProblem, NO_LOG_FLOOR, storedHasEnded } from './log-floor.js';
 import {
   DEFAULT_TOMBSTONE_RETENTION_MS,
   expiredTombstoneVersionBound,
@@ -26,7 +28,7 @@ export class MemoryStorage implements Storage {
   readonly #entries = new Map<string, StoredEntry>();
   /** Each key's log by item id (kept apart from the value: a value write never touches it). */
   readonly #logs = new Map<string, Map<string, LogItem>>();
-  /** Each key's newest delete: items at or below it are refused, even after a later value replaced the tombstone. */
+  /** Each key's log floor: items at or below it are gone and refused, even after a later value replaced the tombstone. */
   readonly #logFloors = new Map<string, number>();
 
   async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
@@ -106,26 +108,27 @@ export class MemoryStorage implements Storage {
 
   #applyOne(write: VersionedWrite): ApplyResult {
     if (isAppend(write)) return this.#appendOne(write);
+    const problem = logFloorProblem(write);
+    if (problem)
+      return { status: 'rejected', error: new PermanentStorageError(`${problem} (key ${write.key})`) };
     const stored = this.#entries.get(write.key);
     if (stored && stored.version >= write.version) return { status: 'stale', storedVersion: stored.version };
+    const floor = appliedLogFloor(write, stored !== undefined && storedHasEnded(stored, Date.now()));
     this.#entries.set(write.key, { version: write.version, json: write.json, expiresAt: write.expiresAt });
-    // A delete ends the key's log; so does a new value over an expired one (its items expired with it).
-    const ended =
-      write.json === null ? write.version : stored && isExpired(stored, Date.now()) ? write.version - 1 : 0;
-    if (ended > 0) {
-      this.#dropItemsBefore(write.key, ended + 1);
-      this.#logFloors.set(write.key, Math.max(this.#logFloors.get(write.key) ?? 0, ended));
+    if (floor > (this.#logFloors.get(write.key) ?? NO_LOG_FLOOR)) {
+      this.#logFloors.set(write.key, floor);
+      this.#dropItemsAtOrBelow(write.key, floor);
     }
     return { status: 'applied' };
   }
 
   #appendOne(write: AppendWrite): ApplyResult {
     const stored = this.#entries.get(write.key);
-    const floor = this.#logFloors.get(write.key) ?? 0;
+    const floor = this.#logFloors.get(write.key) ?? NO_LOG_FLOOR;
     let log = this.#logs.get(write.key);
     let accepted = 0;
     for (const item of write.items) {
-      if (item.version <= floor) continue;
+      if (!isAboveFloor(item, floor)) continue;
       if (!log) {
         log = new Map();
         this.#logs.set(write.key, log);
@@ -145,10 +148,10 @@ export class MemoryStorage implements Storage {
     return { status: 'applied' };
   }
 
-  #dropItemsBefore(key: string, version: number): void {
+  #dropItemsAtOrBelow(key: string, floor: number): void {
     const log = this.#logs.get(key);
     if (!log) return;
-    for (const [id, item] of log) if (item.version < version) log.delete(id);
+    for (const [id, item] of log) if (!isAboveFloor(item, floor)) log.delete(id);
     if (log.size === 0) this.#logs.delete(key);
   }
 }

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
 import { type FileIdentity, identify, isSameFile } from './file-identity.js';
+import { appliedLogFloor, isAboveFloor, logFloorProblem, NO_LOG_FLOOR, storedHasEnded } from './log-floor.js';
 import { isItemError, toStorageError } from './sqlite-errors.js';
 import { openSqliteFile } from './sqlite-file.js';
 import { ENTRIES_TABLE, ITEMS_TABLE, migrateSchema } from './sqlite-schema.js';
@@ -27,7 +28,7 @@ export interface SqliteStorageOptions {
   path: string;
   /**
    * How long `cleanup()` keeps tombstones (by version time) when the call does not say. Default
-   * `DEFAULT_TOMBSTONE_RETENTION_MS` (7 days).
+   * `DEFAULT_TOMBSTONE_RETENTION_MS`.
    */
   tombstoneRetentionMs?: number;
   /**
@@ -81,7 +82,7 @@ export class SqliteStorage implements Storage {
   readonly #selectEntry: Database.Statement<[string], EntryRow & { log_floor: number }>;
   readonly #selectItems: Database.Statement<[string], LogItem>;
   readonly #insertItem: Database.Statement<[string, number, string, string]>;
-  readonly #deleteItemsBefore: Database.Statement<[string, number]>;
+  readonly #deleteItemsAtOrBelow: Database.Statement<[string, number]>;
   readonly #raiseExpiry: Database.Statement<[number | null, number | null, string, number, number]>;
   readonly #deleteOrphanItems: Database.Statement<[number]>;
 
@@ -127,7 +128,9 @@ export class SqliteStorage implements Storage {
       this.#insertItem = this.#db.prepare(
         `INSERT INTO ${ITEMS_TABLE} (key, version, id, json) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
       );
-      this.#deleteItemsBefore = this.#db.prepare(`DELETE FROM ${ITEMS_TABLE} WHERE key = ? AND version < ?`);
+      this.#deleteItemsAtOrBelow = this.#db.prepare(
+        `DELETE FROM ${ITEMS_TABLE} WHERE key = ? AND version <= ?`,
+      );
       // An append refreshes the expiry of a value live when it was appended (never shortens it).
       this.#raiseExpiry = this.#db.prepare(
         `UPDATE ${ENTRIES_TABLE}
@@ -228,14 +231,17 @@ export class SqliteStorage implements Storage {
     try {
       if (typeof write.key !== 'string') throw new TypeError('key must be a string');
       if (isAppend(write)) return this.#appendOne(write);
-      // A delete ends the key's log; so does a new value over an expired one (its items expired with it).
+      const problem = logFloorProblem(write);
+      if (problem) throw new TypeError(problem);
       const previous = this.#selectEntry.get(write.key);
-      const overExpired =
-        previous?.json != null && previous.expires_at !== null && previous.expires_at <= Date.now();
-      const ended = write.json === null ? write.version : overExpired ? write.version - 1 : 0;
-      const { changes } = this.#upsert.run(write.key, write.version, write.json, write.expiresAt, ended);
+      const replacedEnded =
+        previous !== undefined &&
+        storedHasEnded({ json: previous.json, expiresAt: previous.expires_at }, Date.now());
+      const floor = appliedLogFloor(write, replacedEnded);
+      // The floor is raised in the same upsert as the value, and only if the value is written.
+      const { changes } = this.#upsert.run(write.key, write.version, write.json, write.expiresAt, floor);
       if (changes > 0) {
-        if (ended > 0) this.#deleteItemsBefore.run(write.key, ended + 1);
+        if (floor > (previous?.log_floor ?? NO_LOG_FLOOR)) this.#deleteItemsAtOrBelow.run(write.key, floor);
         return { status: 'applied' };
       }
       const storedVersion = this.#selectVersion.get(write.key);
@@ -256,13 +262,13 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  /** Each item once (by id), unless a tombstone at least as new as the item holds the key. */
+  /** Each item once (by id), unless the key's log floor is at or above the item. */
   #appendOne(write: AppendWrite): ApplyResult {
     const stored = this.#selectEntry.get(write.key);
-    const floor = stored?.log_floor ?? 0;
+    const floor = stored?.log_floor ?? NO_LOG_FLOOR;
     let accepted = 0;
     for (const item of write.items) {
-      if (item.version <= floor) continue;
+      if (!isAboveFloor(item, floor)) continue;
       this.#insertItem.run(write.key, item.version, item.id, item.json);
       accepted++;
     }

@@ -1,8 +1,9 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import { PermanentStorageError, StorageConfigurationError, TransientStorageError } from './errors.js';
 import { fromJsonbText, toJsonbText } from './jsonb-text.js';
+import { logFloorProblem } from './log-floor.js';
 import { classifyRpcError, MIGRATION_HINT, parseRetryAfter } from './supabase-errors.js';
-import { DEFAULT_TOMBSTONE_RETENTION_MS, nonNegativeMs } from './tombstone-retention.js';
+import { DEFAULT_TOMBSTONE_RETENTION_MS, retentionInterval } from './tombstone-retention.js';
 import {
   type AppendWrite,
   type ApplyResult,
@@ -13,6 +14,7 @@ import {
   type StorageCallOptions,
   type StorageCleanupOptions,
   type StoredEntry,
+  type ValueWrite,
   type VersionedWrite,
 } from './types.js';
 
@@ -45,6 +47,7 @@ export const SUPABASE_TABLES = {
     keyField: 'key',
     keysParam: 'p_keys',
     functions: {
+      write: 'hybrid_cache_write',
       apply: 'hybrid_cache_apply',
       append: 'hybrid_cache_append',
       get: 'hybrid_cache_get',
@@ -57,6 +60,7 @@ export const SUPABASE_TABLES = {
     keyField: 'thread_id',
     keysParam: 'p_thread_ids',
     functions: {
+      write: 'write_conversation_threads',
       apply: 'apply_conversation_threads',
       append: 'append_conversation_turns',
       get: 'get_conversation_threads',
@@ -78,6 +82,7 @@ interface GetRow {
   expires_at_ms: number | null;
 }
 
+/** The writes of one kind sent in a call: where each sits in the batch, and its JSON. */
 interface Call {
   positions: number[];
   payload: Record<string, unknown>[];
@@ -152,11 +157,13 @@ export class SupabaseStorage implements Storage {
     return found;
   }
 
+  /**
+   * One RPC per batch: the table's write function applies the values (each with its log floor, in
+   * the same upsert), then the appended items, in one transaction.
+   */
   async apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
     const results: ApplyResult[] = new Array(writes.length);
-    // The apply function writes only the newest version of a key it is given twice, so a key's
-    // second write (a value after the delete that ends its older items) goes in a later call.
-    const valueRounds: Array<Call & { keys: Set<string> }> = [];
+    const values: Call = { positions: [], payload: [] };
     const appends: Call = { positions: [], payload: [] };
     const keyField = this.#table.keyField;
     writes.forEach((write, i) => {
@@ -171,39 +178,21 @@ export class SupabaseStorage implements Storage {
       if (isAppend(write)) {
         appends.positions.push(i);
         appends.payload.push(appendPayload(keyField, write));
-        return;
+      } else {
+        values.positions.push(i);
+        values.payload.push(valuePayload(keyField, write));
       }
-      let round = valueRounds.find((candidate) => !candidate.keys.has(write.key));
-      if (!round) {
-        round = { positions: [], payload: [], keys: new Set() };
-        valueRounds.push(round);
-      }
-      round.keys.add(write.key);
-      round.positions.push(i);
-      round.payload.push(valuePayload(keyField, write));
     });
+    if (values.payload.length + appends.payload.length === 0) return results;
     // A permanent failure fails the call as a whole, even for one write: the cache splits batches
-    // down to single writes and dead-letters the one that still fails. Values first, so a key's
-    // header is stored before the items sent with it (each call is idempotent on its own).
-    for (const round of valueRounds)
-      await this.#call(this.#table.functions.apply, round, writes, results, opts);
-    await this.#call(this.#table.functions.append, appends, writes, results, opts);
-    return results;
-  }
-
-  async #call(
-    fn: string,
-    call: Call,
-    writes: VersionedWrite[],
-    results: ApplyResult[],
-    opts?: StorageCallOptions,
-  ): Promise<void> {
-    if (call.payload.length === 0) return;
-    const argument = fn === this.#table.functions.apply ? 'p_writes' : 'p_appends';
-    const data = await this.#rpc(fn, { [argument]: call.payload }, opts);
-    if (!Array.isArray(data) || data.length !== call.payload.length) throw unexpectedShape(fn);
+    // down to single writes and dead-letters the one that still fails.
+    const fn = this.#table.functions.write;
+    const data = await this.#rpc(fn, { p_writes: values.payload, p_appends: appends.payload }, opts);
+    // Rows number the values first, then the appends, as sent.
+    const positions = [...values.positions, ...appends.positions];
+    if (!Array.isArray(data) || data.length !== positions.length) throw unexpectedShape(fn);
     for (const row of data as ApplyRow[]) {
-      const position = isApplyRow(row) ? call.positions[row.idx] : undefined;
+      const position = isApplyRow(row) ? positions[row.idx] : undefined;
       const write = position === undefined ? undefined : writes[position];
       if (position === undefined || !write) throw unexpectedShape(fn);
       results[position] =
@@ -213,6 +202,7 @@ export class SupabaseStorage implements Storage {
             ? { status: 'stale', storedVersion: row.stored_version }
             : { status: 'stale' };
     }
+    return results;
   }
 
   async highWaterMark(opts?: StorageCallOptions): Promise<number> {
@@ -224,13 +214,14 @@ export class SupabaseStorage implements Storage {
   }
 
   /**
-   * Runs the migration's `cleanup_expired_threads()`: deletes expired rows and tombstones deleted
-   * longer than `tombstoneRetentionMs` ago (default `DEFAULT_TOMBSTONE_RETENTION_MS`). Returns how
-   * many rows went.
+   * Runs the table's cleanup function: deletes expired rows and tombstones minted longer than
+   * `tombstoneRetentionMs` ago, by their version's time (default `DEFAULT_TOMBSTONE_RETENTION_MS`).
+   * Returns how many rows went.
    */
   async cleanup(opts?: StorageCleanupOptions): Promise<number> {
-    const retentionMs = nonNegativeMs(opts?.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS);
-    const args = { p_tombstone_retention: `${Math.floor(retentionMs)} milliseconds` };
+    const args = {
+      p_tombstone_retention: retentionInterval(opts?.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS),
+    };
     const data = await this.#rpc(this.#table.functions.cleanup, args, opts);
     if (typeof data !== 'number') throw unexpectedShape(this.#table.functions.cleanup);
     return data;
@@ -306,13 +297,15 @@ function getRow(row: unknown, keyField: TableSchema['keyField']): GetRow | undef
   };
 }
 
-function valuePayload(keyField: string, write: VersionedWrite): Record<string, unknown> {
-  return {
+function valuePayload(keyField: string, write: ValueWrite): Record<string, unknown> {
+  const payload: Record<string, unknown> = {
     [keyField]: write.key,
     version: write.version,
     data: write.json === null ? null : toJsonbText(write.json),
     expires_at_ms: write.expiresAt,
   };
+  if (write.logFloor) payload.log_floor = write.logFloor;
+  return payload;
 }
 
 function appendPayload(keyField: string, write: AppendWrite): Record<string, unknown> {
@@ -356,14 +349,13 @@ function invalidWrite(write: VersionedWrite): string | undefined {
   if (!Number.isSafeInteger(write.version) || write.version < 0) return 'invalid version';
   if (write.expiresAt !== null && !Number.isFinite(write.expiresAt)) return 'invalid expiresAt';
   if (write.json !== null && typeof write.json !== 'string') return 'invalid json';
-  if (isAppend(write)) {
-    if (!Array.isArray(write.items) || write.items.length === 0) return 'invalid items';
-    if (!Number.isFinite(write.appendedAt)) return 'invalid appendedAt';
-    for (const item of write.items) {
-      if (typeof item.id !== 'string' || item.id.length === 0) return 'invalid item id';
-      if (!Number.isSafeInteger(item.version) || item.version < 0) return 'invalid item version';
-      if (typeof item.json !== 'string') return 'invalid item json';
-    }
+  if (!isAppend(write)) return logFloorProblem(write);
+  if (!Array.isArray(write.items) || write.items.length === 0) return 'invalid items';
+  if (!Number.isFinite(write.appendedAt)) return 'invalid appendedAt';
+  for (const item of write.items) {
+    if (typeof item.id !== 'string' || item.id.length === 0) return 'invalid item id';
+    if (!Number.isSafeInteger(item.version) || item.version < 0) return 'invalid item version';
+    if (typeof item.json !== 'string') return 'invalid item json';
   }
   return undefined;
 }

@@ -39,21 +39,25 @@ export interface ValueWrite {
   expiresAt: number | null;
   items?: undefined;
   /**
-   * Between the cache and its flusher only (adapters ignore it): a delete was coalesced into this
-   * value, so the key's items older than this version must go. The flusher sends a tombstone at
-   * this version first (harmless to re-send: every item it removes predates the delete).
+   * The key's log floor this write sets: the version at or below which the key's older items have
+   * ended. A value that starts a new log (written over a delete or an expiry the store may never
+   * have seen) carries it. It is part of the value write: applied if and only if the value is
+   * applied, in the same operation, after which the stored floor is the larger of the two, the
+   * key's items at or below it are gone, and an item at or below it arriving later is refused. A
+   * write the store refuses as stale leaves the floor as it was. Absent or 0: no floor of its own;
+   * otherwise a safe integer below `version`. A tombstone's floor is its own version.
    */
-  endsLogAt?: number;
+  logFloor?: number;
 }
 
 /**
  * Items appended to a key's log (never its value). Each item is stored once, by id, whatever how
- * often it is re-sent, unless the key holds a tombstone at least as new as the item (a late append
- * never resurrects a deleted key; `stale` when every item was refused so). `version` is the newest
- * item's; if it is newer than the stored value, and the value was live at `appendedAt` (so a late
- * or re-sent append decides as it would have when it was made), the
- * key's expiry is raised to `expiresAt`: an append refreshes the key's TTL, never shortens it, and
- * never revives an expired key.
+ * often it is re-sent, unless it is at or below the key's log floor (a late append never
+ * resurrects a deleted key or an ended log; `stale` when every item was refused so). `version` is
+ * the newest item's; if it is newer than the stored value, and the value was live at `appendedAt`
+ * (so a late or re-sent append decides as it would have when it was made), the key's expiry is
+ * raised to `expiresAt`: an append refreshes the key's TTL, never shortens it, and never revives an
+ * expired key.
  */
 export interface AppendWrite {
   key: string;
@@ -95,8 +99,9 @@ export interface StorageCallOptions {
 
 export interface StorageCleanupOptions extends StorageCallOptions {
   /**
-   * Tombstones whose delete is older than this are removed. Default
-   * `DEFAULT_TOMBSTONE_RETENTION_MS` (7 days) unless the adapter was configured otherwise.
+   * Tombstones minted longer ago than this are removed, judged by their version's time (versions
+   * are wall-clock ms times `LOGICAL_SLOTS`), the same clock in every adapter. Default
+   * `DEFAULT_TOMBSTONE_RETENTION_MS` unless the adapter was configured otherwise.
    */
   tombstoneRetentionMs?: number;
 }
@@ -109,8 +114,13 @@ export interface Storage {
   getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>>;
   /**
    * Applies writes in order with last-writer-wins by version for values, and once per item id for
-   * appends; re-applying a write is harmless. A tombstone removes the key's items older than it;
-   * a key's items are read, and expire, with its value (see `AppendWrite`).
+   * appends; re-applying a write is harmless. Every value write that is applied raises the key's
+   * log floor (see `ValueWrite.logFloor`, and `log-floor.ts` for the rules): a tombstone to its
+   * own version; a value to its `logFloor`, or to just below itself when it replaces a tombstone
+   * or an expired value. Items at or below the floor are removed and refused from then on; a key's
+   * items are read, and expire, with its value (see `AppendWrite`). A batch holds at most one value
+   * write per key (the cache never sends more); given several, an adapter keeps the newest and may
+   * report the others stale.
    * Returns one result per write, in order. Throws when the call as a whole failed (see
    * `TransientStorageError`, `PermanentStorageError`, `StorageConfigurationError`).
    */

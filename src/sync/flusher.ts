@@ -173,7 +173,7 @@ export class Flusher {
     if (!(await this.#anchored())) return;
     const writes: VersionedWrite[] = [];
     for (const key of keys) writes.push(...this.#pending.writesFor(key));
-    if (writes.length > 0) await this.#send(withLogEnds(writes));
+    if (writes.length > 0) await this.#send(writes);
   }
 
   /**
@@ -214,10 +214,7 @@ export class Flusher {
       if (this.#stopped) return;
       const kind = classifyFailure(error);
       if (kind === 'permanent') {
-        const [only] = writes;
-        // A log end refused for good is dropped; the value sent after it is judged on its own.
-        if (writes.length === 1 && only && LOG_ENDS.has(only)) return;
-        if (writes.length === 1) return this.#deadLetter(only as VersionedWrite, error as Error);
+        if (writes.length === 1) return this.#deadLetter(writes[0] as VersionedWrite, error as Error);
         const middle = writes.length >> 1;
         await this.#send(writes.slice(0, middle));
         await this.#send(writes.slice(middle));
@@ -246,9 +243,6 @@ export class Flusher {
     const acknowledged: VersionedWrite[] = [];
     writes.forEach((write, i) => {
       const result = results[i] as ApplyResult;
-      // A log end's outcome does not matter: the value after it says what became of the write
-      // (if the store refuses the tombstone for good, the value's own outcome reports the same).
-      if (LOG_ENDS.has(write)) return;
       if (result.status === 'rejected') {
         this.#deadLetter(write, result.error);
         return;
@@ -336,24 +330,6 @@ export class Flusher {
       }
     }
   }
-}
-
-/** Tombstones sent just below a value that replaced an unflushed delete (see `ValueWrite.endsLog`). */
-const LOG_ENDS = new WeakSet<VersionedWrite>();
-
-function withLogEnds(writes: VersionedWrite[]): VersionedWrite[] {
-  if (!writes.some((write) => !isAppend(write) && write.endsLogAt)) return writes;
-  const sent: VersionedWrite[] = [];
-  for (const write of writes) {
-    if (isAppend(write) || !write.endsLogAt) {
-      sent.push(write);
-      continue;
-    }
-    const end: VersionedWrite = { key: write.key, version: write.endsLogAt, json: null, expiresAt: null };
-    LOG_ENDS.add(end);
-    sent.push(end, write);
-  }
-  return sent;
 }
 
 const STATUSES: ReadonlySet<unknown> = new Set(['applied', 'stale', 'rejected']);

@@ -35,7 +35,7 @@ type Row = [
   expiresAt: number | null,
   queuedAt: number,
   unanchored: number,
-  endsLogAt: number,
+  logFloor: number,
 ];
 type Ack = { key: string; version: number };
 type ItemRow = [
@@ -248,14 +248,14 @@ export class SqliteOutbox implements Outbox {
     const rows = this.#replayRows<Row>(
       `SELECT key, version, json, expires_at, queued_at, ${STILL_UNANCHORED}, ends_log_at FROM pending ORDER BY queued_at`,
     );
-    return rows.map(([key, version, json, expiresAt, queuedAt, unanchored, endsLogAt]) => ({
+    return rows.map(([key, version, json, expiresAt, queuedAt, unanchored, logFloor]) => ({
       key,
       version,
       json,
       expiresAt,
       queuedAt,
       ...(unanchored ? { unanchored: true } : {}),
-      ...(endsLogAt ? { endsLogAt } : {}),
+      ...(logFloor ? { logFloor } : {}),
     }));
   }
 

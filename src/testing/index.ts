@@ -6,4 +6,4 @@
 export { describeAppendContract } from './append-contract.js';
 export { FaultyStorage } from './faulty-storage.js';
 export { type ContractSetup, describeStorageContract, type TestFunctions } from './storage-contract.js';
-export { appended, item, put, tombstone } from './writes.js';
+export { appended, item, put, putWithLogFloor, tombstone } from './writes.js';

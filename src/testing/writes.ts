@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AppendWrite, LogItem, VersionedWrite } from '../storage/types.js';
+import type { AppendWrite, LogItem, ValueWrite, VersionedWrite } from '../storage/types.js';
 
 /** A versioned write of `value` (serialized), as the cache would send it. */
 export const put = (
@@ -47,3 +47,15 @@ export const appended = (
   appendedAt,
   items,
 });
+
+/**
+ * A versioned write of `value` that starts a new log, as the cache sends a value written over a
+ * delete it never sent: the key's items at or below `logFloor` end with it.
+ */
+export const putWithLogFloor = (
+  key: string,
+  version: number,
+  value: unknown,
+  logFloor: number,
+  expiresAt: number | null = null,
+): ValueWrite => ({ key, version, json: JSON.stringify(value), expiresAt, logFloor });

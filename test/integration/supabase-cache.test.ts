@@ -80,7 +80,7 @@ describe('hybrid cache over SupabaseStorage (gateway + PostgreSQL)', () => {
     try {
       await cache.set(k, 'v1');
       await cache.flush({ timeoutMs: 5_000 });
-      env.gateway.inject({ kind: 'commitThenDrop' }, { fn: 'apply_conversation_threads' });
+      env.gateway.inject({ kind: 'commitThenDrop' }, { fn: 'write_conversation_threads' });
       await cache.set(k, 'v2');
       await expect
         .poll(() => env.gateway.requests.some((r) => r.outcome === 'committed-then-dropped'), {

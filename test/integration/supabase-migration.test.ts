@@ -3,8 +3,12 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageConfigurationError } from '../../src/storage/errors.js';
 import { SupabaseStorage, type SupabaseTable } from '../../src/storage/supabase-storage.js';
+import { LOGICAL_SLOTS } from '../../src/storage/version.js';
 import { applyMigration, migrationPath, migrationPaths } from '../support/supabase-db.js';
 import { freshSupabaseDatabase, type SupabaseEnv, startSupabaseEnv } from '../support/supabase-env.js';
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 
 describe('Supabase migration', () => {
   let env: SupabaseEnv;
@@ -158,20 +162,23 @@ describe('cleanup_expired_threads()', () => {
   });
   afterAll(() => env?.close());
 
-  it('removes expired rows and tombstones past retention, and keeps live rows and recent tombstones', async () => {
+  it('removes expired rows and tombstones past retention (by version time), and keeps live rows and recent tombstones', async () => {
     const storage = env.storage();
     const now = Date.now();
+    const mintedAgo = (ms: number) => (now - ms) * LOGICAL_SLOTS;
     const k = (label: string) => `cleanup:${label}`;
     await storage.apply([
       { key: k('live'), version: 1, json: '1', expiresAt: now + 3_600_000 },
       { key: k('forever'), version: 1, json: '2', expiresAt: null },
       { key: k('expired'), version: 1, json: '3', expiresAt: now - 1_000 },
-      { key: k('old-tombstone'), version: 1, json: null, expiresAt: null },
-      { key: k('new-tombstone'), version: 1, json: null, expiresAt: null },
+      { key: k('old-tombstone'), version: mintedAgo(8 * DAY_MS), json: null, expiresAt: null },
+      { key: k('new-tombstone'), version: mintedAgo(2 * HOUR_MS), json: null, expiresAt: null },
     ]);
+    // When the row was written does not matter: the old tombstone was written just now, and the
+    // recent one is made to look written long ago.
     await env.sql(
-      "update conversation_threads set accessed_at = now() - interval '8 days' where thread_id = $1",
-      [k('old-tombstone')],
+      "update conversation_threads set accessed_at = now() - interval '30 days' where thread_id = $1",
+      [k('new-tombstone')],
     );
 
     expect(await storage.cleanup()).toBe(2);
@@ -181,9 +188,8 @@ describe('cleanup_expired_threads()', () => {
     expect(left.map((r) => r.thread_id)).toEqual([k('forever'), k('live'), k('new-tombstone')]);
 
     // A shorter retention purges the newer tombstone too; a second run finds nothing.
-    await env.sql("update conversation_threads set accessed_at = now() - interval '2 hours' where deleted");
-    expect(await storage.cleanup({ tombstoneRetentionMs: 3_600_000 })).toBe(1);
-    expect(await storage.cleanup({ tombstoneRetentionMs: 3_600_000 })).toBe(0);
+    expect(await storage.cleanup({ tombstoneRetentionMs: HOUR_MS })).toBe(1);
+    expect(await storage.cleanup({ tombstoneRetentionMs: HOUR_MS })).toBe(0);
   });
 
   it('is callable only by the service role', async () => {

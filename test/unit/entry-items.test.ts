@@ -50,21 +50,21 @@ describe('heldItem', () => {
 });
 
 describe('entryFromOutbox', () => {
-  it("keeps a replayed value's end of older items, and its log is unknown", () => {
-    const entry = entryFromOutbox('k', { version: 25, json: '"v"', expiresAt: 9_000, endsLogAt: 24 });
-    expect(entry).toMatchObject({ version: 25, expiresAt: 9_000, deleted: false, endsLogAt: 24 });
+  it("keeps a replayed value's log floor, and its log is unknown", () => {
+    const entry = entryFromOutbox('k', { version: 25, json: '"v"', expiresAt: 9_000, logFloor: 24 });
+    expect(entry).toMatchObject({ version: 25, expiresAt: 9_000, deleted: false, logFloor: 24 });
     expect(entry.log).toBeUndefined();
     expect(entry.bytes).toBe(entryBytes('k', 3));
   });
 
-  it('a replayed value without an end of older items ends none', () => {
-    expect(entryFromOutbox('k', { version: 25, json: '"v"', expiresAt: null }).endsLogAt).toBe(0);
+  it('a replayed value without a log floor ends none', () => {
+    expect(entryFromOutbox('k', { version: 25, json: '"v"', expiresAt: null }).logFloor).toBe(0);
   });
 
-  it('a replayed tombstone never carries an end of older items (it ends them all)', () => {
-    const entry = entryFromOutbox('k', { version: 25, json: null, expiresAt: null, endsLogAt: 24 });
+  it('a replayed tombstone never carries a log floor (it ends them all)', () => {
+    const entry = entryFromOutbox('k', { version: 25, json: null, expiresAt: null, logFloor: 24 });
     expect(entry.deleted).toBe(true);
-    expect(entry.endsLogAt).toBe(0);
+    expect(entry.logFloor).toBe(0);
     expect(entry.log).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   type ApplyResult,
   type DeadLetter,
+  isAppend,
   OutboxError,
   PermanentStorageError,
   type Storage,
@@ -31,6 +32,7 @@ interface Sent {
   key: string;
   version: number;
   json: string | null;
+  logFloor?: number;
 }
 
 /**
@@ -54,7 +56,13 @@ function harness(
   const storage: Storage = {
     getMany: async () => new Map(),
     apply: async (writes) => {
-      sent.push(writes.map(({ key, version, json }) => ({ key, version, json })));
+      sent.push(
+        writes.map((w) => {
+          const { key, version, json } = w;
+          const logFloor = isAppend(w) ? undefined : w.logFloor;
+          return logFloor ? { key, version, json, logFloor } : { key, version, json };
+        }),
+      );
       return answer(writes);
     },
     highWaterMark: (opts) => {
@@ -198,72 +206,51 @@ function harness(
 
 const errOf = (line: LogLine | undefined) => (line?.err as { message?: string } | undefined)?.message;
 
-describe('log ends: a value that replaced an unflushed delete', () => {
-  it('is sent just after a tombstone at its end, and only it counts as flushed', async () => {
+describe('a value that replaced an unflushed delete (a log floor)', () => {
+  it('is sent as one write carrying its log floor, beside the batch, and counts as flushed like any value', async () => {
     const h = harness();
     const plain = h.write('a', 1);
-    const ending = h.write('b', 2, { endsLogAt: 1_000 });
+    const ending = h.write('b', 2, { logFloor: 1_000 });
     await vi.advanceTimersByTimeAsync(10);
     expect(h.sent).toEqual([
       [
         { key: 'a', version: plain.version, json: '1' },
-        { key: 'b', version: 1_000, json: null },
-        { key: 'b', version: ending.version, json: '2' },
+        { key: 'b', version: ending.version, json: '2', logFloor: 1_000 },
       ],
     ]);
     expect(h.calls).toEqual([`applied a@${plain.version}`, `applied b@${ending.version}`]);
     expect(h.events('flushed')).toEqual([{ count: 2, keys: ['a', 'b'] }]);
   });
 
-  it('a tombstone the store refuses for good is dropped, and the value is still written', async () => {
+  it('refused for good, is dead-lettered alone once the batch is split, like any value', async () => {
     const h = harness();
-    const ending = h.write('b', 2, { endsLogAt: 1_000 });
-    h.answer((writes) =>
-      writes.map(
-        (w): ApplyResult =>
-          w.json === null
-            ? { status: 'rejected', error: new Error('no tombstones here') }
-            : { status: 'applied' },
-      ),
-    );
-    await vi.advanceTimersByTimeAsync(10);
-    expect(h.calls).toEqual([`applied b@${ending.version}`]);
-    expect(h.events('deadLetter')).toEqual([]);
-    expect(h.outbox.deadLetters()).toEqual([]);
-  });
-
-  it('when a whole batch is refused for good, splits it, drops the tombstone and dead-letters only the value', async () => {
-    const h = harness();
-    const ending = h.write('p', 'poison', { endsLogAt: 1_000 });
-    h.answer(() => {
-      throw new PermanentStorageError('violates a check constraint');
+    const plain = h.write('a', 1);
+    const ending = h.write('p', 'poison', { logFloor: 1_000 });
+    h.answer((writes) => {
+      if (writes.some((w) => w.key === 'p')) throw new PermanentStorageError('violates a check constraint');
+      return writes.map((): ApplyResult => ({ status: 'applied' }));
     });
     await vi.advanceTimersByTimeAsync(10);
-    // The pair, then each half on its own.
     expect(h.sent.map((batch) => batch.map((w) => w.version))).toEqual([
-      [1_000, ending.version],
-      [1_000],
+      [plain.version, ending.version],
+      [plain.version],
       [ending.version],
     ]);
     expect(h.outbox.deadLetters()).toMatchObject([
       { key: 'p', version: ending.version, json: '"poison"', error: 'violates a check constraint' },
     ]);
-    expect(h.calls).toEqual([`deadLettered p@${ending.version}`]);
+    expect(h.calls).toEqual([`applied a@${plain.version}`, `deadLettered p@${ending.version}`]);
     expect(h.flusher.retries).toBe(0);
   });
 
-  it('a tombstone refused for good alone is neither dead-lettered nor retried', async () => {
+  it('stale because the store holds a newer value, is superseded with its floor (nothing else is sent)', async () => {
     const h = harness();
-    const ending = h.write('b', 2, { endsLogAt: 1_000 });
-    h.answer((writes) => {
-      if (writes.some((w) => w.json === null)) throw new PermanentStorageError('tombstones refused');
-      return writes.map((): ApplyResult => ({ status: 'applied' }));
-    });
+    const ending = h.write('b', 2, { logFloor: 1_000 });
+    const newer = ending.version + 5;
+    h.answer((writes) => writes.map((): ApplyResult => ({ status: 'stale', storedVersion: newer })));
     await vi.advanceTimersByTimeAsync(10);
-    expect(h.sent.map((batch) => batch.length)).toEqual([2, 1, 1]);
-    expect(h.calls).toEqual([`applied b@${ending.version}`]);
-    expect(h.outbox.deadLetters()).toEqual([]);
-    expect(h.events('deadLetter')).toEqual([]);
+    expect(h.sent).toEqual([[{ key: 'b', version: ending.version, json: '2', logFloor: 1_000 }]]);
+    expect(h.calls).toEqual([`superseded b@${ending.version}`]);
   });
 });
 

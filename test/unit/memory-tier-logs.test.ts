@@ -12,12 +12,12 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-const newTier = (effectiveEnd?: (endsLogAt: number) => number) =>
+const newTier = (effectiveFloor?: (logFloor: number) => number) =>
   new MemoryTier({
     maxEntries: 100,
     maxBytes: 1_000_000,
     onEvict: () => {},
-    ...(effectiveEnd ? { effectiveEnd } : {}),
+    ...(effectiveFloor ? { effectiveFloor } : {}),
   });
 
 const item = (version: number, id = `i${version}`): LogItem => ({
@@ -143,11 +143,11 @@ describe('putDirty and the key log', () => {
     const t = newTier();
     t.putDirty('k', value('k', 20, undefined), 1_000);
     t.putDirty('k', value('k', 25, 'back'), 1_000);
-    expect(t.dirty.get('k')?.endsLogAt).toBe(24);
+    expect(t.dirty.get('k')?.logFloor).toBe(24);
     expect(t.lookupWithLog('k')).toEqual({ value: 'back', items: [] });
     // A later value coalesced over it still has to end them.
     t.putDirty('k', value('k', 27, 'again'), 1_000);
-    expect(t.dirty.get('k')?.endsLogAt).toBe(24);
+    expect(t.dirty.get('k')?.logFloor).toBe(24);
   });
 
   it('a value written over an unflushed value that expired here ends the older items', () => {
@@ -155,23 +155,23 @@ describe('putDirty and the key log', () => {
     t.putDirty('k', value('k', 10, 'v', 2_000), 1_000);
     vi.setSystemTime(2_500);
     t.putDirty('k', value('k', 12, 'w'), 2_500);
-    expect(t.dirty.get('k')?.endsLogAt).toBe(11);
+    expect(t.dirty.get('k')?.logFloor).toBe(11);
   });
 
   it('a value written over a live unflushed value ends nothing', () => {
     const t = newTier();
     t.putDirty('k', value('k', 10, 'v'), 1_000);
     t.putDirty('k', value('k', 12, 'w'), 1_000);
-    expect(t.dirty.get('k')?.endsLogAt).toBe(0);
+    expect(t.dirty.get('k')?.logFloor).toBe(0);
   });
 });
 
 describe('learning the stored log of an unflushed value', () => {
-  it("hides the stored items a replayed value's end of older items covers", () => {
+  it("hides the stored items a replayed value's log floor covers", () => {
     const t = newTier();
     t.putDirty(
       'k',
-      entryFromOutbox('k', { version: 25, json: '"back"', expiresAt: null, endsLogAt: 24 }),
+      entryFromOutbox('k', { version: 25, json: '"back"', expiresAt: null, logFloor: 24 }),
       1_000,
     );
     expect(t.lookupWithLog('k')).toBe(MISS);
@@ -180,10 +180,10 @@ describe('learning the stored log of an unflushed value', () => {
   });
 
   it('hides the stored items up to where the end will be once the value is sent', () => {
-    const t = newTier((endsLogAt) => endsLogAt + 3);
+    const t = newTier((logFloor) => logFloor + 3);
     t.putDirty(
       'k',
-      entryFromOutbox('k', { version: 25, json: '"back"', expiresAt: null, endsLogAt: 24 }),
+      entryFromOutbox('k', { version: 25, json: '"back"', expiresAt: null, logFloor: 24 }),
       1_000,
     );
     t.putLoaded('k', stored(20, 'old', [item(26), item(27), item(28)]));
@@ -322,7 +322,7 @@ describe('corrupt values', () => {
 });
 
 describe('reversion and knownVersion', () => {
-  it('re-mints only the matching unflushed version, and moves its end of older items only when given', () => {
+  it('re-mints only the matching unflushed version, and moves its log floor only when given', () => {
     const t = newTier();
     t.putDirty('k', value('k', 5, 'v'), 1_000);
     expect(t.reversion('absent', 5, 6)).toBe(false);
@@ -330,9 +330,9 @@ describe('reversion and knownVersion', () => {
     expect(t.knownVersion('k')).toBe(5);
     expect(t.reversion('k', 5, 8)).toBe(true);
     expect(t.knownVersion('k')).toBe(8);
-    expect(t.dirty.get('k')?.endsLogAt).toBe(0);
+    expect(t.dirty.get('k')?.logFloor).toBe(0);
     expect(t.reversion('k', 8, 9, 8)).toBe(true);
-    expect(t.dirty.get('k')).toMatchObject({ version: 9, endsLogAt: 8 });
+    expect(t.dirty.get('k')).toMatchObject({ version: 9, logFloor: 8 });
   });
 
   it('knows the version of an unflushed or a clean entry, and not of an unknown key', () => {

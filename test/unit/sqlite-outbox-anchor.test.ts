@@ -56,7 +56,7 @@ function reserve(pairs: Array<[number, number]>): void {
 }
 
 const rows = (outbox: SqliteOutbox) => ({
-  values: outbox.pending().map((p) => [p.key, p.version, p.endsLogAt ?? 0, p.unanchored ?? false]),
+  values: outbox.pending().map((p) => [p.key, p.version, p.logFloor ?? 0, p.unanchored ?? false]),
   items: outbox.pendingItems().map((p) => [p.item.id, p.item.version, p.unanchored ?? false]),
 });
 

@@ -88,7 +88,7 @@ describe('SqliteOutbox: what a reopened outbox replays', () => {
 
     const reopened = SqliteOutbox.open({ path, durability: 'process' });
     expect(reopened.pending()).toEqual([
-      { key: 'a', version: 20, json: '5', expiresAt: null, queuedAt: 5, endsLogAt: 15 },
+      { key: 'a', version: 20, json: '5', expiresAt: null, queuedAt: 5, logFloor: 15 },
       { key: 'b', version: 21, json: '6', expiresAt: null, queuedAt: 6 },
     ]);
     expect(reopened.pendingItems()).toEqual([

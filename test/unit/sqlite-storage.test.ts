@@ -14,6 +14,7 @@ import {
 import { SQLITE_APPLICATION_ID, SQLITE_SCHEMA_VERSION } from '../../src/storage/sqlite-schema.js';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
 import { LOGICAL_SLOTS } from '../../src/storage/version.js';
+import { putWithLogFloor } from '../../src/testing/writes.js';
 import { put, tombstone } from '../helpers/writes.js';
 
 const DAY_MS = 24 * 3_600_000;
@@ -129,6 +130,16 @@ describe('SqliteStorage reads and writes', () => {
     expect(rejected?.status === 'rejected' && rejected.error).toBeInstanceOf(PermanentStorageError);
     const found = await storage.getMany(['ok-1', 'bad', 'ok-2']);
     expect([...found.keys()].sort()).toEqual(['ok-1', 'ok-2']);
+  });
+
+  it('rejects a value whose log floor is not below its version, and leaves its key and items alone', async () => {
+    const storage = open({ path: ':memory:' });
+    await storage.apply([put('k', 1, 'v')]);
+    const results = await storage.apply([putWithLogFloor('k', 5, 'w', 5), put('ok', 1, 'a')]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'applied']);
+    const rejected = results[0];
+    expect(rejected?.status === 'rejected' && rejected.error.message).toMatch(/invalid logFloor/);
+    expect((await storage.getMany(['k'])).get('k')?.version).toBe(1);
   });
 
   it('honours an already-aborted signal without touching the data', async () => {

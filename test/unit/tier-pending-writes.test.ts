@@ -38,8 +38,8 @@ describe('TierPendingWrites', () => {
       { key: 'k', version: 12, json: null, expiresAt: 9_000, appendedAt: 1_500, items: [first, second] },
       { key: 'k', version: 13, json: '{"v":1}', expiresAt: 7_000 },
     ]);
-    // The value write carries no end of older items when none was coalesced into it.
-    expect(writes[1]).not.toHaveProperty('endsLogAt');
+    // The value write carries no log floor when none was coalesced into it.
+    expect(writes[1]).not.toHaveProperty('logFloor');
     expect(pending.isPending('k')).toBe(true);
   });
 
@@ -51,12 +51,12 @@ describe('TierPendingWrites', () => {
     expect(write.items.map((item) => item.version)).toEqual([10]);
   });
 
-  it('sends the end of older items of a value written over an unflushed delete', () => {
+  it('sends the log floor of a value written over an unflushed delete', () => {
     const { pending, setValue } = setup();
     setValue('k', 20, undefined);
     setValue('k', 25, 'back');
     expect(pending.writesFor('k')).toEqual([
-      { key: 'k', version: 25, json: '"back"', expiresAt: null, endsLogAt: 24 },
+      { key: 'k', version: 25, json: '"back"', expiresAt: null, logFloor: 24 },
     ]);
   });
 
@@ -100,14 +100,14 @@ describe('TierPendingWrites', () => {
     setValue('k', 25, 'back');
     expect(tier.reversion('k', 25, 40, 39)).toBe(true);
     expect(pending.writesFor('k')).toEqual([
-      { key: 'k', version: 40, json: '"back"', expiresAt: null, endsLogAt: 39 },
+      { key: 'k', version: 40, json: '"back"', expiresAt: null, logFloor: 39 },
     ]);
     // Without a new floor, the floor stays where it is.
     expect(tier.reversion('k', 40, 41)).toBe(true);
-    expect(pending.writesFor('k')).toMatchObject([{ version: 41, endsLogAt: 39 }]);
+    expect(pending.writesFor('k')).toMatchObject([{ version: 41, logFloor: 39 }]);
     // A reversion of a version the key no longer holds changes nothing.
     expect(tier.reversion('k', 25, 50, 49)).toBe(false);
-    expect(pending.writesFor('k')).toMatchObject([{ version: 41, endsLogAt: 39 }]);
+    expect(pending.writesFor('k')).toMatchObject([{ version: 41, logFloor: 39 }]);
     // Telling reads in flight is the anchoring step's part, not this one's.
     expect(changed).toEqual([]);
   });

@@ -189,11 +189,11 @@ describe('WritePipeline.anchorAt: writes minted before the mark was read', () =>
     await h.del('k');
     await h.set('k', 'back'); // written over the unflushed delete: ends the older items below itself
     const old = h.valueVersion('k') as number;
-    expect(h.tier.dirty.get('k')?.endsLogAt).toBe(old - 1);
+    expect(h.tier.dirty.get('k')?.logFloor).toBe(old - 1);
     await h.anchor.ensure();
     const moved = h.valueVersion('k') as number;
     expect(moved).toBeGreaterThan(old);
-    expect(h.tier.dirty.get('k')?.endsLogAt).toBe(moved - 1);
+    expect(h.tier.dirty.get('k')?.logFloor).toBe(moved - 1);
     expect(h.outbox.anchored).toEqual([[{ key: 'k', from: old, to: moved, logFloor: moved - 1 }]]);
   });
 
@@ -277,7 +277,7 @@ describe('WritePipeline.anchorAt when the outbox cannot record the new versions'
     await h.append('log', 'x');
     const before = {
       value: h.valueVersion('k'),
-      floor: h.tier.dirty.get('k')?.endsLogAt,
+      floor: h.tier.dirty.get('k')?.logFloor,
       items: h.itemVersions('log'),
       written: [...h.written],
     };
@@ -289,7 +289,7 @@ describe('WritePipeline.anchorAt when the outbox cannot record the new versions'
     // ...and memory is as it was: same versions, same floor, nothing told to reads.
     expect(h.anchor.anchored).toBe(false);
     expect(h.valueVersion('k')).toBe(before.value);
-    expect(h.tier.dirty.get('k')?.endsLogAt).toBe(before.floor);
+    expect(h.tier.dirty.get('k')?.logFloor).toBe(before.floor);
     expect(h.itemVersions('log')).toEqual(before.items);
     expect(h.written).toEqual(before.written);
 
@@ -302,7 +302,7 @@ describe('WritePipeline.anchorAt when the outbox cannot record the new versions'
     const [changes] = h.outbox.anchored as [Reversion[]];
     expect(changes.map((c) => c.key).sort()).toEqual(['between', 'k', 'log']);
     expect(h.valueVersion('k')).toBeGreaterThan(before.value as number);
-    expect(h.tier.dirty.get('k')?.endsLogAt).toBe((h.valueVersion('k') as number) - 1);
+    expect(h.tier.dirty.get('k')?.logFloor).toBe((h.valueVersion('k') as number) - 1);
     expect(h.itemVersions('log')[0]).toBeGreaterThan(before.items[0] as number);
   });
 

@@ -1,0 +1,73 @@
+/**
+ * The log floor: the version at or below which a key's appended items have ended. A delete ends
+ * the items older than it, and a value written over a delete or an expiry starts a new log; the
+ * floor remembers that, so an item minted before it is removed and, arriving late, refused. These
+ * are the rules every tier and adapter follows (the SQL functions in supabase/migrations mirror them).
+ */
+
+/** No item of the key has ended. */
+export const NO_LOG_FLOOR = 0;
+
+/** What a value (or tombstone) being replaced needs to say for the rules below. */
+export interface ReplacedValue {
+  /** The replaced value is a tombstone. */
+  deleted: boolean;
+  /** Absolute expiry in epoch ms, or null. */
+  expiresAt: number | null;
+}
+
+/** A value that was deleted or had expired by `now` no longer has a log: a value written over it starts a new one. */
+export function hasEnded(replaced: ReplacedValue, now: number): boolean {
+  return replaced.deleted || (replaced.expiresAt !== null && replaced.expiresAt <= now);
+}
+
+/** `hasEnded` for a value as a store holds it (`json` null for a tombstone). */
+export function storedHasEnded(
+  stored: { json: string | null; expiresAt: number | null },
+  now: number,
+): boolean {
+  return hasEnded({ deleted: stored.json === null, expiresAt: stored.expiresAt }, now);
+}
+
+/**
+ * The floor a new value (not a tombstone) at `version` sets: just below itself when it replaces a
+ * value whose log has ended (the new log starts empty), otherwise the floor it already carried.
+ */
+export function valueLogFloor(version: number, replacedEnded: boolean, carried = NO_LOG_FLOOR): number {
+  return replacedEnded ? Math.max(carried, version - 1) : carried;
+}
+
+/**
+ * The floor a store takes from a write it applies, before raising its own to it: a tombstone ends
+ * every older item; a value ends those at or below its `logFloor`, and, written over a tombstone
+ * or an expired value the store holds, every item older than itself.
+ */
+export function appliedLogFloor(
+  write: { version: number; json: string | null; logFloor?: number | undefined },
+  replacedEnded: boolean,
+): number {
+  if (write.json === null) return write.version;
+  return valueLogFloor(write.version, replacedEnded, write.logFloor ?? NO_LOG_FLOOR);
+}
+
+/** An item survives the floor only if it is newer than it. */
+export function isAboveFloor(item: { version: number }, floor: number): boolean {
+  return item.version > floor;
+}
+
+/** The items of `items` newer than `floor` (the same array when none has ended). */
+export function itemsAboveFloor<T extends { version: number }>(items: T[], floor: number): T[] {
+  if (floor <= NO_LOG_FLOOR || items.every((item) => isAboveFloor(item, floor))) return items;
+  return items.filter((item) => isAboveFloor(item, floor));
+}
+
+/** Why a write's `logFloor` breaks the contract (a safe integer, >= 0, below the write's version), or undefined. */
+export function logFloorProblem(write: {
+  version: number;
+  logFloor?: number | undefined;
+}): string | undefined {
+  const { logFloor } = write;
+  if (logFloor === undefined) return undefined;
+  if (!Number.isSafeInteger(logFloor) || logFloor < 0 || logFloor >= write.version) return 'invalid logFloor';
+  return undefined;
+}
