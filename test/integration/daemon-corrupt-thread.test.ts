@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { threadKey } from '../../src/index.js';
+import { threadKey } from '../../src/conversation/index.js';
 import { type DaemonProcess, request, startDaemon, tempWorkDir } from './daemon-process.js';
 
 /** A thread whose stored JSON is damaged (disk fault, manual edit) is reported as such, and can be deleted. */
