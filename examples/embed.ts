@@ -12,7 +12,7 @@ interface Conversation {
 const dir = mkdtempSync(join(tmpdir(), 'hybrid-cache-example-'));
 const logger = pino({ level: 'warn' });
 
-// An embedded SQLite store; swap in `new SupabaseStorage({ url, key })` for Supabase.
+// An embedded SQLite store; for Supabase, `new SupabaseStorage({ url, key })` from 'hybrid-cache/supabase'.
 const storage = new SqliteStorage({ path: join(dir, 'store.db') });
 const cache = await createHybridCache<Conversation>({
   storage,

@@ -9,9 +9,8 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
-let tsc;
 try {
-  tsc = require.resolve('typescript/bin/tsc');
+  require.resolve('typescript');
 } catch {
   if (existsSync(new URL('../dist/index.js', import.meta.url))) {
     process.stdout.write('hybrid-cache: TypeScript is not installed; keeping the existing dist/\n');
@@ -25,7 +24,7 @@ try {
   );
   process.exit(1);
 }
-execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
+execFileSync(process.execPath, [fileURLToPath(new URL('build.mjs', import.meta.url))], {
   cwd: new URL('..', import.meta.url),
   stdio: 'inherit',
 });

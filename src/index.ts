@@ -1,3 +1,13 @@
+/**
+ * `hybrid-cache`: the engine, the stores that need no service (`MemoryStorage`, `SqliteStorage`),
+ * the errors and the types, for the cache and for anyone writing a `Storage`. It loads no Supabase
+ * or PostgreSQL client: `SupabaseStorage` is `hybrid-cache/supabase`, the conversation store
+ * `hybrid-cache/conversation`, the adapter contract suite `hybrid-cache/testing`.
+ */
+
+// First, so an unsupported Node.js is refused before any module below can load the SQLite native module.
+import './require-supported-node.js';
+
 export { createHybridCache } from './cache/create.js';
 export {
   BackpressureError,
@@ -29,18 +39,6 @@ export type {
   ValueAndItems,
 } from './cache/types.js';
 export {
-  type Config,
-  ConfigError,
-  type ConfigWarning,
-  type Env,
-  type LoadedConfig,
-  loadConfig,
-  resolveMaxTurns,
-} from './config/index.js';
-export * from './conversation/index.js';
-// The daemon's assembly without its HTTP server: the root must load without fastify and prom-client.
-export { type Wired, wire } from './daemon/wire.js';
-export {
   PermanentStorageError,
   StorageConfigurationError,
   type StorageErrorKind,
@@ -48,12 +46,6 @@ export {
 } from './storage/errors.js';
 export { MemoryStorage } from './storage/memory-storage.js';
 export { SqliteStorage, type SqliteStorageOptions } from './storage/sqlite-storage.js';
-export {
-  SupabaseStorage,
-  type SupabaseStorageCommonOptions,
-  type SupabaseStorageOptions,
-  type SupabaseTable,
-} from './storage/supabase-storage.js';
 export { DEFAULT_TOMBSTONE_RETENTION_MS } from './storage/tombstone-retention.js';
 export {
   type AppendWrite,

@@ -1,12 +1,8 @@
 import { join } from 'node:path';
 import { hrtimeNow } from 'tinybench';
-import {
-  ConversationStore,
-  type HybridCache,
-  type NewTurn,
-  type ThreadContext,
-  ThreadContextSchema,
-} from '../../src/index.js';
+import { ConversationStore, type NewTurn, type ThreadContext } from '../../src/conversation/index.js';
+import { ThreadContextSchema } from '../../src/conversation/schemas.js';
+import type { HybridCache } from '../../src/index.js';
 import { type BenchContext, benchCache, type Figure } from '../lib/case.js';
 import { TURNS_PER_THREAD, threadTurns } from '../lib/data.js';
 import { collectGarbage, summarize, yieldToEventLoop } from '../lib/measure.js';

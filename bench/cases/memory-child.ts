@@ -3,7 +3,8 @@
  * heap. Prints the figures as one JSON line. Started by bench/cases/memory.ts.
  */
 import { LRUCache } from 'lru-cache';
-import { ConversationStore, type Storage } from '../../src/index.js';
+import { ConversationStore } from '../../src/conversation/index.js';
+import type { Storage } from '../../src/index.js';
 import { benchCache, type Figure } from '../lib/case.js';
 import { prng, smallValue, threadTurns } from '../lib/data.js';
 import { NullStorage, ParkedStorage } from '../support/storages.js';

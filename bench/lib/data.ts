@@ -1,4 +1,4 @@
-import type { NewTurn } from '../../src/index.js';
+import type { NewTurn } from '../../src/conversation/index.js';
 
 /** Deterministic PRNG (mulberry32), so every run writes the same data. */
 export function prng(seed: number): () => number {

@@ -40,9 +40,16 @@ export const MAX_CHAIN_DEPTH = 20;
 /** Request parameters the original never stored with a thread. */
 const DROPPED_CONTEXT_KEYS = new Set(['temperature', 'thinking_mode', 'model', 'continuation_id']);
 
+const THREAD_KEY_PREFIX = 'thread:';
+
 /** Cache key of a thread; the original daemon's key scheme. */
 export function threadKey(threadId: string): string {
-  return `thread:${threadId.toLowerCase()}`;
+  return `${THREAD_KEY_PREFIX}${threadId.toLowerCase()}`;
+}
+
+/** The thread id in a cache key made by `threadKey`; any other key as it is. */
+export function threadIdOfKey(key: string): string {
+  return key.startsWith(THREAD_KEY_PREFIX) ? key.slice(THREAD_KEY_PREFIX.length) : key;
 }
 
 export function isThreadId(value: unknown): value is string {

@@ -1,3 +1,12 @@
+/**
+ * `hybrid-cache/conversation`: conversation threads (the original daemon's `ThreadContext`) over a
+ * cache. Input is validated by the store itself (`ValidationError` naming each field), so the
+ * schemas it validates with are not part of the API.
+ */
+
+// First, so an unsupported Node.js is refused before anything else of the package loads.
+import '../require-supported-node.js';
+
 export {
   ConversationStore,
   type ConversationStoreOptions,
@@ -7,18 +16,4 @@ export {
   threadKey,
 } from './conversation-store.js';
 export { ParentThreadNotFoundError, ThreadNotFoundError, TurnLimitError } from './errors.js';
-export { DEFAULT_MAX_TURNS, DEFAULT_TIMEOUT_HOURS, HOUR_MS } from './option-defaults.js';
-export {
-  type ConversationTurn,
-  ConversationTurnSchema,
-  type CreateThreadInput,
-  CreateThreadInputSchema,
-  type NewTurn,
-  NewTurnSchema,
-  type Role,
-  RoleSchema,
-  type ThreadContext,
-  ThreadContextSchema,
-  ThreadIdSchema,
-} from './schemas.js';
-export { pythonUtcTimestamp } from './timestamp.js';
+export type { ConversationTurn, CreateThreadInput, NewTurn, Role, ThreadContext } from './schemas.js';

@@ -8,6 +8,7 @@ import {
   ValidationError,
   ValueTooLargeError,
 } from '../cache/errors.js';
+import { threadIdOfKey } from '../conversation/conversation-store.js';
 import { ParentThreadNotFoundError, ThreadNotFoundError, TurnLimitError } from '../conversation/errors.js';
 import { HttpError } from './parse-request.js';
 
@@ -20,6 +21,8 @@ interface Mapped {
   status: number;
   body: ErrorBody;
   retryAfterSeconds?: number;
+  /** How a 5xx answer is logged: `error` when an operator must act, else `warn`. */
+  logLevel?: 'warn' | 'error';
 }
 
 /** How each error a route can meet is answered. Unknown errors are 500s and are logged. */
@@ -70,13 +73,16 @@ export function mapError(error: unknown): Mapped | undefined {
   if (error instanceof ClosedError) {
     return { status: 503, body: { error: 'closing', message: 'the daemon is shutting down' } };
   }
+  // 500: the fault is the server's data, not the request, and retrying will not mend it. The
+  // thread is named because the damaged one may be another than the one asked for (a parent).
   if (error instanceof CorruptValueError) {
+    const threadId = threadIdOfKey(error.key);
     return {
       status: 500,
+      logLevel: 'error',
       body: {
         error: 'corrupt_thread',
-        message:
-          'the stored thread is damaged (not valid JSON) and cannot be read; delete it (DELETE /v1/threads/:id) or restore the store from a backup',
+        message: `the stored thread '${threadId}' is damaged (not valid JSON) and cannot be read; delete it (DELETE /v1/threads/${threadId}) or restore the store from a backup`,
       },
     };
   }
@@ -118,7 +124,7 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   const mapped = mapError(error);
   if (mapped) {
     if (mapped.retryAfterSeconds !== undefined) reply.header('retry-after', String(mapped.retryAfterSeconds));
-    if (mapped.status >= 500) request.log.warn({ err: error }, mapped.body.message);
+    if (mapped.status >= 500) request.log[mapped.logLevel ?? 'warn']({ err: error }, mapped.body.message);
     reply.code(mapped.status).send(mapped.body);
     return;
   }

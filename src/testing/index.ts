@@ -3,6 +3,9 @@
  * the package root, and free of any test runner: the runner's functions are passed in.
  */
 
+// First, so an unsupported Node.js is refused before anything else of the package loads.
+import '../require-supported-node.js';
+
 export { describeAppendContract } from './append-contract.js';
 export { FaultyStorage } from './faulty-storage.js';
 export { type ContractSetup, describeStorageContract, type TestFunctions } from './storage-contract.js';

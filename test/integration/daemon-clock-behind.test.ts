@@ -2,7 +2,8 @@ import { renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SqliteStorage, threadKey } from '../../src/index.js';
+import { threadKey } from '../../src/conversation/index.js';
+import { SqliteStorage } from '../../src/index.js';
 import { type DaemonProcess, request, startDaemon, tempWorkDir } from './daemon-process.js';
 
 const CLOCK_OFFSET = fileURLToPath(new URL('../support/clock-offset.mjs', import.meta.url));

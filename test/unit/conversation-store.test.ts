@@ -2,13 +2,13 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { StorageUnavailableError, ValidationError } from '../../src/cache/errors.js';
 import {
   ConversationStore,
-  NewTurnSchema,
   ParentThreadNotFoundError,
   type ThreadCache,
   ThreadNotFoundError,
   TurnLimitError,
   threadKey,
 } from '../../src/conversation/index.js';
+import { NewTurnSchema } from '../../src/conversation/schemas.js';
 
 const HOUR = 3_600_000;
 const START = Date.UTC(2025, 9, 13, 7, 3, 0, 123);

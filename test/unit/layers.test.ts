@@ -18,12 +18,15 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-/** Every module specifier a file imports or re-exports, type-only ones included. */
+/** Every module specifier a file imports or re-exports, type-only ones included, in source order. */
 function specifiers(file: string): string[] {
   const text = readFileSync(file, 'utf8');
   const found = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^;'"]*?from\s*'([^']+)'/g)];
   const dynamic = [...text.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)];
-  return [...found, ...dynamic].map((match) => match[1] as string);
+  const sideEffect = [...text.matchAll(/(?:^|\n)\s*import\s*'([^']+)'/g)];
+  return [...found, ...dynamic, ...sideEffect]
+    .sort((a, b) => (a.index ?? 0) - (b.index ?? 0))
+    .map((match) => match[1] as string);
 }
 
 /** Project-relative paths (`src/...ts`) of the project modules a file imports. */
@@ -55,9 +58,9 @@ describe('layers', () => {
     expect(offending).toEqual([]);
   });
 
-  it('only the daemon and the package root import src/daemon', () => {
+  it('only the daemon imports src/daemon', () => {
     const offending = files
-      .filter((f) => !inLayer(f.file, 'daemon') && f.file !== 'src/index.ts')
+      .filter((f) => !inLayer(f.file, 'daemon'))
       .flatMap((f) =>
         f.imports.filter((path) => inLayer(path, 'daemon')).map((path) => `${f.file} -> ${path}`),
       );
@@ -102,7 +105,8 @@ describe('layers', () => {
     expect(importsInto('testing', ['cache', 'sync', 'conversation', 'daemon', 'config'])).toEqual([]);
   });
 
-  it('the package root does not load the HTTP server (fastify, prom-client)', () => {
+  /** The project modules and the packages `entry` loads, following static and dynamic imports. */
+  const reachedFrom = (entry: string) => {
     const seen = new Set<string>();
     const packages = new Set<string>();
     const visit = (file: string) => {
@@ -114,10 +118,44 @@ describe('layers', () => {
       }
       for (const path of localImports(absolute)) visit(path);
     };
-    visit('src/index.ts');
-    expect(seen).toContain('src/daemon/wire.ts');
-    expect([...packages].filter((name) => name === 'fastify' || name === 'prom-client')).toEqual([]);
-    expect([...seen].filter((path) => inLayer(path, 'testing'))).toEqual([]);
+    visit(entry);
+    return { seen: [...seen], packages: [...packages] };
+  };
+
+  it('the package root loads neither the HTTP server, nor a remote-store client, nor the daemon, config or conversations', () => {
+    const { seen, packages } = reachedFrom('src/index.ts');
+    expect(seen).toContain('src/sync/sqlite-outbox.ts');
+    expect(packages).toContain('better-sqlite3');
+    expect(packages.filter((name) => /^(fastify|prom-client|@supabase\/|pg$|postgres$)/.test(name))).toEqual(
+      [],
+    );
+    const layers = ['daemon', 'config', 'conversation', 'testing', 'supabase'];
+    expect(seen.filter((path) => layers.some((layer) => inLayer(path, layer)))).toEqual([]);
+    expect(seen).not.toContain('src/storage/supabase-storage.ts');
+  });
+
+  const ENTRY_POINTS = [
+    'src/index.ts',
+    'src/supabase/index.ts',
+    'src/conversation/index.ts',
+    'src/testing/index.ts',
+  ];
+
+  it('every entry point imports the Node.js check first, and the check imports nothing else', () => {
+    for (const entry of ENTRY_POINTS) {
+      const [first] = localImports(join(root, entry));
+      expect(first, entry).toBe('src/require-supported-node.ts');
+    }
+    expect(reachedFrom('src/require-supported-node.ts')).toEqual({
+      seen: ['src/require-supported-node.ts', 'src/node-support.ts'],
+      packages: [],
+    });
+  });
+
+  it('the daemon entry checks the Node.js version before it imports anything else, dynamically', () => {
+    const text = readFileSync(join(src, 'daemon', 'main.ts'), 'utf8');
+    expect(specifiers(join(src, 'daemon', 'main.ts'))).toEqual(['../node-support.js', './start.js']);
+    expect(text).toMatch(/await import\('\.\/start\.js'\)/);
   });
 
   it('hybrid-cache/testing loads no test runner, and only the library imports it', () => {
