@@ -24,7 +24,7 @@ try {
   );
   process.exit(1);
 }
-execFileSync(process.execPath, [fileURLToPath(new URL('build.mjs', import.meta.url))], {
+execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
   cwd: new URL('..', import.meta.url),
   stdio: 'inherit',
 });

@@ -44,7 +44,7 @@ export class HybridCache<V = unknown> {
     this.#defaultTtlMs = options.defaultTtlMs;
   }
 
-  /** Puts writes (values and appended items) left in the outbox by an earlier process back in memory and starts flushing them; returns how many keys had some. */
+  /** @internal Called by `createHybridCache`: puts writes (values and appended items) left in the outbox by an earlier process back in memory and starts flushing them; returns how many keys had some. */
   replayOutbox(): number {
     const parts = this.#parts;
     return replayOutbox({ ...parts, onDamaged: (count) => (parts.counters.deadLetters += count) });
@@ -186,6 +186,7 @@ export class HybridCache<V = unknown> {
     return { pending, drained };
   }
 
+  /** @internal */
   async [ABANDON](): Promise<void> {
     this.#state = 'closed';
     this.#parts.guard.stop();

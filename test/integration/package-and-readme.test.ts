@@ -18,6 +18,7 @@ const read = (path: string) => readFileSync(join(root, path), 'utf8');
 const ENTRY_POINTS: Record<string, string[]> = {
   'hybrid-cache': [
     'BackpressureError',
+    'ClockError',
     'ClosedError',
     'CorruptValueError',
     'DEFAULT_TOMBSTONE_RETENTION_MS',
@@ -55,6 +56,7 @@ const ENTRY_POINTS: Record<string, string[]> = {
     'describeStorageContract',
     'item',
     'put',
+    'putWithLogFloor',
     'tombstone',
   ],
 };
