@@ -4,7 +4,7 @@ import type { LogItem, Storage, StoredEntry } from '../storage/types.js';
 import { ClockAnchor } from '../sync/clock-anchor.js';
 import { Flusher } from '../sync/flusher.js';
 import { HybridLogicalClock } from '../sync/hlc.js';
-import { MemoryOutbox, type Outbox } from '../sync/outbox.js';
+import { MemoryOutbox, type Outbox } from '../sync/outbox/outbox.js';
 import { StoreGuard } from '../sync/store-guard.js';
 import { CacheEventHub } from './cache-events.js';
 import { type Entry, entryBytes, entryFromOutbox, logBytes, serializedEntry } from './entry.js';

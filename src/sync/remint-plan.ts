@@ -1,5 +1,5 @@
 import { isAppend, type VersionedWrite } from '../storage/types.js';
-import type { Remint } from './outbox.js';
+import type { Remint } from './outbox/outbox.js';
 
 /** The new versions reserved for writes accepted before the clock was anchored (see `ClockAnchor`). */
 export interface ReservedVersions {

@@ -1,6 +1,6 @@
 import { closeSync, copyFileSync, openSync, readdirSync, readlinkSync, statfsSync, writeSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import type { PendingItem, PendingWrite } from '../../src/sync/outbox.js';
+import type { PendingItem, PendingWrite } from '../../src/sync/outbox/outbox.js';
 
 /** A pending value row as the cache would append it, queued at its version. */
 export const pendingValue = (

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MemoryOutbox } from '../../src/sync/outbox.js';
+import { MemoryOutbox } from '../../src/sync/outbox/outbox.js';
 import { capturingLogger, memoryCache, settleWithTimers } from '../helpers/cache.js';
 
 afterEach(() => {

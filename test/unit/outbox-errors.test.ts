@@ -5,7 +5,7 @@ import {
   describeReplayFailure,
   describeWriteFailure,
   isFull,
-} from '../../src/sync/outbox-errors.js';
+} from '../../src/sync/outbox/outbox-errors.js';
 
 const PATH = '/data/outbox.db';
 const sqliteError = (code: string, message: string) => Object.assign(new Error(message), { code });

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OutboxError } from '../../src/index.js';
-import { OutboxFiles } from '../../src/sync/outbox-files.js';
+import { OutboxFiles } from '../../src/sync/outbox/outbox-files.js';
 
 let dir: string;
 let path: string;

@@ -36,7 +36,7 @@ describe('the first outbox a process opens', () => {
     writeFileSync(damagedPath, garbage);
     const storeBytes = readFileSync(storePath);
 
-    const { SqliteOutbox } = await import('../../src/sync/sqlite-outbox.js');
+    const { SqliteOutbox } = await import('../../src/sync/outbox/sqlite-outbox.js');
 
     expect(refusal(() => SqliteOutbox.open({ path: storePath, durability: 'process' })).message).toBe(
       `${storePath} is a hybrid-cache store file, not an outbox; it was left untouched: ` +

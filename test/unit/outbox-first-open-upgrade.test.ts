@@ -21,7 +21,7 @@ describe('the first outbox a process opens', () => {
   it('is a first-release outbox: it is upgraded in place and its pending writes replay', async () => {
     const path = join(dir, 'outbox.db');
     firstReleaseOutbox(path);
-    const { SqliteOutbox } = await import('../../src/sync/sqlite-outbox.js');
+    const { SqliteOutbox } = await import('../../src/sync/outbox/sqlite-outbox.js');
     const outbox = SqliteOutbox.open({ path, durability: 'process' });
     try {
       expect(outbox.pending()).toEqual([

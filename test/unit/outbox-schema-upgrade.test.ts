@@ -10,8 +10,8 @@ import {
   inspectHeldFile,
   isBusy,
   OUTBOX_SCHEMA_VERSION,
-} from '../../src/sync/outbox-schema.js';
-import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+} from '../../src/sync/outbox/outbox-schema.js';
+import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
 import { firstReleaseOutbox } from '../helpers/outbox.js';
 
 let dir: string;

@@ -11,7 +11,7 @@ import {
   OutboxError,
   SqliteStorage,
 } from '../../src/index.js';
-import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
 import { capturingLogger, memoryCache, silentLogger, storedValue } from '../helpers/cache.js';
 
 let dir: string;

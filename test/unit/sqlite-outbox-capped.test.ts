@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OutboxError } from '../../src/index.js';
-import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
-import { walLimits } from '../../src/sync/wal-limits.js';
+import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
+import { walLimits } from '../../src/sync/outbox/wal-limits.js';
 import { capturingLogger } from '../helpers/cache.js';
 import { pendingItem as item, rowsAfterCrash, turns, pendingValue as value } from '../helpers/outbox.js';
 

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OutboxError } from '../../src/index.js';
-import type { PendingWrite } from '../../src/sync/outbox.js';
-import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import type { PendingWrite } from '../../src/sync/outbox/outbox.js';
+import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
 import { capturingLogger } from '../helpers/cache.js';
 import { fillDisk, freeBytesAt } from '../helpers/outbox.js';
 

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CHECKPOINT_AT_BYTES, walBytesUpperBound, walLimits } from '../../src/sync/wal-limits.js';
+import {
+  DEFAULT_CHECKPOINT_AT_BYTES,
+  walBytesUpperBound,
+  walLimits,
+} from '../../src/sync/outbox/wal-limits.js';
 
 describe('walLimits', () => {
   it('without a file cap: no page cap, no log budget, the default checkpoint threshold of the durability', () => {

@@ -1,4 +1,4 @@
-import { OutboxError } from './errors.js';
+import { OutboxError } from '../errors.js';
 
 const codeOf = (error: unknown): string => (error as { code?: string } | undefined)?.code ?? '';
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));

@@ -31,8 +31,10 @@ export function walLimits(
   const checkpointAtBytes = DEFAULT_CHECKPOINT_AT_BYTES[durability];
   if (maxFileBytes === undefined)
     return { maxPageCount: undefined, walBudgetBytes: undefined, checkpointAtBytes };
-  const frame = pageSize + FRAME_HEADER_BYTES;
-  const maxPageCount = Math.max(1, Math.floor((maxFileBytes - WAL_HEADER_BYTES) / (pageSize + frame)));
+  const maxPageCount = Math.max(
+    1,
+    Math.floor((maxFileBytes - WAL_HEADER_BYTES) / (pageSize + frameBytes(1, pageSize))),
+  );
   const walBudgetBytes = Math.max(0, maxFileBytes - maxPageCount * pageSize);
   return {
     maxPageCount,
@@ -52,5 +54,10 @@ export function walBytesUpperBound(
 ): number {
   let pages = 1; // the schema/header page
   for (const bytes of rowBytes) pages += 3 + Math.ceil(bytes / (pageSize - 64));
-  return WAL_HEADER_BYTES + Math.min(pages, maxPageCount) * (pageSize + FRAME_HEADER_BYTES);
+  return WAL_HEADER_BYTES + frameBytes(Math.min(pages, maxPageCount), pageSize);
+}
+
+/** Bytes `pages` frames take in the log, headers included (not the log's own header). */
+export function frameBytes(pages: number, pageSize: number): number {
+  return pages * (pageSize + FRAME_HEADER_BYTES);
 }

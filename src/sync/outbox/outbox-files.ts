@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { type FileIdentity, identify, isSameFile } from '../storage/file-identity.js';
-import { OutboxError } from './errors.js';
+import { type FileIdentity, identify, isSameFile } from '../../storage/file-identity.js';
+import { OutboxError } from '../errors.js';
 
 export interface OutboxFileSizes {
   mainBytes: number;

@@ -4,8 +4,8 @@ import {
   type SqliteFileSchema,
   schemaProblem,
   schemaVersion,
-} from '../storage/sqlite-file.js';
-import { OutboxError } from './errors.js';
+} from '../../storage/sqlite-file.js';
+import { OutboxError } from '../errors.js';
 
 /** The outbox's schema: `steps[n]` takes an outbox from schema `n` to `n + 1`. */
 const OUTBOX_SCHEMA: SqliteFileSchema = {

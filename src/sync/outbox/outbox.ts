@@ -1,5 +1,5 @@
-import type { LogItem, ValueWrite } from '../storage/types.js';
-import type { DeadLetter } from './types.js';
+import type { LogItem, ValueWrite } from '../../storage/types.js';
+import type { DeadLetter } from '../types.js';
 
 /** A value write waiting in the outbox, with when it was first queued. */
 export interface PendingWrite extends ValueWrite {
