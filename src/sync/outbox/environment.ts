@@ -1,4 +1,4 @@
-import { statfsSync } from 'node:fs';
+import { fdatasync, statfsSync } from 'node:fs';
 import { type OutboxFileSizes, OutboxFiles } from './outbox-files.js';
 
 /** The outbox file and its log, held open to notice them being deleted or replaced, and to measure them. */
@@ -16,7 +16,7 @@ export interface WatchedFiles {
 
 /**
  * What the outbox reads from the machine around it: free disk space, its files' sizes, the time and
- * its maintenance timer. Injected so that full-disk and maintenance behaviour is testable without a
+ * its maintenance timer (and the log sync before a background checkpoint, so tests can see it asked). Injected so that full-disk and maintenance behaviour is testable without a
  * small filesystem (root) and without waiting for timers.
  */
 export interface OutboxEnvironment {
@@ -24,6 +24,8 @@ export interface OutboxEnvironment {
   freeBytes(directory: string): number | undefined;
   /** Starts watching `path` and `path-wal` (both exist once the outbox is open). */
   watchFiles(path: string): WatchedFiles;
+  /** Syncs the log's data on the thread pool, then calls `done` (even when the sync failed). */
+  syncLog(walFd: number, done: () => void): void;
   /** Milliseconds since the epoch, for the times recorded in rows. */
   now(): number;
   /** Runs `tick` every `intervalMs` without keeping the process alive; returns what stops it. */
@@ -34,7 +36,7 @@ export interface OutboxEnvironment {
 const repeat = globalThis.setInterval.bind(globalThis);
 const stopRepeating = globalThis.clearInterval.bind(globalThis);
 
-/** The real machine: statfs, fstat on held descriptors, Date.now and an unref'd interval. */
+/** The real machine: statfs, fstat on held descriptors, fdatasync, Date.now and an unref'd interval. */
 export const systemEnvironment: OutboxEnvironment = {
   freeBytes(directory) {
     try {
@@ -45,6 +47,7 @@ export const systemEnvironment: OutboxEnvironment = {
     }
   },
   watchFiles: (path) => OutboxFiles.watch(path),
+  syncLog: (walFd, done) => fdatasync(walFd, () => done()),
   now: () => Date.now(),
   every(intervalMs, tick) {
     const timer = repeat(tick, intervalMs);

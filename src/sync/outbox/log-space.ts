@@ -1,4 +1,3 @@
-import { fdatasync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { OutboxError } from '../errors.js';
@@ -243,7 +242,7 @@ export class LogSpace {
     };
     // With durability `fsync` every commit already synced the log.
     if (this.#files === undefined || this.#syncsEveryCommit) scheduleSoon(run);
-    else fdatasync(this.#files.walFd, run);
+    else this.#environment.syncLog(this.#files.walFd, run);
   }
 
   #tryCheckpoint(mode: CheckpointMode): boolean {

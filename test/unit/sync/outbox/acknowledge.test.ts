@@ -2,8 +2,8 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
-import { pendingItem as item, pendingValue as write } from '../helpers/outbox.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
+import { pendingItem as item, pendingValue as write } from '../../../helpers/outbox.js';
 
 let dir: string;
 beforeEach(() => {

@@ -2,9 +2,9 @@ import { mkdtempSync, readdirSync, readlinkSync, rmSync, unlinkSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { OutboxError } from '../../src/index.js';
-import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
-import { pendingItem as item, pendingValue as value } from '../helpers/outbox.js';
+import { OutboxError } from '../../../../src/index.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
+import { pendingItem as item, pendingValue as value } from '../../../helpers/outbox.js';
 
 let dir: string;
 let path: string;

@@ -3,16 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { OutboxError, SqliteStorage } from '../../src/index.js';
-import { APPLICATION_IDS } from '../../src/storage/sqlite-file.js';
+import { OutboxError, SqliteStorage } from '../../../../src/index.js';
+import { APPLICATION_IDS } from '../../../../src/storage/sqlite-file.js';
 import {
   assertOutboxFile,
   inspectHeldFile,
   isBusy,
   OUTBOX_SCHEMA_VERSION,
-} from '../../src/sync/outbox/outbox-schema.js';
-import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
-import { firstReleaseOutbox } from '../helpers/outbox.js';
+} from '../../../../src/sync/outbox/outbox-schema.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
+import { firstReleaseOutbox } from '../../../helpers/outbox.js';
 
 let dir: string;
 beforeEach(() => {

@@ -2,11 +2,16 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { OutboxError } from '../../src/index.js';
-import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
-import { walLimits } from '../../src/sync/outbox/wal-limits.js';
-import { capturingLogger } from '../helpers/cache.js';
-import { pendingItem as item, rowsAfterCrash, turns, pendingValue as value } from '../helpers/outbox.js';
+import { OutboxError } from '../../../../src/index.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
+import { walLimits } from '../../../../src/sync/outbox/wal-limits.js';
+import { capturingLogger } from '../../../helpers/cache.js';
+import {
+  pendingItem as item,
+  rowsAfterCrash,
+  turns,
+  pendingValue as value,
+} from '../../../helpers/outbox.js';
 
 let dir: string;
 let path: string;

@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { OutboxError } from '../../src/index.js';
-import type { PendingWrite } from '../../src/sync/outbox/outbox.js';
-import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
-import { memoryCache, storedValue } from '../helpers/cache.js';
+import { OutboxError } from '../../../../src/index.js';
+import type { PendingWrite } from '../../../../src/sync/outbox/outbox.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
+import { memoryCache, storedValue } from '../../../helpers/cache.js';
 
 let dir: string;
 beforeEach(() => {
@@ -91,7 +91,7 @@ describe('SqliteOutbox', () => {
     const path = join(dir, 'outbox.db');
     const outbox = SqliteOutbox.open({ path, durability: 'process' });
     const script = `
-      import { SqliteOutbox } from ${JSON.stringify(new URL('../../src/sync/outbox/sqlite-outbox.ts', import.meta.url).pathname)};
+      import { SqliteOutbox } from ${JSON.stringify(new URL('../../../../src/sync/outbox/sqlite-outbox.ts', import.meta.url).pathname)};
       try { SqliteOutbox.open({ path: ${JSON.stringify(path)}, durability: 'process' }); console.log('opened'); }
       catch (e) { console.log(e.name + ': ' + e.message); }
     `;

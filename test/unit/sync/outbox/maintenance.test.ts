@@ -2,15 +2,15 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { OutboxError } from '../../src/index.js';
-import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
-import { capturingLogger } from '../helpers/cache.js';
+import { OutboxError } from '../../../../src/index.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
+import { capturingLogger } from '../../../helpers/cache.js';
 import {
   descriptorsOf,
   pendingItem as item,
   rowsAfterCrash,
   pendingValue as value,
-} from '../helpers/outbox.js';
+} from '../../../helpers/outbox.js';
 
 let dir: string;
 let path: string;

@@ -2,9 +2,9 @@ import { mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { OutboxError } from '../../src/index.js';
-import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
-import { capturingLogger, memoryCache, storedValue } from '../helpers/cache.js';
+import { OutboxError } from '../../../../src/index.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
+import { capturingLogger, memoryCache, storedValue } from '../../../helpers/cache.js';
 
 let dir: string;
 beforeEach(() => {

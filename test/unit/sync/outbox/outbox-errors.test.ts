@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { OutboxError } from '../../src/index.js';
+import { OutboxError } from '../../../../src/index.js';
 import {
   describeOpenFailure,
   describeReplayFailure,
   describeWriteFailure,
   isFull,
-} from '../../src/sync/outbox/outbox-errors.js';
+} from '../../../../src/sync/outbox/outbox-errors.js';
 
 const PATH = '/data/outbox.db';
 const sqliteError = (code: string, message: string) => Object.assign(new Error(message), { code });

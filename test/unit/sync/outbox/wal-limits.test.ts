@@ -3,7 +3,7 @@ import {
   DEFAULT_CHECKPOINT_AT_BYTES,
   walBytesUpperBound,
   walLimits,
-} from '../../src/sync/outbox/wal-limits.js';
+} from '../../../../src/sync/outbox/wal-limits.js';
 
 describe('walLimits', () => {
   it('without a file cap: no page cap, no log budget, the default checkpoint threshold of the durability', () => {

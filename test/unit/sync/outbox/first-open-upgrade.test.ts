@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
-import { firstReleaseOutbox } from '../helpers/outbox.js';
+import { SqliteStorage } from '../../../../src/storage/sqlite-storage.js';
+import { firstReleaseOutbox } from '../../../helpers/outbox.js';
 
 // The outbox module is imported inside the test, not at the top, as in a process whose first cache
 // opens an outbox: its schema description is then built while this test runs (and per-test coverage
@@ -21,7 +21,7 @@ describe('the first outbox a process opens', () => {
   it('is a first-release outbox: it is upgraded in place and its pending writes replay', async () => {
     const path = join(dir, 'outbox.db');
     firstReleaseOutbox(path);
-    const { SqliteOutbox } = await import('../../src/sync/outbox/sqlite-outbox.js');
+    const { SqliteOutbox } = await import('../../../../src/sync/outbox/sqlite-outbox.js');
     const outbox = SqliteOutbox.open({ path, durability: 'process' });
     try {
       expect(outbox.pending()).toEqual([

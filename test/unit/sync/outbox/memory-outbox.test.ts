@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MemoryOutbox } from '../../src/sync/outbox/outbox.js';
-import { capturingLogger, memoryCache, settleWithTimers } from '../helpers/cache.js';
+import { MemoryOutbox } from '../../../../src/sync/outbox/outbox.js';
+import { capturingLogger, memoryCache, settleWithTimers } from '../../../helpers/cache.js';
 
 afterEach(() => {
   vi.useRealTimers();

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { OutboxError, SqliteStorage } from '../../src/index.js';
-import type { PendingItem, PendingWrite } from '../../src/sync/outbox/outbox.js';
-import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
-import { capturingLogger } from '../helpers/cache.js';
+import { OutboxError, SqliteStorage } from '../../../../src/index.js';
+import type { PendingItem, PendingWrite } from '../../../../src/sync/outbox/outbox.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
+import { capturingLogger } from '../../../helpers/cache.js';
 
 let dir: string;
 beforeEach(() => {

@@ -11,8 +11,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { OutboxError } from '../../src/index.js';
-import { OutboxFiles } from '../../src/sync/outbox/outbox-files.js';
+import { OutboxError } from '../../../../src/index.js';
+import { OutboxFiles } from '../../../../src/sync/outbox/outbox-files.js';
 
 let dir: string;
 let path: string;

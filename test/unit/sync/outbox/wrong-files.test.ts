@@ -10,9 +10,9 @@ import {
   MemoryStorage,
   OutboxError,
   SqliteStorage,
-} from '../../src/index.js';
-import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
-import { capturingLogger, memoryCache, silentLogger, storedValue } from '../helpers/cache.js';
+} from '../../../../src/index.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
+import { capturingLogger, memoryCache, silentLogger, storedValue } from '../../../helpers/cache.js';
 
 let dir: string;
 beforeEach(() => {

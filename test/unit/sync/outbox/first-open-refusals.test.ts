@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
-import { OutboxError } from '../../src/sync/errors.js';
+import { SqliteStorage } from '../../../../src/storage/sqlite-storage.js';
+import { OutboxError } from '../../../../src/sync/errors.js';
 
 // The outbox module is imported inside the test, not at the top, as in a process whose first cache
 // opens an outbox: its messages are then built while this test runs (and per-test coverage sees
@@ -36,7 +36,7 @@ describe('the first outbox a process opens', () => {
     writeFileSync(damagedPath, garbage);
     const storeBytes = readFileSync(storePath);
 
-    const { SqliteOutbox } = await import('../../src/sync/outbox/sqlite-outbox.js');
+    const { SqliteOutbox } = await import('../../../../src/sync/outbox/sqlite-outbox.js');
 
     expect(refusal(() => SqliteOutbox.open({ path: storePath, durability: 'process' })).message).toBe(
       `${storePath} is a hybrid-cache store file, not an outbox; it was left untouched: ` +

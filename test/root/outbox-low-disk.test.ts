@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OutboxError } from '../../src/index.js';
+import { systemEnvironment } from '../../src/sync/outbox/environment.js';
 import type { PendingWrite } from '../../src/sync/outbox/outbox.js';
 import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
 import { capturingLogger } from '../helpers/cache.js';
@@ -287,6 +288,46 @@ describe('background maintenance on a full disk (tmpfs, root only)', () => {
       await Promise.all(Array.from({ length: 60 }, (_, i) => outbox.append(kilobyte(`more-${i}`, 63 + i))));
       leaveFree(0);
       await vi.waitFor(() => expect(at('warn')).toHaveLength(2), { timeout: 5_000, interval: 5 });
+    },
+  );
+});
+
+describe('prompt recovery once the backlog is acknowledged (tmpfs, root only)', () => {
+  asRoot(
+    'with no maintenance tick at all: deletions that fill the reused log are resumed after a checkpoint, and writes are taken once they are done (tmpfs, root only)',
+    async () => {
+      const path = smallDisk();
+      const { logger, at } = capturingLogger();
+      // The real machine without the timer: nothing below can come from a background tick.
+      const outbox = SqliteOutbox.open({
+        path,
+        durability: 'process',
+        logger,
+        environment: { ...systemEnvironment, every: () => () => undefined },
+      });
+      opened.push(outbox);
+      const accepted: PendingWrite[] = [];
+      for (let v = 1; v <= 20_000; v++) {
+        const write = kilobyte(`k${v}`, v);
+        const refused = await outbox.append(write).then(
+          () => false,
+          () => true,
+        );
+        if (refused) break;
+        accepted.push(write);
+      }
+      expect(accepted.length).toBeGreaterThan(500);
+      expect(outbox.failure?.message).toMatch(NEARLY_FULL);
+
+      outbox.acknowledge(accepted.map(({ key, version }) => ({ key, version })));
+      await vi.waitFor(() => expect(outbox.failure).toBeUndefined(), { timeout: 10_000, interval: 5 });
+      // Some deletions failed for lack of log room on the way, and were retried without a tick.
+      expect(at('warn').map((l) => l.msg)).toContain(
+        'outbox maintenance failed (checkpoint or clearing acknowledged writes); retrying in the background',
+      );
+      expect(at('info').map((l) => l.msg)).toContain('the outbox accepts writes again');
+      await outbox.append(kilobyte('after', 30_000));
+      expect(outbox.pending().map((p) => p.key)).toEqual(['after']);
     },
   );
 });

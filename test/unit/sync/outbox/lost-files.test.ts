@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { OutboxError } from '../../src/index.js';
-import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
-import { capturingLogger } from '../helpers/cache.js';
-import { pendingValue as value } from '../helpers/outbox.js';
+import { OutboxError } from '../../../../src/index.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
+import { capturingLogger } from '../../../helpers/cache.js';
+import { pendingValue as value } from '../../../helpers/outbox.js';
 
 let dir: string;
 let path: string;

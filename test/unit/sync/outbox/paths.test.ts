@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { OutboxError } from '../../src/index.js';
-import { MemoryOutbox, type Outbox, type PendingWrite } from '../../src/sync/outbox/outbox.js';
-import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
+import { OutboxError } from '../../../../src/index.js';
+import { MemoryOutbox, type Outbox, type PendingWrite } from '../../../../src/sync/outbox/outbox.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
 
 let dir: string;
 beforeEach(() => {
