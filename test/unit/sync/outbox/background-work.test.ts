@@ -6,6 +6,7 @@ import { OutboxError } from '../../../../src/index.js';
 import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
 import { capturingLogger } from '../../../helpers/cache.js';
 import { pendingItem as item, turns, pendingValue as value } from '../../../helpers/outbox.js';
+import { TestEnvironment } from '../../../helpers/outbox-environment.js';
 
 let dir: string;
 let path: string;
@@ -144,14 +145,16 @@ describe('SqliteOutbox: a checkpoint requested by a refused write', () => {
 describe('SqliteOutbox in memory: background maintenance', () => {
   it('runs with no files to watch, and the outbox keeps taking writes', async () => {
     const log = capturingLogger();
+    const env = new TestEnvironment();
     const outbox = SqliteOutbox.open({
       path: ':memory:',
       durability: 'process',
-      maintenanceIntervalMs: 2,
       logger: log.logger,
+      environment: env,
     });
     await outbox.append(value('a', 1));
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    for (let i = 0; i < 3; i++) env.tick();
+    expect(env.ticks).toBe(3);
     expect(outbox.lost).toBe(false);
     expect(outbox.failure).toBeUndefined();
     await outbox.append(value('b', 2));

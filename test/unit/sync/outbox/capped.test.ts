@@ -12,6 +12,7 @@ import {
   turns,
   pendingValue as value,
 } from '../../../helpers/outbox.js';
+import { TestEnvironment } from '../../../helpers/outbox-environment.js';
 
 let dir: string;
 let path: string;
@@ -172,12 +173,13 @@ describe('a capped outbox whose deletion of acknowledged rows is interrupted by 
 describe('a capped outbox that refused a write for room', () => {
   it('keeps refusing writes while no page is free: its background probe does not report it writable', async () => {
     const log = capturingLogger();
+    const env = new TestEnvironment();
     const outbox = SqliteOutbox.open({
       path,
       durability: 'process',
       maxFileBytes: cap,
-      maintenanceIntervalMs: 5,
       logger: log.logger,
+      environment: env,
     });
     let accepted = 0;
     for (; accepted < 1_000; accepted++) {
@@ -189,7 +191,12 @@ describe('a capped outbox that refused a write for room', () => {
     }
     expect(accepted).toBeGreaterThan(10);
     expect(outbox.failure).toBeInstanceOf(OutboxError);
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    const measured = env.measurements;
+    for (let i = 0; i < 3; i++) {
+      env.tick();
+      await turns(2);
+    }
+    expect(env.measurements).toBeGreaterThan(measured + 2);
     expect(outbox.failure).toBeInstanceOf(OutboxError);
     expect(log.at('info').map((l) => l.msg)).not.toContain('the outbox accepts writes again');
     outbox.close();
@@ -217,19 +224,25 @@ describe('a capped outbox that refused a write for room', () => {
 
 describe('a capped outbox checkpoints its log in the background once it grows past half its budget', () => {
   it('and not again while later commits reuse the checkpointed log without growing it', async () => {
-    const outbox = capped();
+    const env = new TestEnvironment();
+    const outbox = SqliteOutbox.open({ path, durability: 'process', maxFileBytes: cap, environment: env });
     const threshold = walLimits(cap, 4096, 'process').checkpointAtBytes;
     let version = 0;
     while (sizeOf(`${path}-wal`) < threshold) {
       version++;
       await outbox.append(value(`key-${version}`, version, jsonOf(1_000)));
     }
-    await vi.waitFor(() => expect(outbox.checkpoints).toBe(1), { timeout: 5_000, interval: 2 });
+    expect(env.syncs).toBe(1);
+    await turns(2);
+    expect(outbox.checkpoints).toBe(1);
+    const commits = outbox.commits;
     for (let i = 0; i < 5; i++) {
       version++;
       await outbox.append(value(`small-${i}`, version));
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await turns(2);
     }
+    expect(outbox.commits).toBe(commits + 5);
+    expect(env.syncs).toBe(1);
     expect(outbox.checkpoints).toBe(1);
     expect(outbox.pending()).toHaveLength(version);
     outbox.close();

@@ -7,6 +7,8 @@ import { OutboxError, SqliteStorage } from '../../../../src/index.js';
 import type { PendingItem, PendingWrite } from '../../../../src/sync/outbox/outbox.js';
 import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
 import { capturingLogger } from '../../../helpers/cache.js';
+import { turns } from '../../../helpers/outbox.js';
+import { TestEnvironment } from '../../../helpers/outbox-environment.js';
 
 let dir: string;
 beforeEach(() => {
@@ -194,13 +196,15 @@ describe('SqliteOutbox: a damaged table found while replaying or writing', () =>
   it('pending values, written to: the append is refused naming the path, and no checkpoint is run over the file', async () => {
     const path = await outboxWithRows();
     damageTable(path, 'pending');
-    const outbox = SqliteOutbox.open({ path, durability: 'process', maintenanceIntervalMs: 60_000 });
+    const env = new TestEnvironment();
+    const outbox = SqliteOutbox.open({ path, durability: 'process', environment: env });
     const appended = outbox.append(write('b', 5));
     await expect(appended).rejects.toBeInstanceOf(OutboxError);
     await expect(appended).rejects.toThrow(new RegExp(`the outbox at ${path} could not record the write`));
     expect(outbox.failure).toBeInstanceOf(OutboxError);
     // Only a refusal for room asks for a checkpoint (it may free log space); damage does not.
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await turns(2);
+    expect(env.syncs).toBe(0);
     expect(outbox.checkpoints).toBe(0);
     await outbox.close();
   });
@@ -315,11 +319,16 @@ describe('SqliteOutbox: background maintenance', () => {
     await Promise.all([first.append(write('a', 1)), first.append(item('log', 'i1', 2))]);
     first.close();
 
-    const outbox = SqliteOutbox.open({ path, durability: 'process', maintenanceIntervalMs: 5 });
+    const env = new TestEnvironment();
+    const outbox = SqliteOutbox.open({ path, durability: 'process', environment: env });
     expect(outbox.pending()).toHaveLength(1);
     expect(outbox.pendingItems()).toHaveLength(1);
     expect(outbox.highestVersion()).toBe(2);
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    const measured = env.measurements;
+    for (let i = 0; i < 3; i++) env.tick();
+    // The ticks ran (each measured the disk) and asked for no checkpoint.
+    expect(env.measurements).toBe(measured + 3);
+    expect(env.syncs).toBe(0);
     expect(outbox.checkpoints).toBe(0);
     outbox.close();
   });

@@ -9,8 +9,10 @@ import {
   descriptorsOf,
   pendingItem as item,
   rowsAfterCrash,
+  turns,
   pendingValue as value,
 } from '../../../helpers/outbox.js';
+import { TestEnvironment } from '../../../helpers/outbox-environment.js';
 
 let dir: string;
 let path: string;
@@ -94,24 +96,37 @@ describe('background maintenance', () => {
   });
 
   it('leaves an idle outbox alone once its log is empty: no checkpoint on every tick', async () => {
-    const outbox = SqliteOutbox.open({ path, durability: 'process', maintenanceIntervalMs: 10 });
+    const env = new TestEnvironment();
+    const outbox = SqliteOutbox.open({ path, durability: 'process', environment: env });
     await outbox.append(value('a', 1));
     outbox.acknowledge([{ key: 'a', version: 1 }]);
-    await vi.waitFor(() => expect(sizeOf(`${path}-wal`)).toBe(0), { timeout: 5_000, interval: 5 });
+    await turns(2);
+    env.tick(); // checkpoints the deletion in the background
+    await turns(2);
+    env.tick(); // idle, nothing pending: empties the log
+    expect(sizeOf(`${path}-wal`)).toBe(0);
     const checkpoints = outbox.checkpoints;
-    // Several more ticks, idle.
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    // Several more ticks, idle: each measures the disk, none checkpoints.
+    const measured = env.measurements;
+    for (let i = 0; i < 3; i++) env.tick();
+    expect(env.measurements).toBe(measured + 3);
     expect(outbox.checkpoints).toBe(checkpoints);
     expect(sizeOf(`${path}-wal`)).toBe(0);
     outbox.close();
   });
 
   it('checkpoints what was written, keeping the log file while writes are pending', async () => {
-    const outbox = SqliteOutbox.open({ path, durability: 'process', maintenanceIntervalMs: 10 });
+    const env = new TestEnvironment();
+    const outbox = SqliteOutbox.open({ path, durability: 'process', environment: env });
     await outbox.append(value('a', 1));
-    await vi.waitFor(() => expect(outbox.checkpoints).toBeGreaterThan(0), { timeout: 5_000, interval: 5 });
-    // Several more ticks with the row still pending.
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    env.tick();
+    await turns(2);
+    expect(outbox.checkpoints).toBe(1);
+    // Several more ticks with the row still pending: each measures the disk, none checkpoints.
+    const measured = env.measurements;
+    for (let i = 0; i < 3; i++) env.tick();
+    expect(env.measurements).toBe(measured + 3);
+    expect(outbox.checkpoints).toBe(1);
     expect(sizeOf(`${path}-wal`)).toBeGreaterThan(0);
     expect(outbox.pending().map((p) => p.key)).toEqual(['a']);
     outbox.close();
@@ -248,26 +263,34 @@ describe('an outbox capped by maxFileBytes', () => {
   });
 
   it('a small write does not checkpoint the log', async () => {
-    const outbox = cappedQuiet();
+    const env = new TestEnvironment();
+    const outbox = SqliteOutbox.open({ path, durability: 'process', maxFileBytes: cap, environment: env });
     await outbox.append(value('a', 1));
     for (let turn = 0; turn < 5; turn++) await nextTurn();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(outbox.commits).toBe(1);
+    expect(env.syncs).toBe(0);
     expect(outbox.checkpoints).toBe(0);
     outbox.close();
   });
 
   it('stays refusing while the file is full and nothing is acknowledged: the background probe finds no room', async () => {
     const log = capturingLogger();
+    const env = new TestEnvironment();
     const outbox = SqliteOutbox.open({
       path,
       durability: 'process',
       maxFileBytes: cap,
-      maintenanceIntervalMs: 10,
       logger: log.logger,
+      environment: env,
     });
     const { accepted, error } = await fill(outbox);
-    // Several probes.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Several ticks, each measuring the disk and probing.
+    const measured = env.measurements;
+    for (let i = 0; i < 3; i++) {
+      env.tick();
+      await turns(2);
+    }
+    expect(env.measurements).toBeGreaterThan(measured + 2);
     expect(outbox.failure).toBe(error);
     expect(log.at('info')).toEqual([]);
     expect(outbox.pending()).toHaveLength(accepted);
