@@ -60,3 +60,29 @@ export class TestEnvironment implements OutboxEnvironment {
     for (const tick of [...this.#ticks]) tick();
   }
 }
+
+/**
+ * The real machine (statfs, fstat, fdatasync, an interval timer), counting what the outbox did with
+ * it: maintenance ticks run and log syncs asked for before background checkpoints.
+ */
+export function countingEnvironment(): {
+  environment: OutboxEnvironment;
+  ticks: () => number;
+  syncs: () => number;
+} {
+  let ticks = 0;
+  let syncs = 0;
+  const environment: OutboxEnvironment = {
+    ...systemEnvironment,
+    every: (intervalMs, tick) =>
+      systemEnvironment.every(intervalMs, () => {
+        ticks++;
+        tick();
+      }),
+    syncLog: (walFd, done) => {
+      syncs++;
+      systemEnvironment.syncLog(walFd, done);
+    },
+  };
+  return { environment, ticks: () => ticks, syncs: () => syncs };
+}

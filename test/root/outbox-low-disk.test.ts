@@ -9,6 +9,7 @@ import type { PendingWrite } from '../../src/sync/outbox/outbox.js';
 import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
 import { capturingLogger } from '../helpers/cache.js';
 import { fillDisk, freeBytesAt } from '../helpers/outbox.js';
+import { countingEnvironment } from '../helpers/outbox-environment.js';
 
 /**
  * The outbox on a real filesystem with under 32 MiB free (a small tmpfs), where every write first
@@ -43,20 +44,26 @@ function smallDisk(mebibytes = 4): string {
 
 function open(path: string, options: { maintenanceIntervalMs?: number; logger?: boolean } = {}) {
   const { logger, lines, at } = capturingLogger();
+  const { environment, ticks, syncs } = countingEnvironment();
   const outbox = SqliteOutbox.open({
     path,
     durability: 'process',
     maintenanceIntervalMs: options.maintenanceIntervalMs ?? 60_000,
+    environment,
     ...(options.logger === false ? {} : { logger }),
   });
   opened.push(outbox);
-  return { outbox, lines, at };
+  /** Waits until `n` more maintenance ticks have run. */
+  const moreTicks = async (n: number) => {
+    const target = ticks() + n;
+    await vi.waitFor(() => expect(ticks()).toBeGreaterThanOrEqual(target), { timeout: 5_000, interval: 2 });
+  };
+  return { outbox, lines, at, moreTicks, syncs };
 }
 
 const sizeOf = (p: string) => statSync(p, { throwIfNoEntry: false })?.size ?? 0;
 const freeBytes = () => freeBytesAt(mountPoint);
 const filler = () => join(mountPoint, 'filler');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Fills the disk with a filler file, then gives `bytes` of it back (0: no byte left). */
 function leaveFree(bytes: number): void {
@@ -174,30 +181,27 @@ describe('making room on a nearly full disk (tmpfs, root only)', () => {
     },
   );
 
-  asRoot(
-    'takes writes again once the backlog is acknowledged, found by the background probe (tmpfs, root only)',
-    async () => {
-      const path = smallDisk();
-      const { outbox, at } = open(path, { maintenanceIntervalMs: 10 });
-      await outbox.append(kilobyte('kept', 1));
-      leaveFree(64 * 1024);
-      await expect(outbox.append(kilobyte('refused', 2))).rejects.toThrow(NEARLY_FULL);
+  asRoot('takes writes again once the backlog is acknowledged and deleted (tmpfs, root only)', async () => {
+    const path = smallDisk();
+    const { outbox, at, moreTicks } = open(path, { maintenanceIntervalMs: 10 });
+    await outbox.append(kilobyte('kept', 1));
+    leaveFree(64 * 1024);
+    await expect(outbox.append(kilobyte('refused', 2))).rejects.toThrow(NEARLY_FULL);
 
-      // The probe keeps refusing while the row is pending: the room left is kept for deleting it.
-      await sleep(100);
-      expect(outbox.failure?.message).toMatch(NEARLY_FULL);
-      expect(at('info')).toEqual([]);
+    // The probe keeps refusing while the row is pending: the room left is kept for deleting it.
+    await moreTicks(5);
+    expect(outbox.failure?.message).toMatch(NEARLY_FULL);
+    expect(at('info')).toEqual([]);
 
-      outbox.acknowledge([{ key: 'kept', version: 1 }]);
-      await vi.waitFor(() => expect(outbox.failure).toBeUndefined(), { timeout: 5_000, interval: 5 });
-      expect(at('info').map(({ msg, path: p }) => ({ msg, path: p }))).toContainEqual({
-        msg: 'the outbox accepts writes again',
-        path,
-      });
-      await outbox.append(kilobyte('after', 3));
-      expect(outbox.pending().map((p) => p.key)).toEqual(['after']);
-    },
-  );
+    outbox.acknowledge([{ key: 'kept', version: 1 }]);
+    await vi.waitFor(() => expect(outbox.failure).toBeUndefined(), { timeout: 5_000, interval: 5 });
+    expect(at('info').map(({ msg, path: p }) => ({ msg, path: p }))).toContainEqual({
+      msg: 'the outbox accepts writes again',
+      path,
+    });
+    await outbox.append(kilobyte('after', 3));
+    expect(outbox.pending().map((p) => p.key)).toEqual(['after']);
+  });
 });
 
 describe('background maintenance on a full disk (tmpfs, root only)', () => {
@@ -257,7 +261,7 @@ describe('background maintenance on a full disk (tmpfs, root only)', () => {
       await writer.outbox.close();
       leaveFree(0);
 
-      const { outbox, at } = open(path, { maintenanceIntervalMs: 10 });
+      const { outbox, at, moreTicks } = open(path, { maintenanceIntervalMs: 10 });
       expect(outbox.pending()).toHaveLength(60);
       await expect(outbox.append(kilobyte('refused', 61))).rejects.toThrow(NEARLY_FULL);
       await vi.waitFor(() => expect(at('warn')).toHaveLength(1), { timeout: 5_000, interval: 5 });
@@ -266,7 +270,7 @@ describe('background maintenance on a full disk (tmpfs, root only)', () => {
         path,
         unacknowledged: 0,
       });
-      await sleep(100);
+      await moreTicks(5);
       expect(at('warn')).toHaveLength(1);
       expect(outbox.checkpoints).toBe(0);
 
@@ -342,13 +346,13 @@ describe('without a logger (tmpfs, root only)', () => {
       await Promise.all(writes.map((w) => first.outbox.append(w)));
       await first.outbox.close();
 
-      const { outbox } = open(path, { maintenanceIntervalMs: 10, logger: false });
+      const { outbox, moreTicks } = open(path, { maintenanceIntervalMs: 10, logger: false });
       leaveFree(0);
       await expect(outbox.append(kilobyte('refused', 21))).rejects.toThrow(NEARLY_FULL);
       outbox.acknowledge(writes.map(({ key, version }) => ({ key, version })));
       // Replaying retries the deletions at once; on a full disk they fail and the rows are kept.
       expect(outbox.pending()).toHaveLength(20);
-      await sleep(50);
+      await moreTicks(3);
       expect(outbox.pending()).toHaveLength(20);
 
       rmSync(filler());
@@ -365,7 +369,7 @@ describe('the checkpoint threshold on a small disk (tmpfs, root only)', () => {
     'the log grows to about a quarter of the free space before a checkpoint, then is reused (tmpfs, root only)',
     async () => {
       const path = smallDisk();
-      const { outbox } = open(path);
+      const { outbox, syncs } = open(path);
       let v = 0;
       while (sizeOf(`${path}-wal`) < 512 * 1024) await outbox.append(kilobyte(`k${v % 500}`, ++v));
       // A quarter of ~4 MiB free is far above this: not yet.
@@ -374,11 +378,14 @@ describe('the checkpoint threshold on a small disk (tmpfs, root only)', () => {
         await outbox.append(kilobyte(`k${v % 500}`, ++v));
       }
       await vi.waitFor(() => expect(outbox.checkpoints).toBe(1), { timeout: 5_000, interval: 5 });
+      expect(syncs()).toBe(1);
       expect(sizeOf(`${path}-wal`)).toBeGreaterThan(512 * 1024);
 
       // Later writes reuse the checkpointed log from its start: no new checkpoint until it outgrows it.
+      const commits = outbox.commits;
       for (let i = 0; i < 20; i++) await outbox.append(kilobyte(`k${v % 500}`, ++v));
-      await sleep(20);
+      expect(outbox.commits).toBe(commits + 20);
+      expect(syncs()).toBe(1);
       expect(outbox.checkpoints).toBe(1);
       expect(freeBytes()).toBeGreaterThan(1024 * 1024);
     },
