@@ -136,7 +136,8 @@ export class SqliteOutbox implements Outbox {
         if (drained) this.#probeIfRefusing();
       },
     });
-    // Last: its descriptors may only be closed after the connection (see OutboxFiles).
+    // Watched once nothing else can fail: its descriptors may only be closed after the connection
+    // is (see OutboxFiles), which `open` closes on a failure.
     this.#files = options.path === ':memory:' ? undefined : this.#environment.watchFiles(options.path);
     this.#lostFiles = new LostFiles({
       files: this.#files,
@@ -225,14 +226,14 @@ export class SqliteOutbox implements Outbox {
     if (this.#lostFiles.lost) return;
     if (this.#closed) throw new OutboxError('the outbox is closed');
     this.#remint(changes);
-    this.#throwIfLost();
+    this.#confirmWrite();
   }
 
   reserveVersions(reserved: ReadonlyArray<[from: number, to: number]>): void {
     if (this.#lostFiles.lost) return;
     if (this.#closed) throw new OutboxError('the outbox is closed');
     this.#reserveVersions(reserved);
-    this.#throwIfLost();
+    this.#confirmWrite();
   }
 
   reservedVersions(): Array<[number, number]> {
@@ -256,7 +257,7 @@ export class SqliteOutbox implements Outbox {
   deadLetter(letter: DeadLetter): void {
     if (this.#lostFiles.lost) throw this.#lostFiles.lost;
     this.#tables.deadLetter(letter);
-    this.#throwIfLost();
+    this.#confirmWrite();
   }
 
   deadLetters(): DeadLetter[] {
@@ -266,7 +267,7 @@ export class SqliteOutbox implements Outbox {
   requeueDeadLetters(keys?: readonly string[]): DeadLetter[] {
     if (this.#lostFiles.lost) throw this.#lostFiles.lost;
     const letters = this.#tables.requeueDeadLetters(keys, this.#environment.now());
-    this.#throwIfLost();
+    this.#confirmWrite();
     return letters;
   }
 
@@ -347,7 +348,8 @@ export class SqliteOutbox implements Outbox {
     return this.#lostFiles.lost;
   }
 
-  #throwIfLost(): void {
+  /** Checks the files after a write outside `append`; throws when they were replaced. */
+  #confirmWrite(): void {
     const lost = this.#afterWrite();
     if (lost) throw lost;
   }
