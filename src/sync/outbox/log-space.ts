@@ -80,7 +80,7 @@ export class LogSpace {
     this.#syncsEveryCommit = options.syncsEveryCommit;
     this.#hooks = options.hooks;
     this.#thresholdBytes = options.limits.checkpointAtBytes;
-    if (this.#files) this.measureFreeSpace();
+    if (this.#files) this.#measureFreeSpace();
   }
 
   /** Checkpoints run so far (all outside commits). */
@@ -93,6 +93,11 @@ export class LogSpace {
     return this.#checkpointRequested;
   }
 
+  /** Under `maxFileBytes`. */
+  get capped(): boolean {
+    return this.#limits.maxPageCount !== undefined;
+  }
+
   get lowOnDisk(): boolean {
     return isLowOnDisk(this.#freeBytes);
   }
@@ -102,13 +107,8 @@ export class LogSpace {
     return acknowledgementChunk(this.#freeBytes);
   }
 
-  /** The log's size past which a commit asks for a background checkpoint. */
-  get checkpointThreshold(): number {
-    return this.#thresholdBytes;
-  }
-
   /** Reads the free disk space again and moves the checkpoint threshold with it. */
-  measureFreeSpace(): void {
+  #measureFreeSpace(): void {
     const free = this.#environment.freeBytes(this.#directory);
     if (free === undefined) return;
     this.#freeBytes = free;
@@ -134,7 +134,7 @@ export class LogSpace {
   /** The maintenance tick, with the log measured by path at `walBytes`. */
   tick(walBytes: number, moment: Omit<Extract<CheckpointMoment, { kind: 'tick' }>, 'kind'>): void {
     this.#walBytes = walBytes;
-    this.measureFreeSpace();
+    this.#measureFreeSpace();
     this.#run(checkpointFor({ kind: 'tick', ...moment }, this.#state()));
   }
 
@@ -181,10 +181,6 @@ export class LogSpace {
     return pages < maxPageCount || (this.#db.pragma('freelist_count', { simple: true }) as number) > 0;
   }
 
-  get capped(): boolean {
-    return this.#limits.maxPageCount !== undefined;
-  }
-
   #state(): LogState {
     return {
       walBytes: this.#walBytes,
@@ -205,7 +201,7 @@ export class LogSpace {
    * a checkpoint.
    */
   #measureDisk(): void {
-    this.measureFreeSpace();
+    this.#measureFreeSpace();
     const sizes = this.#files?.check();
     if (!sizes) return;
     this.#walBytes = sizes.walBytes;
@@ -262,6 +258,6 @@ export class LogSpace {
     if (!this.#files) return;
     this.#walBytes = this.#files.check().walBytes;
     this.#walBytesAtCheckpoint = this.#walBytes;
-    this.measureFreeSpace();
+    this.#measureFreeSpace();
   }
 }
