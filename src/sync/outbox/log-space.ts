@@ -14,6 +14,7 @@ import {
 import { type WalLimits, walBytesUpperBound } from './wal-limits.js';
 
 const scheduleSoon = globalThis.setImmediate.bind(globalThis);
+const COMMITTED: CheckpointMoment = { kind: 'committed' };
 
 type CheckpointMode = 'PASSIVE' | 'TRUNCATE';
 
@@ -60,12 +61,11 @@ export class LogSpace {
   readonly #pageSize: number;
   readonly #syncsEveryCommit: boolean;
   readonly #hooks: LogSpaceHooks;
-  #walBytes = 0;
-  #walBytesAtCheckpoint = 0;
+  /** The log as last measured: updated in place, as it is read on every commit. */
+  readonly #log: LogState;
   #mainBytes = 0;
   /** Free bytes on the outbox's filesystem, as last measured. */
   #freeBytes = Number.POSITIVE_INFINITY;
-  #thresholdBytes: number;
   #checkpointRequested = false;
   #checkpoints = 0;
 
@@ -79,7 +79,12 @@ export class LogSpace {
     this.#pageSize = options.pageSize;
     this.#syncsEveryCommit = options.syncsEveryCommit;
     this.#hooks = options.hooks;
-    this.#thresholdBytes = options.limits.checkpointAtBytes;
+    this.#log = {
+      walBytes: 0,
+      walBytesAtCheckpoint: 0,
+      thresholdBytes: options.limits.checkpointAtBytes,
+      walBudgetBytes: options.limits.walBudgetBytes,
+    };
     if (this.#files) this.#measureFreeSpace();
   }
 
@@ -112,30 +117,30 @@ export class LogSpace {
     const free = this.#environment.freeBytes(this.#directory);
     if (free === undefined) return;
     this.#freeBytes = free;
-    this.#thresholdBytes = checkpointThreshold(this.#limits.checkpointAtBytes, free);
+    this.#log.thresholdBytes = checkpointThreshold(this.#limits.checkpointAtBytes, free);
   }
 
   /** A write transaction committed and the log was measured at `walBytes`. */
   committed(walBytes: number): void {
-    this.#walBytes = walBytes;
-    this.#run(checkpointFor({ kind: 'committed' }, this.#state()));
+    this.#log.walBytes = walBytes;
+    this.#run(checkpointFor(COMMITTED, this.#log));
   }
 
   /** A commit was refused; `forRoom` when for lack of room. */
   refused(forRoom: boolean): void {
-    this.#run(checkpointFor({ kind: 'refused', forRoom }, this.#state()));
+    this.#run(checkpointFor({ kind: 'refused', forRoom }, this.#log));
   }
 
   /** Deleting acknowledged rows failed (see `checkpointFor`). */
   deletionFailed(full: boolean, progressed: boolean): void {
-    this.#run(checkpointFor({ kind: 'deletion-failed', full, progressed }, this.#state()));
+    this.#run(checkpointFor({ kind: 'deletion-failed', full, progressed }, this.#log));
   }
 
   /** The maintenance tick, with the log measured by path at `walBytes`. */
   tick(walBytes: number, moment: Omit<Extract<CheckpointMoment, { kind: 'tick' }>, 'kind'>): void {
-    this.#walBytes = walBytes;
+    this.#log.walBytes = walBytes;
     this.#measureFreeSpace();
-    this.#run(checkpointFor({ kind: 'tick', ...moment }, this.#state()));
+    this.#run(checkpointFor({ kind: 'tick', ...moment }, this.#log));
   }
 
   /**
@@ -146,7 +151,7 @@ export class LogSpace {
     const { maxPageCount } = this.#limits;
     if (maxPageCount === undefined) return;
     const logBytes = () => walBytesUpperBound(rowBytes(), this.#pageSize, maxPageCount);
-    if (checkpointFor({ kind: 'before-commit', logBytes }, this.#state()) === 'truncate-now') {
+    if (checkpointFor({ kind: 'before-commit', logBytes }, this.#log) === 'truncate-now') {
       this.#checkpoint('TRUNCATE');
     }
   }
@@ -161,7 +166,7 @@ export class LogSpace {
     this.#measureDisk();
     if (this.#hasDiskRoom(logBytes, backlog)) return;
     if (
-      checkpointFor({ kind: 'no-disk-room' }, this.#state()) === 'truncate-now' &&
+      checkpointFor({ kind: 'no-disk-room' }, this.#log) === 'truncate-now' &&
       this.#tryCheckpoint('TRUNCATE')
     ) {
       this.#measureDisk();
@@ -181,15 +186,6 @@ export class LogSpace {
     return pages < maxPageCount || (this.#db.pragma('freelist_count', { simple: true }) as number) > 0;
   }
 
-  #state(): LogState {
-    return {
-      walBytes: this.#walBytes,
-      walBytesAtCheckpoint: this.#walBytesAtCheckpoint,
-      thresholdBytes: this.#thresholdBytes,
-      walBudgetBytes: this.#limits.walBudgetBytes,
-    };
-  }
-
   #run(checkpoint: 'none' | 'background' | 'truncate-now'): void {
     if (checkpoint === 'background') this.#requestCheckpoint();
     else if (checkpoint === 'truncate-now') this.#tryCheckpoint('TRUNCATE');
@@ -204,7 +200,7 @@ export class LogSpace {
     this.#measureFreeSpace();
     const sizes = this.#files?.check();
     if (!sizes) return;
-    this.#walBytes = sizes.walBytes;
+    this.#log.walBytes = sizes.walBytes;
     this.#mainBytes = sizes.mainBytes;
   }
 
@@ -256,8 +252,8 @@ export class LogSpace {
     this.#db.pragma(`wal_checkpoint(${mode})`);
     this.#checkpoints++;
     if (!this.#files) return;
-    this.#walBytes = this.#files.check().walBytes;
-    this.#walBytesAtCheckpoint = this.#walBytes;
+    this.#log.walBytes = this.#files.check().walBytes;
+    this.#log.walBytesAtCheckpoint = this.#log.walBytes;
     this.#measureFreeSpace();
   }
 }
