@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { hrtimeNow } from 'tinybench';
 import type { Storage } from '../../src/index.js';
-import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
 import { type BenchContext, benchCache, type Figure } from '../lib/case.js';
 import { prng, smallValue } from '../lib/data.js';
 import { collectGarbage, median } from '../lib/measure.js';

@@ -4,7 +4,7 @@ import { kyselyDriver } from 'bentocache/drivers/kysely';
 import { memoryDriver } from 'bentocache/drivers/memory';
 import { Kysely, PostgresDialect } from 'kysely';
 import type { Durability } from '../../src/index.js';
-import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
 import { type BenchContext, benchCache, type Figure } from '../lib/case.js';
 import { prng, smallValue } from '../lib/data.js';
 import { collectGarbage, concurrentLoad, measureAsync } from '../lib/measure.js';

@@ -3,7 +3,7 @@ import type { Storage } from '../storage/types.js';
 import { ClockAnchor } from '../sync/clock-anchor.js';
 import { Flusher } from '../sync/flusher.js';
 import { HybridLogicalClock } from '../sync/hlc.js';
-import type { Outbox } from '../sync/outbox.js';
+import type { Outbox } from '../sync/outbox/outbox.js';
 import { StoreGuard } from '../sync/store-guard.js';
 import { WallClock } from '../sync/wall-clock.js';
 import { CacheEventHub } from './cache-events.js';

@@ -1,6 +1,6 @@
-import type { Outbox } from '../sync/outbox.js';
-import { MemoryOutbox } from '../sync/outbox.js';
-import { SqliteOutbox } from '../sync/sqlite-outbox.js';
+import type { Outbox } from '../sync/outbox/outbox.js';
+import { MemoryOutbox } from '../sync/outbox/outbox.js';
+import { SqliteOutbox } from '../sync/outbox/sqlite-outbox.js';
 import { ABANDON, HybridCache } from './hybrid-cache.js';
 import { resolveOptions } from './options.js';
 import type { HybridCacheOptions } from './types.js';

@@ -1,4 +1,4 @@
-import { MemoryOutbox, type Outbox } from '../sync/outbox.js';
+import { MemoryOutbox, type Outbox } from '../sync/outbox/outbox.js';
 import { type CacheParts, composeCache, withDeadline } from './compose.js';
 import { entryBytes } from './entry.js';
 import { ClosedError, FlushTimeoutError } from './errors.js';

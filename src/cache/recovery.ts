@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { ClockAnchor } from '../sync/clock-anchor.js';
 import type { HybridLogicalClock } from '../sync/hlc.js';
-import type { Outbox } from '../sync/outbox.js';
+import type { Outbox } from '../sync/outbox/outbox.js';
 import type { CacheEventHub } from './cache-events.js';
 import { entryFromOutbox } from './entry.js';
 import type { WritePipeline } from './write-pipeline.js';

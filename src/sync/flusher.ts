@@ -5,7 +5,7 @@ import type { ClockAnchor } from './clock-anchor.js';
 import { ClosedError, OutboxError } from './errors.js';
 import { classifyFailure } from './failure-kind.js';
 import type { HybridLogicalClock } from './hlc.js';
-import type { Outbox } from './outbox.js';
+import type { Outbox } from './outbox/outbox.js';
 import type { PendingWrites } from './pending-writes.js';
 import { type RetryOptions, RetryPolicy } from './retry-policy.js';
 import type { StoreGuard } from './store-guard.js';

@@ -1,5 +1,5 @@
 import type { LogItem } from '../storage/types.js';
-import type { Reversion } from './outbox.js';
+import type { Reversion } from './outbox/outbox.js';
 
 /** A pending value write as the anchoring step sees it. */
 export interface PendingValueVersion {

@@ -1,6 +1,17 @@
-import { closeSync, copyFileSync, openSync, readdirSync, readlinkSync, statfsSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  copyFileSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  statfsSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { PendingItem, PendingWrite } from '../../src/sync/outbox.js';
+import type { PendingItem, PendingWrite } from '../../src/sync/outbox/outbox.js';
 
 /** A pending value row as the cache would append it, queued at its version. */
 export const pendingValue = (
@@ -111,4 +122,27 @@ export function firstReleaseOutbox(path: string, { deadLetter = false } = {}): v
       VALUES ('p', 30, '"poison"', NULL, 'check failed', 9)`);
   }
   raw.close();
+}
+
+/**
+ * A 4 MiB filesystem in `dir`: a real tmpfs where this process may mount one (root), otherwise a
+ * directory with the outbox capped at 4 MiB, which fails the same way.
+ */
+export function smallDisk(dir: string): {
+  path: string;
+  maxFileBytes: number | undefined;
+  release: () => void;
+} {
+  const mountPoint = join(dir, 'small-disk');
+  mkdirSync(mountPoint);
+  const mounted =
+    process.getuid?.() === 0 &&
+    spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint]).status === 0;
+  return {
+    path: join(mountPoint, 'outbox.db'),
+    maxFileBytes: mounted ? undefined : 4 * 2 ** 20,
+    release: () => {
+      if (mounted) spawnSync('umount', ['--lazy', mountPoint]);
+    },
+  };
 }

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHybridCache } from '../../src/cache/create.js';
 import { ConversationStore, threadKey } from '../../src/conversation/index.js';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
-import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
 import { silentLogger } from '../helpers/cache.js';
 import { wholeThread } from '../helpers/threads.js';
 

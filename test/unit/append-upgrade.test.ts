@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHybridCache, SqliteStorage } from '../../src/index.js';
-import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
 import { silentLogger } from '../helpers/cache.js';
 
 let dir: string;

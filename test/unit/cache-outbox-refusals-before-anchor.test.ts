@@ -3,7 +3,7 @@ import { HybridCache } from '../../src/cache/hybrid-cache.js';
 import { resolveOptions } from '../../src/cache/options.js';
 import { MemoryStorage, type StorageCallOptions } from '../../src/index.js';
 import { LOGICAL_SLOTS } from '../../src/storage/version.js';
-import type { Outbox, PendingItem, PendingWrite, Reversion } from '../../src/sync/outbox.js';
+import type { Outbox, PendingItem, PendingWrite, Reversion } from '../../src/sync/outbox/outbox.js';
 import { settleWithTimers, silentLogger, storedValue } from '../helpers/cache.js';
 
 beforeEach(() => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DeadLetter } from '../../src/index.js';
-import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
 import { memoryCache } from '../helpers/cache.js';
 import { pendingItem, pendingValue } from '../helpers/outbox.js';
 

@@ -14,7 +14,7 @@ import { LOGICAL_SLOTS } from '../../src/storage/version.js';
 import { ClockAnchor } from '../../src/sync/clock-anchor.js';
 import { Flusher } from '../../src/sync/flusher.js';
 import { HybridLogicalClock } from '../../src/sync/hlc.js';
-import { MemoryOutbox } from '../../src/sync/outbox.js';
+import { MemoryOutbox } from '../../src/sync/outbox/outbox.js';
 import type { PendingWrites } from '../../src/sync/pending-writes.js';
 import { StoreGuard } from '../../src/sync/store-guard.js';
 import type { FlushEventSink, FlushEvents } from '../../src/sync/types.js';

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHybridCache, MemoryStorage, SqliteStorage } from '../../src/index.js';
 import { SQLITE_APPLICATION_ID, SQLITE_SCHEMA_VERSION } from '../../src/storage/sqlite-schema.js';
-import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
 import { silentLogger } from '../helpers/cache.js';
 import { put, tombstone } from '../helpers/writes.js';
 

@@ -124,7 +124,7 @@ describe('layers', () => {
 
   it('the package root loads neither the HTTP server, nor a remote-store client, nor the daemon, config or conversations', () => {
     const { seen, packages } = reachedFrom('src/index.ts');
-    expect(seen).toContain('src/sync/sqlite-outbox.ts');
+    expect(seen).toContain('src/sync/outbox/sqlite-outbox.ts');
     expect(packages).toContain('better-sqlite3');
     expect(packages.filter((name) => /^(fastify|prom-client|@supabase\/|pg$|postgres$)/.test(name))).toEqual(
       [],

@@ -10,7 +10,7 @@ import {
   type VersionedWrite,
 } from '../../src/index.js';
 import { LOGICAL_SLOTS } from '../../src/storage/version.js';
-import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
 import { silentLogger } from '../helpers/cache.js';
 import { pendingItem, pendingValue } from '../helpers/outbox.js';
 

@@ -39,7 +39,7 @@ describe('a SQLite native module this Node cannot load', () => {
   });
 
   it('is reported by the outbox as such, not as a problem with the outbox file', async () => {
-    const { SqliteOutbox } = await import('../../src/sync/sqlite-outbox.js');
+    const { SqliteOutbox } = await import('../../src/sync/outbox/sqlite-outbox.js');
     const { OutboxError } = await import('../../src/index.js');
     const open = () =>
       SqliteOutbox.open({ path: join(tmpdir(), 'never-created', 'outbox.db'), durability: 'process' });

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { PendingItem, PendingWrite } from '../../src/sync/outbox.js';
-import { SqliteOutbox } from '../../src/sync/sqlite-outbox.js';
+import type { PendingItem, PendingWrite } from '../../src/sync/outbox/outbox.js';
+import { SqliteOutbox } from '../../src/sync/outbox/sqlite-outbox.js';
 import { pendingItem, pendingValue } from '../helpers/outbox.js';
 
 let dir: string;

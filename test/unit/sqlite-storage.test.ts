@@ -290,7 +290,7 @@ describe('SqliteStorage failures', () => {
 
 describe('SqliteStorage given the outbox file', () => {
   it('says it is the outbox and leaves it untouched', async () => {
-    const { SqliteOutbox } = await import('../../src/sync/sqlite-outbox.js');
+    const { SqliteOutbox } = await import('../../src/sync/outbox/sqlite-outbox.js');
     const dir = mkdtempSync(join(tmpdir(), 'hc-store-outbox-'));
     const path = join(dir, 'outbox.db');
     try {

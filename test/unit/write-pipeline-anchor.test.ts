@@ -5,7 +5,7 @@ import { WritePipeline } from '../../src/cache/write-pipeline.js';
 import { LOGICAL_SLOTS } from '../../src/storage/version.js';
 import { ClockAnchor } from '../../src/sync/clock-anchor.js';
 import { HybridLogicalClock } from '../../src/sync/hlc.js';
-import type { Outbox, PendingItem, PendingWrite, Reversion } from '../../src/sync/outbox.js';
+import type { Outbox, PendingItem, PendingWrite, Reversion } from '../../src/sync/outbox/outbox.js';
 import type { DeadLetter } from '../../src/sync/types.js';
 import { turns } from '../helpers/outbox.js';
 
