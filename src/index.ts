@@ -43,10 +43,8 @@ export {
   StorageConfigurationError,
   type StorageErrorKind,
   TransientStorageError,
-} from './storage/errors.js';
-export { MemoryStorage } from './storage/memory-storage.js';
-export { SqliteStorage, type SqliteStorageOptions } from './storage/sqlite-storage.js';
-export { DEFAULT_TOMBSTONE_RETENTION_MS } from './storage/tombstone-retention.js';
+} from './storage/contract/errors.js';
+export { DEFAULT_TOMBSTONE_RETENTION_MS } from './storage/contract/tombstone-retention.js';
 export {
   type AppendWrite,
   type ApplyResult,
@@ -59,5 +57,7 @@ export {
   type StoredEntry,
   type ValueWrite,
   type VersionedWrite,
-} from './storage/types.js';
-export { LOGICAL_SLOTS, versionTimeMs } from './storage/version.js';
+} from './storage/contract/types.js';
+export { LOGICAL_SLOTS, versionTimeMs } from './storage/contract/version.js';
+export { MemoryStorage } from './storage/memory/memory-storage.js';
+export { SqliteStorage, type SqliteStorageOptions } from './storage/sqlite/sqlite-storage.js';

@@ -4,7 +4,7 @@
  * call the plan makes. The test gateway implements only PostgREST's RPC surface, so each of the
  * plan's `.table(...).upsert()`, `.select('*').eq()` and `.update().eq()` calls is modelled as one
  * RPC running the same single SQL statement PostgREST would generate: one HTTP round trip and one
- * transaction per call, as in the plan. (test/integration/supabase-migration.test.ts reproduces the
+ * transaction per call, as in the plan. (test/postgres/supabase-migration.test.ts reproduces the
  * same table on purpose, to upgrade it in place.)
  */
 import type { SupabaseClient } from '@supabase/supabase-js';

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
-import type { Storage } from '../storage/types.js';
-import { ClockAnchor } from '../sync/clock-anchor.js';
-import { Flusher } from '../sync/flusher.js';
-import { HybridLogicalClock } from '../sync/hlc.js';
+import type { Storage } from '../storage/contract/types.js';
+import { ClockAnchor } from '../sync/clock/clock-anchor.js';
+import { HybridLogicalClock } from '../sync/clock/hlc.js';
+import { WallClock } from '../sync/clock/wall-clock.js';
+import { Flusher } from '../sync/flush/flusher.js';
+import { StoreGuard } from '../sync/flush/store-guard.js';
 import type { Outbox } from '../sync/outbox/outbox.js';
-import { StoreGuard } from '../sync/store-guard.js';
-import { WallClock } from '../sync/wall-clock.js';
 import { CacheEventHub } from './cache-events.js';
 import { StorageUnavailableError } from './errors.js';
 import { Loader } from './loader.js';

@@ -1,5 +1,5 @@
-import { NO_LOG_FLOOR } from '../storage/log-floor.js';
-import { compareItems, type LogItem, type StoredEntry } from '../storage/types.js';
+import { NO_LOG_FLOOR } from '../storage/contract/log-floor.js';
+import { compareItems, type LogItem, type StoredEntry } from '../storage/contract/types.js';
 
 /**
  * One key's state in memory. The serialized form is kept while the entry is dirty (it is what gets

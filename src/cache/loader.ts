@@ -1,5 +1,5 @@
-import type { Storage, StoredEntry } from '../storage/types.js';
-import type { StoreGuard } from '../sync/store-guard.js';
+import type { Storage, StoredEntry } from '../storage/contract/types.js';
+import type { StoreGuard } from '../sync/flush/store-guard.js';
 import { StorageUnavailableError } from './errors.js';
 
 /** What the store answered, and whether a local write to the key landed while the read was in flight (the answer may predate it). */

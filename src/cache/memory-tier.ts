@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
-import { hasEnded, itemsAboveFloor, NO_LOG_FLOOR, valueLogFloor } from '../storage/log-floor.js';
-import { type LogItem, laterExpiry, type StoredEntry } from '../storage/types.js';
+import { hasEnded, itemsAboveFloor, NO_LOG_FLOOR, valueLogFloor } from '../storage/contract/log-floor.js';
+import { type LogItem, laterExpiry, type StoredEntry } from '../storage/contract/types.js';
 import {
   cleanEntry,
   type DirtyEntry,

@@ -1,6 +1,6 @@
 import { type Logger, pino } from 'pino';
 import { z } from 'zod';
-import type { Storage } from '../storage/types.js';
+import type { Storage } from '../storage/contract/types.js';
 import { closestName } from './closest-name.js';
 import { ValidationError } from './errors.js';
 import {

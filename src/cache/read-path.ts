@@ -1,5 +1,5 @@
-import type { LogItem, StoredEntry } from '../storage/types.js';
-import type { HybridLogicalClock } from '../sync/hlc.js';
+import type { LogItem, StoredEntry } from '../storage/contract/types.js';
+import type { HybridLogicalClock } from '../sync/clock/hlc.js';
 import { CorruptValueError, StorageUnavailableError } from './errors.js';
 import type { Loader } from './loader.js';
 import { type MemoryTier, MISS } from './memory-tier.js';

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { ClockAnchor } from '../sync/clock-anchor.js';
-import type { HybridLogicalClock } from '../sync/hlc.js';
+import type { ClockAnchor } from '../sync/clock/clock-anchor.js';
+import type { HybridLogicalClock } from '../sync/clock/hlc.js';
 import type { Outbox } from '../sync/outbox/outbox.js';
 import type { CacheEventHub } from './cache-events.js';
 import { entryFromOutbox } from './entry.js';

@@ -1,6 +1,6 @@
-import { NO_LOG_FLOOR } from '../storage/log-floor.js';
-import { isAppend, type VersionedWrite } from '../storage/types.js';
-import type { PendingWrites } from '../sync/pending-writes.js';
+import { NO_LOG_FLOOR } from '../storage/contract/log-floor.js';
+import { isAppend, type VersionedWrite } from '../storage/contract/types.js';
+import type { PendingWrites } from '../sync/flush/pending-writes.js';
 import { entryJson } from './entry.js';
 import type { MemoryTier } from './memory-tier.js';
 

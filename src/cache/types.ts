@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Storage } from '../storage/types.js';
+import type { Storage } from '../storage/contract/types.js';
 import type { Durability, FlushEvents, Health } from '../sync/types.js';
 
 export type { DeadLetter, Durability, Health, SupersededWrite } from '../sync/types.js';

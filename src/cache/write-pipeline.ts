@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import type { LogItem } from '../storage/types.js';
-import type { ClockAnchor } from '../sync/clock-anchor.js';
-import type { HybridLogicalClock } from '../sync/hlc.js';
+import type { LogItem } from '../storage/contract/types.js';
+import type { ClockAnchor } from '../sync/clock/clock-anchor.js';
+import type { HybridLogicalClock } from '../sync/clock/hlc.js';
+import {
+  type PendingItemVersion,
+  type PendingValueVersion,
+  planReversions,
+} from '../sync/clock/reversion-plan.js';
 import type { Outbox, PendingItem, PendingWrite, Reversion } from '../sync/outbox/outbox.js';
-import { type PendingItemVersion, type PendingValueVersion, planReversions } from '../sync/reversion-plan.js';
 import type { DeadLetter } from '../sync/types.js';
 import { type Entry, entryFromOutbox, logBytes, serializedEntry } from './entry.js';
 import { BackpressureError, ClosedError } from './errors.js';

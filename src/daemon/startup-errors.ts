@@ -1,5 +1,5 @@
 import type { Config } from '../config/load-config.js';
-import { causeChain, isNativeModuleFailure } from '../storage/sqlite-errors.js';
+import { causeChain, isNativeModuleFailure } from '../storage/sqlite-file/sqlite-errors.js';
 
 /**
  * Turns the failures an operator meets at start-up into one sentence that names what to change.

@@ -1,8 +1,8 @@
 import type { Config } from '../config/load-config.js';
-import { MemoryStorage } from '../storage/memory-storage.js';
-import { SqliteStorage } from '../storage/sqlite-storage.js';
-import { SupabaseStorage } from '../storage/supabase-storage.js';
-import type { Storage } from '../storage/types.js';
+import type { Storage } from '../storage/contract/types.js';
+import { MemoryStorage } from '../storage/memory/memory-storage.js';
+import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
+import { SupabaseStorage } from '../storage/supabase/supabase-storage.js';
 
 /** The store adapter the configured backend names. */
 export function createStorage(config: Config): Storage {

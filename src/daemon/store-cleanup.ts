@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Storage } from '../storage/types.js';
+import type { Storage } from '../storage/contract/types.js';
 
 /**
  * Periodically runs the store's optional `cleanup` (expired rows and tombstones older than the

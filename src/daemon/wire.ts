@@ -5,7 +5,7 @@ import type { HybridCache } from '../cache/hybrid-cache.js';
 import type { CloseResult } from '../cache/types.js';
 import type { Config } from '../config/load-config.js';
 import { ConversationStore } from '../conversation/conversation-store.js';
-import type { Storage } from '../storage/types.js';
+import type { Storage } from '../storage/contract/types.js';
 import { createStorage } from './storage-for-config.js';
 import { scheduleStoreCleanup } from './store-cleanup.js';
 

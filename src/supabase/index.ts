@@ -12,4 +12,4 @@ export {
   type SupabaseStorageCommonOptions,
   type SupabaseStorageOptions,
   type SupabaseTable,
-} from '../storage/supabase-storage.js';
+} from '../storage/supabase/supabase-storage.js';

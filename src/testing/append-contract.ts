@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { LOGICAL_SLOTS } from '../storage/version.js';
+import { LOGICAL_SLOTS } from '../storage/contract/version.js';
 import { describeLogFloor } from './log-floor-contract.js';
 import { type ContractSetup, contractFixture, type TestFunctions } from './storage-contract.js';
 import { appended, item, put, tombstone } from './writes.js';

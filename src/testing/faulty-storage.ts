@@ -3,7 +3,7 @@ import {
   StorageConfigurationError,
   type StorageErrorKind,
   TransientStorageError,
-} from '../storage/errors.js';
+} from '../storage/contract/errors.js';
 import type {
   ApplyResult,
   Storage,
@@ -11,7 +11,7 @@ import type {
   StorageCleanupOptions,
   StoredEntry,
   VersionedWrite,
-} from '../storage/types.js';
+} from '../storage/contract/types.js';
 
 /**
  * Wraps any `Storage` with the faults a real store shows, switched on and off by the test: down,

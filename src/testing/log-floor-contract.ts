@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { Storage, StoredEntry } from '../storage/types.js';
+import type { Storage, StoredEntry } from '../storage/contract/types.js';
 import type { TestFunctions } from './storage-contract.js';
 import { appended, item, put, putWithLogFloor, tombstone } from './writes.js';
 

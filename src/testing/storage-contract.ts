@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { ApplyResult, Storage } from '../storage/types.js';
-import { LOGICAL_SLOTS } from '../storage/version.js';
+import type { ApplyResult, Storage } from '../storage/contract/types.js';
+import { LOGICAL_SLOTS } from '../storage/contract/version.js';
 import { put, tombstone } from './writes.js';
 
 /**

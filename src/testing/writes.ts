@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AppendWrite, LogItem, ValueWrite, VersionedWrite } from '../storage/types.js';
+import type { AppendWrite, LogItem, ValueWrite, VersionedWrite } from '../storage/contract/types.js';
 
 /** A versioned write of `value` (serialized), as the cache would send it. */
 export const put = (

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { MemoryStorage } from '../../src/storage/memory-storage.js';
+import { MemoryStorage } from '../../src/storage/memory/memory-storage.js';
 import { describeAppendContract, describeStorageContract } from '../../src/testing/index.js';
 
 const runner = { describe, it, beforeAll, afterAll };

@@ -6,7 +6,7 @@ import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStorage } from '../../src/index.js';
-import { LOGICAL_SLOTS } from '../../src/storage/version.js';
+import { LOGICAL_SLOTS } from '../../src/storage/contract/version.js';
 
 const CHILD = fileURLToPath(new URL('./clock-child.ts', import.meta.url));
 const YEAR_MS = 365 * 24 * 3_600_000;

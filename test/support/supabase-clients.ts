@@ -1,6 +1,9 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import pg from 'pg';
-import { SupabaseStorage, type SupabaseStorageCommonOptions } from '../../src/storage/supabase-storage.js';
+import {
+  SupabaseStorage,
+  type SupabaseStorageCommonOptions,
+} from '../../src/storage/supabase/supabase-storage.js';
 import type { PostgresConnectionInfo } from './postgres.js';
 
 /**

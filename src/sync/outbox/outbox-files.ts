@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { type FileIdentity, identify, isSameFile } from '../../storage/file-identity.js';
+import { type FileIdentity, identify, isSameFile } from '../../storage/sqlite-file/file-identity.js';
 import { OutboxError } from '../errors.js';
 
 export interface OutboxFileSizes {

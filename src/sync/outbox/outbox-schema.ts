@@ -4,7 +4,7 @@ import {
   type SqliteFileSchema,
   schemaProblem,
   schemaVersion,
-} from '../../storage/sqlite-file.js';
+} from '../../storage/sqlite-file/sqlite-file.js';
 import { OutboxError } from '../errors.js';
 
 /** The outbox's schema: `steps[n]` takes an outbox from schema `n` to `n + 1`. */

@@ -1,4 +1,4 @@
-import type { LogItem, ValueWrite } from '../../storage/types.js';
+import type { LogItem, ValueWrite } from '../../storage/contract/types.js';
 import type { DeadLetter } from '../types.js';
 
 /** A value write waiting in the outbox, with when it was first queued. */

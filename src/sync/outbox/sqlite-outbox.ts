@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { openSqliteFile } from '../../storage/sqlite-file.js';
+import { openSqliteFile } from '../../storage/sqlite-file/sqlite-file.js';
 import { OutboxError } from '../errors.js';
 import type { DeadLetter, Durability } from '../types.js';
 import { AcknowledgementQueue } from './acknowledgements.js';

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SqliteStorage } from '../../../../src/storage/sqlite-storage.js';
+import { SqliteStorage } from '../../../../src/storage/sqlite/sqlite-storage.js';
 import { firstReleaseOutbox } from '../../../helpers/outbox.js';
 
 // The outbox module is imported inside the test, not at the top, as in a process whose first cache

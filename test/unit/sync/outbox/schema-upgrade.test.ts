@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OutboxError, SqliteStorage } from '../../../../src/index.js';
-import { APPLICATION_IDS } from '../../../../src/storage/sqlite-file.js';
+import { APPLICATION_IDS } from '../../../../src/storage/sqlite-file/sqlite-file.js';
 import {
   assertOutboxFile,
   inspectHeldFile,

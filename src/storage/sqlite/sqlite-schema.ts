@@ -1,0 +1,78 @@
+import type Database from 'better-sqlite3';
+import { StorageConfigurationError } from '../contract/errors.js';
+import {
+  APPLICATION_IDS,
+  migrateSqliteFile,
+  type SchemaProblem,
+  type SqliteFileSchema,
+  schemaProblem,
+  schemaVersion,
+} from '../sqlite-file/sqlite-file.js';
+
+export const ENTRIES_TABLE = 'cache_entries';
+export const ITEMS_TABLE = 'cache_items';
+
+/** The store's schema: `steps[n]` takes a store from schema `n` to `n + 1`. */
+export const STORE_SCHEMA: SqliteFileSchema = {
+  kind: 'store',
+  steps: [
+    `CREATE TABLE ${ENTRIES_TABLE} (
+       key TEXT PRIMARY KEY NOT NULL,
+       version INTEGER NOT NULL CHECK (typeof(version) = 'integer' AND version >= 0),
+       json TEXT CHECK (json IS NULL OR typeof(json) = 'text'),
+       expires_at INTEGER CHECK (expires_at IS NULL OR typeof(expires_at) = 'integer')
+     );
+     CREATE INDEX ${ENTRIES_TABLE}_expiry ON ${ENTRIES_TABLE} (expires_at)
+       WHERE json IS NOT NULL AND expires_at IS NOT NULL;
+     CREATE INDEX ${ENTRIES_TABLE}_tombstones ON ${ENTRIES_TABLE} (version) WHERE json IS NULL;`,
+    // The version high-water mark is max(version): one index lookup instead of a table scan.
+    `CREATE INDEX ${ENTRIES_TABLE}_version ON ${ENTRIES_TABLE} (version);`,
+    // Append-only logs: one row per item, clustered in read order; each id stored once.
+    `CREATE TABLE ${ITEMS_TABLE} (
+       key TEXT NOT NULL,
+       version INTEGER NOT NULL CHECK (typeof(version) = 'integer'),
+       id TEXT NOT NULL,
+       json TEXT NOT NULL CHECK (typeof(json) = 'text'),
+       PRIMARY KEY (key, version, id)
+     ) WITHOUT ROWID;
+     CREATE UNIQUE INDEX ${ITEMS_TABLE}_id ON ${ITEMS_TABLE} (id);
+     -- log_floor: the newest delete of the key; items at or below it are refused, even once a later
+     -- value replaced the tombstone (a late append from before the delete never comes back).
+     ALTER TABLE ${ENTRIES_TABLE} ADD COLUMN log_floor INTEGER NOT NULL DEFAULT 0;
+     UPDATE ${ENTRIES_TABLE} SET log_floor = version WHERE json IS NULL;`,
+  ],
+};
+
+/** Current schema, kept in `PRAGMA user_version`. Add a step to `STORE_SCHEMA` to raise it. */
+export const SQLITE_SCHEMA_VERSION = schemaVersion(STORE_SCHEMA);
+
+/** Marks a file as a hybrid-cache store, so a foreign database is refused instead of altered. */
+export const SQLITE_APPLICATION_ID = APPLICATION_IDS.store;
+
+/**
+ * Creates or upgrades the schema. Reads the version inside an immediate transaction so two
+ * processes opening a fresh file at once do not both try to create it.
+ */
+export function migrateSchema(db: Database.Database, location: string): void {
+  db.transaction(() => {
+    const problem = schemaProblem(db, STORE_SCHEMA);
+    if (problem) throw new StorageConfigurationError(describeProblem(problem, location));
+    migrateSqliteFile(db, STORE_SCHEMA);
+  }).immediate();
+}
+
+function describeProblem(problem: SchemaProblem, location: string): string {
+  switch (problem.problem) {
+    case 'other-kind':
+      return `${location} is a hybrid-cache ${problem.kind} file, not a store; point the store at its own file`;
+    case 'foreign':
+      return problem.applicationId !== 0
+        ? `${location} belongs to another application (application_id ${problem.applicationId}); point the store at its own file`
+        : `${location} already holds tables that are not a hybrid-cache store (${problem.tables.join(', ')}); point the store at its own file`;
+    case 'newer':
+      return (
+        `${location} has store schema ${problem.version}, newer than this version of hybrid-cache understands ` +
+        `(${problem.supported}); upgrade hybrid-cache or use another file`
+      );
+  }
+}

@@ -1,0 +1,349 @@
+import { resolve } from 'node:path';
+import type Database from 'better-sqlite3';
+import {
+  PermanentStorageError,
+  StorageConfigurationError,
+  TransientStorageError,
+} from '../contract/errors.js';
+import {
+  appliedLogFloor,
+  isAboveFloor,
+  logFloorProblem,
+  NO_LOG_FLOOR,
+  storedHasEnded,
+} from '../contract/log-floor.js';
+import {
+  DEFAULT_TOMBSTONE_RETENTION_MS,
+  expiredTombstoneVersionBound,
+  nonNegativeMs,
+} from '../contract/tombstone-retention.js';
+import {
+  type AppendWrite,
+  type ApplyResult,
+  isAppend,
+  type LogItem,
+  type Storage,
+  type StorageCallOptions,
+  type StorageCleanupOptions,
+  type StoredEntry,
+  type VersionedWrite,
+} from '../contract/types.js';
+import { type FileIdentity, identify, isSameFile } from '../sqlite-file/file-identity.js';
+import { isItemError, toStorageError } from '../sqlite-file/sqlite-errors.js';
+import { openSqliteFile } from '../sqlite-file/sqlite-file.js';
+import { ENTRIES_TABLE, ITEMS_TABLE, migrateSchema } from './sqlite-schema.js';
+
+export interface SqliteStorageOptions {
+  /** Database file (its directory is created if missing), or `':memory:'` for a throwaway store. */
+  path: string;
+  /**
+   * How long `cleanup()` keeps tombstones (by version time) when the call does not say. Default
+   * `DEFAULT_TOMBSTONE_RETENTION_MS`.
+   */
+  tombstoneRetentionMs?: number;
+  /**
+   * How long a call waits for another connection's write lock before failing transiently.
+   * better-sqlite3 waits synchronously (the event loop is blocked meanwhile), so keep it short:
+   * the cache retries with backoff anyway. Default 1000 ms.
+   */
+  busyTimeoutMs?: number;
+  /**
+   * SQLite `synchronous` setting. `normal` (default) survives a crash of the process, which is what
+   * the outbox's default `process` durability promises: the cache deletes a write from its outbox
+   * only after this store acknowledged it, and an acknowledged WAL commit is in the OS page cache.
+   * With outbox durability `fsync`, use `full` here too, or a power loss right after a flush could
+   * drop writes the outbox has already forgotten.
+   */
+  synchronous?: 'normal' | 'full';
+}
+
+const DEFAULT_BUSY_TIMEOUT_MS = 1_000;
+/** Keys per `IN (…)` lookup; well under SQLite's bound-parameter limit (999 in old builds). */
+const READ_CHUNK = 512;
+
+interface EntryRow {
+  key: string;
+  version: number;
+  json: string | null;
+  expires_at: number | null;
+}
+
+/**
+ * The embedded default store: one SQLite file, last-writer-wins by version in SQL, tombstones with
+ * a retention period, absolute expiry. Several processes may open one store file (WAL); the
+ * outbox, unlike this store, is single-owner.
+ *
+ * The interface is asynchronous but the work is synchronous (better-sqlite3), so a call's signal
+ * is only checked on entry. Errors: see `sqlite-errors.ts`; a closed store fails transiently so
+ * a flush racing with shutdown leaves its writes in the outbox for the next start.
+ */
+export class SqliteStorage implements Storage {
+  readonly #db: Database.Database;
+  readonly #location: string;
+  readonly #tombstoneRetentionMs: number;
+  /** The file's identity at open, to notice it being deleted or replaced underneath us. */
+  readonly #fileIdentity: FileIdentity | undefined;
+  readonly #upsert: Database.Statement<[string, number, string | null, number | null, number]>;
+  readonly #selectVersion: Database.Statement<[string], number>;
+  readonly #selectHighWaterMark: Database.Statement<[], number>;
+  readonly #deleteExpired: Database.Statement<[number]>;
+  readonly #deleteOldTombstones: Database.Statement<[number]>;
+  readonly #selectByKeyCount = new Map<number, Database.Statement<unknown[], EntryRow>>();
+  readonly #selectEntry: Database.Statement<[string], EntryRow & { log_floor: number }>;
+  readonly #selectItems: Database.Statement<[string], LogItem>;
+  readonly #insertItem: Database.Statement<[string, number, string, string]>;
+  readonly #deleteItemsAtOrBelow: Database.Statement<[string, number]>;
+  readonly #raiseExpiry: Database.Statement<[number | null, number | null, string, number, number]>;
+  readonly #deleteOrphanItems: Database.Statement<[number]>;
+
+  constructor(options: SqliteStorageOptions) {
+    const { path } = options;
+    const inMemory = path === ':memory:' || path === '';
+    this.#location = inMemory ? '(in memory)' : resolve(path);
+    this.#tombstoneRetentionMs = nonNegativeMs(
+      options.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS,
+    );
+    const busyTimeoutMs = nonNegativeMs(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS, 'busyTimeoutMs');
+
+    this.#db = this.#open(inMemory);
+    try {
+      this.#db.pragma(`busy_timeout = ${Math.round(busyTimeoutMs)}`);
+      this.#db.pragma('journal_mode = WAL');
+      this.#db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      migrateSchema(this.#db, this.#location);
+      this.#fileIdentity = inMemory ? undefined : identify(this.#location);
+      this.#upsert = this.#db.prepare(
+        `INSERT INTO ${ENTRIES_TABLE} (key, version, json, expires_at, log_floor)
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (key) DO UPDATE
+           SET version = excluded.version, json = excluded.json, expires_at = excluded.expires_at,
+               log_floor = max(${ENTRIES_TABLE}.log_floor, excluded.log_floor)
+           WHERE excluded.version > ${ENTRIES_TABLE}.version`,
+      );
+      this.#selectVersion = this.#db
+        .prepare<[string], number>(`SELECT version FROM ${ENTRIES_TABLE} WHERE key = ?`)
+        .pluck();
+      this.#selectHighWaterMark = this.#db
+        .prepare<[], number>(
+          `SELECT max(coalesce((SELECT max(version) FROM ${ENTRIES_TABLE}), 0),
+                      coalesce((SELECT max(version) FROM ${ITEMS_TABLE}), 0))`,
+        )
+        .pluck();
+      this.#selectEntry = this.#db.prepare<[string], EntryRow & { log_floor: number }>(
+        `SELECT key, version, json, expires_at, log_floor FROM ${ENTRIES_TABLE} WHERE key = ?`,
+      );
+      this.#selectItems = this.#db.prepare<[string], LogItem>(
+        `SELECT id, version, json FROM ${ITEMS_TABLE} WHERE key = ? ORDER BY version, id`,
+      );
+      this.#insertItem = this.#db.prepare(
+        `INSERT INTO ${ITEMS_TABLE} (key, version, id, json) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      );
+      this.#deleteItemsAtOrBelow = this.#db.prepare(
+        `DELETE FROM ${ITEMS_TABLE} WHERE key = ? AND version <= ?`,
+      );
+      // An append refreshes the expiry of a value live when it was appended (never shortens it).
+      this.#raiseExpiry = this.#db.prepare(
+        `UPDATE ${ENTRIES_TABLE}
+           SET expires_at = CASE WHEN ? IS NULL OR expires_at IS NULL THEN NULL ELSE max(expires_at, ?) END
+         WHERE key = ? AND json IS NOT NULL AND version < ? AND (expires_at IS NULL OR expires_at > ?)`,
+      );
+      this.#deleteOrphanItems = this.#db.prepare(
+        `DELETE FROM ${ITEMS_TABLE} WHERE NOT EXISTS (
+           SELECT 1 FROM ${ENTRIES_TABLE} e WHERE e.key = ${ITEMS_TABLE}.key AND e.json IS NOT NULL
+             AND (e.expires_at IS NULL OR e.expires_at > ?))`,
+      );
+      this.#deleteExpired = this.#db.prepare(
+        `DELETE FROM ${ENTRIES_TABLE} WHERE json IS NOT NULL AND expires_at IS NOT NULL AND expires_at <= ?`,
+      );
+      this.#deleteOldTombstones = this.#db.prepare(
+        `DELETE FROM ${ENTRIES_TABLE} WHERE json IS NULL AND version < ?`,
+      );
+    } catch (error) {
+      this.#db.close();
+      throw openError(error, this.#location);
+    }
+  }
+
+  async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
+    opts?.signal?.throwIfAborted();
+    const found = new Map<string, StoredEntry>();
+    if (keys.length === 0) return found;
+    try {
+      this.#assertUsable();
+      const now = Date.now();
+      for (let start = 0; start < keys.length; start += READ_CHUNK) {
+        const chunk = keys.slice(start, start + READ_CHUNK);
+        for (const row of this.#selectStatement(chunk.length).all(now, ...padded(chunk))) {
+          const entry: StoredEntry = { version: row.version, json: row.json, expiresAt: row.expires_at };
+          if (row.json !== null) {
+            const items = this.#selectItems.all(row.key);
+            if (items.length > 0) entry.items = items;
+          }
+          found.set(row.key, entry);
+        }
+      }
+    } catch (error) {
+      throw toStorageError(error, 'read', this.#location);
+    }
+    return found;
+  }
+
+  async apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
+    opts?.signal?.throwIfAborted();
+    if (writes.length === 0) return [];
+    try {
+      this.#assertUsable();
+      return this.#db.transaction(() => writes.map((write) => this.#applyOne(write))).immediate();
+    } catch (error) {
+      throw toStorageError(error, 'write', this.#location);
+    }
+  }
+
+  async highWaterMark(opts?: StorageCallOptions): Promise<number> {
+    opts?.signal?.throwIfAborted();
+    try {
+      this.#assertUsable();
+      return this.#selectHighWaterMark.get() as number;
+    } catch (error) {
+      throw toStorageError(error, 'read', this.#location);
+    }
+  }
+
+  /**
+   * Deletes expired entries and tombstones older than the retention period (by the time their
+   * version was minted). Returns how many rows were removed.
+   */
+  async cleanup(opts?: StorageCleanupOptions): Promise<number> {
+    opts?.signal?.throwIfAborted();
+    const retentionMs = nonNegativeMs(opts?.tombstoneRetentionMs ?? this.#tombstoneRetentionMs);
+    try {
+      this.#assertUsable();
+      const now = Date.now();
+      const tombstoneVersionBound = expiredTombstoneVersionBound(retentionMs, now);
+      return this.#db
+        .transaction(
+          () =>
+            this.#deleteOrphanItems.run(now).changes +
+            this.#deleteExpired.run(now).changes +
+            this.#deleteOldTombstones.run(tombstoneVersionBound).changes,
+        )
+        .immediate();
+    } catch (error) {
+      throw toStorageError(error, 'cleanup', this.#location);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  #applyOne(write: VersionedWrite): ApplyResult {
+    try {
+      if (typeof write.key !== 'string') throw new TypeError('key must be a string');
+      if (isAppend(write)) return this.#appendOne(write);
+      const problem = logFloorProblem(write);
+      if (problem) throw new TypeError(problem);
+      const previous = this.#selectEntry.get(write.key);
+      const replacedEnded =
+        previous !== undefined &&
+        storedHasEnded({ json: previous.json, expiresAt: previous.expires_at }, Date.now());
+      const floor = appliedLogFloor(write, replacedEnded);
+      // The floor is raised in the same upsert as the value, and only if the value is written.
+      const { changes } = this.#upsert.run(write.key, write.version, write.json, write.expiresAt, floor);
+      if (changes > 0) {
+        if (floor > (previous?.log_floor ?? NO_LOG_FLOOR)) this.#deleteItemsAtOrBelow.run(write.key, floor);
+        return { status: 'applied' };
+      }
+      const storedVersion = this.#selectVersion.get(write.key);
+      return storedVersion === undefined ? { status: 'stale' } : { status: 'stale', storedVersion };
+    } catch (error) {
+      // Anything else (I/O, disk full, lock lost) aborts the whole batch: rethrown, rolled back.
+      if (!isItemError(error)) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      return {
+        status: 'rejected',
+        error: new PermanentStorageError(
+          `SQLite store rejected the write to ${String(write.key)}: ${reason}`,
+          {
+            cause: error,
+          },
+        ),
+      };
+    }
+  }
+
+  /** Each item once (by id), unless the key's log floor is at or above the item. */
+  #appendOne(write: AppendWrite): ApplyResult {
+    const stored = this.#selectEntry.get(write.key);
+    const floor = stored?.log_floor ?? NO_LOG_FLOOR;
+    let accepted = 0;
+    for (const item of write.items) {
+      if (!isAboveFloor(item, floor)) continue;
+      this.#insertItem.run(write.key, item.version, item.id, item.json);
+      accepted++;
+    }
+    if (accepted === 0 && stored) return { status: 'stale', storedVersion: stored.version };
+    this.#raiseExpiry.run(write.expiresAt, write.expiresAt, write.key, write.version, write.appendedAt);
+    return { status: 'applied' };
+  }
+
+  #open(inMemory: boolean): Database.Database {
+    return openSqliteFile(
+      inMemory ? ':memory:' : this.#location,
+      {},
+      (reason, cause, nativeModule) =>
+        new StorageConfigurationError(
+          `cannot open SQLite store ${this.#location}: ${reason}${nativeModule ? '' : FILE_ADVICE}`,
+          { cause },
+        ),
+    );
+  }
+
+  #assertUsable(): void {
+    if (!this.#db.open) throw new TransientStorageError(`SQLite store ${this.#location} is closed`);
+    if (!this.#fileIdentity) return;
+    // An unlinked file keeps accepting writes through the open handle; they would vanish on the
+    // next start, after the outbox had already let go of them.
+    if (!isSameFile(this.#fileIdentity, identify(this.#fileIdentity.path))) {
+      throw new StorageConfigurationError(
+        `SQLite store ${this.#location} was deleted or replaced while open; restore it or restart the ` +
+          'process to open the file now at that path',
+      );
+    }
+  }
+
+  /** Statements for power-of-two key counts, so at most ten are ever prepared. */
+  #selectStatement(keyCount: number): Database.Statement<unknown[], EntryRow> {
+    const size = paddedSize(keyCount);
+    let statement = this.#selectByKeyCount.get(size);
+    if (!statement) {
+      statement = this.#db.prepare<unknown[], EntryRow>(
+        `SELECT key, version, json, expires_at FROM ${ENTRIES_TABLE}
+         WHERE (json IS NULL OR expires_at IS NULL OR expires_at > ?)
+           AND key IN (${Array(size).fill('?').join(', ')})`,
+      );
+      this.#selectByKeyCount.set(size, statement);
+    }
+    return statement;
+  }
+}
+
+function paddedSize(count: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(count, 1)));
+}
+
+/** Fills a chunk up to its statement's size by repeating the last key (harmless inside `IN`). */
+function padded(chunk: string[]): string[] {
+  const size = paddedSize(chunk.length);
+  return chunk.concat(Array(size - chunk.length).fill(chunk[chunk.length - 1]));
+}
+
+const FILE_ADVICE = '; check the path, its permissions and that it is a hybrid-cache store file';
+
+function openError(error: unknown, location: string): Error {
+  if (error instanceof StorageConfigurationError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new StorageConfigurationError(`cannot open SQLite store ${location}: ${reason}${FILE_ADVICE}`, {
+    cause: error,
+  });
+}

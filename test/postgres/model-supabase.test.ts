@@ -1,0 +1,30 @@
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { runModel } from '../property/model.js';
+import { type SupabaseEnv, startSupabaseEnv } from '../support/supabase-env.js';
+
+let env: SupabaseEnv;
+beforeAll(async () => {
+  env = await startSupabaseEnv();
+});
+afterAll(async () => {
+  await env?.close();
+});
+
+describe('model-based consistency: SupabaseStorage over the PostgREST gateway', () => {
+  it('keeps read-your-writes, honest errors and store = model under faults and crashes', async () => {
+    // PostgreSQL reads its own clock, so runs here keep entries from expiring (no TTL, small clock moves).
+    let run = 0;
+    await runModel(
+      {
+        create: async () => {
+          await env.sql('DELETE FROM public.conversation_threads');
+          await env.sql('DELETE FROM public.conversation_turns');
+          run++;
+          return env.storage();
+        },
+      },
+      { expiry: false, numRuns: 8 },
+    );
+    if (run === 0) throw new Error('no run executed');
+  }, 300_000);
+});
