@@ -121,6 +121,7 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     loader,
     clock,
     itemsFlushed: (key) => itemsFlushed(flusher, tier, key, options.readTimeoutMs),
+    onAskAgain: (key, reason) => logger.debug({ key, reason }, 'a read asks the store again'),
   });
   return {
     storage,

@@ -57,11 +57,7 @@ export class ReadPath {
       const known = ask > 1 ? this.#tier.lookup(key) : MISS;
       if (known !== MISS) return known;
       const { stored, writtenDuringRead } = await this.#loader.load(key);
-      const again = writtenDuringRead
-        ? 'written-during-read'
-        : !isLive(stored) && this.#tier.pendingLogs.has(key)
-          ? 'items-waiting'
-          : undefined;
+      const again = this.#reasonToAskAgain(key, stored, writtenDuringRead, false);
       if (again) {
         await this.#before(ask, key, again);
         continue;
@@ -80,13 +76,8 @@ export class ReadPath {
       if (known !== MISS) return known && { value: known.value, items: known.items };
       const pendingAtRead = this.#tier.pendingLogs.get(key)?.items.slice() ?? [];
       const { stored, writtenDuringRead } = await this.#loader.load(key);
-      let again: AskAgain | undefined = writtenDuringRead
-        ? 'written-during-read'
-        : this.#settledUnseen(key, pendingAtRead, stored)
-          ? 'items-settled-unseen'
-          : !isLive(stored) && this.#tier.pendingLogs.has(key)
-            ? 'items-waiting'
-            : undefined;
+      const unseen = this.#settledUnseen(key, pendingAtRead, stored);
+      let again = this.#reasonToAskAgain(key, stored, writtenDuringRead, unseen);
       if (again) {
         await this.#before(ask, key, again);
         continue;
@@ -111,6 +102,18 @@ export class ReadPath {
         throw new CorruptValueError(key, { cause: error });
       }
     }
+  }
+
+  #reasonToAskAgain(
+    key: string,
+    stored: StoredEntry | undefined,
+    writtenDuringRead: boolean,
+    itemsSettledUnseen: boolean,
+  ): AskAgain | undefined {
+    if (writtenDuringRead) return 'written-during-read';
+    if (itemsSettledUnseen) return 'items-settled-unseen';
+    if (!isLive(stored) && this.#tier.pendingLogs.has(key)) return 'items-waiting';
+    return undefined;
   }
 
   /** Before asking the store again: gives up after the last ask, and waits for the key's items to flush when that is the reason. */
