@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { Reversion } from './outbox.js';
+import type { UnanchoredRows } from './space-policy.js';
 
 // The SQL of the clock-anchoring step, apart from the tables' other statements.
 
@@ -51,9 +52,33 @@ export function prepareAnchor(
   });
   return (changes, anchoredThrough) => {
     if (changes.length === 0 && !hasUnanchored.get() && !hasReservations.get()) return false;
-    write(changes, anchoredThrough);
+    // A page cache that spills writes a page to the log again each time it is changed after the
+    // spill; without spilling each page is logged once, which keeps the rewrite within the room the
+    // outbox keeps for it (see `anchorRewritePages`). Dirty pages stay in memory until the commit.
+    db.pragma('cache_spill = false');
+    try {
+      write(changes, anchoredThrough);
+    } finally {
+      db.pragma('cache_spill = true');
+    }
     return true;
   };
+}
+
+/** The rows still unanchored, counted at open: an earlier process may have left them. */
+export function readUnanchoredRows(db: Database.Database): UnanchoredRows {
+  const [count, bytes] = db
+    .prepare(
+      `SELECT count(*), coalesce(sum(size), 0) FROM (
+         SELECT length(CAST(key AS BLOB)) + coalesce(length(CAST(json AS BLOB)), 0) AS size
+           FROM pending WHERE ${STILL_UNANCHORED}
+         UNION ALL
+         SELECT length(CAST(key AS BLOB)) + length(id) + length(CAST(json AS BLOB))
+           FROM pending_items WHERE ${STILL_UNANCHORED})`,
+    )
+    .raw()
+    .get() as [number, number];
+  return { count, bytes };
 }
 
 /** The versions an outbox of 0.1 reserved, oldest first. */

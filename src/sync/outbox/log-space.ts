@@ -4,12 +4,14 @@ import { OutboxError } from '../errors.js';
 import type { OutboxEnvironment, WatchedFiles } from './environment.js';
 import {
   acknowledgementChunk,
+  anchorRewriteLogBytes,
   type CheckpointMoment,
   checkpointFor,
   checkpointThreshold,
   hasDiskRoom,
   isLowOnDisk,
   type LogState,
+  type UnanchoredRows,
 } from './space-policy.js';
 import { type WalLimits, walBytesUpperBound } from './wal-limits.js';
 
@@ -158,24 +160,45 @@ export class LogSpace {
 
   /**
    * On a nearly full disk, refuses (throws) a write that would leave too little room to clear the
-   * backlog later (see `hasDiskRoom`). `backlog` tells whether rows wait to be deleted.
+   * backlog later (see `hasDiskRoom`). `backlog` tells whether rows wait to be deleted, `unanchored`
+   * which rows the anchoring step would rewrite once this write is in.
    */
-  admit(rowBytes: () => number[], backlog: () => boolean): void {
+  admit(rowBytes: () => number[], backlog: () => boolean, unanchored: () => UnanchoredRows): void {
     if (!this.#files || !this.lowOnDisk) return;
     const logBytes = walBytesUpperBound(rowBytes(), this.#pageSize, Number.POSITIVE_INFINITY);
+    const room = () => this.#hasDiskRoom(logBytes, backlog(), this.#anchorBytes(unanchored()));
     this.#measureDisk();
-    if (this.#hasDiskRoom(logBytes, backlog)) return;
+    if (room()) return;
     if (
       checkpointFor({ kind: 'no-disk-room' }, this.#log) === 'truncate-now' &&
       this.#tryCheckpoint('TRUNCATE')
     ) {
       this.#measureDisk();
-      if (this.#hasDiskRoom(logBytes, backlog)) return;
+      if (room()) return;
     }
     throw new OutboxError(
       `the outbox at ${this.#path} could not record the write: the disk is nearly full (${this.#freeBytes} bytes free); ` +
         'the rest is kept for clearing the backlog. It recovers once space is freed or the store acknowledges the backlog',
     );
+  }
+
+  /**
+   * Before the anchoring step rewrites `rows`, makes the room admission kept for it usable: under a
+   * cap the log is emptied first if the rewrite might overrun its share (which always holds one
+   * transaction started on an empty log); on a nearly full disk the log is folded back and emptied
+   * when the free space measured now would not hold the rewrite. Never throws: the rewrite is tried.
+   */
+  makeRoomForAnchor(rows: UnanchoredRows): void {
+    if (rows.count === 0) return;
+    const logBytes = () => this.#anchorBytes(rows);
+    if (checkpointFor({ kind: 'before-commit', logBytes }, this.#log) === 'truncate-now') {
+      this.#tryCheckpoint('TRUNCATE');
+    }
+    if (!this.#files || !this.lowOnDisk) return;
+    this.#measureDisk();
+    if (this.#hasDiskRoom(logBytes(), false, 0)) return;
+    if (checkpointFor({ kind: 'no-disk-room' }, this.#log) === 'truncate-now')
+      this.#tryCheckpoint('TRUNCATE');
   }
 
   /** Under a cap, whether the main file can take another page (a free one inside, or room to grow). */
@@ -204,7 +227,7 @@ export class LogSpace {
     this.#mainBytes = sizes.mainBytes;
   }
 
-  #hasDiskRoom(logBytes: number, backlog: () => boolean): boolean {
+  #hasDiskRoom(logBytes: number, backlog: boolean, anchorBytes: number): boolean {
     const pageCount = this.#db.pragma('page_count', { simple: true }) as number;
     return hasDiskRoom({
       freeBytes: this.#freeBytes,
@@ -212,8 +235,17 @@ export class LogSpace {
       pageCount,
       mainBytes: this.#mainBytes,
       logBytes,
-      backlog: backlog(),
+      backlog,
+      anchorBytes,
     });
+  }
+
+  /** Log bytes the anchoring step's rewrite of `rows` may need; the pages in use are read only when some are pending. */
+  #anchorBytes(rows: UnanchoredRows): number {
+    if (rows.count === 0) return 0;
+    const pageCount = this.#db.pragma('page_count', { simple: true }) as number;
+    const freePages = this.#db.pragma('freelist_count', { simple: true }) as number;
+    return anchorRewriteLogBytes(rows, this.#pageSize, pageCount - freePages);
   }
 
   /**

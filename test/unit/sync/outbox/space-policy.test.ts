@@ -46,7 +46,7 @@ describe('the checkpoint threshold follows free space', () => {
 describe('disk room on a nearly full disk', () => {
   const pageSize = 4096;
   const reserve = frameBytes(2 * LOW_DISK_ACK_CHUNK + 8, pageSize);
-  const room = { pageSize, pageCount: 10, mainBytes: 10 * pageSize, logBytes: 20_000 };
+  const room = { pageSize, pageCount: 10, mainBytes: 10 * pageSize, logBytes: 20_000, anchorBytes: 0 };
 
   it('keeps room to delete the backlog while rows are pending, none when nothing is', () => {
     expect(hasDiskRoom({ ...room, freeBytes: 20_000, backlog: false })).toBe(true);

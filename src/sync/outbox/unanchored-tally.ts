@@ -1,0 +1,53 @@
+import { isPendingItem, type PendingItem, type PendingWrite } from './outbox.js';
+import type { UnanchoredRows } from './space-policy.js';
+
+/** A row's key, item id and JSON in bytes: what its size on disk grows with. */
+export function rowByteLength(w: PendingWrite | PendingItem): number {
+  if (isPendingItem(w)) return Buffer.byteLength(w.key) + w.item.id.length + Buffer.byteLength(w.item.json);
+  return Buffer.byteLength(w.key) + (w.json === null ? 0 : Buffer.byteLength(w.json));
+}
+
+/**
+ * The rows the anchoring step will rewrite, tallied as they commit, so that low-disk admission keeps
+ * room for that rewrite without a query per commit. An over-count (a key written twice before the
+ * anchor, an item a delete dropped) only keeps more room than needed, and the room kept never
+ * exceeds a rewrite of every page in use (see `anchorRewritePages`).
+ */
+export class UnanchoredTally {
+  #count: number;
+  #bytes: number;
+
+  /** Starts from the rows an earlier process left unanchored. */
+  constructor(initial: UnanchoredRows) {
+    this.#count = initial.count;
+    this.#bytes = initial.bytes;
+  }
+
+  get rows(): UnanchoredRows {
+    return { count: this.#count, bytes: this.#bytes };
+  }
+
+  /** The tally as it would be once `writes` commit too. */
+  with(writes: ReadonlyArray<PendingWrite | PendingItem>): UnanchoredRows {
+    let count = this.#count;
+    let bytes = this.#bytes;
+    for (const w of writes) {
+      if (!w.unanchored) continue;
+      count++;
+      bytes += rowByteLength(w);
+    }
+    return { count, bytes };
+  }
+
+  committed(writes: ReadonlyArray<PendingWrite | PendingItem>): void {
+    const after = this.with(writes);
+    this.#count = after.count;
+    this.#bytes = after.bytes;
+  }
+
+  /** The anchoring step recorded every row anchored. */
+  anchored(): void {
+    this.#count = 0;
+    this.#bytes = 0;
+  }
+}
