@@ -52,15 +52,7 @@ export function prepareAnchor(
   });
   return (changes, anchoredThrough) => {
     if (changes.length === 0 && !hasUnanchored.get() && !hasReservations.get()) return false;
-    // A page cache that spills writes a page to the log again each time it is changed after the
-    // spill; without spilling each page is logged once, which keeps the rewrite within the room the
-    // outbox keeps for it (see `anchorRewritePages`). Dirty pages stay in memory until the commit.
-    db.pragma('cache_spill = false');
-    try {
-      write(changes, anchoredThrough);
-    } finally {
-      db.pragma('cache_spill = true');
-    }
+    write(changes, anchoredThrough);
     return true;
   };
 }

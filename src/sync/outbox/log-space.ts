@@ -4,6 +4,7 @@ import { OutboxError } from '../errors.js';
 import type { OutboxEnvironment, WatchedFiles } from './environment.js';
 import {
   acknowledgementChunk,
+  anchorGrowthPages,
   anchorRewriteLogBytes,
   type CheckpointMoment,
   checkpointFor,
@@ -70,6 +71,8 @@ export class LogSpace {
   #freeBytes = Number.POSITIVE_INFINITY;
   #checkpointRequested = false;
   #checkpoints = 0;
+  /** Under a cap, the page limit writes see now: lower while pages are kept for the anchoring step. */
+  #pageLimit: number | undefined;
 
   constructor(options: LogSpaceOptions) {
     this.#db = options.db;
@@ -87,6 +90,7 @@ export class LogSpace {
       thresholdBytes: options.limits.checkpointAtBytes,
       walBudgetBytes: options.limits.walBudgetBytes,
     };
+    this.#pageLimit = options.limits.maxPageCount;
     if (this.#files) this.#measureFreeSpace();
   }
 
@@ -190,6 +194,7 @@ export class LogSpace {
    */
   makeRoomForAnchor(rows: UnanchoredRows): void {
     if (rows.count === 0) return;
+    this.keepPagesForAnchor(false);
     const logBytes = () => this.#anchorBytes(rows);
     if (checkpointFor({ kind: 'before-commit', logBytes }, this.#log) === 'truncate-now') {
       this.#tryCheckpoint('TRUNCATE');
@@ -201,12 +206,26 @@ export class LogSpace {
       this.#tryCheckpoint('TRUNCATE');
   }
 
+  /**
+   * Under a cap, while rows wait for the anchoring step (`keep`), writes see a page limit lowered by
+   * the pages its rewrite may add (`anchorGrowthPages` of every page), so that an outbox filled with
+   * unanchored writes still has them when the step runs (`makeRoomForAnchor` gives them back). A
+   * file already past the lowered limit keeps its size as the limit (SQLite never lowers it further).
+   */
+  keepPagesForAnchor(keep: boolean): void {
+    const { maxPageCount } = this.#limits;
+    if (maxPageCount === undefined) return;
+    const limit = keep ? Math.max(1, maxPageCount - anchorGrowthPages(maxPageCount)) : maxPageCount;
+    if (limit === this.#pageLimit) return;
+    this.#pageLimit = this.#db.pragma(`max_page_count = ${limit}`, { simple: true }) as number;
+  }
+
   /** Under a cap, whether the main file can take another page (a free one inside, or room to grow). */
   hasFreePage(): boolean {
-    const { maxPageCount } = this.#limits;
-    if (maxPageCount === undefined) return true;
+    const limit = this.#pageLimit;
+    if (limit === undefined) return true;
     const pages = this.#db.pragma('page_count', { simple: true }) as number;
-    return pages < maxPageCount || (this.#db.pragma('freelist_count', { simple: true }) as number) > 0;
+    return pages < limit || (this.#db.pragma('freelist_count', { simple: true }) as number) > 0;
   }
 
   #run(checkpoint: 'none' | 'background' | 'truncate-now'): void {

@@ -45,16 +45,25 @@ const PAGE_HEADER_BYTES = 64;
 const ANCHOR_SLACK_PAGES = 8;
 
 /**
+ * Pages the anchoring step's rewrite of `touchedPages` may add to the file: a rewritten row is
+ * deleted and reinserted, and the rebalances that follow may need a page more than they free.
+ */
+export function anchorGrowthPages(touchedPages: number): number {
+  return Math.ceil(touchedPages / 32) + ANCHOR_SLACK_PAGES;
+}
+
+/**
  * An upper bound of the pages the anchoring step's rewrite writes to the log: per row its pages and
- * those around it, plus its bytes (overflow pages included). It is run with the page cache never
- * spilling, so no page is written twice, and a rewritten row keeps its size (versions are 8-byte
- * integers before and after), so it writes at most every page in use, plus a rebalance's additions.
+ * those around it, plus its bytes (overflow pages included). One transaction logs a page once (a
+ * page changed again after the page cache spilled it overwrites its frame in place), and a
+ * rewritten row keeps its size (versions are 8-byte integers before and after), so it writes at most
+ * every page in use, plus what its rebalances add.
  */
 export function anchorRewritePages(rows: UnanchoredRows, pageSize: number, pagesInUse: number): number {
   if (rows.count === 0) return 0;
   const byRow = rows.count * ANCHOR_PAGES_PER_ROW + Math.ceil(rows.bytes / (pageSize - PAGE_HEADER_BYTES));
   const touched = Math.min(byRow, pagesInUse);
-  return touched + Math.ceil(touched / 32) + ANCHOR_SLACK_PAGES;
+  return touched + anchorGrowthPages(touched);
 }
 
 /** Most bytes the anchoring step's rewrite adds to the log (the log's header counted as a page). */

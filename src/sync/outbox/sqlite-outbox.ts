@@ -15,13 +15,7 @@ import { configureCommits, GroupCommit } from './group-commit.js';
 import { LogSpace } from './log-space.js';
 import { LostFiles } from './lost-files.js';
 import { Maintenance, MaintenanceReport } from './maintenance.js';
-import {
-  type Acknowledged,
-  type Outbox,
-  type PendingItem,
-  type PendingWrite,
-  type Reversion,
-} from './outbox.js';
+import type { Acknowledged, Outbox, PendingItem, PendingWrite, Reversion } from './outbox.js';
 import { describeOpenFailure, describeReplayFailure, describeWriteFailure, isFull } from './outbox-errors.js';
 import { assertOutboxFile, inspectHeldFile, isBusy, migrateOutbox } from './outbox-schema.js';
 import { OutboxTables } from './outbox-tables.js';
@@ -163,6 +157,7 @@ export class SqliteOutbox implements Outbox {
         failed: (error) => this.#report.failed(error),
       },
     });
+    this.#space.keepPagesForAnchor(this.#unanchored.rows.count > 0);
     this.#maintenance = new Maintenance(
       {
         lostFiles: this.#lostFiles,
@@ -231,6 +226,7 @@ export class SqliteOutbox implements Outbox {
       this.#space.makeRoomForAnchor(this.#unanchored.rows);
       wrote = this.#anchor(changes, anchoredThrough);
     } catch (error) {
+      this.#space.keepPagesForAnchor(this.#unanchored.rows.count > 0);
       this.#space.refused(isFull(error));
       throw describeWriteFailure(this.#path, error, this.#space.capped);
     }
@@ -325,11 +321,13 @@ export class SqliteOutbox implements Outbox {
   #commit(writes: Array<PendingWrite | PendingItem>): OutboxError | undefined {
     if (this.#lostFiles.lost) return this.#lostFiles.lost;
     const rowBytes = () => writes.map(rowByteLength);
+    const unanchored = this.#unanchored.with(writes);
     try {
-      this.#space.admit(rowBytes, this.#hasBacklog, () => this.#unanchored.with(writes));
+      this.#space.admit(rowBytes, this.#hasBacklog, () => unanchored);
       this.#space.makeRoomFor(rowBytes);
+      this.#space.keepPagesForAnchor(unanchored.count > 0);
       this.#tables.commit(writes);
-      this.#unanchored.committed(writes);
+      this.#unanchored.committed(unanchored);
       this.#commits++;
     } catch (error) {
       this.#space.refused(isFull(error) || error instanceof OutboxError);

@@ -39,8 +39,8 @@ export class UnanchoredTally {
     return { count, bytes };
   }
 
-  committed(writes: ReadonlyArray<PendingWrite | PendingItem>): void {
-    const after = this.with(writes);
+  /** Writes committed: `after` is the tally `with` gave for them. */
+  committed(after: UnanchoredRows): void {
     this.#count = after.count;
     this.#bytes = after.bytes;
   }
