@@ -107,7 +107,7 @@ export class SqliteOutbox implements Outbox {
     db.transaction(() => migrateOutbox(db))();
     this.#tables = new OutboxTables(db);
     this.#anchor = prepareAnchor(db);
-    this.#unanchored = new UnanchoredTally(readUnanchoredRows(db));
+    this.#unanchored = new UnanchoredTally(() => readUnanchoredRows(db));
     this.#groupCommit = new GroupCommit((writes) => this.#commit(writes));
     this.#report = new MaintenanceReport(this.#logger, this.#path, () => this.#acknowledgements.size);
     this.#acknowledgements = new AcknowledgementQueue({
@@ -157,7 +157,6 @@ export class SqliteOutbox implements Outbox {
         failed: (error) => this.#report.failed(error),
       },
     });
-    this.#space.keepPagesForAnchor(this.#unanchored.rows.count > 0);
     this.#maintenance = new Maintenance(
       {
         lostFiles: this.#lostFiles,

@@ -7,6 +7,9 @@ export function rowByteLength(w: PendingWrite | PendingItem): number {
   return Buffer.byteLength(w.key) + (w.json === null ? 0 : Buffer.byteLength(w.json));
 }
 
+/** Rows that could not be counted: the room kept is then a rewrite of every page in use. */
+const UNCOUNTED: UnanchoredRows = { count: Number.POSITIVE_INFINITY, bytes: Number.POSITIVE_INFINITY };
+
 /**
  * The rows the anchoring step will rewrite, tallied as they commit, so that low-disk admission keeps
  * room for that rewrite without a query per commit. An over-count (a key written twice before the
@@ -14,22 +17,26 @@ export function rowByteLength(w: PendingWrite | PendingItem): number {
  * exceeds a rewrite of every page in use (see `anchorRewritePages`).
  */
 export class UnanchoredTally {
-  #count: number;
-  #bytes: number;
+  readonly #readLeft: () => UnanchoredRows;
+  #count: number | undefined;
+  #bytes = 0;
 
-  /** Starts from the rows an earlier process left unanchored. */
-  constructor(initial: UnanchoredRows) {
-    this.#count = initial.count;
-    this.#bytes = initial.bytes;
+  /**
+   * `readLeft` counts the rows an earlier process left unanchored. It runs when the tally is first
+   * needed, not at open: opening never reads the tables, so a damaged page is found (and named) by
+   * the replay. If it fails, the rows are taken as uncounted; the replay reports why.
+   */
+  constructor(readLeft: () => UnanchoredRows) {
+    this.#readLeft = readLeft;
   }
 
   get rows(): UnanchoredRows {
-    return { count: this.#count, bytes: this.#bytes };
+    return { count: this.#counted(), bytes: this.#bytes };
   }
 
   /** The tally as it would be once `writes` commit too. */
   with(writes: ReadonlyArray<PendingWrite | PendingItem>): UnanchoredRows {
-    let count = this.#count;
+    let count = this.#counted();
     let bytes = this.#bytes;
     for (const w of writes) {
       if (!w.unanchored) continue;
@@ -49,5 +56,18 @@ export class UnanchoredTally {
   anchored(): void {
     this.#count = 0;
     this.#bytes = 0;
+  }
+
+  #counted(): number {
+    if (this.#count !== undefined) return this.#count;
+    let left: UnanchoredRows;
+    try {
+      left = this.#readLeft();
+    } catch {
+      left = UNCOUNTED;
+    }
+    this.#count = left.count;
+    this.#bytes = left.bytes;
+    return left.count;
   }
 }
