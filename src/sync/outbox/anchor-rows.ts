@@ -16,7 +16,8 @@ export const STILL_UNANCHORED = `(unanchored = 1 AND version > coalesce((SELECT 
  * `anchoredThrough` is anchored: a page or two, which a full disk still has room for (the outbox
  * keeps room to clear its backlog), so a full outbox of writes accepted while the store was down
  * still drains. When versions change, the rows are rewritten and their flags cleared in one
- * transaction. Either way the reservations an outbox of 0.1 kept are dropped.
+ * transaction, which needs log room about their size: the outbox keeps that room while they are
+ * pending (see `anchorRewritePages`). Either way the reservations an outbox of 0.1 kept are dropped.
  */
 export function prepareAnchor(
   db: Database.Database,
