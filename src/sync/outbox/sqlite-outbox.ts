@@ -231,6 +231,8 @@ export class SqliteOutbox implements Outbox {
     }
     this.#unanchored.anchored();
     if (wrote) this.#confirmWrite();
+    // The room kept for the step is free again: writes refused for it need not wait for the tick.
+    this.#probeIfRefusing();
   }
 
   reservedVersions(): Array<[number, number]> {

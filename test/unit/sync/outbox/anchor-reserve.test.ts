@@ -96,6 +96,19 @@ describe('low-disk admission keeps room for the anchoring rewrite (free space in
     },
   );
 
+  it('stays refusing on the tick while the rows are unanchored, and takes writes again as soon as they are anchored', async () => {
+    env.free = BETWEEN;
+    const outbox = open();
+    await outbox.append(kilobyte('a', 1, true));
+    await expect(outbox.append(kilobyte('b', 2, true))).rejects.toThrow(NEARLY_FULL);
+    env.tick();
+    expect(outbox.failure?.message).toMatch(NEARLY_FULL);
+
+    outbox.anchor([{ key: 'a', from: 1, to: 10 }], 10);
+    expect(outbox.failure).toBeUndefined();
+    expect(env.ticks).toBe(1);
+  });
+
   it('keeps the room for rows an earlier process left unanchored', async () => {
     const first = open();
     await first.append(kilobyte('a', 1, true));
