@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -123,6 +123,20 @@ describe('low-disk admission keeps room for the anchoring rewrite (free space in
   });
 });
 
+/** Overwrites the items table's only page with garbage (outbox closed): reading it fails. */
+function damageItemsPage(): void {
+  const raw = new Database(path, { readonly: true });
+  const root = raw
+    .prepare("SELECT rootpage FROM sqlite_schema WHERE name = 'pending_items'")
+    .pluck()
+    .get() as number;
+  raw.close();
+  const bytes = readFileSync(path);
+  const pageSize = bytes.readUInt16BE(16);
+  bytes.fill(0xab, pageSize * (root - 1), pageSize * root);
+  writeFileSync(path, bytes);
+}
+
 /** Pages the outbox's file holds that are not free (read with the outbox closed). */
 function pagesInUse(): number {
   const raw = new Database(path, { readonly: true });
@@ -133,6 +147,22 @@ function pagesInUse(): number {
     raw.close();
   }
 }
+
+describe('unanchored rows that cannot be counted', () => {
+  it('keep room for a rewrite of every page in use, and the write is refused for room, not for the damage', async () => {
+    const first = open();
+    await first.append(kilobyte('a', 1, false));
+    await first.close();
+    damageItemsPage();
+
+    env.free = BETWEEN;
+    const outbox = open();
+    // Counted, the rows are anchored and this second row fits (the first test above); uncounted,
+    // room for rewriting the whole file is kept. The replay is what names the damage.
+    await expect(outbox.append(kilobyte('b', 2, false))).rejects.toThrow(NEARLY_FULL);
+    expect(() => outbox.pendingItems()).toThrow(/damaged|malformed/);
+  });
+});
 
 describe('the anchoring rewrite at the edge of the room kept for it', () => {
   it('writes no more log than the bound admission keeps free, each page logged once however many rows', async () => {
