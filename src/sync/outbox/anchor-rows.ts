@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { Reversion } from './outbox.js';
+import type { UnanchoredRows } from './space-policy.js';
 
 // The SQL of the clock-anchoring step, apart from the tables' other statements.
 
@@ -15,7 +16,8 @@ export const STILL_UNANCHORED = `(unanchored = 1 AND version > coalesce((SELECT 
  * `anchoredThrough` is anchored: a page or two, which a full disk still has room for (the outbox
  * keeps room to clear its backlog), so a full outbox of writes accepted while the store was down
  * still drains. When versions change, the rows are rewritten and their flags cleared in one
- * transaction. Either way the reservations an outbox of 0.1 kept are dropped.
+ * transaction, which needs log room about their size: the outbox keeps that room while they are
+ * pending (see `anchorRewritePages`). Either way the reservations an outbox of 0.1 kept are dropped.
  */
 export function prepareAnchor(
   db: Database.Database,
@@ -54,6 +56,22 @@ export function prepareAnchor(
     write(changes, anchoredThrough);
     return true;
   };
+}
+
+/** The rows still unanchored, counted at open: an earlier process may have left them. */
+export function readUnanchoredRows(db: Database.Database): UnanchoredRows {
+  const [count, bytes] = db
+    .prepare(
+      `SELECT count(*), coalesce(sum(size), 0) FROM (
+         SELECT length(CAST(key AS BLOB)) + coalesce(length(CAST(json AS BLOB)), 0) AS size
+           FROM pending WHERE ${STILL_UNANCHORED}
+         UNION ALL
+         SELECT length(CAST(key AS BLOB)) + length(id) + length(CAST(json AS BLOB))
+           FROM pending_items WHERE ${STILL_UNANCHORED})`,
+    )
+    .raw()
+    .get() as [number, number];
+  return { count, bytes };
 }
 
 /** The versions an outbox of 0.1 reserved, oldest first. */

@@ -4,12 +4,15 @@ import { OutboxError } from '../errors.js';
 import type { OutboxEnvironment, WatchedFiles } from './environment.js';
 import {
   acknowledgementChunk,
+  anchorGrowthPages,
+  anchorRewriteLogBytes,
   type CheckpointMoment,
   checkpointFor,
   checkpointThreshold,
   hasDiskRoom,
   isLowOnDisk,
   type LogState,
+  type UnanchoredRows,
 } from './space-policy.js';
 import { type WalLimits, walBytesUpperBound } from './wal-limits.js';
 
@@ -68,6 +71,8 @@ export class LogSpace {
   #freeBytes = Number.POSITIVE_INFINITY;
   #checkpointRequested = false;
   #checkpoints = 0;
+  /** Under a cap, the page limit writes see now: lower while pages are kept for the anchoring step. */
+  #pageLimit: number | undefined;
 
   constructor(options: LogSpaceOptions) {
     this.#db = options.db;
@@ -85,6 +90,7 @@ export class LogSpace {
       thresholdBytes: options.limits.checkpointAtBytes,
       walBudgetBytes: options.limits.walBudgetBytes,
     };
+    this.#pageLimit = options.limits.maxPageCount;
     if (this.#files) this.#measureFreeSpace();
   }
 
@@ -158,19 +164,21 @@ export class LogSpace {
 
   /**
    * On a nearly full disk, refuses (throws) a write that would leave too little room to clear the
-   * backlog later (see `hasDiskRoom`). `backlog` tells whether rows wait to be deleted.
+   * backlog later (see `hasDiskRoom`). `backlog` tells whether rows wait to be deleted, `unanchored`
+   * which rows the anchoring step would rewrite once this write is in.
    */
-  admit(rowBytes: () => number[], backlog: () => boolean): void {
+  admit(rowBytes: () => number[], backlog: () => boolean, unanchored: () => UnanchoredRows): void {
     if (!this.#files || !this.lowOnDisk) return;
     const logBytes = walBytesUpperBound(rowBytes(), this.#pageSize, Number.POSITIVE_INFINITY);
+    const room = () => this.#hasDiskRoom(logBytes, backlog(), this.#anchorBytes(unanchored()));
     this.#measureDisk();
-    if (this.#hasDiskRoom(logBytes, backlog)) return;
+    if (room()) return;
     if (
       checkpointFor({ kind: 'no-disk-room' }, this.#log) === 'truncate-now' &&
       this.#tryCheckpoint('TRUNCATE')
     ) {
       this.#measureDisk();
-      if (this.#hasDiskRoom(logBytes, backlog)) return;
+      if (room()) return;
     }
     throw new OutboxError(
       `the outbox at ${this.#path} could not record the write: the disk is nearly full (${this.#freeBytes} bytes free); ` +
@@ -178,12 +186,46 @@ export class LogSpace {
     );
   }
 
+  /**
+   * Before the anchoring step rewrites `rows`, makes the room admission kept for it usable: under a
+   * cap the log is emptied first if the rewrite might overrun its share (which always holds one
+   * transaction started on an empty log); on a nearly full disk the log is folded back and emptied
+   * when the free space measured now would not hold the rewrite. Never throws: the rewrite is tried.
+   */
+  makeRoomForAnchor(rows: UnanchoredRows): void {
+    if (rows.count === 0) return;
+    this.keepPagesForAnchor(false);
+    const logBytes = () => this.#anchorBytes(rows);
+    if (checkpointFor({ kind: 'before-commit', logBytes }, this.#log) === 'truncate-now') {
+      this.#tryCheckpoint('TRUNCATE');
+    }
+    if (!this.#files || !this.lowOnDisk) return;
+    this.#measureDisk();
+    if (this.#hasDiskRoom(logBytes(), false, 0)) return;
+    if (checkpointFor({ kind: 'no-disk-room' }, this.#log) === 'truncate-now')
+      this.#tryCheckpoint('TRUNCATE');
+  }
+
+  /**
+   * Under a cap, while rows wait for the anchoring step (`keep`), writes see a page limit lowered by
+   * the pages its rewrite may add (`anchorGrowthPages` of every page), so that an outbox filled with
+   * unanchored writes still has them when the step runs (`makeRoomForAnchor` gives them back). A
+   * file already past the lowered limit keeps its size as the limit (SQLite never lowers it further).
+   */
+  keepPagesForAnchor(keep: boolean): void {
+    const { maxPageCount } = this.#limits;
+    if (maxPageCount === undefined) return;
+    const limit = keep ? Math.max(1, maxPageCount - anchorGrowthPages(maxPageCount)) : maxPageCount;
+    if (limit === this.#pageLimit) return;
+    this.#pageLimit = this.#db.pragma(`max_page_count = ${limit}`, { simple: true }) as number;
+  }
+
   /** Under a cap, whether the main file can take another page (a free one inside, or room to grow). */
   hasFreePage(): boolean {
-    const { maxPageCount } = this.#limits;
-    if (maxPageCount === undefined) return true;
+    const limit = this.#pageLimit;
+    if (limit === undefined) return true;
     const pages = this.#db.pragma('page_count', { simple: true }) as number;
-    return pages < maxPageCount || (this.#db.pragma('freelist_count', { simple: true }) as number) > 0;
+    return pages < limit || (this.#db.pragma('freelist_count', { simple: true }) as number) > 0;
   }
 
   #run(checkpoint: 'none' | 'background' | 'truncate-now'): void {
@@ -204,7 +246,7 @@ export class LogSpace {
     this.#mainBytes = sizes.mainBytes;
   }
 
-  #hasDiskRoom(logBytes: number, backlog: () => boolean): boolean {
+  #hasDiskRoom(logBytes: number, backlog: boolean, anchorBytes: number): boolean {
     const pageCount = this.#db.pragma('page_count', { simple: true }) as number;
     return hasDiskRoom({
       freeBytes: this.#freeBytes,
@@ -212,8 +254,17 @@ export class LogSpace {
       pageCount,
       mainBytes: this.#mainBytes,
       logBytes,
-      backlog: backlog(),
+      backlog,
+      anchorBytes,
     });
+  }
+
+  /** Log bytes the anchoring step's rewrite of `rows` may need; the pages in use are read only when some are pending. */
+  #anchorBytes(rows: UnanchoredRows): number {
+    if (rows.count === 0) return 0;
+    const pageCount = this.#db.pragma('page_count', { simple: true }) as number;
+    const freePages = this.#db.pragma('freelist_count', { simple: true }) as number;
+    return anchorRewriteLogBytes(rows, this.#pageSize, pageCount - freePages);
   }
 
   /**

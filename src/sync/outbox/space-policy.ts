@@ -27,6 +27,50 @@ export function checkpointThreshold(limitBytes: number, freeBytes: number): numb
   return Math.min(limitBytes, Math.max(MIN_CHECKPOINT_AT_BYTES, Math.floor(freeBytes / 4)));
 }
 
+/** The rows the anchoring step would rewrite (those still unanchored), as the outbox tallies them. */
+export interface UnanchoredRows {
+  count: number;
+  /** Their keys, item ids and JSON. */
+  bytes: number;
+}
+
+/**
+ * Pages one rewritten row may touch besides its own bytes: its leaf, the siblings a rebalance after
+ * its delete-and-reinsert moves cells between, their parent, and an item's index leaf.
+ */
+const ANCHOR_PAGES_PER_ROW = 4;
+/** Bytes of a leaf page that hold no cell: its header and cell pointers, rounded up. */
+const PAGE_HEADER_BYTES = 64;
+/** Page 1 (the change counter), the freelist trunk, and a page a rebalance may add. */
+const ANCHOR_SLACK_PAGES = 8;
+
+/**
+ * Pages the anchoring step's rewrite of `touchedPages` may add to the file: a rewritten row is
+ * deleted and reinserted, and the rebalances that follow may need a page more than they free.
+ */
+export function anchorGrowthPages(touchedPages: number): number {
+  return Math.ceil(touchedPages / 32) + ANCHOR_SLACK_PAGES;
+}
+
+/**
+ * An upper bound of the pages the anchoring step's rewrite writes to the log: per row its pages and
+ * those around it, plus its bytes (overflow pages included). One transaction logs a page once (a
+ * page changed again after the page cache spilled it overwrites its frame in place), and a
+ * rewritten row keeps its size (versions are 8-byte integers before and after), so it writes at most
+ * every page in use, plus what its rebalances add.
+ */
+export function anchorRewritePages(rows: UnanchoredRows, pageSize: number, pagesInUse: number): number {
+  if (rows.count === 0) return 0;
+  const byRow = rows.count * ANCHOR_PAGES_PER_ROW + Math.ceil(rows.bytes / (pageSize - PAGE_HEADER_BYTES));
+  const touched = Math.min(byRow, pagesInUse);
+  return touched + anchorGrowthPages(touched);
+}
+
+/** Most bytes the anchoring step's rewrite adds to the log (the log's header counted as a page). */
+export function anchorRewriteLogBytes(rows: UnanchoredRows, pageSize: number, pagesInUse: number): number {
+  return rows.count === 0 ? 0 : frameBytes(anchorRewritePages(rows, pageSize, pagesInUse) + 1, pageSize);
+}
+
 export interface DiskRoomInputs {
   freeBytes: number;
   pageSize: number;
@@ -37,17 +81,22 @@ export interface DiskRoomInputs {
   logBytes: number;
   /** Rows are pending or acknowledged-but-not-deleted: room to delete them must stay free. */
   backlog: boolean;
+  /** Log bytes the anchoring step's rewrite may need (`anchorRewriteLogBytes`), kept free while rows are unanchored. */
+  anchorBytes: number;
 }
 
 /**
  * Whether a transaction leaves room to clear the backlog later: a checkpoint may grow the main file
- * by the pages the log holds beyond its end, and deleting acknowledged rows needs log room. Without
- * this reserve the last write fills the disk and nothing can be deleted or checkpointed any more.
+ * by the pages the log holds beyond its end, deleting acknowledged rows needs log room, and so does
+ * the anchoring step's rewrite of unanchored rows, which must succeed before anything is sent.
+ * Without this reserve the last write fills the disk and nothing can be anchored, deleted or
+ * checkpointed any more. The anchoring reserve is why a nearly full disk takes about half as many
+ * writes while the clock is unanchored.
  */
 export function hasDiskRoom(room: DiskRoomInputs): boolean {
   const growth = Math.max(0, room.pageCount * room.pageSize - room.mainBytes);
   const ackRoom = room.backlog ? frameBytes(ACK_ROOM_PAGES, room.pageSize) : 0;
-  return room.freeBytes >= growth + room.logBytes + ackRoom;
+  return room.freeBytes >= growth + room.logBytes + ackRoom + room.anchorBytes;
 }
 
 /** The log as last measured, and what limits it. */

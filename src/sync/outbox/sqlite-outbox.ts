@@ -4,23 +4,22 @@ import { openSqliteFile } from '../../storage/sqlite-file/sqlite-file.js';
 import { OutboxError } from '../errors.js';
 import type { DeadLetter, Durability } from '../types.js';
 import { AcknowledgementQueue } from './acknowledgements.js';
-import { deleteReservedVersions, prepareAnchor, readReservedVersions } from './anchor-rows.js';
+import {
+  deleteReservedVersions,
+  prepareAnchor,
+  readReservedVersions,
+  readUnanchoredRows,
+} from './anchor-rows.js';
 import { type OutboxEnvironment, systemEnvironment, type WatchedFiles } from './environment.js';
 import { configureCommits, GroupCommit } from './group-commit.js';
 import { LogSpace } from './log-space.js';
 import { LostFiles } from './lost-files.js';
 import { Maintenance, MaintenanceReport } from './maintenance.js';
-import {
-  type Acknowledged,
-  isPendingItem,
-  type Outbox,
-  type PendingItem,
-  type PendingWrite,
-  type Reversion,
-} from './outbox.js';
+import type { Acknowledged, Outbox, PendingItem, PendingWrite, Reversion } from './outbox.js';
 import { describeOpenFailure, describeReplayFailure, describeWriteFailure, isFull } from './outbox-errors.js';
 import { assertOutboxFile, inspectHeldFile, isBusy, migrateOutbox } from './outbox-schema.js';
 import { OutboxTables } from './outbox-tables.js';
+import { rowByteLength, UnanchoredTally } from './unanchored-tally.js';
 import { walLimits } from './wal-limits.js';
 
 export interface SqliteOutboxOptions {
@@ -53,6 +52,8 @@ export class SqliteOutbox implements Outbox {
   readonly #files: WatchedFiles | undefined;
   readonly #tables: OutboxTables;
   readonly #anchor: (changes: readonly Reversion[], anchoredThrough: number) => boolean;
+  /** The rows the anchoring step will rewrite: a nearly full disk keeps room for that rewrite. */
+  readonly #unanchored: UnanchoredTally;
   readonly #groupCommit: GroupCommit;
   readonly #acknowledgements: AcknowledgementQueue;
   readonly #space: LogSpace;
@@ -106,6 +107,7 @@ export class SqliteOutbox implements Outbox {
     db.transaction(() => migrateOutbox(db))();
     this.#tables = new OutboxTables(db);
     this.#anchor = prepareAnchor(db);
+    this.#unanchored = new UnanchoredTally(() => readUnanchoredRows(db));
     this.#groupCommit = new GroupCommit((writes) => this.#commit(writes));
     this.#report = new MaintenanceReport(this.#logger, this.#path, () => this.#acknowledgements.size);
     this.#acknowledgements = new AcknowledgementQueue({
@@ -220,12 +222,17 @@ export class SqliteOutbox implements Outbox {
     if (this.#closed) throw new OutboxError(`the outbox at ${this.#path} is closed`);
     let wrote: boolean;
     try {
+      this.#space.makeRoomForAnchor(this.#unanchored.rows);
       wrote = this.#anchor(changes, anchoredThrough);
     } catch (error) {
+      this.#space.keepPagesForAnchor(this.#unanchored.rows.count > 0);
       this.#space.refused(isFull(error));
       throw describeWriteFailure(this.#path, error, this.#space.capped);
     }
+    this.#unanchored.anchored();
     if (wrote) this.#confirmWrite();
+    // The room kept for the step is free again: writes refused for it need not wait for the tick.
+    this.#probeIfRefusing();
   }
 
   reservedVersions(): Array<[number, number]> {
@@ -315,10 +322,13 @@ export class SqliteOutbox implements Outbox {
   #commit(writes: Array<PendingWrite | PendingItem>): OutboxError | undefined {
     if (this.#lostFiles.lost) return this.#lostFiles.lost;
     const rowBytes = () => writes.map(rowByteLength);
+    const unanchored = this.#unanchored.with(writes);
     try {
-      this.#space.admit(rowBytes, this.#hasBacklog);
+      this.#space.admit(rowBytes, this.#hasBacklog, () => unanchored);
       this.#space.makeRoomFor(rowBytes);
+      this.#space.keepPagesForAnchor(unanchored.count > 0);
       this.#tables.commit(writes);
+      this.#unanchored.committed(unanchored);
       this.#commits++;
     } catch (error) {
       this.#space.refused(isFull(error) || error instanceof OutboxError);
@@ -350,7 +360,11 @@ export class SqliteOutbox implements Outbox {
   #probeIfRefusing(): void {
     if (!this.#writeFailure || this.#closed || this.#lostFiles.lost) return;
     try {
-      this.#space.admit(() => [this.#pageSize], this.#hasBacklog);
+      this.#space.admit(
+        () => [this.#pageSize],
+        this.#hasBacklog,
+        () => this.#unanchored.rows,
+      );
       if (!this.#space.hasFreePage()) return;
       this.#tables.touch();
     } catch {
@@ -360,9 +374,4 @@ export class SqliteOutbox implements Outbox {
     this.#logger?.info({ path: this.#path }, 'the outbox accepts writes again');
     this.#writeFailure = undefined;
   }
-}
-
-function rowByteLength(w: PendingWrite | PendingItem): number {
-  if (isPendingItem(w)) return Buffer.byteLength(w.key) + w.item.id.length + Buffer.byteLength(w.item.json);
-  return Buffer.byteLength(w.key) + (w.json === null ? 0 : Buffer.byteLength(w.json));
 }

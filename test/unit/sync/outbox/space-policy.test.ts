@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import {
   ACK_CHUNK,
   acknowledgementChunk,
+  anchorGrowthPages,
+  anchorRewriteLogBytes,
+  anchorRewritePages,
   checkpointFor,
   checkpointThreshold,
   hasDiskRoom,
@@ -46,7 +49,7 @@ describe('the checkpoint threshold follows free space', () => {
 describe('disk room on a nearly full disk', () => {
   const pageSize = 4096;
   const reserve = frameBytes(2 * LOW_DISK_ACK_CHUNK + 8, pageSize);
-  const room = { pageSize, pageCount: 10, mainBytes: 10 * pageSize, logBytes: 20_000 };
+  const room = { pageSize, pageCount: 10, mainBytes: 10 * pageSize, logBytes: 20_000, anchorBytes: 0 };
 
   it('keeps room to delete the backlog while rows are pending, none when nothing is', () => {
     expect(hasDiskRoom({ ...room, freeBytes: 20_000, backlog: false })).toBe(true);
@@ -60,6 +63,48 @@ describe('disk room on a nearly full disk', () => {
     expect(hasDiskRoom({ ...logOnlyPages, freeBytes: 20_000 + 4 * pageSize })).toBe(true);
     // A main file larger than its pages (trimmed later) grows by nothing.
     expect(hasDiskRoom({ ...room, mainBytes: 20 * pageSize, freeBytes: 20_000, backlog: false })).toBe(true);
+  });
+});
+
+describe('room for the anchoring step to rewrite the unanchored rows', () => {
+  const pageSize = 4096;
+
+  it('needs none without unanchored rows, whatever the file holds', () => {
+    expect(anchorRewritePages({ count: 0, bytes: 0 }, pageSize, 1_000)).toBe(0);
+    expect(anchorRewriteLogBytes({ count: 0, bytes: 0 }, pageSize, 1_000)).toBe(0);
+  });
+
+  it('bounds a few rows by their own pages and those around them, plus their bytes', () => {
+    // 3 rows of 10 KB: 4 pages each around them, 8 pages of their bytes, and what rebalances add.
+    const pages = 3 * 4 + Math.ceil(30_000 / (pageSize - 64));
+    expect(anchorRewritePages({ count: 3, bytes: 30_000 }, pageSize, 10_000)).toBe(
+      pages + anchorGrowthPages(pages),
+    );
+    expect(anchorGrowthPages(pages)).toBe(9);
+  });
+
+  it('never more than every page in use (each is logged once), plus what rebalances add', () => {
+    const many = { count: 5_000, bytes: 5_000_000 };
+    expect(anchorRewritePages(many, pageSize, 1_300)).toBe(1_300 + Math.ceil(1_300 / 32) + 8);
+    // In the log: a frame per page, and the log's header.
+    expect(anchorRewriteLogBytes(many, pageSize, 1_300)).toBe(frameBytes(1_300 + 41 + 8 + 1, pageSize));
+  });
+
+  it('is kept free by admission on top of the rest, and a write that fits exactly is admitted', () => {
+    const writeWithBacklog = {
+      pageSize,
+      pageCount: 10,
+      mainBytes: 10 * pageSize,
+      logBytes: 20_000,
+      backlog: true,
+    };
+    const ackRoom = frameBytes(2 * LOW_DISK_ACK_CHUNK + 8, pageSize);
+    const anchorBytes = anchorRewriteLogBytes({ count: 2, bytes: 2_000 }, pageSize, 10);
+    const edge = 20_000 + ackRoom + anchorBytes;
+    expect(hasDiskRoom({ ...writeWithBacklog, anchorBytes, freeBytes: edge - 1 })).toBe(false);
+    expect(hasDiskRoom({ ...writeWithBacklog, anchorBytes, freeBytes: edge })).toBe(true);
+    // Once the rows are anchored the same free space takes more than the write.
+    expect(hasDiskRoom({ ...writeWithBacklog, anchorBytes: 0, freeBytes: edge - anchorBytes })).toBe(true);
   });
 });
 
