@@ -214,6 +214,7 @@ export class HybridCache<V = unknown> {
       oldestPendingAgeMs: Number.isFinite(oldest) ? Math.max(0, Date.now() - oldest) : 0,
       health: guard.health,
       outboxWritable: outbox.failure === undefined,
+      outboxHeals: counters.outboxHeals,
       clockAnchored: anchor.anchored,
       clockAheadMs: wall.aheadMs,
       clockReadingsDistrusted: wall.distrustedReadings,

@@ -14,6 +14,7 @@ import {
   type Acknowledged,
   isPendingItem,
   type Outbox,
+  type OutboxRows,
   type PendingItem,
   type PendingWrite,
   type Reversion,
@@ -21,6 +22,7 @@ import {
 import { describeOpenFailure, describeReplayFailure, describeWriteFailure, isFull } from './outbox-errors.js';
 import { assertOutboxFile, inspectHeldFile, isBusy, migrateOutbox } from './outbox-schema.js';
 import { OutboxTables } from './outbox-tables.js';
+import { prepareRestore } from './restore-rows.js';
 import { walLimits } from './wal-limits.js';
 
 export interface SqliteOutboxOptions {
@@ -33,6 +35,8 @@ export interface SqliteOutboxOptions {
   logger?: Logger;
   /** Free space, file sizes, time and the maintenance timer (tests inject their own). Default: the real machine. */
   environment?: OutboxEnvironment;
+  /** Called once, when the files are found deleted or replaced (`HealingOutbox` then writes a new one). */
+  onLost?: () => void;
 }
 
 const DEFAULT_MAINTENANCE_INTERVAL_MS = 1_000;
@@ -53,6 +57,7 @@ export class SqliteOutbox implements Outbox {
   readonly #files: WatchedFiles | undefined;
   readonly #tables: OutboxTables;
   readonly #anchor: (changes: readonly Reversion[], anchoredThrough: number) => boolean;
+  readonly #restore: (rows: OutboxRows, letters: readonly DeadLetter[]) => void;
   readonly #groupCommit: GroupCommit;
   readonly #acknowledgements: AcknowledgementQueue;
   readonly #space: LogSpace;
@@ -106,6 +111,7 @@ export class SqliteOutbox implements Outbox {
     db.transaction(() => migrateOutbox(db))();
     this.#tables = new OutboxTables(db);
     this.#anchor = prepareAnchor(db);
+    this.#restore = prepareRestore(db, this.#tables);
     this.#groupCommit = new GroupCommit((writes) => this.#commit(writes));
     this.#report = new MaintenanceReport(this.#logger, this.#path, () => this.#acknowledgements.size);
     this.#acknowledgements = new AcknowledgementQueue({
@@ -137,7 +143,10 @@ export class SqliteOutbox implements Outbox {
       path: this.#path,
       syncsEveryCommit,
       logger: this.#logger,
-      onLost: () => this.#acknowledgements.clear(),
+      onLost: () => {
+        this.#acknowledgements.clear();
+        options.onLost?.();
+      },
     });
     this.#space = new LogSpace({
       db,
@@ -226,6 +235,23 @@ export class SqliteOutbox implements Outbox {
       throw describeWriteFailure(this.#path, error, this.#space.capped);
     }
     if (wrote) this.#confirmWrite();
+  }
+
+  /**
+   * Writes the pending writes of a lost outbox (rebuilt from memory) and its dead letters into this
+   * one, in one transaction, admitted like a commit. Throws `OutboxError` when it cannot.
+   */
+  restore(rows: OutboxRows, letters: readonly DeadLetter[]): void {
+    const rowBytes = () => [...rows.values, ...rows.items, ...rows.appended].map(rowByteLength);
+    try {
+      this.#space.admit(rowBytes, this.#hasBacklog);
+      this.#space.makeRoomFor(rowBytes);
+      this.#restore(rows, letters);
+    } catch (error) {
+      this.#space.refused(isFull(error) || error instanceof OutboxError);
+      throw describeWriteFailure(this.#path, error, this.#space.capped);
+    }
+    this.#confirmWrite();
   }
 
   reservedVersions(): Array<[number, number]> {
