@@ -1,6 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { type FileIdentity, identify, isSameFile } from '../../storage/sqlite-file/file-identity.js';
 import { OutboxError } from '../errors.js';
 import type { DeadLetter } from '../types.js';
 import { systemEnvironment } from './environment.js';
@@ -24,6 +25,8 @@ export class HealingOutbox implements Outbox {
   readonly #logger: Logger | undefined;
   /** The file in use; undefined after it was released and no new one could be written. */
   #current: SqliteOutbox | undefined;
+  /** Its log as opened: one left at the path after its file was lost belongs to the lost file. */
+  #currentLog: FileIdentity | undefined;
   #listener: (() => void) | undefined;
   /** Why the last reopen failed, until one succeeds. */
   #reopenFailure: OutboxError | undefined;
@@ -150,7 +153,9 @@ export class HealingOutbox implements Outbox {
   }
 
   #openFile(): SqliteOutbox {
-    return SqliteOutbox.open({ ...this.#options, onLost: () => this.#noticeLost() });
+    const file = SqliteOutbox.open({ ...this.#options, onLost: () => this.#noticeLost() });
+    this.#currentLog = identify(`${this.#options.path}-wal`);
+    return file;
   }
 
   #open(): SqliteOutbox {
@@ -186,6 +191,11 @@ export class HealingOutbox implements Outbox {
     }
     this.#current = undefined;
     await lost.close();
+    // A main file replaced under its log leaves the old log at the path, and SQLite would apply its
+    // pages to whatever file is opened there next. What it held is in memory; it goes.
+    const logPath = `${this.#options.path}-wal`;
+    if (this.#currentLog && isSameFile(this.#currentLog, identify(logPath))) unlinkSync(logPath);
+    this.#currentLog = undefined;
   }
 
   /** A directory that disappeared is not made again: it may be a volume that went away. */
