@@ -55,11 +55,6 @@ export class HealingOutbox implements Outbox {
     return this.#current === undefined || this.#current.lost;
   }
 
-  /** The file-level outbox in use (for tests and benchmarks that look at its commits). */
-  get file(): SqliteOutbox | undefined {
-    return this.#current;
-  }
-
   onLost(listener: () => void): void {
     this.#listener = listener;
   }

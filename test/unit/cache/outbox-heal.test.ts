@@ -133,15 +133,30 @@ describe('the outbox file lost while the store is down: a new one is written fro
     removeOutbox();
     const healed = nextHeal(cache);
     const during = Array.from({ length: 30 }, (_, i) => cache.set(`during-${i}`, i));
+    // One key written again and again, and items appended, in waves: some on their way into the
+    // lost file, some arriving while the heal runs, some after. Their order must hold.
+    let n = 0;
+    for (const turn of ['d', 'e', 'f', 'g']) {
+      during.push(cache.set('again', ++n), cache.append('log', turn), cache.set('again', ++n));
+      await Promise.resolve();
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    during.push(cache.set('again', 'last'));
     expect(await Promise.allSettled(during)).toEqual(
       during.map(() => ({ status: 'fulfilled', value: undefined })),
     );
     await healed;
-    expect(cache.stats()).toMatchObject({ outboxHeals: 1, outboxWritable: true, pending: 52 });
+    expect(cache.stats()).toMatchObject({ outboxHeals: 1, outboxWritable: true, pending: 53 });
+    expect(await cache.get('again')).toBe('last');
 
     const { next } = await crashAndRestart(cache, storage);
-    await expectBacklogDelivered(next, storage);
+    for (let i = 0; i < 20; i++) expect(storedValue(storage, `before-${i}`)).toBe(i);
     for (let i = 0; i < 30; i++) expect(storedValue(storage, `during-${i}`)).toBe(i);
+    expect(storedValue(storage, 'again')).toBe('last');
+    expect(await next.getWithItems('log')).toEqual({
+      value: 'head',
+      items: ['a', 'b', 'c', 'd', 'e', 'f', 'g'],
+    });
     await next.close();
   });
 
