@@ -109,7 +109,7 @@ export interface CacheStats {
   /** Local writes that lost to a newer write from another instance (see the `superseded` event). */
   superseded: number;
   health: Health;
-  /** False while the outbox refuses writes: the last one failed (disk full, I/O error) and no write or background probe has succeeded since, or its file was deleted or replaced. */
+  /** False while the outbox refuses writes: the last one failed (disk full, I/O error) and no write or background probe has succeeded since, or its file was deleted or replaced and no new one could be written there yet. */
   outboxWritable: boolean;
   /** Times the outbox file was found deleted or replaced and a new one was written at its path from memory. */
   outboxHeals: number;
