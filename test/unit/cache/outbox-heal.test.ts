@@ -1,9 +1,9 @@
-import { mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ABANDON, HybridCache } from '../../../src/cache/hybrid-cache.js';
 import { resolveOptions } from '../../../src/cache/options.js';
 import { createHybridCache, OutboxError } from '../../../src/index.js';
@@ -26,10 +26,9 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A cache over a healing outbox at `path` whose maintenance tick the test runs; the store starts down. */
-function healingCache(logger: Logger = silentLogger) {
-  const storage = faultyMemory();
-  storage.goDown();
+/** A cache over a healing outbox at `path` whose maintenance tick the test runs; the store starts down unless told otherwise. */
+function healingCache(logger: Logger = silentLogger, storage = faultyMemory(), storeDown = true) {
+  if (storeDown) storage.goDown();
   const outbox = HealingOutbox.open({ path, durability: 'process', environment, logger });
   const cache = new HybridCache<unknown>(
     resolveOptions({
@@ -200,6 +199,50 @@ describe('the outbox file lost while the store is down: a new one is written fro
     await healed;
     expect(cache.deadLetters()).toEqual([expect.objectContaining({ key: 'poison', json: '1' })]);
     await cache.close();
+  });
+});
+
+/** The rows of the outbox at `path` as a crash now would leave them (copied aside: the outbox holds the file). */
+function rowsNow(): Array<{ key: string; unanchored: number }> {
+  const copy = join(dir, 'copy.db');
+  copyFileSync(path, copy);
+  copyFileSync(`${path}-wal`, `${copy}-wal`);
+  const db = new Database(copy, { readonly: true });
+  try {
+    return db.prepare('SELECT key, unanchored FROM pending ORDER BY key').all() as Array<{
+      key: string;
+      unanchored: number;
+    }>;
+  } finally {
+    db.close();
+  }
+}
+
+describe('the rows of the new file are those memory holds, flags included', () => {
+  it('writes replayed from an earlier, anchored process stay anchored; writes made before this one anchored stay unanchored', async () => {
+    const storage = faultyMemory();
+    const first = healingCache(silentLogger, storage, false);
+    await vi.waitFor(() => expect(first.cache.stats().clockAnchored).toBe(true));
+    storage.goDown();
+    await first.cache.set('anchored', 1);
+    await first.cache[ABANDON]();
+
+    // This process never reaches the store: its own writes wait unanchored.
+    const { cache } = healingCache(silentLogger, storage);
+    await cache.set('unanchored', 2);
+    removeOutbox();
+    const healed = nextHeal(cache);
+    environment.tick();
+    await healed;
+    expect(rowsNow()).toEqual([
+      { key: 'anchored', unanchored: 0 },
+      { key: 'unanchored', unanchored: 1 },
+    ]);
+
+    const { next } = await crashAndRestart(cache, storage);
+    expect(storedValue(storage, 'anchored')).toBe(1);
+    expect(storedValue(storage, 'unanchored')).toBe(2);
+    await next.close();
   });
 });
 
