@@ -161,7 +161,9 @@ export class HealingOutbox implements Outbox {
   /** Asks the cache for a heal on the next turn (never inside the commit or call that noticed), then on every tick. */
   #noticeLost(): void {
     if (this.#closed) return;
-    scheduleSoon(() => this.#listener?.());
+    scheduleSoon(() => {
+      if (!this.#closed) this.#listener?.();
+    });
     if (this.#stopRetrying) return;
     const environment = this.#options.environment ?? systemEnvironment;
     const interval = this.#options.maintenanceIntervalMs ?? DEFAULT_RETRY_INTERVAL_MS;
