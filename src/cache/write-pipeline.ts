@@ -279,6 +279,8 @@ export class WritePipeline {
   /** Stops taking writes and resolves once every write already accepted is in the outbox and memory. */
   async close(): Promise<void> {
     this.#closed = true;
+    // A file lost just before close: the heal writes what memory holds, so it outlives the process.
+    if (this.#outbox.lost && this.#healFailure === undefined) void this.healOutbox();
     while (this.#holding) await this.#holding;
     await this.#recorded();
   }

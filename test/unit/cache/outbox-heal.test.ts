@@ -185,6 +185,21 @@ describe('the outbox file lost while the store is down: a new one is written fro
     await next.close();
   });
 
+  it('closed right after the loss was noticed: the heal runs first, and what is pending stays in the new file', async () => {
+    const { cache } = healingCache();
+    await writeBacklog(cache);
+    removeOutbox();
+    environment.tick();
+    expect(cache.stats().outboxWritable).toBe(false);
+
+    expect(await cache.close({ timeoutMs: 10 })).toMatchObject({ pending: 22 });
+    expect(cache.stats().outboxHeals).toBe(1);
+    const reopened = SqliteOutbox.open({ path, durability: 'process' });
+    expect(reopened.pending()).toHaveLength(22);
+    expect(reopened.pendingItems()).toHaveLength(3);
+    await reopened.close();
+  });
+
   it('carries the dead letters of the lost file into the new one', async () => {
     const { cache, storage } = healingCache();
     storage.comeUp();
