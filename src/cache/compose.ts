@@ -26,6 +26,8 @@ export interface CacheCounters {
   deadLetters: number;
   superseded: number;
   evictions: number;
+  /** New outbox files written from memory after the one in use was deleted or replaced. */
+  outboxHeals: number;
 }
 
 /** The parts a `HybridCache` is a facade over. */
@@ -58,6 +60,7 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     deadLetters: 0,
     superseded: 0,
     evictions: 0,
+    outboxHeals: 0,
   };
   const events = new CacheEventHub(logger);
   const wall = new WallClock({
@@ -114,8 +117,14 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
       schedule: (key) => flusher.schedule(key),
       isInFlight: (key) => flusher.isInFlight(key),
       coalesced: () => counters.coalescedWrites++,
+      outboxHealed: (writes) => {
+        counters.outboxHeals++;
+        events.emit('outboxHealed', { writes });
+      },
     },
   });
+  // The outbox notices its file lost; memory holds what the new one must be written with.
+  outbox.onLost?.(() => void pipeline.healOutbox());
   const reads = new ReadPath({
     tier,
     loader,

@@ -1,6 +1,6 @@
+import { HealingOutbox } from '../sync/outbox/healing-outbox.js';
 import type { Outbox } from '../sync/outbox/outbox.js';
 import { MemoryOutbox } from '../sync/outbox/outbox.js';
-import { SqliteOutbox } from '../sync/outbox/sqlite-outbox.js';
 import { ABANDON, HybridCache } from './hybrid-cache.js';
 import { resolveOptions } from './options.js';
 import type { HybridCacheOptions } from './types.js';
@@ -12,7 +12,7 @@ export async function createHybridCache<V = unknown>(options: HybridCacheOptions
   const outbox: Outbox =
     durability === 'none'
       ? new MemoryOutbox()
-      : SqliteOutbox.open({
+      : HealingOutbox.open({
           path: path as string,
           durability,
           logger: resolved.logger,

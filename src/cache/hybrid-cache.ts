@@ -214,6 +214,7 @@ export class HybridCache<V = unknown> {
       oldestPendingAgeMs: Number.isFinite(oldest) ? Math.max(0, Date.now() - oldest) : 0,
       health: guard.health,
       outboxWritable: outbox.failure === undefined,
+      outboxHeals: counters.outboxHeals,
       clockAnchored: anchor.anchored,
       clockAheadMs: wall.aheadMs,
       clockReadingsDistrusted: wall.distrustedReadings,
@@ -226,7 +227,7 @@ export class HybridCache<V = unknown> {
     return this.#parts.guard.health;
   }
 
-  /** Why the outbox is refusing writes (last write failure, or its file deleted or replaced), until it accepts them again. */
+  /** Why the outbox is refusing writes (last write failure, or its file deleted or replaced and no new one written yet), until it accepts them again. */
   get outboxError(): Error | undefined {
     return this.#parts.outbox.failure;
   }

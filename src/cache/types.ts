@@ -109,8 +109,10 @@ export interface CacheStats {
   /** Local writes that lost to a newer write from another instance (see the `superseded` event). */
   superseded: number;
   health: Health;
-  /** False while the outbox refuses writes: the last one failed (disk full, I/O error) and no write or background probe has succeeded since, or its file was deleted or replaced. */
+  /** False while the outbox refuses writes: the last one failed (disk full, I/O error) and no write or background probe has succeeded since, or its file was deleted or replaced and no new one could be written there yet. */
   outboxWritable: boolean;
+  /** Times the outbox file was found deleted or replaced and a new one was written at its path from memory. */
+  outboxHeals: number;
   /**
    * True once the clock has read the store's version high-water mark since the cache opened and
    * the writes accepted before it were given their versions; nothing is sent before that.
@@ -130,6 +132,11 @@ export interface CacheStats {
 /** The flusher's events, plus the store's health as the cache's breaker sees it. */
 export interface CacheEvents extends FlushEvents {
   health: { from: Health; to: Health; error?: Error };
+  /**
+   * The outbox file was deleted or replaced, and a new one was written at its path with every
+   * write still pending (`writes` rows: values, appended items, and writes that were on their way in).
+   */
+  outboxHealed: { writes: number };
 }
 
 /** A key's value with the items appended to it, in their one order (see `HybridCache.getWithItems`). */

@@ -12,6 +12,7 @@ import type { DeadLetter } from '../sync/types.js';
 import { type Entry, entryFromOutbox, logBytes, serializedEntry } from './entry.js';
 import { BackpressureError, ClosedError } from './errors.js';
 import type { MemoryTier } from './memory-tier.js';
+import { outboxRowsFromMemory } from './outbox-rows.js';
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -25,6 +26,17 @@ export interface WriteListener {
   isInFlight(key: string): boolean;
   /** A value replaced an unflushed one that will never be sent. */
   coalesced(): void;
+  /** A new outbox file was written in place of a lost one, with `writes` pending writes from memory. */
+  outboxHealed(writes: number): void;
+}
+
+/** A write the lost outbox file refused on its way in: recorded by the heal, then acknowledged. */
+interface ParkedWrite {
+  row: PendingWrite | PendingItem;
+  bytes: number;
+  commit: () => void;
+  resolve: () => void;
+  reject: (error: unknown) => void;
 }
 
 export interface WritePipelineOptions {
@@ -54,8 +66,17 @@ export class WritePipeline {
   #recordingBytes = 0;
   #recording = 0;
   #onRecorded: Array<() => void> = [];
-  /** Set while the anchoring step runs: writes that arrive meanwhile wait for it, then mint anchored versions. */
-  #anchoring: Promise<void> | undefined;
+  /**
+   * Set while a step runs (anchoring the clock, healing the outbox): writes that arrive meanwhile
+   * wait for it, then mint their versions. Steps run one after another.
+   */
+  #holding: Promise<void> | undefined;
+  /** Writes the lost outbox file refused on their way in, in order: the heal records them. */
+  #parked: ParkedWrite[] = [];
+  /** The heal under way, shared by everything that asks for one. */
+  #healing: Promise<void> | undefined;
+  /** Why the last heal failed, until one succeeds: writes are refused meanwhile rather than held. */
+  #healFailure: unknown;
   #closed = false;
   /** Versions an outbox of 0.1 reserved, written into its rows by the anchoring step. */
   #reservedRows: Reversion[] = [];
@@ -79,7 +100,7 @@ export class WritePipeline {
     bytes: number,
     log?: LogItem[],
   ): Promise<void> {
-    if (this.#anchoring) return this.#afterAnchoring(() => this.writeValue(key, json, expiresAt, bytes, log));
+    if (this.#holding) return this.#afterHolding(() => this.writeValue(key, json, expiresAt, bytes, log));
     this.#assertRoomFor(bytes - this.#tier.pendingBytesOf(key));
     const entry = serializedEntry(this.#clock.next(), json, expiresAt, bytes, log);
     const now = Date.now();
@@ -96,7 +117,7 @@ export class WritePipeline {
 
   /** An item appended to the key's log, which gives the key `expiresAt` unless it already lives longer. */
   appendItem(key: string, json: string, expiresAt: number | null): Promise<void> {
-    if (this.#anchoring) return this.#afterAnchoring(() => this.appendItem(key, json, expiresAt));
+    if (this.#holding) return this.#afterHolding(() => this.appendItem(key, json, expiresAt));
     const version = this.#clock.next();
     const item: LogItem = { id: `${version.toString(36)}.${this.#instanceId}`, version, json };
     const bytes = logBytes([item]);
@@ -163,39 +184,121 @@ export class WritePipeline {
    * turn (none when all are above it already: their rows are just marked anchored). Writes that
    * arrive meanwhile wait, so none is minted between the mark and the new versions.
    */
-  async anchorAt(mark: number): Promise<void> {
-    let release = (): void => {};
-    this.#anchoring = new Promise((resolve) => (release = resolve));
+  anchorAt(mark: number): Promise<void> {
+    return this.#hold(() => this.#anchorStep(mark));
+  }
+
+  #anchorStep(mark: number): void {
+    this.#clock.observe(mark);
+    const { values, items } = this.#pendingVersions();
+    const isUnanchored = (version: number) =>
+      this.#anchor.isUnanchored(version) && !this.#requeued.has(version);
+    const changes = planReversions(values, items.values(), isUnanchored, mark, () => this.#clock.next());
+    const recorded = this.#reservedRows.length > 0 ? [...this.#reservedRows, ...changes] : changes;
+    // Every write minted so far, re-versioned or not, is at or below the clock's last version.
+    this.#outbox.anchor(recorded, this.#clock.last);
+    this.#reservedRows = [];
+    this.#requeued.clear();
+    for (const change of changes) {
+      if (change.itemId === undefined)
+        this.#tier.reversion(change.key, change.from, change.to, change.logFloor);
+      else (items.get(change.itemId) as PendingItemVersion).item.version = change.to;
+      this.#listener.written(change.key, change.to);
+    }
+    this.#anchor.anchoredNow();
+  }
+
+  /**
+   * The heal (SPEC invariant 14), when the outbox file was found deleted or replaced: once the
+   * writes on their way into it have settled, a new file is written with every write memory holds
+   * unflushed, then the writes the lost file refused on their way in, which are acknowledged only
+   * then. Writes arriving meanwhile wait and follow in order. Never rejects: when the new file
+   * cannot be written, writes are refused (as the outbox says) until a later call succeeds.
+   */
+  healOutbox(): Promise<void> {
+    this.#healing ??= this.#hold(() => this.#healStep())
+      .catch((error: unknown) => {
+        this.#healFailure = error;
+        this.#settleParked(error);
+      })
+      .finally(() => {
+        this.#healing = undefined;
+      });
+    return this.#healing;
+  }
+
+  async #healStep(): Promise<void> {
+    const reopen = this.#outbox.reopen?.bind(this.#outbox);
+    if (!reopen || !this.#outbox.lost) return this.#retryParked();
+    let parked: ParkedWrite[] = [];
+    let writes = 0;
     try {
-      await this.#recorded();
-      this.#clock.observe(mark);
-      const { values, items } = this.#pendingVersions();
-      const isUnanchored = (version: number) =>
-        this.#anchor.isUnanchored(version) && !this.#requeued.has(version);
-      const changes = planReversions(values, items.values(), isUnanchored, mark, () => this.#clock.next());
-      const recorded = this.#reservedRows.length > 0 ? [...this.#reservedRows, ...changes] : changes;
-      // Every write minted so far, re-versioned or not, is at or below the clock's last version.
-      this.#outbox.anchor(recorded, this.#clock.last);
-      this.#reservedRows = [];
-      this.#requeued.clear();
-      for (const change of changes) {
-        if (change.itemId === undefined)
-          this.#tier.reversion(change.key, change.from, change.to, change.logFloor);
-        else (items.get(change.itemId) as PendingItemVersion).item.version = change.to;
-        this.#listener.written(change.key, change.to);
-      }
-      this.#anchor.anchoredNow();
-    } finally {
-      this.#anchoring = undefined;
-      release();
+      await reopen(() => {
+        parked = this.#parked.splice(0);
+        const isUnanchored = (version: number) =>
+          this.#anchor.isUnanchored(version) && !this.#requeued.has(version);
+        const rows = outboxRowsFromMemory(
+          this.#tier,
+          isUnanchored,
+          parked.map((p) => p.row),
+          this.#clock.last,
+        );
+        writes = rows.values.length + rows.items.length + rows.appended.length;
+        return rows;
+      });
+    } catch (error) {
+      this.#healFailure = error;
+      this.#parked.unshift(...parked);
+      return this.#settleParked(error);
+    }
+    this.#healFailure = undefined;
+    for (const p of parked) {
+      p.commit();
+      this.#recordingBytes -= p.bytes;
+      p.resolve();
+    }
+    this.#listener.outboxHealed(writes);
+  }
+
+  /** Refuses the parked writes: no heal could record them. */
+  #settleParked(error: unknown): void {
+    for (const p of this.#parked.splice(0)) {
+      this.#recordingBytes -= p.bytes;
+      p.reject(error);
+    }
+  }
+
+  /** The outbox takes writes again without this heal: the parked writes are recorded as any other. */
+  #retryParked(): void {
+    for (const p of this.#parked.splice(0)) {
+      this.#recordingBytes -= p.bytes;
+      this.#record(p.row, p.bytes, p.commit).then(p.resolve, p.reject);
     }
   }
 
   /** Stops taking writes and resolves once every write already accepted is in the outbox and memory. */
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#anchoring;
+    // A file lost just before close: the heal writes what memory holds, so it outlives the process.
+    if (this.#outbox.lost && this.#healFailure === undefined) void this.healOutbox();
+    while (this.#holding) await this.#holding;
     await this.#recorded();
+  }
+
+  /** Runs `step` once the steps before it are done and every write on its way into the outbox is in, holding new writes until it is done. */
+  async #hold(step: () => void | Promise<void>): Promise<void> {
+    const before = this.#holding;
+    let release = (): void => {};
+    const holding = new Promise<void>((resolve) => (release = resolve));
+    this.#holding = holding;
+    try {
+      if (before) await before;
+      await this.#recorded();
+      await step();
+    } finally {
+      if (this.#holding === holding) this.#holding = undefined;
+      release();
+    }
   }
 
   /** Unflushed bytes plus those of writes still on their way into the outbox. */
@@ -203,8 +306,8 @@ export class WritePipeline {
     return this.#tier.pendingBytes + this.#recordingBytes;
   }
 
-  #afterAnchoring(write: () => Promise<void>): Promise<void> {
-    return (this.#anchoring as Promise<void>).then(() => {
+  #afterHolding(write: () => Promise<void>): Promise<void> {
+    return (this.#holding as Promise<void>).then(() => {
       if (this.#closed) throw new ClosedError();
       return write();
     });
@@ -224,6 +327,15 @@ export class WritePipeline {
         this.#doneRecording(bytes);
       },
       (error: unknown) => {
+        if (this.#outbox.lost && this.#healFailure === undefined && this.#outbox.reopen) {
+          // The file was lost under this write: the heal records it in the new file instead.
+          const parked = new Promise<void>((resolve, reject) =>
+            this.#parked.push({ row, bytes, commit, resolve, reject }),
+          );
+          this.#doneRecording(0);
+          void this.healOutbox();
+          return parked;
+        }
         this.#doneRecording(bytes);
         throw error;
       },

@@ -49,6 +49,11 @@ const STATS_METRICS: {
     help: 'How far the wall clock runs ahead of the time versions use while it is not trusted; 0 when trusted.',
     scale: 1 / 1000,
   },
+  outboxHeals: {
+    type: 'counter',
+    name: 'hybrid_cache_outbox_heals_total',
+    help: 'Times the outbox file was found deleted or replaced and a new one was written at its path from memory.',
+  },
   evictions: {
     type: 'counter',
     name: 'hybrid_cache_evictions_total',
@@ -132,7 +137,7 @@ export function createMetrics(stats: () => CacheStats): DaemonMetrics {
     [
       'outboxWritable',
       'hybrid_cache_outbox_writable',
-      '1 while the local outbox accepts writes, 0 after a failed outbox write.',
+      '1 while the local outbox accepts writes, 0 after a failed outbox write or while a lost outbox file could not be written anew.',
     ],
     [
       'clockAnchored',

@@ -204,44 +204,95 @@ describe.runIf(process.getuid?.() === 0)(
   },
 );
 
+/** Starts a child and collects its stdout lines; `until` resolves once `done(lines)` holds (rejects if it exits first). */
+function watchLines(script: string, env: Record<string, string>) {
+  const proc = child(script, env);
+  const lines: string[] = [];
+  let stderr = '';
+  proc.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+    proc.on('exit', (_code, signal) => resolve(signal)),
+  );
+  const waiters: Array<{ done: (lines: string[]) => boolean; resolve: () => void }> = [];
+  let buffer = '';
+  proc.stdout?.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    const complete = buffer.split('\n');
+    buffer = complete.pop() ?? '';
+    lines.push(...complete);
+    for (const waiter of [...waiters]) {
+      if (!waiter.done(lines)) continue;
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve();
+    }
+  });
+  const until = (done: (lines: string[]) => boolean) =>
+    new Promise<void>((resolve, reject) => {
+      if (done(lines)) return resolve();
+      waiters.push({ done, resolve });
+      proc.on('exit', () => reject(new Error(`${script} exited before the test was done: ${stderr}`)));
+    });
+  const kill = async () => {
+    proc.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+  };
+  return { lines, until, kill };
+}
+
 describe('outbox deleted while the cache runs, then SIGKILL', () => {
-  it('acknowledges nothing after the deletion, and a restart opens a new outbox', async () => {
+  it('the outbox heals: writes acknowledged before the deletion and after it reach the store after a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hc-crash-healed-'));
+    dirs.push(dir);
+    const writer = watchLines('healing-writer.ts', {
+      CRASH_DIR: dir,
+      HEAL_WRITES: '203',
+      AFTER_WRITES: '50',
+    });
+    await writer.until((lines) => lines.includes('acked 203'));
+
+    // The store was down: every acknowledged write is in the outbox, and only there besides memory.
+    for (const suffix of ['', '-wal', '-shm']) rmSync(join(dir, `outbox.db${suffix}`), { force: true });
+    await writer.until((lines) => lines.includes('after 50'));
+    expect(writer.lines).toContain('healed 203');
+    await writer.kill();
+
+    const acked: Acked = new Map();
+    for (let i = 0; i < 203; i++) acked.set(`k${i}`, { seq: i, deleted: false });
+    for (let i = 0; i < 50; i++) acked.set(`after${i}`, { seq: i, deleted: false });
+    const result = await verify(dir, acked);
+    expect(result.replayed).toBe(253);
+  }, 60_000);
+
+  it('deleted by the writer itself mid-stream: no write is refused, and every acknowledged one survives the kill', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hc-crash-deleted-'));
     dirs.push(dir);
-    const writer = child('deleting-writer.ts', { CRASH_DIR: dir, DELETE_AFTER: '300' });
-    const lines: string[] = [];
-    let stderr = '';
-    writer.stderr?.on('data', (d) => {
-      stderr += d;
-    });
-    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
-      writer.on('exit', (_code, signal) => resolve(signal)),
+    const writer = watchLines('deleting-writer.ts', { CRASH_DIR: dir, DELETE_AFTER: '300' });
+    const acksAfter = (lines: string[], marker: string) => {
+      const at = lines.indexOf(marker);
+      return at < 0 ? -1 : lines.slice(at + 1).filter((l) => l.startsWith('ack')).length;
+    };
+    await writer.until(
+      (lines) =>
+        acksAfter(lines, 'deleted') >= 200 &&
+        acksAfter(lines, lines.find((l) => l.startsWith('healed')) ?? '-') >= 100,
     );
-    let buffer = '';
-    await new Promise<void>((resolve, reject) => {
-      writer.on('exit', () => reject(new Error(`writer exited before the kill: ${stderr}`)));
-      writer.stdout?.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString();
-        const complete = buffer.split('\n');
-        buffer = complete.pop() ?? '';
-        lines.push(...complete);
-        const deletedAt = lines.indexOf('deleted');
-        if (deletedAt >= 0 && lines.length - deletedAt > 200) {
-          writer.kill('SIGKILL');
-          resolve();
-        }
-      });
-    });
-    expect(await exited).toBe('SIGKILL');
+    await writer.kill();
 
+    const { lines } = writer;
     const deletedAt = lines.indexOf('deleted');
     expect(lines.slice(0, deletedAt).filter((l) => l.startsWith('ack')).length).toBeGreaterThanOrEqual(300);
-    const after = lines.slice(deletedAt + 1);
-    expect(after.filter((l) => l.startsWith('ack'))).toEqual([]);
-    expect(after.length).toBeGreaterThan(0);
-    expect(new Set(after)).toEqual(new Set(['refused ERR_OUTBOX']));
+    expect(lines.filter((l) => l.startsWith('refused'))).toEqual([]);
+    expect(lines.filter((l) => l.startsWith('healed'))).toHaveLength(1);
 
-    const result = await verify(dir, new Map());
-    expect(result.replayed).toBe(0);
+    const acked: Acked = new Map();
+    for (const line of lines) {
+      const [kind, key, seq] = line.split(' ');
+      if (kind !== 'ack' || !key || !seq) continue;
+      if ((acked.get(key)?.seq ?? -1) < Number(seq)) acked.set(key, { seq: Number(seq), deleted: false });
+    }
+    const result = await verify(dir, acked);
+    expect(result.replayed).toBe(acked.size);
   }, 60_000);
 });

@@ -25,6 +25,7 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
       oldestPendingAgeMs: stats.oldestPendingAgeMs,
       deadLetters: stats.deadLetters,
       outboxWritable: stats.outboxWritable,
+      outboxHeals: stats.outboxHeals,
       clockAheadMs: stats.clockAheadMs,
       ...(stats.clockAheadMs > 0
         ? {

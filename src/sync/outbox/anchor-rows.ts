@@ -74,14 +74,26 @@ export function readUnanchoredRows(db: Database.Database): UnanchoredRows {
   return { count, bytes };
 }
 
-/** The versions an outbox of 0.1 reserved, oldest first. */
-export function readReservedVersions(db: Database.Database): Array<[number, number]> {
+/**
+ * The versions an outbox of 0.1 reserved, oldest first, while rows may still need them. With no
+ * row pending they are clutter: dropped, best effort (a replay only reads, so a full disk at start
+ * must not stop it; `couldNotDrop` hears why, and the next start tries again).
+ */
+export function reservationsLeft(
+  db: Database.Database,
+  rowsPending: boolean,
+  couldNotDrop: (error: unknown) => void,
+): Array<[number, number]> {
+  if (!rowsPending) {
+    try {
+      db.exec('DELETE FROM reserved_versions');
+    } catch (error) {
+      couldNotDrop(error);
+    }
+    return [];
+  }
   return db
     .prepare('SELECT old_version, new_version FROM reserved_versions ORDER BY old_version')
     .raw()
     .all() as Array<[number, number]>;
-}
-
-export function deleteReservedVersions(db: Database.Database): void {
-  db.exec('DELETE FROM reserved_versions');
 }

@@ -80,8 +80,8 @@ export class OutboxFiles {
   #replaced(): OutboxError {
     return new OutboxError(
       `the outbox at ${this.#main.path} (or its -wal file) was deleted or replaced while the cache was running; ` +
-        'new writes are refused because the outbox could not keep them. Writes accepted before keep flushing ' +
-        'to the store from memory; restart the process to open a new outbox at that path (or restore the file)',
+        'this file cannot keep new writes. The cache writes a new outbox at that path from memory; until it ' +
+        'has, writes are refused, and writes accepted before keep flushing to the store from memory',
     );
   }
 }

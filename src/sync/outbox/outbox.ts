@@ -29,6 +29,21 @@ export function isPendingItem(row: PendingWrite | PendingItem): row is PendingIt
   return 'item' in row;
 }
 
+/**
+ * What a new outbox file is written with when the one in use was deleted or replaced: the pending
+ * writes as memory holds them, then the writes that were on their way into the lost file.
+ */
+export interface OutboxRows {
+  /** Each key's newest unflushed value write, with its log floor (`logFloor`) and `unanchored` flag as memory has them. */
+  values: PendingWrite[];
+  /** Unflushed appended items, oldest first. */
+  items: PendingItem[];
+  /** Writes the lost file refused while they were being recorded: recorded after the others, as `append` would. */
+  appended: Array<PendingWrite | PendingItem>;
+  /** The clock's newest version: a restart over the new file mints above it. */
+  highestVersion: number;
+}
+
 /** A pending value write (or, with `itemId`, an appended item) given a new version when the clock is anchored. */
 export interface Reversion {
   key: string;
@@ -89,6 +104,21 @@ export interface Outbox {
    * deleted log still holds its disk space, which a process reopening at once on a full disk needs.
    */
   close(): Promise<void>;
+  // The two members below heal the outbox (SPEC invariant 14). Only an outbox over a file that can
+  // be lost has them (`HealingOutbox`); the cache supplies the rows, as only memory still holds them.
+  /**
+   * Calls `listener` (on a later turn) when the file is found deleted or replaced, and again on
+   * each maintenance tick until `reopen` succeeds. Set once, by the cache.
+   */
+  onLost?(listener: () => void): void;
+  /**
+   * After the file was lost: releases it, opens a new outbox at the same path (a foreign file
+   * there is refused, as at start) and writes `rows()` into it in one transaction; `rows` is called
+   * once the old file is released, just before that write. Writes are taken again once it
+   * resolves. Rejects with `OutboxError` when that cannot be done (writes stay refused; the
+   * listener is called again on the next tick).
+   */
+  reopen?(rows: () => OutboxRows): Promise<void>;
 }
 
 /** Durability `none`: nothing persists; dead letters are kept in memory for inspection. */

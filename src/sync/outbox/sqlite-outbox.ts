@@ -4,21 +4,17 @@ import { openSqliteFile } from '../../storage/sqlite-file/sqlite-file.js';
 import { OutboxError } from '../errors.js';
 import type { DeadLetter, Durability } from '../types.js';
 import { AcknowledgementQueue } from './acknowledgements.js';
-import {
-  deleteReservedVersions,
-  prepareAnchor,
-  readReservedVersions,
-  readUnanchoredRows,
-} from './anchor-rows.js';
+import { prepareAnchor, readUnanchoredRows, reservationsLeft } from './anchor-rows.js';
 import { type OutboxEnvironment, systemEnvironment, type WatchedFiles } from './environment.js';
 import { configureCommits, GroupCommit } from './group-commit.js';
 import { LogSpace } from './log-space.js';
 import { LostFiles } from './lost-files.js';
 import { Maintenance, MaintenanceReport } from './maintenance.js';
-import type { Acknowledged, Outbox, PendingItem, PendingWrite, Reversion } from './outbox.js';
+import type { Acknowledged, Outbox, OutboxRows, PendingItem, PendingWrite, Reversion } from './outbox.js';
 import { describeOpenFailure, describeReplayFailure, describeWriteFailure, isFull } from './outbox-errors.js';
 import { assertOutboxFile, inspectHeldFile, isBusy, migrateOutbox } from './outbox-schema.js';
 import { OutboxTables } from './outbox-tables.js';
+import { prepareRestore } from './restore-rows.js';
 import { rowByteLength, UnanchoredTally } from './unanchored-tally.js';
 import { walLimits } from './wal-limits.js';
 
@@ -32,6 +28,8 @@ export interface SqliteOutboxOptions {
   logger?: Logger;
   /** Free space, file sizes, time and the maintenance timer (tests inject their own). Default: the real machine. */
   environment?: OutboxEnvironment;
+  /** Called once, when the files are found deleted or replaced (`HealingOutbox` then writes a new one). */
+  onLost?: () => void;
 }
 
 const DEFAULT_MAINTENANCE_INTERVAL_MS = 1_000;
@@ -54,6 +52,7 @@ export class SqliteOutbox implements Outbox {
   readonly #anchor: (changes: readonly Reversion[], anchoredThrough: number) => boolean;
   /** The rows the anchoring step will rewrite: a nearly full disk keeps room for that rewrite. */
   readonly #unanchored: UnanchoredTally;
+  readonly #restore: (rows: OutboxRows, letters: readonly DeadLetter[]) => void;
   readonly #groupCommit: GroupCommit;
   readonly #acknowledgements: AcknowledgementQueue;
   readonly #space: LogSpace;
@@ -108,6 +107,7 @@ export class SqliteOutbox implements Outbox {
     this.#tables = new OutboxTables(db);
     this.#anchor = prepareAnchor(db);
     this.#unanchored = new UnanchoredTally(() => readUnanchoredRows(db));
+    this.#restore = prepareRestore(db, this.#tables);
     this.#groupCommit = new GroupCommit((writes) => this.#commit(writes));
     this.#report = new MaintenanceReport(this.#logger, this.#path, () => this.#acknowledgements.size);
     this.#acknowledgements = new AcknowledgementQueue({
@@ -139,7 +139,10 @@ export class SqliteOutbox implements Outbox {
       path: this.#path,
       syncsEveryCommit,
       logger: this.#logger,
-      onLost: () => this.#acknowledgements.clear(),
+      onLost: () => {
+        this.#acknowledgements.clear();
+        options.onLost?.();
+      },
     });
     this.#space = new LogSpace({
       db,
@@ -235,13 +238,35 @@ export class SqliteOutbox implements Outbox {
     this.#probeIfRefusing();
   }
 
+  /**
+   * Writes the pending writes of a lost outbox (rebuilt from memory) and its dead letters into this
+   * one, in one transaction, admitted like a commit. Throws `OutboxError` when it cannot.
+   */
+  restore(rows: OutboxRows, letters: readonly DeadLetter[]): void {
+    const all = [...rows.values, ...rows.items, ...rows.appended];
+    const rowBytes = () => all.map(rowByteLength);
+    const unanchored = this.#unanchored.with(all);
+    try {
+      this.#space.admit(rowBytes, this.#hasBacklog, () => unanchored);
+      this.#space.makeRoomFor(rowBytes);
+      this.#space.keepPagesForAnchor(unanchored.count > 0);
+      this.#restore(rows, letters);
+      this.#unanchored.committed(unanchored);
+    } catch (error) {
+      this.#space.refused(isFull(error) || error instanceof OutboxError);
+      throw describeWriteFailure(this.#path, error, this.#space.capped);
+    }
+    this.#confirmWrite();
+  }
+
   reservedVersions(): Array<[number, number]> {
     try {
-      if (!this.#tables.hasPending()) {
-        this.#dropReservations();
-        return [];
-      }
-      return readReservedVersions(this.#db);
+      return reservationsLeft(this.#db, this.#tables.hasPending(), (error) =>
+        this.#logger?.debug(
+          { err: error, path: this.#path },
+          'could not clear reserved versions; retried on the next start',
+        ),
+      );
     } catch (error) {
       throw describeReplayFailure(this.#path, error);
     }
@@ -295,21 +320,6 @@ export class SqliteOutbox implements Outbox {
       return read();
     } catch (error) {
       throw describeReplayFailure(this.#path, error);
-    }
-  }
-
-  /**
-   * Reservations outlive the rows that needed them only as clutter, so failing to delete them (a
-   * full disk at start) must not stop a replay, which only reads. The next start tries again.
-   */
-  #dropReservations(): void {
-    try {
-      deleteReservedVersions(this.#db);
-    } catch (error) {
-      this.#logger?.debug(
-        { err: error, path: this.#path },
-        'could not clear reserved versions; retried on the next start',
-      );
     }
   }
 

@@ -115,6 +115,7 @@ function setup(mark: () => number = markAhead) {
       schedule: () => {},
       isInFlight: () => false,
       coalesced: () => {},
+      outboxHealed: () => {},
     },
   });
   const set = (key: string, value: unknown) => {

@@ -31,6 +31,7 @@ const STATS: CacheStats = {
   superseded: 0,
   health: 'degraded',
   outboxWritable: true,
+  outboxHeals: 2,
   clockAnchored: false,
   clockAheadMs: 2500,
   clockReadingsDistrusted: 3,
@@ -76,6 +77,7 @@ describe('GET /healthz', () => {
       oldestPendingAgeMs: 1500,
       deadLetters: 1,
       outboxWritable: true,
+      outboxHeals: 2,
       clockAheadMs: 0,
     });
   });
@@ -129,6 +131,7 @@ describe('GET /metrics', () => {
       hybrid_cache_entries: 7,
       hybrid_cache_bytes: 800,
       hybrid_cache_outbox_writable: 1,
+      hybrid_cache_outbox_heals_total: 2,
       hybrid_cache_clock_anchored: 0,
       hybrid_cache_clock_ahead_seconds: 2.5,
       hybrid_cache_clock_readings_distrusted_total: 3,

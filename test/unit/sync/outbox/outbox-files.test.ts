@@ -29,8 +29,8 @@ afterEach(() => {
 
 const replacedMessage = (p: string) =>
   `the outbox at ${p} (or its -wal file) was deleted or replaced while the cache was running; ` +
-  'new writes are refused because the outbox could not keep them. Writes accepted before keep flushing ' +
-  'to the store from memory; restart the process to open a new outbox at that path (or restore the file)';
+  'this file cannot keep new writes. The cache writes a new outbox at that path from memory; until it ' +
+  'has, writes are refused, and writes accepted before keep flushing to the store from memory';
 
 /** Creates the outbox file and its log with these sizes, and watches them. */
 function watched(mainBytes = 4096, walBytes = 100): OutboxFiles {
