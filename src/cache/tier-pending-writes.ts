@@ -71,6 +71,11 @@ export class TierPendingWrites implements PendingWrites {
     this.#settle(write);
   }
 
+  unconfirmed(write: VersionedWrite): void {
+    // Not counted as superseded: most often the store holds this very write.
+    this.#tier.discard(write.key, write.version);
+  }
+
   superseded(write: VersionedWrite): boolean {
     if (isAppend(write)) {
       // A newer tombstone refused the items: they are gone with the key.
