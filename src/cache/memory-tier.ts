@@ -239,18 +239,20 @@ export class MemoryTier {
     if (!replaced && (this.#lru.peek(key)?.version ?? 0) >= entry.version)
       return { replaced, accepted: false };
     const dirty = dirtyEntry(entry, replaced?.since ?? now);
-    // A value coalesced over an unflushed delete (or an unflushed value that expired here, unseen by
-    // the store) still has to end the key's log in the store.
-    if (!entry.deleted && replaced) {
-      dirty.logFloor = valueLogFloor(entry.version, hasEnded(replaced, Date.now()), replaced.logFloor);
+    const previous = replaced ?? this.#lru.peek(key);
+    // Judged at the time the write was made, as every store judges it (`ValueWrite.writtenAt`).
+    const ended = previous !== undefined && hasEnded(previous, now);
+    if (!entry.deleted && previous !== undefined) {
+      // A value that starts a new log, or replaces (coalesced, unflushed) one that did, carries
+      // where that log started: the store may never see the value that started it.
+      const carried = Math.max(entry.logFloor, replaced?.logFloor ?? NO_LOG_FLOOR);
+      dirty.logFloor = valueLogFloor(entry.version, ended, carried);
     }
     if (entry.deleted) {
       // A delete takes the key's items with it: every unflushed one here is older.
       this.#dropPendingLog(key, entry.version);
     } else if (dirty.log === undefined) {
-      const previous = replaced ?? this.#lru.peek(key);
       // A value replaces a value, never the log; after a delete or an expiry the log starts empty.
-      const ended = previous !== undefined && hasEnded(previous, Date.now());
       if (ended) this.#dropPendingLog(key, entry.version);
       dirty.log = ended ? [] : previous?.log;
       if (!ended && replaced?.settledItems) dirty.settledItems = replaced.settledItems;
@@ -259,6 +261,18 @@ export class MemoryTier {
     this.#dirty.set(key, dirty);
     this.#lru.delete(key);
     return { replaced, accepted: true };
+  }
+
+  /**
+   * The log floor a value written at `version` and time `now` would carry, as `putDirty` sets it,
+   * for the outbox row written before memory takes the value (the outbox judges a pending row it
+   * holds itself).
+   */
+  logFloorFor(key: string, version: number, now: number): number {
+    const replaced = this.#dirty.get(key);
+    const previous = replaced ?? this.#lru.peek(key);
+    if (previous === undefined) return NO_LOG_FLOOR;
+    return valueLogFloor(version, hasEnded(previous, now), replaced?.logFloor ?? NO_LOG_FLOOR);
   }
 
   /**

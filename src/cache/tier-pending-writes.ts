@@ -52,7 +52,9 @@ export class TierPendingWrites implements PendingWrites {
     const entry = this.#tier.dirty.get(key);
     if (entry) {
       const json = entryJson(entry);
-      const write = { key, version: entry.version, json, expiresAt: entry.expiresAt };
+      // Judged by the store at the time the first of the writes it coalesced was made (`since`),
+      // which is when memory judged the value the store still holds.
+      const write = { key, version: entry.version, json, expiresAt: entry.expiresAt, writtenAt: entry.since };
       writes.push(entry.logFloor > NO_LOG_FLOOR ? { ...write, logFloor: entry.logFloor } : write);
     }
     return writes;

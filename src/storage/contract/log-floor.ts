@@ -21,33 +21,53 @@ export function hasEnded(replaced: ReplacedValue, now: number): boolean {
   return replaced.deleted || (replaced.expiresAt !== null && replaced.expiresAt <= now);
 }
 
-/** `hasEnded` for a value as a store holds it (`json` null for a tombstone). */
+/**
+ * `hasEnded` for a value as a store holds it (`json` null for a tombstone), judged for a value write
+ * at the time it was made (`ValueWrite.writtenAt`), never at the time it reaches the store: memory
+ * judged the same write then, so a value whose TTL lapses while the write waits in the outbox ends
+ * the log in the store exactly when it did in memory, whenever the flush happens. A write that does
+ * not say is judged at `now`.
+ */
 export function storedHasEnded(
   stored: { json: string | null; expiresAt: number | null },
+  write: { writtenAt?: number | undefined },
   now: number,
 ): boolean {
-  return hasEnded({ deleted: stored.json === null, expiresAt: stored.expiresAt }, now);
+  return hasEnded({ deleted: stored.json === null, expiresAt: stored.expiresAt }, write.writtenAt ?? now);
 }
 
 /**
- * The floor a new value (not a tombstone) at `version` sets: just below itself when it replaces a
- * value whose log has ended (the new log starts empty), otherwise the floor it already carried.
+ * The floor a new value (not a tombstone) at `version` carries in memory: just below itself when
+ * it replaces a value whose log has ended (the new log starts empty), otherwise the floor of the
+ * value it replaced (a value replaces a value, not the log, so a later value coalesced over the
+ * one that started the log carries where it started).
  */
 export function valueLogFloor(version: number, replacedEnded: boolean, carried = NO_LOG_FLOOR): number {
   return replacedEnded ? Math.max(carried, version - 1) : carried;
 }
 
+/** The stored value a write replaces, as `appliedLogFloor` needs it. */
+export interface StoredPredecessor {
+  version: number;
+  /** Its log had ended when the write was made (`storedHasEnded`). */
+  ended: boolean;
+}
+
 /**
  * The floor a store takes from a write it applies, before raising its own to it: a tombstone ends
- * every older item; a value ends those at or below its `logFloor`, and, written over a tombstone
- * or an expired value the store holds, every item older than itself.
+ * every older item; a value ends those at or below its `logFloor`. Written over a tombstone or an
+ * expired value the store holds, it also ends that value's log: up to where the write says its new
+ * log started (a value coalesced over the one that started it keeps the items appended in
+ * between), or just below itself when it does not say, and never below the ended value itself.
  */
 export function appliedLogFloor(
   write: { version: number; json: string | null; logFloor?: number | undefined },
-  replacedEnded: boolean,
+  replaced: StoredPredecessor | undefined,
 ): number {
   if (write.json === null) return write.version;
-  return valueLogFloor(write.version, replacedEnded, write.logFloor ?? NO_LOG_FLOOR);
+  const carried = write.logFloor ?? NO_LOG_FLOOR;
+  if (!replaced?.ended) return carried;
+  return Math.max(carried > NO_LOG_FLOOR ? carried : write.version - 1, replaced.version);
 }
 
 /** An item survives the floor only if it is newer than it. */

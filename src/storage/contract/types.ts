@@ -48,6 +48,13 @@ export interface ValueWrite {
    * otherwise a safe integer below `version`. A tombstone's floor is its own version.
    */
   logFloor?: number;
+  /**
+   * When (epoch ms, the writing process's clock) the write was made; for a write that replaced
+   * earlier unflushed writes of the key, when the first of them was. A store judges whether the
+   * value it replaces had expired (so that this one starts a new log) at this time, not when the
+   * write arrives, as the writer judged it (see `log-floor.ts`). Absent: the store's clock now.
+   */
+  writtenAt?: number;
 }
 
 /**

@@ -120,7 +120,10 @@ export class MemoryStorage implements Storage {
       return { status: 'rejected', error: new PermanentStorageError(`${problem} (key ${write.key})`) };
     const stored = this.#entries.get(write.key);
     if (stored && stored.version >= write.version) return staleAnswer(write, stored);
-    const floor = appliedLogFloor(write, stored !== undefined && storedHasEnded(stored, Date.now()));
+    const floor = appliedLogFloor(
+      write,
+      stored && { version: stored.version, ended: storedHasEnded(stored, write, Date.now()) },
+    );
     this.#entries.set(write.key, { version: write.version, json: write.json, expiresAt: write.expiresAt });
     if (floor > (this.#logFloors.get(write.key) ?? NO_LOG_FLOOR)) {
       this.#logFloors.set(write.key, floor);

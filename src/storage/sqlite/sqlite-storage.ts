@@ -241,10 +241,13 @@ export class SqliteStorage implements Storage {
       const problem = logFloorProblem(write);
       if (problem) throw new TypeError(problem);
       const previous = this.#selectEntry.get(write.key);
-      const replacedEnded =
-        previous !== undefined &&
-        storedHasEnded({ json: previous.json, expiresAt: previous.expires_at }, Date.now());
-      const floor = appliedLogFloor(write, replacedEnded);
+      const floor = appliedLogFloor(
+        write,
+        previous && {
+          version: previous.version,
+          ended: storedHasEnded({ json: previous.json, expiresAt: previous.expires_at }, write, Date.now()),
+        },
+      );
       // The floor is raised in the same upsert as the value, and only if the value is written.
       const { changes } = this.#upsert.run(write.key, write.version, write.json, write.expiresAt, floor);
       if (changes > 0) {

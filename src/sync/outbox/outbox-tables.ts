@@ -43,6 +43,7 @@ export class OutboxTables {
   readonly #db: Database.Database;
   readonly #upsertValue: Database.Statement;
   readonly #insertItem: Database.Statement;
+  readonly #raisePendingExpiry: Database.Statement;
   readonly #dropItemsBefore: Database.Statement;
   readonly #deleteValue: Database.Statement;
   readonly #deleteItem: Database.Statement;
@@ -58,13 +59,17 @@ export class OutboxTables {
 
   constructor(db: Database.Database) {
     this.#db = db;
-    // A value replacing a pending delete (or an expired value) records where the key's items end.
+    // A value replacing a pending delete (or an expired value) records where the key's items end;
+    // one replacing a pending value that did keeps where it said. With no pending row, the caller
+    // says (memory knows the value it replaces).
     this.#upsertValue = db.prepare(
-      `INSERT INTO pending (key, version, json, expires_at, queued_at, unanchored) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO pending (key, version, json, expires_at, queued_at, unanchored, ends_log_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET version = excluded.version, json = excluded.json,
          expires_at = excluded.expires_at, unanchored = excluded.unanchored,
          ends_log_at = CASE WHEN excluded.json IS NULL THEN 0
-                            WHEN pending.json IS NULL OR pending.expires_at <= excluded.queued_at
+                            WHEN pending.json IS NULL
+                              OR pending.expires_at <= excluded.queued_at
                               THEN excluded.version - 1
                             ELSE pending.ends_log_at END
        WHERE excluded.version > pending.version`,
@@ -72,6 +77,14 @@ export class OutboxTables {
     this.#insertItem = db.prepare(
       `INSERT INTO pending_items (id, key, version, json, expires_at, queued_at, unanchored) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
+    );
+    // An append refreshes the pending value's expiry as memory does (`MemoryTier.appendItem`): only
+    // a value older than the item and live when it was appended, never shortened. A value replacing
+    // this one judges it by that expiry, here as in memory.
+    this.#raisePendingExpiry = db.prepare(
+      `UPDATE pending
+         SET expires_at = CASE WHEN ? IS NULL OR expires_at IS NULL THEN NULL ELSE max(expires_at, ?) END
+       WHERE key = ? AND json IS NOT NULL AND version < ? AND (expires_at IS NULL OR expires_at > ?)`,
     );
     this.#dropItemsBefore = db.prepare('DELETE FROM pending_items WHERE key = ? AND version < ?');
     this.#deleteValue = db.prepare('DELETE FROM pending WHERE key = ? AND version = ?');
@@ -231,7 +244,7 @@ export class OutboxTables {
       const taken = this.deadLetters().filter((l) => (!keys || keys.includes(l.key)) && isIntact(l.json));
       for (const l of taken) {
         this.#deleteLetter.run(l.key, l.version, l.itemId ?? null);
-        if (l.itemId === undefined) this.#upsertValue.run(l.key, l.version, l.json, l.expiresAt, now, 0);
+        if (l.itemId === undefined) this.#upsertValue.run(l.key, l.version, l.json, l.expiresAt, now, 0, 0);
         else this.#insertItem.run(l.itemId, l.key, l.version, l.json, l.expiresAt, now, 0);
       }
       return taken;
@@ -249,9 +262,11 @@ export class OutboxTables {
         w.queuedAt,
         w.unanchored ? 1 : 0,
       );
+      this.#raisePendingExpiry.run(w.expiresAt, w.expiresAt, w.key, w.item.version, w.queuedAt);
       return;
     }
-    this.#upsertValue.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt, w.unanchored ? 1 : 0);
+    const logFloor = w.json === null ? 0 : (w.logFloor ?? 0);
+    this.#upsertValue.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt, w.unanchored ? 1 : 0, logFloor);
     // A delete takes the key's older items with it, here as in the store.
     if (w.json === null) this.#dropItemsBefore.run(w.key, w.version);
   }
