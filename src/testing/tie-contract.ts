@@ -62,7 +62,8 @@ export function describeTies({ store, key, read }: TieFixture, { it }: Pick<Test
           'the store holds this very write: storedDiffers must not be true',
         );
       }
-      assert.equal((await read(write.key))?.json ?? null, write.json);
+      const stored = (await read(write.key))?.json ?? null;
+      assert.deepEqual(JSON.parse(stored ?? 'null'), JSON.parse(write.json ?? 'null'));
     }
   });
 }
