@@ -238,7 +238,11 @@ export class MemoryTier {
     // A re-queued dead letter or a replayed row must not shadow a newer value memory already holds.
     if (!replaced && (this.#lru.peek(key)?.version ?? 0) >= entry.version)
       return { replaced, accepted: false };
-    const dirty = dirtyEntry(entry, replaced?.since ?? now);
+    const dirty = dirtyEntry(
+      entry,
+      replaced?.since ?? now,
+      replaced?.firstVersion ?? entry.firstVersion ?? entry.version,
+    );
     const previous = replaced ?? this.#lru.peek(key);
     // Judged at the time the write was made, as every store judges it (`ValueWrite.writtenAt`).
     const ended = previous !== undefined && hasEnded(previous, now);
@@ -292,6 +296,8 @@ export class MemoryTier {
   reversion(key: string, from: number, to: number, logFloor?: number): boolean {
     const dirty = this.#dirty.get(key);
     if (!dirty || dirty.version !== from) return false;
+    // The first write of the chain keeps its place unless it is this one (written before `to` otherwise).
+    if (dirty.firstVersion === from) dirty.firstVersion = to;
     dirty.version = to;
     if (logFloor !== undefined) dirty.logFloor = logFloor;
     return true;

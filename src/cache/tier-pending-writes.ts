@@ -1,5 +1,5 @@
 import { NO_LOG_FLOOR } from '../storage/contract/log-floor.js';
-import { isAppend, type VersionedWrite } from '../storage/contract/types.js';
+import { isAppend, type ValueWrite, type VersionedWrite } from '../storage/contract/types.js';
 import type { PendingWrites } from '../sync/flush/pending-writes.js';
 import { entryJson } from './entry.js';
 import type { MemoryTier } from './memory-tier.js';
@@ -54,8 +54,16 @@ export class TierPendingWrites implements PendingWrites {
       const json = entryJson(entry);
       // Judged by the store at the time the first of the writes it coalesced was made (`since`),
       // which is when memory judged the value the store still holds.
-      const write = { key, version: entry.version, json, expiresAt: entry.expiresAt, writtenAt: entry.since };
-      writes.push(entry.logFloor > NO_LOG_FLOOR ? { ...write, logFloor: entry.logFloor } : write);
+      const write: ValueWrite = {
+        key,
+        version: entry.version,
+        json,
+        expiresAt: entry.expiresAt,
+        writtenAt: entry.since,
+      };
+      if (entry.logFloor > NO_LOG_FLOOR) write.logFloor = entry.logFloor;
+      if (entry.firstVersion < entry.version) write.firstVersion = entry.firstVersion;
+      writes.push(write);
     }
     return writes;
   }

@@ -9,11 +9,11 @@
 --     sent by the client since this release; without it, now), no longer at the time it reaches
 --     the database. A write that waited in an outbox while the value it replaces expired no longer
 --     ends a log that the writing process saw continue.
---   * A value written over a tombstone or an expired value that carries a log floor starts its new
---     log there instead of just below itself (never below the replaced value itself): the process
---     coalesced it over the value that started the log, which the database never saw, and the
---     items appended in between belong to that log. Without a carried floor, just below itself as
---     before.
+--   * A value written over a tombstone or an expired value starts its new log with the first write
+--     it coalesced ("first_version", sent since this release), or where its carried log floor says,
+--     instead of just below itself (never below the replaced value itself): the database never saw
+--     the value that started the log, and the items appended in between belong to that log.
+--     Without either, just below itself as before.
 -- The judgement moves from the trigger into the apply's upsert, which has the write's time; the
 -- trigger keeps a tombstone's floor and removes the ended items.
 --
@@ -95,7 +95,8 @@ begin
   -- Batched, version-guarded, idempotent apply of values.
   -- p_writes: JSON array of {<key>: text, "version": number, "data": text | null,
   --   "expires_at_ms": number | null, "log_floor": number (optional),
-  --   "written_at_ms": number (optional: when the write was made)}; `data` is the value's JSON
+  --   "written_at_ms": number (optional: when the write was made),
+  --   "first_version": number (optional: the first write it coalesced)}; `data` is the value's JSON
   --   text, null for a tombstone. A key given twice: only its newest write is written.
   -- Returns one row per input: idx (0-based), outcome ('applied' | 'stale'), and for stale inputs
   -- the version the store holds.
@@ -118,11 +119,12 @@ begin
                coalesce((w.item ->> 'log_floor')::bigint, 0) as log_floor,
                case when pg_catalog.jsonb_typeof(w.item -> 'written_at_ms') = 'number'
                     then pg_catalog.to_timestamp((w.item ->> 'written_at_ms')::numeric / 1000)
-                    else pg_catalog.now() end as written_at
+                    else pg_catalog.now() end as written_at,
+               (w.item ->> 'first_version')::bigint as first_version
         from pg_catalog.jsonb_array_elements(p_writes) with ordinality as w(item, ord)
       ),
       winners as (
-        select distinct on (k) idx, k, version, data, expires_at, log_floor, written_at
+        select distinct on (k) idx, k, version, data, expires_at, log_floor, written_at, first_version
         from input
         order by k, version desc, idx
       ),
@@ -138,14 +140,15 @@ begin
               deleted = excluded.deleted,
               %4$I = excluded.%4$I,
               -- Over a tombstone, or a value expired when the write was made (written_at_ms, else
-              -- now): the new log starts where the write says (it was coalesced over the value that
-              -- started it), else just below itself; never below the ended value.
+              -- now): the new log started with the first write this one coalesced (first_version),
+              -- or where its carried floor says, or else with itself; never below the ended value.
               log_floor = case
                 when t.deleted or t.expires_at <=
                        (select x.written_at from winners x where x.k = excluded.%2$I)
-                  then greatest(t.log_floor, t.version,
-                                case when excluded.log_floor > 0 then excluded.log_floor
-                                     else excluded.version - 1 end)
+                  then greatest(t.log_floor, t.version, excluded.log_floor,
+                                coalesce((select x.first_version from winners x where x.k = excluded.%2$I),
+                                         case when excluded.log_floor > 0 then excluded.log_floor + 1
+                                              else excluded.version end) - 1)
                 else greatest(t.log_floor, excluded.log_floor) end
           where t.version < excluded.version
         returning t.%2$I as k, t.version

@@ -56,18 +56,24 @@ export interface StoredPredecessor {
 /**
  * The floor a store takes from a write it applies, before raising its own to it: a tombstone ends
  * every older item; a value ends those at or below its `logFloor`. Written over a tombstone or an
- * expired value the store holds, it also ends that value's log: up to where the write says its new
- * log started (a value coalesced over the one that started it keeps the items appended in
- * between), or just below itself when it does not say, and never below the ended value itself.
+ * expired value the store holds, it also ends that value's log: the new log started with the
+ * first write this one coalesced (`firstVersion`), or where its carried floor says it started, or
+ * else with itself; items from there on stay. Never below the ended value itself.
  */
 export function appliedLogFloor(
-  write: { version: number; json: string | null; logFloor?: number | undefined },
+  write: {
+    version: number;
+    json: string | null;
+    logFloor?: number | undefined;
+    firstVersion?: number | undefined;
+  },
   replaced: StoredPredecessor | undefined,
 ): number {
   if (write.json === null) return write.version;
   const carried = write.logFloor ?? NO_LOG_FLOOR;
   if (!replaced?.ended) return carried;
-  return Math.max(carried > NO_LOG_FLOOR ? carried : write.version - 1, replaced.version);
+  const start = write.firstVersion ?? (carried > NO_LOG_FLOOR ? carried + 1 : write.version);
+  return Math.max(carried, start - 1, replaced.version);
 }
 
 /** An item survives the floor only if it is newer than it. */
@@ -81,12 +87,21 @@ export function itemsAboveFloor<T extends { version: number }>(items: T[], floor
   return items.filter((item) => isAboveFloor(item, floor));
 }
 
-/** Why a write's `logFloor` breaks the contract (a safe integer, >= 0, below the write's version), or undefined. */
+/**
+ * Why a write's `logFloor` (a safe integer, >= 0, below the write's version) or `firstVersion` (a
+ * positive safe integer, at most the write's version) breaks the contract, or undefined.
+ */
 export function logFloorProblem(write: {
   version: number;
   logFloor?: number | undefined;
+  firstVersion?: number | undefined;
 }): string | undefined {
-  const { logFloor } = write;
+  const { logFloor, firstVersion } = write;
+  if (
+    firstVersion !== undefined &&
+    (!Number.isSafeInteger(firstVersion) || firstVersion < 1 || firstVersion > write.version)
+  )
+    return 'invalid firstVersion';
   if (logFloor === undefined) return undefined;
   if (!Number.isSafeInteger(logFloor) || logFloor < 0 || logFloor >= write.version) return 'invalid logFloor';
   return undefined;

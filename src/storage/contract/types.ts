@@ -55,6 +55,12 @@ export interface ValueWrite {
    * write arrives, as the writer judged it (see `log-floor.ts`). Absent: the store's clock now.
    */
   writtenAt?: number;
+  /**
+   * The version of the first of the key's unflushed writes this one replaced (coalesced), when it
+   * replaced any. Should the value the store holds have ended (deleted, or expired at `writtenAt`),
+   * the new log started with that first write: items above it belong to it and stay.
+   */
+  firstVersion?: number;
 }
 
 /**

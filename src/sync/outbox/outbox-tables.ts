@@ -19,6 +19,7 @@ type ValueRow = [
   queuedAt: number,
   unanchored: number,
   logFloor: number,
+  firstVersion: number,
 ];
 type ItemRow = [
   key: string,
@@ -63,8 +64,8 @@ export class OutboxTables {
     // one replacing a pending value that did keeps where it said. With no pending row, the caller
     // says (memory knows the value it replaces).
     this.#upsertValue = db.prepare(
-      `INSERT INTO pending (key, version, json, expires_at, queued_at, unanchored, ends_log_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO pending (key, version, json, expires_at, queued_at, unanchored, ends_log_at, first_version)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET version = excluded.version, json = excluded.json,
          expires_at = excluded.expires_at, unanchored = excluded.unanchored,
          ends_log_at = CASE WHEN excluded.json IS NULL THEN 0
@@ -145,11 +146,12 @@ export class OutboxTables {
   pendingValues(): PendingWrite[] {
     const rows = this.#db
       .prepare(
-        `SELECT key, version, json, expires_at, queued_at, ${STILL_UNANCHORED}, ends_log_at FROM pending ORDER BY queued_at`,
+        `SELECT key, version, json, expires_at, queued_at, ${STILL_UNANCHORED}, ends_log_at, first_version
+         FROM pending ORDER BY queued_at`,
       )
       .raw()
       .all() as ValueRow[];
-    return rows.map(([key, version, json, expiresAt, queuedAt, unanchored, logFloor]) => ({
+    return rows.map(([key, version, json, expiresAt, queuedAt, unanchored, logFloor, firstVersion]) => ({
       key,
       version,
       json,
@@ -157,6 +159,7 @@ export class OutboxTables {
       queuedAt,
       ...(unanchored ? { unanchored: true } : {}),
       ...(logFloor ? { logFloor } : {}),
+      ...(firstVersion > 0 && firstVersion < version ? { firstVersion } : {}),
     }));
   }
 
@@ -244,7 +247,8 @@ export class OutboxTables {
       const taken = this.deadLetters().filter((l) => (!keys || keys.includes(l.key)) && isIntact(l.json));
       for (const l of taken) {
         this.#deleteLetter.run(l.key, l.version, l.itemId ?? null);
-        if (l.itemId === undefined) this.#upsertValue.run(l.key, l.version, l.json, l.expiresAt, now, 0, 0);
+        if (l.itemId === undefined)
+          this.#upsertValue.run(l.key, l.version, l.json, l.expiresAt, now, 0, 0, l.version);
         else this.#insertItem.run(l.itemId, l.key, l.version, l.json, l.expiresAt, now, 0);
       }
       return taken;
@@ -266,7 +270,8 @@ export class OutboxTables {
       return;
     }
     const logFloor = w.json === null ? 0 : (w.logFloor ?? 0);
-    this.#upsertValue.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt, w.unanchored ? 1 : 0, logFloor);
+    const row = [w.key, w.version, w.json, w.expiresAt, w.queuedAt, w.unanchored ? 1 : 0, logFloor] as const;
+    this.#upsertValue.run(...row, w.version);
     // A delete takes the key's older items with it, here as in the store.
     if (w.json === null) this.#dropItemsBefore.run(w.key, w.version);
   }

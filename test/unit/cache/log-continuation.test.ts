@@ -46,6 +46,22 @@ describe('a new log started by a value the store never sees on its own', () => {
   });
 });
 
+describe('a new log started by a value written blind (memory never read the key)', () => {
+  it('keeps the items appended to it when a later value replaces it before the flush', async () => {
+    const { cache, storage } = await slowFlushingCache();
+    // Another process wrote the key, with a TTL; this one never read it.
+    await storage.inner.apply([{ key: 'k', version: 1, json: '"theirs"', expiresAt: Date.now() + 10 }]);
+    await vi.advanceTimersByTimeAsync(20); // it has expired
+    await cache.set('k', 'first'); // the store will find it started a new log
+    await cache.append('k', 'item');
+    await cache.set('k', 'second');
+    await settleWithTimers(cache.flush());
+    expect(storage.inner.peekItems('k').map((i) => JSON.parse(i.json))).toEqual(['item']);
+    expect(await settleWithTimers(cache.getWithItems('k'))).toEqual({ value: 'second', items: ['item'] });
+    await settleWithTimers(cache.close());
+  });
+});
+
 describe('a value written while the value it replaces is live, flushed after that one expired', () => {
   it('continues the log in the store as it did in memory: judged when written, not when flushed', async () => {
     const { cache, storage } = await slowFlushingCache();

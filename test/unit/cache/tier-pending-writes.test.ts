@@ -57,7 +57,16 @@ describe('TierPendingWrites', () => {
     setValue('k', 20, undefined);
     setValue('k', 25, 'back');
     expect(pending.writesFor('k')).toEqual([
-      { key: 'k', version: 25, json: '"back"', expiresAt: null, writtenAt: 1_000, logFloor: 24 },
+      // Coalesced over the delete at 20: the first write of the chain.
+      {
+        key: 'k',
+        version: 25,
+        json: '"back"',
+        expiresAt: null,
+        writtenAt: 1_000,
+        logFloor: 24,
+        firstVersion: 20,
+      },
     ]);
   });
 
@@ -101,7 +110,15 @@ describe('TierPendingWrites', () => {
     setValue('k', 25, 'back');
     expect(tier.reversion('k', 25, 40, 39)).toBe(true);
     expect(pending.writesFor('k')).toEqual([
-      { key: 'k', version: 40, json: '"back"', expiresAt: null, writtenAt: 1_000, logFloor: 39 },
+      {
+        key: 'k',
+        version: 40,
+        json: '"back"',
+        expiresAt: null,
+        writtenAt: 1_000,
+        logFloor: 39,
+        firstVersion: 20,
+      },
     ]);
     // Without a new floor, the floor stays where it is.
     expect(tier.reversion('k', 40, 41)).toBe(true);

@@ -38,6 +38,13 @@ describe('the log floor rules', () => {
   it('a value over an ended one that says where its new log started keeps the items appended since', () => {
     // Coalesced over the value at 11 that started the log: items from 11 on belong to it.
     expect(appliedLogFloor({ version: 50, json: '1', logFloor: 10 }, { version: 5, ended: true })).toBe(10);
+    // The first write it coalesced says where the new log started, when the writer knew no more.
+    expect(appliedLogFloor({ version: 50, json: '1', firstVersion: 30 }, { version: 5, ended: true })).toBe(
+      29,
+    );
+    expect(appliedLogFloor({ version: 50, json: '1', firstVersion: 30 }, { version: 5, ended: false })).toBe(
+      0,
+    );
     // Never below the ended value itself.
     expect(appliedLogFloor({ version: 50, json: '1', logFloor: 10 }, { version: 20, ended: true })).toBe(20);
   });
