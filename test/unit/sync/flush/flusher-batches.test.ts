@@ -266,17 +266,6 @@ describe('what the store answers for each write', () => {
     expect(h.events('flushed')).toEqual([{ count: 1, keys: ['a'] }]);
   });
 
-  it('stale at our own version, the store saying it holds this very write: already stored', async () => {
-    const h = harness();
-    const w = h.write('a', 1);
-    h.answer((writes) =>
-      writes.map((x): ApplyResult => ({ status: 'stale', storedVersion: x.version, storedDiffers: false })),
-    );
-    await vi.advanceTimersByTimeAsync(10);
-    expect(h.calls).toEqual([`alreadyStored a@${w.version}`]);
-    expect(h.events('superseded')).toEqual([]);
-  });
-
   it('stale at our own version holding a different write: a lost tie, superseded and reported', async () => {
     const h = harness();
     const w = h.write('a', 1);
@@ -287,15 +276,6 @@ describe('what the store answers for each write', () => {
     expect(h.calls).toEqual([`superseded a@${w.version}`]);
     expect(h.events('superseded')).toEqual([{ key: 'a', localVersion: w.version, storedVersion: w.version }]);
     expect(h.log.at('warn')[0]?.msg).toMatch(/lost a tie/);
-  });
-
-  it('items stale at their own version are stored, whatever the adapter says about a tie', async () => {
-    const h = harness();
-    const a = h.acceptItems('a', 1);
-    h.flusher.schedule('a');
-    h.answer((writes) => writes.map((x): ApplyResult => ({ status: 'stale', storedVersion: x.version })));
-    await vi.advanceTimersByTimeAsync(10);
-    expect(h.calls).toEqual([`alreadyStored a@${a.version}`]);
   });
 
   it('a newer stored version supersedes ours, is reported, and moves the clock past it', async () => {
