@@ -246,11 +246,11 @@ export class MemoryTier {
     const previous = replaced ?? this.#lru.peek(key);
     // Judged at the time the write was made, as every store judges it (`ValueWrite.writtenAt`).
     const ended = previous !== undefined && hasEnded(previous, now);
-    if (!entry.deleted && previous !== undefined) {
-      // A value that starts a new log, or replaces (coalesced, unflushed) one that did, carries
-      // where that log started: the store may never see the value that started it.
-      const carried = Math.max(entry.logFloor, replaced?.logFloor ?? NO_LOG_FLOOR);
-      dirty.logFloor = valueLogFloor(entry.version, ended, carried);
+    // A value coalesced over an unflushed delete (or an unflushed value that had expired, unseen by
+    // the store) still has to end the key's log in the store. (Over a value the store holds, the
+    // store sees the end itself, and starts the new log at the chain's `firstVersion`.)
+    if (!entry.deleted && replaced) {
+      dirty.logFloor = valueLogFloor(entry.version, ended, Math.max(entry.logFloor, replaced.logFloor));
     }
     if (entry.deleted) {
       // A delete takes the key's items with it: every unflushed one here is older.
@@ -265,18 +265,6 @@ export class MemoryTier {
     this.#dirty.set(key, dirty);
     this.#lru.delete(key);
     return { replaced, accepted: true };
-  }
-
-  /**
-   * The log floor a value written at `version` and time `now` would carry, as `putDirty` sets it,
-   * for the outbox row written before memory takes the value (the outbox judges a pending row it
-   * holds itself).
-   */
-  logFloorFor(key: string, version: number, now: number): number {
-    const replaced = this.#dirty.get(key);
-    const previous = replaced ?? this.#lru.peek(key);
-    if (previous === undefined) return NO_LOG_FLOOR;
-    return valueLogFloor(version, hasEnded(previous, now), replaced?.logFloor ?? NO_LOG_FLOOR);
   }
 
   /**

@@ -91,9 +91,6 @@ export class WritePipeline {
       queuedAt: now,
       unanchored: this.#anchor.isUnanchored(entry.version),
     };
-    // A value that starts a new log over one only memory knows ended keeps that in its row.
-    const logFloor = json === null ? 0 : this.#tier.logFloorFor(key, entry.version, now);
-    if (logFloor > 0) row.logFloor = logFloor;
     return this.#record(row, entry.bytes, () => this.commitValue(key, entry, now));
   }
 

@@ -61,8 +61,8 @@ export class OutboxTables {
   constructor(db: Database.Database) {
     this.#db = db;
     // A value replacing a pending delete (or an expired value) records where the key's items end;
-    // one replacing a pending value that did keeps where it said. With no pending row, the caller
-    // says (memory knows the value it replaces).
+    // one replacing a pending value that did keeps where it said; a new row takes the caller's.
+    // first_version: a new row's own version, kept while later writes replace the row.
     this.#upsertValue = db.prepare(
       `INSERT INTO pending (key, version, json, expires_at, queued_at, unanchored, ends_log_at, first_version)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
