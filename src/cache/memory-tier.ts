@@ -238,19 +238,25 @@ export class MemoryTier {
     // A re-queued dead letter or a replayed row must not shadow a newer value memory already holds.
     if (!replaced && (this.#lru.peek(key)?.version ?? 0) >= entry.version)
       return { replaced, accepted: false };
-    const dirty = dirtyEntry(entry, replaced?.since ?? now);
-    // A value coalesced over an unflushed delete (or an unflushed value that expired here, unseen by
-    // the store) still has to end the key's log in the store.
+    const dirty = dirtyEntry(
+      entry,
+      replaced?.since ?? now,
+      replaced?.firstVersion ?? entry.firstVersion ?? entry.version,
+    );
+    const previous = replaced ?? this.#lru.peek(key);
+    // Judged at the time the write was made, as every store judges it (`ValueWrite.writtenAt`).
+    const ended = previous !== undefined && hasEnded(previous, now);
+    // A value coalesced over an unflushed delete (or an unflushed value that had expired, unseen by
+    // the store) still has to end the key's log in the store. (Over a value the store holds, the
+    // store sees the end itself, and starts the new log at the chain's `firstVersion`.)
     if (!entry.deleted && replaced) {
-      dirty.logFloor = valueLogFloor(entry.version, hasEnded(replaced, Date.now()), replaced.logFloor);
+      dirty.logFloor = valueLogFloor(entry.version, ended, Math.max(entry.logFloor, replaced.logFloor));
     }
     if (entry.deleted) {
       // A delete takes the key's items with it: every unflushed one here is older.
       this.#dropPendingLog(key, entry.version);
     } else if (dirty.log === undefined) {
-      const previous = replaced ?? this.#lru.peek(key);
       // A value replaces a value, never the log; after a delete or an expiry the log starts empty.
-      const ended = previous !== undefined && hasEnded(previous, Date.now());
       if (ended) this.#dropPendingLog(key, entry.version);
       dirty.log = ended ? [] : previous?.log;
       if (!ended && replaced?.settledItems) dirty.settledItems = replaced.settledItems;
@@ -278,6 +284,8 @@ export class MemoryTier {
   reversion(key: string, from: number, to: number, logFloor?: number): boolean {
     const dirty = this.#dirty.get(key);
     if (!dirty || dirty.version !== from) return false;
+    // The first write of the chain keeps its place unless it is this one (written before `to` otherwise).
+    if (dirty.firstVersion === from) dirty.firstVersion = to;
     dirty.version = to;
     if (logFloor !== undefined) dirty.logFloor = logFloor;
     return true;

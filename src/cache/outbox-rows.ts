@@ -26,6 +26,7 @@ export function outboxRowsFromMemory(
       expiresAt: entry.expiresAt,
       queuedAt: entry.since,
       ...(entry.logFloor > 0 ? { logFloor: entry.logFloor } : {}),
+      ...(entry.firstVersion < entry.version ? { firstVersion: entry.firstVersion } : {}),
       ...(isUnanchored(entry.version) ? { unanchored: true } : {}),
     });
   }

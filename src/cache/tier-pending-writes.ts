@@ -1,5 +1,5 @@
 import { NO_LOG_FLOOR } from '../storage/contract/log-floor.js';
-import { isAppend, type VersionedWrite } from '../storage/contract/types.js';
+import { isAppend, type ValueWrite, type VersionedWrite } from '../storage/contract/types.js';
 import type { PendingWrites } from '../sync/flush/pending-writes.js';
 import { entryJson } from './entry.js';
 import type { MemoryTier } from './memory-tier.js';
@@ -52,8 +52,18 @@ export class TierPendingWrites implements PendingWrites {
     const entry = this.#tier.dirty.get(key);
     if (entry) {
       const json = entryJson(entry);
-      const write = { key, version: entry.version, json, expiresAt: entry.expiresAt };
-      writes.push(entry.logFloor > NO_LOG_FLOOR ? { ...write, logFloor: entry.logFloor } : write);
+      // Judged by the store at the time the first of the writes it coalesced was made (`since`),
+      // which is when memory judged the value the store still holds.
+      const write: ValueWrite = {
+        key,
+        version: entry.version,
+        json,
+        expiresAt: entry.expiresAt,
+        writtenAt: entry.since,
+      };
+      if (entry.logFloor > NO_LOG_FLOOR) write.logFloor = entry.logFloor;
+      if (entry.firstVersion < entry.version) write.firstVersion = entry.firstVersion;
+      writes.push(write);
     }
     return writes;
   }
@@ -69,6 +79,11 @@ export class TierPendingWrites implements PendingWrites {
 
   alreadyStored(write: VersionedWrite): void {
     this.#settle(write);
+  }
+
+  unconfirmed(write: VersionedWrite): void {
+    // Not counted as superseded: most often the store holds this very write.
+    this.#tier.discard(write.key, write.version);
   }
 
   superseded(write: VersionedWrite): boolean {

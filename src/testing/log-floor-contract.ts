@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { Storage, StoredEntry } from '../storage/contract/types.js';
+import type { Storage, StoredEntry, ValueWrite } from '../storage/contract/types.js';
 import type { TestFunctions } from './storage-contract.js';
 import { appended, item, put, putWithLogFloor, tombstone } from './writes.js';
 
@@ -71,5 +71,35 @@ export function describeLogFloor({ store, key, read }: LogFloorFixture, it: Test
     await store().apply([appended(k, [item(2, 'orphan'), item(9, 'kept')])]);
     assert.equal((await store().apply([putWithLogFloor(k, 8, 'first', 7)]))[0]?.status, 'applied');
     assert.deepEqual(await itemValues(k), ['kept']);
+  });
+
+  it('judges whether the value it replaces had expired at the time the write was made (writtenAt)', async () => {
+    const expiredAt = Date.now() - 60_000;
+    const live = key('floor-written-at');
+    const late = key('floor-arrived-late');
+    for (const k of [live, late]) {
+      await store().apply([
+        put(k, 1, 'v', expiredAt),
+        appended(k, [item(2, 'two')], expiredAt, expiredAt - 1_000),
+      ]);
+    }
+    // Made while 'v' was live, arriving after it expired: the log goes on.
+    await store().apply([{ ...(put(live, 10, 'next') as ValueWrite), writtenAt: expiredAt - 500 }]);
+    assert.deepEqual(await itemValues(live), ['two']);
+    // Made after it expired: a new log.
+    await store().apply([{ ...(put(late, 10, 'next') as ValueWrite), writtenAt: expiredAt + 500 }]);
+    assert.deepEqual(await itemValues(late), []);
+  });
+
+  it('starts the new log over an ended value at the first write it coalesced (firstVersion)', async () => {
+    const k = key('floor-first-version');
+    await store().apply([put(k, 1, 'v'), tombstone(k, 3), appended(k, [item(5, 'five')])]);
+    // The value at 4 that started the log never reached the store; the one at 10 replaced it.
+    await store().apply([{ ...(put(k, 10, 'again') as ValueWrite), firstVersion: 4 }]);
+    assert.deepEqual(await itemValues(k), ['five']);
+    const without = key('floor-no-first-version');
+    await store().apply([put(without, 1, 'v'), tombstone(without, 3), appended(without, [item(5, 'five')])]);
+    await store().apply([put(without, 10, 'again')]);
+    assert.deepEqual(await itemValues(without), []);
   });
 }

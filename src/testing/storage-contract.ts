@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { ApplyResult, Storage } from '../storage/contract/types.js';
 import { LOGICAL_SLOTS } from '../storage/contract/version.js';
+import { describeTies } from './tie-contract.js';
 import { put, tombstone } from './writes.js';
 
 /**
@@ -104,12 +105,7 @@ export function describeStorageContract(
       assert.deepEqual(JSON.parse(entry?.json ?? 'null'), { n: 5 });
     });
 
-    it('does not let an equal version overwrite a different stored value', async () => {
-      const k = key('tie');
-      await store().apply([put(k, 7, 'first')]);
-      assert.equal((await store().apply([put(k, 7, 'second')]))[0]?.status, 'stale');
-      assert.equal(JSON.parse((await read(k))?.json ?? 'null'), 'first');
-    });
+    describeTies({ store, key, read }, { it });
 
     it('returns tombstones with their version, and they block older writes', async () => {
       const k = key('tomb');

@@ -48,6 +48,19 @@ export interface ValueWrite {
    * otherwise a safe integer below `version`. A tombstone's floor is its own version.
    */
   logFloor?: number;
+  /**
+   * When (epoch ms, the writing process's clock) the write was made; for a write that replaced
+   * earlier unflushed writes of the key, when the first of them was. A store judges whether the
+   * value it replaces had expired (so that this one starts a new log) at this time, not when the
+   * write arrives, as the writer judged it (see `log-floor.ts`). Absent: the store's clock now.
+   */
+  writtenAt?: number;
+  /**
+   * The version of the first of the key's unflushed writes this one replaced (coalesced), when it
+   * replaced any. Should the value the store holds have ended (deleted, or expired at `writtenAt`),
+   * the new log started with that first write: items above it belong to it and stay.
+   */
+  firstVersion?: number;
 }
 
 /**
@@ -88,8 +101,14 @@ export function laterExpiry(a: number | null, b: number | null): number | null {
 
 export type ApplyResult =
   | { status: 'applied' }
-  /** The store already holds this version or a newer one; `storedVersion` when the adapter knows it. */
-  | { status: 'stale'; storedVersion?: number }
+  /**
+   * The store already holds this version or a newer one; `storedVersion` when the adapter knows it.
+   * For a value write refused at its own version, `storedDiffers` says whether the store holds a
+   * different write there (it lost a tie, see `stale-answer.ts`) or this very one (re-sent, or
+   * retried after its answer was lost). An adapter that cannot tell leaves it out; the cache then
+   * forgets its copy, so that the next read takes the store's.
+   */
+  | { status: 'stale'; storedVersion?: number; storedDiffers?: boolean }
   /** This item can never be applied (constraint, permission, validation); the rest of the batch is unaffected. */
   | { status: 'rejected'; error: Error };
 
@@ -113,7 +132,8 @@ export interface Storage {
    */
   getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>>;
   /**
-   * Applies writes in order with last-writer-wins by version for values, and once per item id for
+   * Applies writes in order with last-writer-wins by version for values (a write at the stored
+   * version is stale: the first to arrive stays, see `stale-answer.ts`), and once per item id for
    * appends; re-applying a write is harmless. Every value write that is applied raises the key's
    * log floor (see `ValueWrite.logFloor`, and `log-floor.ts` for the rules): a tombstone to its
    * own version; a value to its `logFloor`, or to just below itself when it replaces a tombstone

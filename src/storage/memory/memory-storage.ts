@@ -6,6 +6,7 @@ import {
   NO_LOG_FLOOR,
   storedHasEnded,
 } from '../contract/log-floor.js';
+import { staleAnswer } from '../contract/stale-answer.js';
 import {
   DEFAULT_TOMBSTONE_RETENTION_MS,
   expiredTombstoneVersionBound,
@@ -118,8 +119,11 @@ export class MemoryStorage implements Storage {
     if (problem)
       return { status: 'rejected', error: new PermanentStorageError(`${problem} (key ${write.key})`) };
     const stored = this.#entries.get(write.key);
-    if (stored && stored.version >= write.version) return { status: 'stale', storedVersion: stored.version };
-    const floor = appliedLogFloor(write, stored !== undefined && storedHasEnded(stored, Date.now()));
+    if (stored && stored.version >= write.version) return staleAnswer(write, stored);
+    const floor = appliedLogFloor(
+      write,
+      stored && { version: stored.version, ended: storedHasEnded(stored, write, Date.now()) },
+    );
     this.#entries.set(write.key, { version: write.version, json: write.json, expiresAt: write.expiresAt });
     if (floor > (this.#logFloors.get(write.key) ?? NO_LOG_FLOOR)) {
       this.#logFloors.set(write.key, floor);

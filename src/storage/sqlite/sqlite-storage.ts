@@ -12,6 +12,7 @@ import {
   NO_LOG_FLOOR,
   storedHasEnded,
 } from '../contract/log-floor.js';
+import { staleAnswer } from '../contract/stale-answer.js';
 import {
   DEFAULT_TOMBSTONE_RETENTION_MS,
   expiredTombstoneVersionBound,
@@ -84,7 +85,6 @@ export class SqliteStorage implements Storage {
   /** The file's identity at open, to notice it being deleted or replaced underneath us. */
   readonly #fileIdentity: FileIdentity | undefined;
   readonly #upsert: Database.Statement<[string, number, string | null, number | null, number]>;
-  readonly #selectVersion: Database.Statement<[string], number>;
   readonly #selectHighWaterMark: Database.Statement<[], number>;
   readonly #deleteExpired: Database.Statement<[number]>;
   readonly #deleteOldTombstones: Database.Statement<[number]>;
@@ -120,9 +120,6 @@ export class SqliteStorage implements Storage {
                log_floor = max(${ENTRIES_TABLE}.log_floor, excluded.log_floor)
            WHERE excluded.version > ${ENTRIES_TABLE}.version`,
       );
-      this.#selectVersion = this.#db
-        .prepare<[string], number>(`SELECT version FROM ${ENTRIES_TABLE} WHERE key = ?`)
-        .pluck();
       this.#selectHighWaterMark = this.#db
         .prepare<[], number>(
           `SELECT max(coalesce((SELECT max(version) FROM ${ENTRIES_TABLE}), 0),
@@ -244,18 +241,21 @@ export class SqliteStorage implements Storage {
       const problem = logFloorProblem(write);
       if (problem) throw new TypeError(problem);
       const previous = this.#selectEntry.get(write.key);
-      const replacedEnded =
-        previous !== undefined &&
-        storedHasEnded({ json: previous.json, expiresAt: previous.expires_at }, Date.now());
-      const floor = appliedLogFloor(write, replacedEnded);
+      const floor = appliedLogFloor(
+        write,
+        previous && {
+          version: previous.version,
+          ended: storedHasEnded({ json: previous.json, expiresAt: previous.expires_at }, write, Date.now()),
+        },
+      );
       // The floor is raised in the same upsert as the value, and only if the value is written.
       const { changes } = this.#upsert.run(write.key, write.version, write.json, write.expiresAt, floor);
       if (changes > 0) {
         if (floor > (previous?.log_floor ?? NO_LOG_FLOOR)) this.#deleteItemsAtOrBelow.run(write.key, floor);
         return { status: 'applied' };
       }
-      const storedVersion = this.#selectVersion.get(write.key);
-      return storedVersion === undefined ? { status: 'stale' } : { status: 'stale', storedVersion };
+      const stored = this.#selectEntry.get(write.key);
+      return stored === undefined ? { status: 'stale' } : staleAnswer(write, stored);
     } catch (error) {
       // Anything else (I/O, disk full, lock lost) aborts the whole batch: rethrown, rolled back.
       if (!isItemError(error)) throw error;

@@ -309,6 +309,9 @@ function valuePayload(keyField: string, write: ValueWrite): Record<string, unkno
     expires_at_ms: write.expiresAt,
   };
   if (write.logFloor) payload.log_floor = write.logFloor;
+  // Read by the functions of *_log_floor_at_write_time.sql; earlier ones ignore it.
+  if (write.writtenAt !== undefined) payload.written_at_ms = write.writtenAt;
+  if (write.firstVersion !== undefined) payload.first_version = write.firstVersion;
   return payload;
 }
 

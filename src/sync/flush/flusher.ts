@@ -14,6 +14,7 @@ import type { DeadLetter, FlushEventSink } from '../types.js';
 import { classifyFailure } from './failure-kind.js';
 import type { PendingWrites } from './pending-writes.js';
 import { type RetryOptions, RetryPolicy } from './retry-policy.js';
+import { staleOutcome } from './stale-outcome.js';
 import type { StoreGuard } from './store-guard.js';
 
 export interface FlusherOptions {
@@ -254,14 +255,17 @@ export class Flusher {
       }
       if (result.status === 'applied') {
         this.#pending.applied(write);
-      } else if (result.storedVersion !== undefined && result.storedVersion > write.version) {
-        // The store holds a newer write from elsewhere: forget ours so the next read fetches that one.
-        // Said out loud unless memory already holds a newer local write that replaces ours anyway.
-        this.#clock.observe(result.storedVersion);
-        if (this.#pending.superseded(write)) this.#superseded(write, result.storedVersion);
       } else {
-        // Stale at our own version: an earlier attempt committed but its answer was lost.
-        this.#pending.alreadyStored(write);
+        const outcome = staleOutcome(write, result);
+        if (outcome === 'superseded') {
+          // The store holds another write that beat ours: forget ours so the next read fetches
+          // that one. Said out loud unless memory already holds a newer local write that replaces
+          // ours anyway.
+          const storedVersion = result.storedVersion ?? write.version;
+          this.#clock.observe(storedVersion);
+          if (this.#pending.superseded(write)) this.#superseded(write, storedVersion);
+        } else if (outcome === 'alreadyStored') this.#pending.alreadyStored(write);
+        else this.#pending.unconfirmed(write);
       }
       acknowledged.push(write);
     });
@@ -280,7 +284,12 @@ export class Flusher {
 
   #superseded(write: VersionedWrite, storedVersion: number): void {
     const event = { key: write.key, localVersion: write.version, storedVersion };
-    this.#logger.warn(event, 'a local write lost to a newer write from another instance');
+    this.#logger.warn(
+      event,
+      storedVersion > write.version
+        ? 'a local write lost to a newer write from another instance'
+        : 'a local write lost a tie with a write from another instance at the same version',
+    );
     this.#events.emit('superseded', event);
   }
 

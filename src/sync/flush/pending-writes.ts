@@ -14,7 +14,12 @@ export interface PendingWrites {
   applied(write: VersionedWrite): void;
   /** The store already held this write: an earlier attempt committed but its answer was lost. */
   alreadyStored(write: VersionedWrite): void;
-  /** The store holds a newer write (a newer tombstone, for items); returns false when a newer local write replaced this one anyway. */
+  /**
+   * The store refused this value at its own version without saying whether it holds this write or
+   * another that won a tie: settle it without keeping memory's copy (the next read asks the store).
+   */
+  unconfirmed(write: VersionedWrite): void;
+  /** The store holds a newer write (a newer tombstone, for items), or a value that won a tie at this write's version; returns false when a newer local write replaced this one anyway. */
   superseded(write: VersionedWrite): boolean;
   /** The write can never be applied and was parked in the outbox's dead letters. */
   deadLettered(write: VersionedWrite): void;

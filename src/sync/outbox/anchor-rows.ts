@@ -22,8 +22,10 @@ export const STILL_UNANCHORED = `(unanchored = 1 AND version > coalesce((SELECT 
 export function prepareAnchor(
   db: Database.Database,
 ): (changes: readonly Reversion[], anchoredThrough: number) => boolean {
+  // A row's first coalesced write moves with it when it is that write (as in memory).
   const value = db.prepare(
-    'UPDATE pending SET version = ?, ends_log_at = coalesce(?, ends_log_at) WHERE key = ? AND version = ?',
+    `UPDATE pending SET first_version = CASE WHEN first_version = version THEN ? ELSE first_version END,
+       version = ?, ends_log_at = coalesce(?, ends_log_at) WHERE key = ? AND version = ?`,
   );
   const item = db.prepare('UPDATE pending_items SET version = ? WHERE id = ?');
   const clearValues = db.prepare('UPDATE pending SET unanchored = 0 WHERE unanchored = 1');
@@ -42,7 +44,7 @@ export function prepareAnchor(
     .pluck();
   const write = db.transaction((changes: readonly Reversion[], anchoredThrough: number) => {
     for (const c of changes) {
-      if (c.itemId === undefined) value.run(c.to, c.logFloor ?? null, c.key, c.from);
+      if (c.itemId === undefined) value.run(c.to, c.to, c.logFloor ?? null, c.key, c.from);
       else item.run(c.to, c.itemId);
     }
     if (changes.length > 0) {

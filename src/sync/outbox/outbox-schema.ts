@@ -57,6 +57,10 @@ const OUTBOX_SCHEMA: SqliteFileSchema = {
      ) WITHOUT ROWID;
      ALTER TABLE dead_letters ADD COLUMN item_id TEXT;
      ALTER TABLE pending ADD COLUMN ends_log_at INTEGER NOT NULL DEFAULT 0;`,
+    // first_version: the version of the first write a pending row coalesced (kept as later writes
+    // replace it): should the value the store holds have ended, the new log started there. 0 for
+    // rows written before it was kept (unknown).
+    'ALTER TABLE pending ADD COLUMN first_version INTEGER NOT NULL DEFAULT 0;',
   ],
   // Outboxes of the first release carried no application id.
   unstamped: { version: 1, tables: ['dead_letters', 'meta', 'pending'] },

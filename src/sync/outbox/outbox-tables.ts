@@ -19,6 +19,7 @@ type ValueRow = [
   queuedAt: number,
   unanchored: number,
   logFloor: number,
+  firstVersion: number,
 ];
 type ItemRow = [
   key: string,
@@ -43,6 +44,7 @@ export class OutboxTables {
   readonly #db: Database.Database;
   readonly #upsertValue: Database.Statement;
   readonly #insertItem: Database.Statement;
+  readonly #raisePendingExpiry: Database.Statement;
   readonly #dropItemsBefore: Database.Statement;
   readonly #deleteValue: Database.Statement;
   readonly #deleteItem: Database.Statement;
@@ -58,13 +60,17 @@ export class OutboxTables {
 
   constructor(db: Database.Database) {
     this.#db = db;
-    // A value replacing a pending delete (or an expired value) records where the key's items end.
+    // A value replacing a pending delete (or an expired value) records where the key's items end;
+    // one replacing a pending value that did keeps where it said; a new row takes the caller's.
+    // first_version: a new row's own version, kept while later writes replace the row.
     this.#upsertValue = db.prepare(
-      `INSERT INTO pending (key, version, json, expires_at, queued_at, unanchored) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO pending (key, version, json, expires_at, queued_at, unanchored, ends_log_at, first_version)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET version = excluded.version, json = excluded.json,
          expires_at = excluded.expires_at, unanchored = excluded.unanchored,
          ends_log_at = CASE WHEN excluded.json IS NULL THEN 0
-                            WHEN pending.json IS NULL OR pending.expires_at <= excluded.queued_at
+                            WHEN pending.json IS NULL
+                              OR pending.expires_at <= excluded.queued_at
                               THEN excluded.version - 1
                             ELSE pending.ends_log_at END
        WHERE excluded.version > pending.version`,
@@ -72,6 +78,14 @@ export class OutboxTables {
     this.#insertItem = db.prepare(
       `INSERT INTO pending_items (id, key, version, json, expires_at, queued_at, unanchored) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
+    );
+    // An append refreshes the pending value's expiry as memory does (`MemoryTier.appendItem`): only
+    // a value older than the item and live when it was appended, never shortened. A value replacing
+    // this one judges it by that expiry, here as in memory.
+    this.#raisePendingExpiry = db.prepare(
+      `UPDATE pending
+         SET expires_at = CASE WHEN ? IS NULL OR expires_at IS NULL THEN NULL ELSE max(expires_at, ?) END
+       WHERE key = ? AND json IS NOT NULL AND version < ? AND (expires_at IS NULL OR expires_at > ?)`,
     );
     this.#dropItemsBefore = db.prepare('DELETE FROM pending_items WHERE key = ? AND version < ?');
     this.#deleteValue = db.prepare('DELETE FROM pending WHERE key = ? AND version = ?');
@@ -132,11 +146,12 @@ export class OutboxTables {
   pendingValues(): PendingWrite[] {
     const rows = this.#db
       .prepare(
-        `SELECT key, version, json, expires_at, queued_at, ${STILL_UNANCHORED}, ends_log_at FROM pending ORDER BY queued_at`,
+        `SELECT key, version, json, expires_at, queued_at, ${STILL_UNANCHORED}, ends_log_at, first_version
+         FROM pending ORDER BY queued_at`,
       )
       .raw()
       .all() as ValueRow[];
-    return rows.map(([key, version, json, expiresAt, queuedAt, unanchored, logFloor]) => ({
+    return rows.map(([key, version, json, expiresAt, queuedAt, unanchored, logFloor, firstVersion]) => ({
       key,
       version,
       json,
@@ -144,6 +159,7 @@ export class OutboxTables {
       queuedAt,
       ...(unanchored ? { unanchored: true } : {}),
       ...(logFloor ? { logFloor } : {}),
+      ...(firstVersion > 0 && firstVersion < version ? { firstVersion } : {}),
     }));
   }
 
@@ -231,7 +247,8 @@ export class OutboxTables {
       const taken = this.deadLetters().filter((l) => (!keys || keys.includes(l.key)) && isIntact(l.json));
       for (const l of taken) {
         this.#deleteLetter.run(l.key, l.version, l.itemId ?? null);
-        if (l.itemId === undefined) this.#upsertValue.run(l.key, l.version, l.json, l.expiresAt, now, 0);
+        if (l.itemId === undefined)
+          this.#upsertValue.run(l.key, l.version, l.json, l.expiresAt, now, 0, 0, l.version);
         else this.#insertItem.run(l.itemId, l.key, l.version, l.json, l.expiresAt, now, 0);
       }
       return taken;
@@ -249,9 +266,12 @@ export class OutboxTables {
         w.queuedAt,
         w.unanchored ? 1 : 0,
       );
+      this.#raisePendingExpiry.run(w.expiresAt, w.expiresAt, w.key, w.item.version, w.queuedAt);
       return;
     }
-    this.#upsertValue.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt, w.unanchored ? 1 : 0);
+    const logFloor = w.json === null ? 0 : (w.logFloor ?? 0);
+    const row = [w.key, w.version, w.json, w.expiresAt, w.queuedAt, w.unanchored ? 1 : 0, logFloor] as const;
+    this.#upsertValue.run(...row, w.version);
     // A delete takes the key's older items with it, here as in the store.
     if (w.json === null) this.#dropItemsBefore.run(w.key, w.version);
   }

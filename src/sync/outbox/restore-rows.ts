@@ -8,7 +8,7 @@ import type { OutboxTables } from './outbox-tables.js';
 
 /**
  * Prepares the write of a healed outbox: the pending writes rebuilt from memory (each value with
- * its log floor as memory holds it: an upsert here could not work it out, the rows it would compare
+ * its log floor and the first write it coalesced as memory holds them: an upsert here could not work it out, the rows it would compare
  * with are gone), the writes that were on their way in (recorded as `append` records them), the
  * dead letters read from the lost file, and the clock's high-water mark, in one transaction. A file
  * put at the path may be another outbox with rows of its own: they are kept, and a row of it newer
@@ -19,9 +19,11 @@ export function prepareRestore(
   tables: OutboxTables,
 ): (rows: OutboxRows, letters: readonly DeadLetter[]) => void {
   const value = db.prepare(
-    `INSERT INTO pending (key, version, json, expires_at, queued_at, unanchored, ends_log_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+    `INSERT INTO pending (key, version, json, expires_at, queued_at, unanchored, ends_log_at, first_version)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (key) DO UPDATE SET version = excluded.version, json = excluded.json,
-       expires_at = excluded.expires_at, unanchored = excluded.unanchored, ends_log_at = excluded.ends_log_at
+       expires_at = excluded.expires_at, unanchored = excluded.unanchored, ends_log_at = excluded.ends_log_at,
+       first_version = excluded.first_version
      WHERE excluded.version > pending.version`,
   );
   const dropItemsBefore = db.prepare('DELETE FROM pending_items WHERE key = ? AND version < ?');
@@ -32,7 +34,8 @@ export function prepareRestore(
   return db.transaction((rows: OutboxRows, letters: readonly DeadLetter[]) => {
     for (const w of rows.values) {
       const floor = w.json === null ? 0 : (w.logFloor ?? 0);
-      value.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt, w.unanchored ? 1 : 0, floor);
+      const first = w.firstVersion ?? w.version;
+      value.run(w.key, w.version, w.json, w.expiresAt, w.queuedAt, w.unanchored ? 1 : 0, floor, first);
       if (w.json === null) dropItemsBefore.run(w.key, w.version);
     }
     if (rows.items.length > 0) tables.commit(rows.items);

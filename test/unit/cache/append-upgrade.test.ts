@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHybridCache, SqliteStorage } from '../../../src/index.js';
+import { OUTBOX_SCHEMA_VERSION } from '../../../src/sync/outbox/outbox-schema.js';
 import { SqliteOutbox } from '../../../src/sync/outbox/sqlite-outbox.js';
 import { silentLogger } from '../../helpers/cache.js';
 
@@ -63,7 +64,7 @@ describe('files written before appended items existed', () => {
     outbox.close();
     const raw = new Database(path);
     raw.exec(
-      'DROP TABLE pending_items; DROP TABLE reserved_versions; ALTER TABLE dead_letters DROP COLUMN item_id; ALTER TABLE pending DROP COLUMN ends_log_at; PRAGMA user_version = 2;',
+      'DROP TABLE pending_items; DROP TABLE reserved_versions; ALTER TABLE dead_letters DROP COLUMN item_id; ALTER TABLE pending DROP COLUMN ends_log_at; ALTER TABLE pending DROP COLUMN first_version; PRAGMA user_version = 2;',
     );
     raw.close();
 
@@ -79,7 +80,7 @@ describe('files written before appended items existed', () => {
     expect(await cache.getWithItems('thread')).toEqual({ value: { turns: [1, 2] }, items: [3] });
     await cache.close();
     const check = new Database(path, { readonly: true });
-    expect(check.pragma('user_version', { simple: true })).toBe(3);
+    expect(check.pragma('user_version', { simple: true })).toBe(OUTBOX_SCHEMA_VERSION);
     check.close();
   });
 });

@@ -36,7 +36,8 @@ describe('TierPendingWrites', () => {
     const writes = pending.writesFor('k');
     expect(writes).toEqual([
       { key: 'k', version: 12, json: null, expiresAt: 9_000, appendedAt: 1_500, items: [first, second] },
-      { key: 'k', version: 13, json: '{"v":1}', expiresAt: 7_000 },
+      // Written at 1_000: a store judges what it replaces at that time.
+      { key: 'k', version: 13, json: '{"v":1}', expiresAt: 7_000, writtenAt: 1_000 },
     ]);
     // The value write carries no log floor when none was coalesced into it.
     expect(writes[1]).not.toHaveProperty('logFloor');
@@ -56,7 +57,16 @@ describe('TierPendingWrites', () => {
     setValue('k', 20, undefined);
     setValue('k', 25, 'back');
     expect(pending.writesFor('k')).toEqual([
-      { key: 'k', version: 25, json: '"back"', expiresAt: null, logFloor: 24 },
+      // Coalesced over the delete at 20: the first write of the chain.
+      {
+        key: 'k',
+        version: 25,
+        json: '"back"',
+        expiresAt: null,
+        writtenAt: 1_000,
+        logFloor: 24,
+        firstVersion: 20,
+      },
     ]);
   });
 
@@ -100,7 +110,15 @@ describe('TierPendingWrites', () => {
     setValue('k', 25, 'back');
     expect(tier.reversion('k', 25, 40, 39)).toBe(true);
     expect(pending.writesFor('k')).toEqual([
-      { key: 'k', version: 40, json: '"back"', expiresAt: null, logFloor: 39 },
+      {
+        key: 'k',
+        version: 40,
+        json: '"back"',
+        expiresAt: null,
+        writtenAt: 1_000,
+        logFloor: 39,
+        firstVersion: 20,
+      },
     ]);
     // Without a new floor, the floor stays where it is.
     expect(tier.reversion('k', 40, 41)).toBe(true);

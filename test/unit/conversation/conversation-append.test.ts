@@ -53,7 +53,7 @@ describe('conversations as a header plus appended turns', () => {
     old.close();
     const rawOutbox = new Database(join(dir, 'outbox.db'));
     rawOutbox.exec(
-      'DROP TABLE pending_items; DROP TABLE reserved_versions; ALTER TABLE dead_letters DROP COLUMN item_id; ALTER TABLE pending DROP COLUMN ends_log_at; PRAGMA user_version = 2;',
+      'DROP TABLE pending_items; DROP TABLE reserved_versions; ALTER TABLE dead_letters DROP COLUMN item_id; ALTER TABLE pending DROP COLUMN ends_log_at; ALTER TABLE pending DROP COLUMN first_version; PRAGMA user_version = 2;',
     );
     rawOutbox.close();
 

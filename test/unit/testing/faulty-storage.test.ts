@@ -38,7 +38,9 @@ describe.each([
       { status: 'applied' },
       { status: 'applied' },
     ]);
-    expect(await storage.apply([put('k', 1, 'v')])).toEqual([{ status: 'stale', storedVersion: 1 }]);
+    expect(await storage.apply([put('k', 1, 'v')])).toEqual([
+      { status: 'stale', storedVersion: 1, storedDiffers: false },
+    ]);
     expect((await storage.getMany(['k'])).get('k')?.version).toBe(1);
     expect(await storage.highWaterMark()).toBe(1);
     expect(storage.calls).toMatchObject({ apply: 2, writesApplied: 2, getMany: 1, highWaterMark: 1 });

@@ -5,6 +5,7 @@ import {
   itemsAboveFloor,
   logFloorProblem,
   NO_LOG_FLOOR,
+  storedHasEnded,
   valueLogFloor,
 } from '../../../../src/storage/contract/log-floor.js';
 import { MemoryStorage } from '../../../../src/storage/memory/memory-storage.js';
@@ -25,10 +26,36 @@ describe('the log floor rules', () => {
   });
 
   it('a store takes a tombstone’s own version, or a value’s floor, or just below a value over an ended one', () => {
-    expect(appliedLogFloor({ version: 50, json: null, logFloor: 10 }, false)).toBe(50);
-    expect(appliedLogFloor({ version: 50, json: '1', logFloor: 10 }, false)).toBe(10);
-    expect(appliedLogFloor({ version: 50, json: '1', logFloor: 10 }, true)).toBe(49);
-    expect(appliedLogFloor({ version: 50, json: '1' }, false)).toBe(NO_LOG_FLOOR);
+    const live = { version: 5, ended: false };
+    const ended = { version: 5, ended: true };
+    expect(appliedLogFloor({ version: 50, json: null, logFloor: 10 }, live)).toBe(50);
+    expect(appliedLogFloor({ version: 50, json: '1', logFloor: 10 }, live)).toBe(10);
+    expect(appliedLogFloor({ version: 50, json: '1' }, ended)).toBe(49);
+    expect(appliedLogFloor({ version: 50, json: '1' }, live)).toBe(NO_LOG_FLOOR);
+    expect(appliedLogFloor({ version: 50, json: '1' }, undefined)).toBe(NO_LOG_FLOOR);
+  });
+
+  it('a value over an ended one that says where its new log started keeps the items appended since', () => {
+    // Coalesced over the value at 11 that started the log: items from 11 on belong to it.
+    expect(appliedLogFloor({ version: 50, json: '1', logFloor: 10 }, { version: 5, ended: true })).toBe(10);
+    // The first write it coalesced says where the new log started, when the writer knew no more.
+    expect(appliedLogFloor({ version: 50, json: '1', firstVersion: 30 }, { version: 5, ended: true })).toBe(
+      29,
+    );
+    expect(appliedLogFloor({ version: 50, json: '1', firstVersion: 30 }, { version: 5, ended: false })).toBe(
+      0,
+    );
+    // Never below the ended value itself.
+    expect(appliedLogFloor({ version: 50, json: '1', logFloor: 10 }, { version: 20, ended: true })).toBe(20);
+  });
+
+  it('judges a stored value ended at the time the write was made, not when it arrives', () => {
+    const value = { json: '"v"', expiresAt: 1_000 };
+    expect(storedHasEnded(value, { writtenAt: 999 }, 5_000)).toBe(false);
+    expect(storedHasEnded(value, { writtenAt: 1_000 }, 5_000)).toBe(true);
+    expect(storedHasEnded(value, {}, 5_000)).toBe(true); // a write that does not say: now
+    expect(storedHasEnded(value, {}, 999)).toBe(false);
+    expect(storedHasEnded({ json: null, expiresAt: null }, { writtenAt: 1 }, 1)).toBe(true);
   });
 
   it('keeps only the items above the floor (the floor itself has ended)', () => {

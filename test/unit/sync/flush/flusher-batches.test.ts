@@ -85,6 +85,7 @@ function harness(
     isPending: (key) => latest.has(key),
     applied: forget('applied'),
     alreadyStored: forget('alreadyStored'),
+    unconfirmed: forget('unconfirmed'),
     superseded: forget('superseded'),
     deadLettered: forget('deadLettered'),
   };
@@ -255,14 +256,26 @@ describe('a value that replaced an unflushed delete (a log floor)', () => {
 });
 
 describe('what the store answers for each write', () => {
-  it('a stale answer without a stored version means the store already held ours', async () => {
+  it('a stale answer without a stored version cannot tell ours from a tie it lost: unconfirmed, not reported', async () => {
     const h = harness();
     const w = h.write('a', 1);
     h.answer((writes) => writes.map((): ApplyResult => ({ status: 'stale' })));
     await vi.advanceTimersByTimeAsync(10);
-    expect(h.calls).toEqual([`alreadyStored a@${w.version}`]);
+    expect(h.calls).toEqual([`unconfirmed a@${w.version}`]);
     expect(h.events('superseded')).toEqual([]);
     expect(h.events('flushed')).toEqual([{ count: 1, keys: ['a'] }]);
+  });
+
+  it('stale at our own version holding a different write: a lost tie, superseded and reported', async () => {
+    const h = harness();
+    const w = h.write('a', 1);
+    h.answer((writes) =>
+      writes.map((x): ApplyResult => ({ status: 'stale', storedVersion: x.version, storedDiffers: true })),
+    );
+    await vi.advanceTimersByTimeAsync(10);
+    expect(h.calls).toEqual([`superseded a@${w.version}`]);
+    expect(h.events('superseded')).toEqual([{ key: 'a', localVersion: w.version, storedVersion: w.version }]);
+    expect(h.log.at('warn')[0]?.msg).toMatch(/lost a tie/);
   });
 
   it('a newer stored version supersedes ours, is reported, and moves the clock past it', async () => {

@@ -135,7 +135,7 @@ describe('an outbox file that cannot be used is refused with an OutboxError, and
     const raw = new Database(legacy);
     // The first released schema: no application id, no `unanchored` column, user_version 1.
     raw.exec(
-      'DROP TABLE pending_items; DROP TABLE reserved_versions; ALTER TABLE dead_letters DROP COLUMN item_id; ALTER TABLE pending DROP COLUMN ends_log_at; ' +
+      'DROP TABLE pending_items; DROP TABLE reserved_versions; ALTER TABLE dead_letters DROP COLUMN item_id; ALTER TABLE pending DROP COLUMN ends_log_at; ALTER TABLE pending DROP COLUMN first_version; ' +
         'ALTER TABLE pending DROP COLUMN unanchored; PRAGMA user_version = 1; PRAGMA application_id = 0;',
     );
     raw.close();
