@@ -9,10 +9,10 @@ import type { Outbox } from '../sync/outbox/outbox.js';
 import { CacheEventHub } from './cache-events.js';
 import { StorageUnavailableError } from './errors.js';
 import { Loader } from './loader.js';
+import { MemoryPendingWrites } from './memory-pending-writes.js';
 import { MemoryTier } from './memory-tier.js';
 import type { ResolvedOptions } from './options.js';
 import { ReadPath } from './read-path.js';
-import { TierPendingWrites } from './tier-pending-writes.js';
 import type { Health } from './types.js';
 import { WritePipeline } from './write-pipeline.js';
 
@@ -98,7 +98,7 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     storage,
     guard,
     outbox,
-    pending: new TierPendingWrites(tier, counters, (key, version) => loader.noteWrite(key, version)),
+    pending: new MemoryPendingWrites(tier, counters, (key, version) => loader.noteWrite(key, version)),
     clock,
     anchor,
     events,

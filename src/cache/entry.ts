@@ -45,7 +45,7 @@ export interface DirtyEntry extends Entry {
    * Items of this process the store took while `log` was unknown: part of the stored log, which a
    * store read may not show yet (the value is still on its way), so they join it once it is learnt.
    */
-  settledItems?: LogItem[];
+  flushedItems?: LogItem[];
 }
 
 /** Fixed accounting cost of an entry besides its serialized value. */
@@ -83,7 +83,7 @@ export function logBytes(log: readonly LogItem[] | undefined): number {
   let bytes = 0;
   if (log) {
     for (const item of log) {
-      const jsonBytes = isHeld(item) ? item.jsonBytes : item.json.length;
+      const jsonBytes = isParsed(item) ? item.jsonBytes : item.json.length;
       bytes += jsonBytes + item.id.length + ITEM_OVERHEAD_BYTES;
     }
   }
@@ -94,18 +94,18 @@ export function logBytes(log: readonly LogItem[] | undefined): number {
  * A stored item as memory keeps it once parsed: its value only, not its JSON as well (a clean
  * log's items are never sent again), counted as the JSON it came from. `json` is empty.
  */
-export interface HeldItem extends LogItem {
+export interface ParsedItem extends LogItem {
   value: unknown;
   jsonBytes: number;
 }
 
-export function heldItem(item: LogItem, value: unknown): HeldItem {
-  const jsonBytes = isHeld(item) ? item.jsonBytes : item.json.length;
+export function parsedItem(item: LogItem, value: unknown): ParsedItem {
+  const jsonBytes = isParsed(item) ? item.jsonBytes : item.json.length;
   return { id: item.id, version: item.version, json: '', value, jsonBytes };
 }
 
-export function isHeld(item: LogItem): item is HeldItem {
-  return (item as Partial<HeldItem>).jsonBytes !== undefined;
+export function isParsed(item: LogItem): item is ParsedItem {
+  return (item as Partial<ParsedItem>).jsonBytes !== undefined;
 }
 
 /** Fixed accounting cost of a log item besides its JSON and id. */

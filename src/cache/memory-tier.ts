@@ -7,11 +7,11 @@ import {
   dirtyEntry,
   type Entry,
   entryFromStored,
-  heldItem,
   isExpired,
-  isHeld,
+  isParsed,
   logBytes,
   mergeItems,
+  parsedItem,
   readValue,
 } from './entry.js';
 import { CorruptValueError } from './errors.js';
@@ -129,7 +129,7 @@ export class MemoryTier {
     const log = (this.#dirty.get(key) ?? this.#lru.peek(key))?.log;
     if (log === undefined) return MISS;
     try {
-      this.#hold(log);
+      this.#keepParsed(log);
       return { value, items: this.itemValues(mergeItems(log, this.#logs.get(key)?.items ?? [])) };
     } catch (error) {
       this.#lru.delete(key);
@@ -140,7 +140,7 @@ export class MemoryTier {
   /** The parsed values of `items`, each parsed once while memory holds it; throws on invalid JSON. */
   itemValues(items: readonly LogItem[]): unknown[] {
     return items.map((item) => {
-      if (isHeld(item)) return item.value;
+      if (isParsed(item)) return item.value;
       if (this.#itemValues.has(item)) return this.#itemValues.get(item);
       const value: unknown = JSON.parse(item.json);
       this.#itemValues.set(item, value);
@@ -149,10 +149,10 @@ export class MemoryTier {
   }
 
   /** Replaces a stored log's items by held ones (parsed value only), in place: memory keeps one copy of each. */
-  #hold(log: LogItem[]): void {
+  #keepParsed(log: LogItem[]): void {
     for (let i = 0; i < log.length; i++) {
       const item = log[i] as LogItem;
-      if (!isHeld(item)) log[i] = heldItem(item, this.itemValues([item])[0]);
+      if (!isParsed(item)) log[i] = parsedItem(item, this.itemValues([item])[0]);
     }
   }
 
@@ -193,7 +193,7 @@ export class MemoryTier {
    * The store took the items of `key` up to `version` (or refused them for good, `keep` false):
    * they leave the unflushed log and, when kept and memory knows the key's stored log, join it.
    */
-  settleItems(key: string, version: number, keep: boolean): void {
+  dropItemsUpTo(key: string, version: number, keep: boolean): void {
     const pending = this.#logs.get(key);
     if (!pending) return;
     const done = pending.items.filter((item) => item.version <= version);
@@ -209,12 +209,12 @@ export class MemoryTier {
     if (!keep) return;
     // Items already read keep only their parsed value from now on.
     const stored = done.map((item) =>
-      this.#itemValues.has(item) ? heldItem(item, this.#itemValues.get(item)) : item,
+      this.#itemValues.has(item) ? parsedItem(item, this.#itemValues.get(item)) : item,
     );
     const dirty = this.#dirty.get(key);
     if (dirty) {
       if (dirty.log !== undefined) dirty.log = mergeItems(dirty.log, stored);
-      else dirty.settledItems = mergeItems(dirty.settledItems ?? [], stored);
+      else dirty.flushedItems = mergeItems(dirty.flushedItems ?? [], stored);
       return;
     }
     const clean = this.#lru.peek(key);
@@ -259,7 +259,7 @@ export class MemoryTier {
       // A value replaces a value, never the log; after a delete or an expiry the log starts empty.
       if (ended) this.#dropPendingLog(key, entry.version);
       dirty.log = ended ? [] : previous?.log;
-      if (!ended && replaced?.settledItems) dirty.settledItems = replaced.settledItems;
+      if (!ended && replaced?.flushedItems) dirty.flushedItems = replaced.flushedItems;
     }
     this.#pendingBytes += dirty.bytes - (replaced?.bytes ?? 0);
     this.#dirty.set(key, dirty);
@@ -271,7 +271,7 @@ export class MemoryTier {
    * The store acknowledged `version` of `key` (applied, or superseded there). If it is still the
    * latest write, the entry leaves the dirty set and becomes a clean, evictable entry.
    */
-  settle(key: string, version: number): boolean {
+  markFlushed(key: string, version: number): boolean {
     const dirty = this.#dirty.get(key);
     if (!dirty || dirty.version !== version) return false;
     this.#dropDirty(key, dirty);
@@ -281,7 +281,7 @@ export class MemoryTier {
   }
 
   /** Gives the dirty write `from` of `key` the version `to` (a re-mint before it is sent), and its log floor a new place. */
-  reversion(key: string, from: number, to: number, logFloor?: number): boolean {
+  changeVersion(key: string, from: number, to: number, logFloor?: number): boolean {
     const dirty = this.#dirty.get(key);
     if (!dirty || dirty.version !== from) return false;
     // The first write of the chain keeps its place unless it is this one (written before `to` otherwise).
@@ -334,14 +334,14 @@ export class MemoryTier {
     // An unflushed value that ends the key's older items (written over a delete) hides them already.
     const floor = dirty.logFloor > NO_LOG_FLOOR ? this.#effectiveFloor(dirty.logFloor) : NO_LOG_FLOOR;
     const live = itemsAboveFloor(stored, floor);
-    if (dirty.log === undefined) dirty.log = dirty.deleted ? [] : mergeItems(live, dirty.settledItems ?? []);
-    dirty.settledItems = undefined;
+    if (dirty.log === undefined) dirty.log = dirty.deleted ? [] : mergeItems(live, dirty.flushedItems ?? []);
+    dirty.flushedItems = undefined;
   }
 
   #dropPendingLog(key: string, before: number): void {
     const pending = this.#logs.get(key);
     if (!pending) return;
-    this.settleItems(key, before - 1, false);
+    this.dropItemsUpTo(key, before - 1, false);
   }
 
   #dropDirty(key: string, dirty: DirtyEntry): void {

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { LogItem } from '../storage/contract/types.js';
-import type { ClockAnchor } from '../sync/clock/clock-anchor.js';
-import type { HybridLogicalClock } from '../sync/clock/hlc.js';
 import {
   type PendingItemVersion,
   type PendingValueVersion,
-  planReversions,
-} from '../sync/clock/reversion-plan.js';
-import type { Outbox, PendingItem, PendingWrite, Reversion } from '../sync/outbox/outbox.js';
+  planAnchorVersions,
+} from '../sync/clock/anchor-versions.js';
+import type { ClockAnchor } from '../sync/clock/clock-anchor.js';
+import type { HybridLogicalClock } from '../sync/clock/hlc.js';
+import type { Outbox, PendingItem, PendingWrite, VersionChange } from '../sync/outbox/outbox.js';
 import type { DeadLetter } from '../sync/types.js';
 import { type Entry, entryFromOutbox, logBytes, serializedEntry } from './entry.js';
 import { BackpressureError, ClosedError } from './errors.js';
@@ -79,7 +79,7 @@ export class WritePipeline {
   #healFailure: unknown;
   #closed = false;
   /** Versions an outbox of 0.1 reserved, written into its rows by the anchoring step. */
-  #reservedRows: Reversion[] = [];
+  #reservedRows: VersionChange[] = [];
   /** Dead letters re-queued before the anchor: sent once already, so they keep their versions. */
   readonly #requeued = new Set<number>();
 
@@ -174,7 +174,7 @@ export class WritePipeline {
   }
 
   /** A row an outbox of 0.1 left unanchored with a version reserved for it: the next anchoring step records it. */
-  reservedRow(change: Reversion): void {
+  reservedRow(change: VersionChange): void {
     this.#reservedRows.push(change);
   }
 
@@ -185,7 +185,7 @@ export class WritePipeline {
    * arrive meanwhile wait, so none is minted between the mark and the new versions.
    */
   anchorAt(mark: number): Promise<void> {
-    return this.#hold(() => this.#anchorStep(mark));
+    return this.#keepParsed(() => this.#anchorStep(mark));
   }
 
   #anchorStep(mark: number): void {
@@ -193,7 +193,7 @@ export class WritePipeline {
     const { values, items } = this.#pendingVersions();
     const isUnanchored = (version: number) =>
       this.#anchor.isUnanchored(version) && !this.#requeued.has(version);
-    const changes = planReversions(values, items.values(), isUnanchored, mark, () => this.#clock.next());
+    const changes = planAnchorVersions(values, items.values(), isUnanchored, mark, () => this.#clock.next());
     const recorded = this.#reservedRows.length > 0 ? [...this.#reservedRows, ...changes] : changes;
     // Every write minted so far, re-versioned or not, is at or below the clock's last version.
     this.#outbox.anchor(recorded, this.#clock.last);
@@ -201,7 +201,7 @@ export class WritePipeline {
     this.#requeued.clear();
     for (const change of changes) {
       if (change.itemId === undefined)
-        this.#tier.reversion(change.key, change.from, change.to, change.logFloor);
+        this.#tier.changeVersion(change.key, change.from, change.to, change.logFloor);
       else (items.get(change.itemId) as PendingItemVersion).item.version = change.to;
       this.#listener.written(change.key, change.to);
     }
@@ -216,7 +216,7 @@ export class WritePipeline {
    * cannot be written, writes are refused (as the outbox says) until a later call succeeds.
    */
   healOutbox(): Promise<void> {
-    this.#healing ??= this.#hold(() => this.#healStep())
+    this.#healing ??= this.#keepParsed(() => this.#healStep())
       .catch((error: unknown) => {
         this.#healFailure = error;
         this.#settleParked(error);
@@ -286,7 +286,7 @@ export class WritePipeline {
   }
 
   /** Runs `step` once the steps before it are done and every write on its way into the outbox is in, holding new writes until it is done. */
-  async #hold(step: () => void | Promise<void>): Promise<void> {
+  async #keepParsed(step: () => void | Promise<void>): Promise<void> {
     const before = this.#holding;
     let release = (): void => {};
     const holding = new Promise<void>((resolve) => (release = resolve));

@@ -242,10 +242,10 @@ export class Flusher {
       return;
     }
     this.#retry.succeeded();
-    this.#settle(writes, results);
+    this.#takeResults(writes, results);
   }
 
-  #settle(writes: VersionedWrite[], results: ApplyResult[]): void {
+  #takeResults(writes: VersionedWrite[], results: ApplyResult[]): void {
     const acknowledged: VersionedWrite[] = [];
     writes.forEach((write, i) => {
       const result = results[i] as ApplyResult;

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { Reversion } from './outbox.js';
+import type { VersionChange } from './outbox.js';
 import type { UnanchoredRows } from './space-policy.js';
 
 // The SQL of the clock-anchoring step, apart from the tables' other statements.
@@ -21,7 +21,7 @@ export const STILL_UNANCHORED = `(unanchored = 1 AND version > coalesce((SELECT 
  */
 export function prepareAnchor(
   db: Database.Database,
-): (changes: readonly Reversion[], anchoredThrough: number) => boolean {
+): (changes: readonly VersionChange[], anchoredThrough: number) => boolean {
   // A row's first coalesced write moves with it when it is that write (as in memory).
   const value = db.prepare(
     `UPDATE pending SET first_version = CASE WHEN first_version = version THEN ? ELSE first_version END,
@@ -42,7 +42,7 @@ export function prepareAnchor(
       `SELECT 1 FROM pending WHERE ${STILL_UNANCHORED} UNION ALL SELECT 1 FROM pending_items WHERE ${STILL_UNANCHORED} LIMIT 1`,
     )
     .pluck();
-  const write = db.transaction((changes: readonly Reversion[], anchoredThrough: number) => {
+  const write = db.transaction((changes: readonly VersionChange[], anchoredThrough: number) => {
     for (const c of changes) {
       if (c.itemId === undefined) value.run(c.to, c.to, c.logFloor ?? null, c.key, c.from);
       else item.run(c.to, c.itemId);

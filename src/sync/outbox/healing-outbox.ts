@@ -5,7 +5,7 @@ import { type FileIdentity, identify, isSameFile } from '../../storage/sqlite-fi
 import { OutboxError } from '../errors.js';
 import type { DeadLetter } from '../types.js';
 import { systemEnvironment } from './environment.js';
-import type { Acknowledged, Outbox, OutboxRows, PendingItem, PendingWrite, Reversion } from './outbox.js';
+import type { Acknowledged, Outbox, OutboxRows, PendingItem, PendingWrite, VersionChange } from './outbox.js';
 import { SqliteOutbox, type SqliteOutboxOptions } from './sqlite-outbox.js';
 
 const DEFAULT_RETRY_INTERVAL_MS = 1_000;
@@ -84,7 +84,7 @@ export class HealingOutbox implements Outbox {
     return this.#current.append(write);
   }
 
-  anchor(changes: readonly Reversion[], anchoredThrough: number): void {
+  anchor(changes: readonly VersionChange[], anchoredThrough: number): void {
     // Without a file nothing will be replayed; memory holds the new versions and a reopen writes them.
     this.#current?.anchor(changes, anchoredThrough);
   }

@@ -45,7 +45,7 @@ export interface OutboxRows {
 }
 
 /** A pending value write (or, with `itemId`, an appended item) given a new version when the clock is anchored. */
-export interface Reversion {
+export interface VersionChange {
   key: string;
   from: number;
   to: number;
@@ -83,7 +83,7 @@ export interface Outbox {
    * at or below `anchoredThrough`) anchored, in one transaction. Throws when that cannot be
    * written; nothing changes then.
    */
-  anchor(changes: readonly Reversion[], anchoredThrough: number): void;
+  anchor(changes: readonly VersionChange[], anchoredThrough: number): void;
   /**
    * New versions an outbox written by hybrid-cache 0.1 reserved for its unanchored rows (read at
    * replay; the next `anchor` writes them into the rows and drops the reservations).

@@ -10,7 +10,7 @@ import { configureCommits, GroupCommit } from './group-commit.js';
 import { LogSpace } from './log-space.js';
 import { LostFiles } from './lost-files.js';
 import { Maintenance, MaintenanceReport } from './maintenance.js';
-import type { Acknowledged, Outbox, OutboxRows, PendingItem, PendingWrite, Reversion } from './outbox.js';
+import type { Acknowledged, Outbox, OutboxRows, PendingItem, PendingWrite, VersionChange } from './outbox.js';
 import { describeOpenFailure, describeReplayFailure, describeWriteFailure, isFull } from './outbox-errors.js';
 import { assertOutboxFile, inspectHeldFile, isBusy, migrateOutbox } from './outbox-schema.js';
 import { OutboxTables } from './outbox-tables.js';
@@ -49,7 +49,7 @@ export class SqliteOutbox implements Outbox {
   readonly #pageSize: number;
   readonly #files: WatchedFiles | undefined;
   readonly #tables: OutboxTables;
-  readonly #anchor: (changes: readonly Reversion[], anchoredThrough: number) => boolean;
+  readonly #anchor: (changes: readonly VersionChange[], anchoredThrough: number) => boolean;
   /** The rows the anchoring step will rewrite: a nearly full disk keeps room for that rewrite. */
   readonly #unanchored: UnanchoredTally;
   readonly #restore: (rows: OutboxRows, letters: readonly DeadLetter[]) => void;
@@ -219,7 +219,7 @@ export class SqliteOutbox implements Outbox {
   }
 
   /** Throws when the new versions cannot be recorded (a full disk); the caller keeps the writes queued. */
-  anchor(changes: readonly Reversion[], anchoredThrough: number): void {
+  anchor(changes: readonly VersionChange[], anchoredThrough: number): void {
     // A lost file will never be replayed, so its rows need no new versions; memory keeps flushing.
     if (this.#lostFiles.lost) return;
     if (this.#closed) throw new OutboxError(`the outbox at ${this.#path} is closed`);

@@ -3,7 +3,7 @@ import { HybridCache } from '../../../src/cache/hybrid-cache.js';
 import { resolveOptions } from '../../../src/cache/options.js';
 import { MemoryStorage, type StorageCallOptions } from '../../../src/index.js';
 import { LOGICAL_SLOTS } from '../../../src/storage/contract/version.js';
-import type { Outbox, PendingItem, PendingWrite, Reversion } from '../../../src/sync/outbox/outbox.js';
+import type { Outbox, PendingItem, PendingWrite, VersionChange } from '../../../src/sync/outbox/outbox.js';
 import { settleWithTimers, silentLogger, storedValue } from '../../helpers/cache.js';
 
 beforeEach(() => {
@@ -44,7 +44,7 @@ class ScriptedOutbox implements Outbox {
   refusal: Error | undefined;
   holding = false;
   readonly held: HeldAppend[] = [];
-  readonly anchors: Array<{ changes: Reversion[]; anchoredThrough: number }> = [];
+  readonly anchors: Array<{ changes: VersionChange[]; anchoredThrough: number }> = [];
 
   append(write: PendingWrite | PendingItem): Promise<void> {
     if (this.refusal) return Promise.reject(this.refusal);
@@ -52,7 +52,7 @@ class ScriptedOutbox implements Outbox {
     return new Promise((resolve) => this.held.push({ write, resolve }));
   }
 
-  anchor(changes: readonly Reversion[], anchoredThrough: number): void {
+  anchor(changes: readonly VersionChange[], anchoredThrough: number): void {
     this.anchors.push({ changes: [...changes], anchoredThrough });
   }
 

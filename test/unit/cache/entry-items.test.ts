@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import {
   entryBytes,
   entryFromOutbox,
-  heldItem,
   ITEM_OVERHEAD_BYTES,
-  isHeld,
+  isParsed,
   logBytes,
   mergeItems,
+  parsedItem,
   readValue,
   serializedEntry,
 } from '../../../src/cache/entry.js';
@@ -30,22 +30,22 @@ describe('logBytes', () => {
   });
 
   it('counts a held item by the JSON it came from, not by its emptied JSON', () => {
-    const held = heldItem({ id: 'abc', version: 1, json: '"hello"' }, 'hello');
+    const held = parsedItem({ id: 'abc', version: 1, json: '"hello"' }, 'hello');
     expect(logBytes([held])).toBe(7 + 3 + ITEM_OVERHEAD_BYTES);
   });
 });
 
-describe('heldItem', () => {
+describe('parsedItem', () => {
   it('keeps the parsed value and the size of the JSON, and drops the JSON itself', () => {
-    const held = heldItem({ id: 'abc', version: 4, json: '{"a":1}' }, { a: 1 });
+    const held = parsedItem({ id: 'abc', version: 4, json: '{"a":1}' }, { a: 1 });
     expect(held).toEqual({ id: 'abc', version: 4, json: '', value: { a: 1 }, jsonBytes: 7 });
-    expect(isHeld(held)).toBe(true);
-    expect(isHeld({ id: 'abc', version: 4, json: '{"a":1}' })).toBe(false);
+    expect(isParsed(held)).toBe(true);
+    expect(isParsed({ id: 'abc', version: 4, json: '{"a":1}' })).toBe(false);
   });
 
   it('holding a held item again keeps the size of the original JSON', () => {
-    const held = heldItem({ id: 'abc', version: 4, json: '{"a":1}' }, { a: 1 });
-    expect(heldItem(held, { a: 1 }).jsonBytes).toBe(7);
+    const held = parsedItem({ id: 'abc', version: 4, json: '{"a":1}' }, { a: 1 });
+    expect(parsedItem(held, { a: 1 }).jsonBytes).toBe(7);
   });
 });
 
@@ -84,7 +84,7 @@ describe('mergeItems', () => {
 
   it('keeps an item found in both lists once, as the first list holds it', () => {
     const plain = item(2, 'x');
-    const held = heldItem(plain, { n: 2 });
+    const held = parsedItem(plain, { n: 2 });
     const merged = mergeItems([held, item(4)], [item(1), plain, item(3)]);
     expect(merged.map((i) => i.version)).toEqual([1, 2, 3, 4]);
     expect(merged[1]).toBe(held);

@@ -35,13 +35,13 @@ describe('pending items accounting', () => {
     expect(t.pendingLogs.get('k')?.bytes).toBe(200);
     expect(t.hasPending('k')).toBe(true);
 
-    t.settleItems('k', 10, true);
+    t.dropItemsUpTo('k', 10, true);
     expect(t.pendingLogs.get('k')?.items).toEqual([second]);
     expect(t.pendingLogs.get('k')?.bytes).toBe(200 - logBytes([first]));
     expect(t.pendingBytes).toBe(200 - logBytes([first]));
 
     // The last item gone, whatever its key still counted (appends were counted by the caller) goes too.
-    t.settleItems('k', 12, true);
+    t.dropItemsUpTo('k', 12, true);
     expect(t.pendingLogs.has('k')).toBe(false);
     expect(t.hasPending('k')).toBe(false);
     expect(t.pendingBytes).toBe(0);
@@ -51,17 +51,17 @@ describe('pending items accounting', () => {
     const t = newTier();
     t.appendItem('k', item(10), null, 70, 1_000);
     t.appendItem('other', item(11), null, 30, 1_000);
-    t.settleItems('k', 10, false);
+    t.dropItemsUpTo('k', 10, false);
     expect(t.pendingLogs.has('k')).toBe(false);
     expect(t.pendingBytes).toBe(30);
   });
 
   it('settling a key with nothing pending, or only newer items, changes nothing', () => {
     const t = newTier();
-    t.settleItems('none', 50, true);
+    t.dropItemsUpTo('none', 50, true);
     expect(t.pendingBytes).toBe(0);
     t.appendItem('k', item(10), null, 60, 1_000);
-    t.settleItems('k', 9, true);
+    t.dropItemsUpTo('k', 9, true);
     expect(t.pendingLogs.get('k')?.items).toEqual([item(10)]);
     expect(t.pendingBytes).toBe(60);
   });
@@ -100,7 +100,7 @@ describe('clean log accounting', () => {
     );
     const appended = item(10);
     t.appendItem('k', appended, null, 60, 1_000);
-    t.settleItems('k', 10, true);
+    t.dropItemsUpTo('k', 10, true);
     expect(t.cleanBytes).toBe(before + logBytes([appended]));
     expect(t.lookupWithLog('k')).toEqual({ value: 'v', items: [{ n: 3 }, { n: 10 }] });
   });
@@ -111,7 +111,7 @@ describe('clean log accounting', () => {
     t.appendItem('k', appended, null, 60, 1_000);
     t.putLoaded('k', { version: 5, json: '"v"', expiresAt: null, items: [item(3), appended] });
     const before = t.cleanBytes;
-    t.settleItems('k', 10, true);
+    t.dropItemsUpTo('k', 10, true);
     expect(t.cleanBytes).toBe(before);
     expect(t.lookupWithLog('k')).toEqual({ value: 'v', items: [{ n: 3 }, { n: 10 }] });
   });
@@ -121,7 +121,7 @@ describe('clean log accounting', () => {
     t.putLoaded('k', { version: 5, json: '"v"', expiresAt: null, items: [] });
     const before = t.cleanBytes;
     t.appendItem('k', item(10), null, 60, 1_000);
-    t.settleItems('k', 10, false);
+    t.dropItemsUpTo('k', 10, false);
     expect(t.cleanBytes).toBe(before);
     expect(t.lookupWithLog('k')).toEqual({ value: 'v', items: [] });
   });
@@ -130,7 +130,7 @@ describe('clean log accounting', () => {
     const t = newTier();
     const entry = value('k', 5, 'v');
     t.putDirty('k', entry, 1_000);
-    t.settle('k', 5);
+    t.markFlushed('k', 5);
     expect(t.cleanBytes).toBe(entry.bytes);
     const stored = [item(2), item(3)];
     t.putLoaded('k', { version: 5, json: '"v"', expiresAt: null, items: stored });

@@ -208,7 +208,7 @@ describe('learning the stored log of an unflushed value', () => {
     const t = newTier();
     t.putDirty('k', value('k', 5, 'a'), 1_000);
     t.appendItem('k', item(6), null, 50, 1_000);
-    t.settleItems('k', 6, true);
+    t.dropItemsUpTo('k', 6, true);
     expect(t.lookupWithLog('k')).toBe(MISS);
     t.putDirty('k', value('k', 7, 'b'), 1_000);
     // The store read does not show the settled item yet (the value is still on its way).
@@ -221,7 +221,7 @@ describe('learning the stored log of an unflushed value', () => {
     t.putLoaded('k', stored(3, 'old', [item(2)]));
     t.putDirty('k', value('k', 5, 'a'), 1_000);
     t.appendItem('k', item(6), null, 50, 1_000);
-    t.settleItems('k', 6, true);
+    t.dropItemsUpTo('k', 6, true);
     expect(t.dirty.get('k')?.log?.map((i) => i.version)).toEqual([2, 6]);
   });
 
@@ -325,13 +325,13 @@ describe('reversion and knownVersion', () => {
   it('re-mints only the matching unflushed version, and moves its log floor only when given', () => {
     const t = newTier();
     t.putDirty('k', value('k', 5, 'v'), 1_000);
-    expect(t.reversion('absent', 5, 6)).toBe(false);
-    expect(t.reversion('k', 4, 6)).toBe(false);
+    expect(t.changeVersion('absent', 5, 6)).toBe(false);
+    expect(t.changeVersion('k', 4, 6)).toBe(false);
     expect(t.knownVersion('k')).toBe(5);
-    expect(t.reversion('k', 5, 8)).toBe(true);
+    expect(t.changeVersion('k', 5, 8)).toBe(true);
     expect(t.knownVersion('k')).toBe(8);
     expect(t.dirty.get('k')?.logFloor).toBe(0);
-    expect(t.reversion('k', 8, 9, 8)).toBe(true);
+    expect(t.changeVersion('k', 8, 9, 8)).toBe(true);
     expect(t.dirty.get('k')).toMatchObject({ version: 9, logFloor: 8 });
   });
 

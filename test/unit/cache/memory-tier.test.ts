@@ -44,7 +44,7 @@ describe('accounting', () => {
     t.putDirty('o', other, 0);
     expect(t.pendingBytes).toBe(small.bytes + other.bytes);
     expect(t.pendingBytesOf('k')).toBe(small.bytes);
-    t.settle('k', 2);
+    t.markFlushed('k', 2);
     expect(t.pendingBytes).toBe(other.bytes);
     t.discard('o', 3);
     expect(t.pendingBytes).toBe(0);
@@ -57,7 +57,7 @@ describe('accounting', () => {
     t.putDirty('b', value('b', 2, 'bbbbbbbb'), 0);
     expect(t.cleanEntries).toBe(1);
     expect(t.cleanBytes).toBe(loaded.bytes);
-    t.settle('b', 2);
+    t.markFlushed('b', 2);
     expect(t.cleanEntries).toBe(2);
     expect(t.cleanBytes).toBe(loaded.bytes + value('b', 2, 'bbbbbbbb').bytes);
   });
@@ -149,10 +149,10 @@ describe('settle and discard', () => {
   it('settle moves only the matching version to the clean LRU', () => {
     const { tier: t } = tier();
     t.putDirty('k', value('k', 2, 'two'), 0);
-    expect(t.settle('k', 1)).toBe(false);
-    expect(t.settle('absent', 1)).toBe(false);
+    expect(t.markFlushed('k', 1)).toBe(false);
+    expect(t.markFlushed('absent', 1)).toBe(false);
     expect(t.dirty.has('k')).toBe(true);
-    expect(t.settle('k', 2)).toBe(true);
+    expect(t.markFlushed('k', 2)).toBe(true);
     expect(t.dirty.has('k')).toBe(false);
     expect(t.cleanEntries).toBe(1);
     expect(t.lookup('k')).toBe('two');

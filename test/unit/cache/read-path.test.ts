@@ -77,7 +77,7 @@ describe('ReadPath', () => {
       {
         itemsFlushed: async () => {
           flushed++;
-          tier.settleItems('k', Number.MAX_SAFE_INTEGER, true);
+          tier.dropItemsUpTo('k', Number.MAX_SAFE_INTEGER, true);
         },
       },
     );

@@ -5,7 +5,7 @@ import { WritePipeline } from '../../../src/cache/write-pipeline.js';
 import { LOGICAL_SLOTS } from '../../../src/storage/contract/version.js';
 import { ClockAnchor } from '../../../src/sync/clock/clock-anchor.js';
 import { HybridLogicalClock } from '../../../src/sync/clock/hlc.js';
-import type { Outbox, PendingItem, PendingWrite, Reversion } from '../../../src/sync/outbox/outbox.js';
+import type { Outbox, PendingItem, PendingWrite, VersionChange } from '../../../src/sync/outbox/outbox.js';
 import type { DeadLetter } from '../../../src/sync/types.js';
 import { turns } from '../../helpers/outbox.js';
 
@@ -22,9 +22,9 @@ class ScriptedOutbox implements Outbox {
   /** Appends waiting for `releaseAll`. */
   readonly held: Array<{ row: PendingWrite | PendingItem; resolve: () => void }> = [];
   /** Every call of `anchor`, the failed ones included. */
-  readonly anchorCalls: Reversion[][] = [];
+  readonly anchorCalls: VersionChange[][] = [];
   /** The calls of `anchor` that committed. */
-  readonly anchored: Reversion[][] = [];
+  readonly anchored: VersionChange[][] = [];
   /** What each call of `anchor` said every row up to is anchored. */
   readonly anchoredThrough: number[] = [];
   holding = false;
@@ -53,7 +53,7 @@ class ScriptedOutbox implements Outbox {
     for (const { resolve } of this.held.splice(0)) resolve();
   }
 
-  anchor(changes: readonly Reversion[], anchoredThrough: number): void {
+  anchor(changes: readonly VersionChange[], anchoredThrough: number): void {
     this.anchorCalls.push([...changes]);
     this.anchoredThrough.push(anchoredThrough);
     if (this.anchorFailure) throw this.anchorFailure;
@@ -147,7 +147,7 @@ describe('WritePipeline.anchorAt: writes minted before the mark was read', () =>
     const mark = markAhead();
     await h.pipeline.anchorAt(mark);
     expect(h.anchor.anchored).toBe(true);
-    const [changes] = h.outbox.anchored as [Reversion[]];
+    const [changes] = h.outbox.anchored as [VersionChange[]];
     expect(h.outbox.anchored).toHaveLength(1);
     const to = new Map(changes.map((c) => [c.from, c.to]));
     const news = [olds.a, olds.log[0], olds.b, olds.log[1]].map((v) => to.get(v as number) as number);
@@ -229,7 +229,7 @@ describe('WritePipeline.anchorAt and writes on their way', () => {
     h.outbox.releaseAll();
     await Promise.all([first, second, anchoring]);
     expect(h.anchor.anchored).toBe(true);
-    const [changes] = h.outbox.anchored as [Reversion[]];
+    const [changes] = h.outbox.anchored as [VersionChange[]];
     expect(changes.map((c) => c.key)).toEqual(['a', 'log']);
     expect(h.valueVersion('a')).toBe(changes[0]?.to);
     expect(h.itemVersions('log')).toEqual([changes[1]?.to]);
@@ -251,7 +251,7 @@ describe('WritePipeline.anchorAt and writes on their way', () => {
     h.outbox.releaseAll();
     await Promise.all([early, anchoring, ...late]);
 
-    const [changes] = h.outbox.anchored as [Reversion[]];
+    const [changes] = h.outbox.anchored as [VersionChange[]];
     expect(changes).toEqual([{ key: 'early', from: expect.any(Number), to: expect.any(Number) }]);
     const reversioned = changes[0]?.to as number;
     // Rows said anchored stop at the re-versioned write: the held writes are all above.
@@ -300,7 +300,7 @@ describe('WritePipeline.anchorAt when the outbox cannot record the new versions'
     h.outbox.anchorFailure = undefined;
     await h.anchor.ensure();
     expect(h.anchor.anchored).toBe(true);
-    const [changes] = h.outbox.anchored as [Reversion[]];
+    const [changes] = h.outbox.anchored as [VersionChange[]];
     expect(changes.map((c) => c.key).sort()).toEqual(['between', 'k', 'log']);
     expect(h.valueVersion('k')).toBeGreaterThan(before.value as number);
     expect(h.tier.dirty.get('k')?.logFloor).toBe((h.valueVersion('k') as number) - 1);
@@ -328,7 +328,7 @@ describe('WritePipeline.anchorAt when the outbox cannot record the new versions'
 
   it('records the versions an outbox of the previous release reserved with the next anchor that succeeds, once', async () => {
     const h = setup(() => 0);
-    const reserved: Reversion = { key: 'old', from: 50, to: 9_000 };
+    const reserved: VersionChange = { key: 'old', from: 50, to: 9_000 };
     h.pipeline.reservedRow(reserved);
     h.outbox.anchorFailure = new Error('database or disk is full (injected)');
     await expect(h.anchor.ensure()).rejects.toThrow('disk is full');

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { PendingItem, PendingWrite, Reversion } from '../../../../src/sync/outbox/outbox.js';
+import type { PendingItem, PendingWrite, VersionChange } from '../../../../src/sync/outbox/outbox.js';
 import { anchorRewriteLogBytes } from '../../../../src/sync/outbox/space-policy.js';
 import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
 import { rowByteLength } from '../../../../src/sync/outbox/unanchored-tally.js';
@@ -79,7 +79,7 @@ describe('low-disk admission keeps room for the anchoring rewrite (free space in
     ['versions kept', []],
   ])(
     'refuses the second unanchored row, and takes the row once the first is anchored (%s)',
-    async (_, changes: Reversion[]) => {
+    async (_, changes: VersionChange[]) => {
       env.free = BETWEEN;
       const outbox = open();
       await outbox.append(kilobyte('a', 1, true));
@@ -186,7 +186,7 @@ describe('the anchoring rewrite at the edge of the room kept for it', () => {
     };
 
     const outbox = open();
-    const changes: Reversion[] = [
+    const changes: VersionChange[] = [
       ...values.map((v) => ({ key: v.key, from: v.version, to: v.version + 10_000 })),
       ...items.map((it) => ({
         key: it.key,

@@ -3,8 +3,8 @@ import type { LogItem } from '../../../../src/storage/contract/types.js';
 import {
   type PendingItemVersion,
   type PendingValueVersion,
-  planReversions,
-} from '../../../../src/sync/clock/reversion-plan.js';
+  planAnchorVersions,
+} from '../../../../src/sync/clock/anchor-versions.js';
 
 const value = (key: string, version: number, logFloor = 0): PendingValueVersion => ({
   key,
@@ -32,10 +32,10 @@ function minter(first: number) {
   };
 }
 
-describe('planReversions', () => {
+describe('planAnchorVersions', () => {
   it('changes nothing, and mints nothing, when every unanchored write is above the mark', () => {
     const m = minter(1_000);
-    const changes = planReversions(
+    const changes = planAnchorVersions(
       [value('a', 20), value('b', 22, 20)],
       [item('log', 21)],
       unanchoredAbove(10),
@@ -45,7 +45,7 @@ describe('planReversions', () => {
     expect(changes).toEqual([]);
     expect(m.calls()).toBe(0);
     // The same writes with the mark one higher: one of them is no longer above it, so all move.
-    const moved = planReversions(
+    const moved = planAnchorVersions(
       [value('a', 20), value('b', 22, 20)],
       [item('log', 21)],
       unanchoredAbove(10),
@@ -58,16 +58,16 @@ describe('planReversions', () => {
   it('changes nothing when nothing is unanchored, whatever the mark', () => {
     const m = minter(1_000);
     expect(
-      planReversions([value('a', 5, 3)], [item('log', 6)], unanchoredAbove(10), 1_000_000, m.mint),
+      planAnchorVersions([value('a', 5, 3)], [item('log', 6)], unanchoredAbove(10), 1_000_000, m.mint),
     ).toEqual([]);
-    expect(planReversions([], [], unanchoredAbove(0), 1_000_000, m.mint)).toEqual([]);
+    expect(planAnchorVersions([], [], unanchoredAbove(0), 1_000_000, m.mint)).toEqual([]);
     expect(m.calls()).toBe(0);
   });
 
   it('gives every unanchored write a new version in the order of the old ones, however they are listed', () => {
     const m = minter(1_000);
     // Listed out of version order, as memory holds them (by key, then insertion).
-    const changes = planReversions(
+    const changes = planAnchorVersions(
       [value('c', 30), value('a', 10), value('b', 20)],
       [],
       unanchoredAbove(0),
@@ -83,7 +83,7 @@ describe('planReversions', () => {
   });
 
   it('moves all unanchored writes when only the oldest is at or below the mark', () => {
-    const changes = planReversions(
+    const changes = planAnchorVersions(
       [value('a', 50), value('b', 200)],
       [],
       unanchoredAbove(0),
@@ -97,7 +97,7 @@ describe('planReversions', () => {
   });
 
   it('interleaves items and values by their old versions, items named by id', () => {
-    const changes = planReversions(
+    const changes = planAnchorVersions(
       [value('a', 12), value('b', 14)],
       [item('log', 11), item('log', 13), item('other', 15)],
       unanchoredAbove(0),
@@ -120,7 +120,7 @@ describe('planReversions', () => {
 
   it('leaves anchored writes alone, and mints only for the unanchored ones', () => {
     const m = minter(1_000);
-    const changes = planReversions(
+    const changes = planAnchorVersions(
       [value('old', 8), value('new', 12)],
       [item('log', 9), item('log', 11)],
       unanchoredAbove(10),
@@ -136,13 +136,13 @@ describe('planReversions', () => {
 
   it('moves a log floor set by the value itself with the value', () => {
     // A value written over an unflushed delete ends the older items just below its own version.
-    const changes = planReversions([value('a', 25, 24)], [], unanchoredAbove(0), 100, minter(1_000).mint);
+    const changes = planAnchorVersions([value('a', 25, 24)], [], unanchoredAbove(0), 100, minter(1_000).mint);
     expect(changes).toEqual([{ key: 'a', from: 25, to: 1_000, logFloor: 999 }]);
   });
 
   it('moves a log floor set by an earlier unanchored write that a newer value replaced, keeping their order', () => {
     // The write at 25 set the floor; the value at 30 replaced it and kept it. Items at 27 lie between.
-    const changes = planReversions(
+    const changes = planAnchorVersions(
       [value('a', 30, 24)],
       [item('a', 27)],
       unanchoredAbove(0),
@@ -156,13 +156,13 @@ describe('planReversions', () => {
   });
 
   it('keeps a log floor set by an anchored write, even when the value moves', () => {
-    const changes = planReversions([value('a', 30, 7)], [], unanchoredAbove(10), 100, minter(1_000).mint);
+    const changes = planAnchorVersions([value('a', 30, 7)], [], unanchoredAbove(10), 100, minter(1_000).mint);
     expect(changes).toStrictEqual([{ key: 'a', from: 30, to: 1_000 }]);
   });
 
   it('reads a floor of 0 as none, whatever isUnanchored says of version 1', () => {
     const asked: number[] = [];
-    const changes = planReversions(
+    const changes = planAnchorVersions(
       [value('a', 30, 0)],
       [],
       (v) => {
@@ -179,7 +179,7 @@ describe('planReversions', () => {
   it('takes the iterables once each (memory passes live iterators)', () => {
     const values = [value('a', 12)][Symbol.iterator]();
     const items = [item('log', 11)][Symbol.iterator]();
-    const changes = planReversions(values, items, unanchoredAbove(0), 100, minter(1_000).mint);
+    const changes = planAnchorVersions(values, items, unanchoredAbove(0), 100, minter(1_000).mint);
     expect(changes).toEqual([
       { key: 'a', from: 12, to: 1_001 },
       { key: 'log', from: 11, to: 1_000, itemId: 'i11' },

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { entryBytes, serializedEntry } from '../../../src/cache/entry.js';
+import { MemoryPendingWrites } from '../../../src/cache/memory-pending-writes.js';
 import { MemoryTier, MISS } from '../../../src/cache/memory-tier.js';
-import { TierPendingWrites } from '../../../src/cache/tier-pending-writes.js';
 import type { AppendWrite, LogItem, ValueWrite } from '../../../src/storage/contract/types.js';
 
 function setup() {
   const tier = new MemoryTier({ maxEntries: 100, maxBytes: 1_000_000, onEvict: () => {} });
   const counters = { flushedWrites: 0, deadLetters: 0, superseded: 0 };
   const changed: Array<[string, number]> = [];
-  const pending = new TierPendingWrites(tier, counters, (key, version) => changed.push([key, version]));
+  const pending = new MemoryPendingWrites(tier, counters, (key, version) => changed.push([key, version]));
   const setValue = (key: string, version: number, value: unknown, expiresAt: number | null = null) => {
     const json = value === undefined ? null : JSON.stringify(value);
     tier.putDirty(key, serializedEntry(version, json, expiresAt, entryBytes(key, json?.length ?? 0)), 1_000);
@@ -21,7 +21,7 @@ function setup() {
   return { tier, counters, changed, pending, setValue, append };
 }
 
-describe('TierPendingWrites', () => {
+describe('MemoryPendingWrites', () => {
   it('has nothing to send for a key with no pending write', () => {
     const { pending } = setup();
     expect(pending.writesFor('k')).toEqual([]);
@@ -108,7 +108,7 @@ describe('TierPendingWrites', () => {
     const { tier, pending, changed, setValue } = setup();
     setValue('k', 20, undefined);
     setValue('k', 25, 'back');
-    expect(tier.reversion('k', 25, 40, 39)).toBe(true);
+    expect(tier.changeVersion('k', 25, 40, 39)).toBe(true);
     expect(pending.writesFor('k')).toEqual([
       {
         key: 'k',
@@ -121,10 +121,10 @@ describe('TierPendingWrites', () => {
       },
     ]);
     // Without a new floor, the floor stays where it is.
-    expect(tier.reversion('k', 40, 41)).toBe(true);
+    expect(tier.changeVersion('k', 40, 41)).toBe(true);
     expect(pending.writesFor('k')).toMatchObject([{ version: 41, logFloor: 39 }]);
     // A reversion of a version the key no longer holds changes nothing.
-    expect(tier.reversion('k', 25, 50, 49)).toBe(false);
+    expect(tier.changeVersion('k', 25, 50, 49)).toBe(false);
     expect(pending.writesFor('k')).toMatchObject([{ version: 41, logFloor: 39 }]);
     // Telling reads in flight is the anchoring step's part, not this one's.
     expect(changed).toEqual([]);

@@ -1,5 +1,5 @@
 import type { LogItem } from '../../storage/contract/types.js';
-import type { Reversion } from '../outbox/outbox.js';
+import type { VersionChange } from '../outbox/outbox.js';
 
 /** A pending value write as the anchoring step sees it. */
 export interface PendingValueVersion {
@@ -22,13 +22,13 @@ export interface PendingItemVersion {
  * below the mark). A value's log floor moves with the write that set it, so it still ends exactly
  * the items it did.
  */
-export function planReversions(
+export function planAnchorVersions(
   values: Iterable<PendingValueVersion>,
   items: Iterable<PendingItemVersion>,
   isUnanchored: (version: number) => boolean,
   mark: number,
   mint: () => number,
-): Reversion[] {
+): VersionChange[] {
   const valueList = [...values];
   const itemList = [...items];
   const points = new Set<number>();
@@ -42,7 +42,7 @@ export function planReversions(
   const to = new Map<number, number>();
   for (const version of ordered) to.set(version, mint());
 
-  const changes: Reversion[] = [];
+  const changes: VersionChange[] = [];
   for (const { key, version, logFloor } of valueList) {
     const newVersion = to.get(version);
     const floorWrite = logFloor > 0 ? to.get(logFloor + 1) : undefined;

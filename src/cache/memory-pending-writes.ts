@@ -11,7 +11,7 @@ export interface FlushCounters {
 }
 
 /** The flusher's view of the memory tier's dirty entries and unflushed items: what to send, and what became of it. */
-export class TierPendingWrites implements PendingWrites {
+export class MemoryPendingWrites implements PendingWrites {
   readonly #tier: MemoryTier;
   readonly #counters: FlushCounters;
   readonly #onStoreChanged: (key: string, version: number) => void;
@@ -74,11 +74,11 @@ export class TierPendingWrites implements PendingWrites {
 
   applied(write: VersionedWrite): void {
     this.#counters.flushedWrites++;
-    this.#settle(write);
+    this.#flushed(write);
   }
 
   alreadyStored(write: VersionedWrite): void {
-    this.#settle(write);
+    this.#flushed(write);
   }
 
   unconfirmed(write: VersionedWrite): void {
@@ -89,7 +89,7 @@ export class TierPendingWrites implements PendingWrites {
   superseded(write: VersionedWrite): boolean {
     if (isAppend(write)) {
       // A newer tombstone refused the items: they are gone with the key.
-      this.#tier.settleItems(write.key, write.version, false);
+      this.#tier.dropItemsUpTo(write.key, write.version, false);
       this.#counters.superseded++;
       return true;
     }
@@ -100,7 +100,7 @@ export class TierPendingWrites implements PendingWrites {
 
   deadLettered(write: VersionedWrite): void {
     if (isAppend(write)) {
-      this.#tier.settleItems(write.key, write.version, false);
+      this.#tier.dropItemsUpTo(write.key, write.version, false);
       this.#counters.deadLetters += write.items.length;
     } else {
       this.#tier.discard(write.key, write.version);
@@ -108,12 +108,12 @@ export class TierPendingWrites implements PendingWrites {
     }
   }
 
-  #settle(write: VersionedWrite): void {
+  #flushed(write: VersionedWrite): void {
     if (isAppend(write)) {
-      this.#tier.settleItems(write.key, write.version, true);
+      this.#tier.dropItemsUpTo(write.key, write.version, true);
       // A store read already in flight may predate these items, and they no longer wait in memory
       // to be merged into its answer: such a read must be asked again.
       this.#onStoreChanged(write.key, Number.MAX_SAFE_INTEGER);
-    } else this.#tier.settle(write.key, write.version);
+    } else this.#tier.markFlushed(write.key, write.version);
   }
 }
