@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { serializedEntry } from '../../../src/cache/entry.js';
 import type { Loader, LoadResult } from '../../../src/cache/loader.js';
 import { MemoryTier } from '../../../src/cache/memory-tier.js';
 import { type AskAgain, MAX_STORE_ASKS, ReadPath } from '../../../src/cache/read-path.js';
@@ -10,7 +11,7 @@ const live = (json: string, version = 10): StoredEntry => ({ version, json, expi
 
 /** A read path over a loader that answers from a script, one answer per store read. */
 function readPathOver(
-  answers: LoadResult[],
+  answers: Array<LoadResult | (() => LoadResult)>,
   options: { itemsFlushed?: (key: string) => Promise<void> } = {},
 ) {
   const tier = new MemoryTier({ maxEntries: 10, maxBytes: 1 << 20, onEvict: () => {} });
@@ -18,9 +19,9 @@ function readPathOver(
   let loads = 0;
   const loader = {
     load: async () => {
-      const answer = answers[Math.min(loads, answers.length - 1)] as LoadResult;
+      const answer = answers[Math.min(loads, answers.length - 1)] as LoadResult | (() => LoadResult);
       loads++;
-      return answer;
+      return typeof answer === 'function' ? answer() : answer;
     },
   } as unknown as Loader;
   const reads = new ReadPath({
@@ -85,5 +86,104 @@ describe('ReadPath', () => {
     expect(await reads.value('k')).toBe('v');
     expect(flushed).toBe(1);
     expect(asked).toEqual([['k', 'items-waiting']]);
+  });
+
+  /** A local write of `json` at `version` lands in memory (as the write pipeline puts it there). */
+  const writeLocally = (tier: MemoryTier, json: string | null, version: number, log?: []) =>
+    tier.putDirty('k', serializedEntry(version, json, null, 64, log), Date.now());
+
+  const overtakenForever = { stored: live('"old"', 5), writtenDuringRead: true };
+
+  it('asked again, answers with the local write that overtook the read, without reading the store again', async () => {
+    const { reads, tier, asked, loads } = readPathOver([
+      () => {
+        writeLocally(tier, '"mine"', 20);
+        return overtakenForever;
+      },
+      overtakenForever,
+    ]);
+    expect(await reads.value('k')).toBe('mine');
+    expect(loads()).toBe(1);
+    expect(asked).toEqual([['k', 'written-during-read']]);
+  });
+
+  it('asked again, answers with a local delete that overtook the read', async () => {
+    const { reads, tier, loads } = readPathOver([
+      () => {
+        writeLocally(tier, null, 20);
+        return overtakenForever;
+      },
+      overtakenForever,
+    ]);
+    expect(await reads.value('k')).toBeUndefined();
+    expect(loads()).toBe(1);
+  });
+
+  it('the first ask always reads the store, even when memory already holds the key (the caller missed it)', async () => {
+    const { reads, tier, loads } = readPathOver([{ stored: live('"stored"', 10), writtenDuringRead: false }]);
+    writeLocally(tier, '"mine"', 20, []);
+    expect(await reads.value('k')).toBe('mine');
+    expect(loads()).toBe(1);
+    expect(await reads.valueWithItems('k')).toEqual({ value: 'mine', items: [] });
+    expect(loads()).toBe(2);
+  });
+
+  it('getWithItems, asked again, answers with the local value and items that overtook the read', async () => {
+    const { reads, tier, asked, loads } = readPathOver([
+      () => {
+        writeLocally(tier, '"mine"', 20, []);
+        tier.appendItem('k', { id: 'i1', version: 21, json: '"item"' }, null, 40, Date.now());
+        return overtakenForever;
+      },
+      overtakenForever,
+    ]);
+    const answer = await reads.valueWithItems('k');
+    expect(answer).toStrictEqual({ value: 'mine', items: ['item'] });
+    expect(loads()).toBe(1);
+    expect(asked).toEqual([['k', 'written-during-read']]);
+  });
+
+  it('getWithItems, asked again, answers undefined for a local delete that overtook the read', async () => {
+    const { reads, tier, loads } = readPathOver([
+      () => {
+        writeLocally(tier, null, 20);
+        return overtakenForever;
+      },
+      overtakenForever,
+    ]);
+    expect(await reads.valueWithItems('k')).toBeUndefined();
+    expect(loads()).toBe(1);
+  });
+
+  it('does not ask again when the items the store took during the read are in its answer', async () => {
+    const item = { id: 'i1', version: 7, json: '"item"' };
+    const { reads, tier, asked, loads } = readPathOver([
+      () => {
+        tier.dropItemsUpTo('k', 7, true);
+        return { stored: { ...live('"v"', 6), items: [item] }, writtenDuringRead: false };
+      },
+      { stored: live('"wrong"', 6), writtenDuringRead: false },
+    ]);
+    tier.appendItem('k', item, null, 40, Date.now());
+    expect(await reads.valueWithItems('k')).toEqual({ value: 'v', items: ['item'] });
+    expect(loads()).toBe(1);
+    expect(asked).toEqual([]);
+  });
+
+  it('asks again when one item the store took during the read is missing from its answer, though another is still unflushed', async () => {
+    const first = { id: 'i1', version: 7, json: '"one"' };
+    const second = { id: 'i2', version: 8, json: '"two"' };
+    const { reads, tier, asked, loads } = readPathOver([
+      () => {
+        tier.dropItemsUpTo('k', 7, true);
+        return { stored: { ...live('"v"', 6), items: [] }, writtenDuringRead: false };
+      },
+      { stored: { ...live('"v"', 6), items: [first] }, writtenDuringRead: false },
+    ]);
+    tier.appendItem('k', first, null, 40, Date.now());
+    tier.appendItem('k', second, null, 40, Date.now());
+    expect(await reads.valueWithItems('k')).toEqual({ value: 'v', items: ['one', 'two'] });
+    expect(asked).toEqual([['k', 'items-settled-unseen']]);
+    expect(loads()).toBe(2);
   });
 });
