@@ -2,10 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { entryBytes } from '../../../src/cache/entry.js';
 import { MemoryTier } from '../../../src/cache/memory-tier.js';
 import { WritePipeline } from '../../../src/cache/write-pipeline.js';
+import { ClosedError } from '../../../src/index.js';
 import { LOGICAL_SLOTS } from '../../../src/storage/contract/version.js';
 import { ClockAnchor } from '../../../src/sync/clock/clock-anchor.js';
 import { HybridLogicalClock } from '../../../src/sync/clock/hlc.js';
-import type { Outbox, PendingItem, PendingWrite, VersionChange } from '../../../src/sync/outbox/outbox.js';
+import type {
+  Acknowledged,
+  Outbox,
+  PendingItem,
+  PendingWrite,
+  VersionChange,
+} from '../../../src/sync/outbox/outbox.js';
 import type { DeadLetter } from '../../../src/sync/types.js';
 import { turns } from '../../helpers/outbox.js';
 
@@ -48,6 +55,11 @@ class ScriptedOutbox implements Outbox {
     );
   }
 
+  /** Lets the oldest held append finish. */
+  releaseFirst(): void {
+    this.held.shift()?.resolve();
+  }
+
   releaseAll(): void {
     this.holding = false;
     for (const { resolve } of this.held.splice(0)) resolve();
@@ -75,7 +87,11 @@ class ScriptedOutbox implements Outbox {
   reservedVersions(): Array<[number, number]> {
     return [];
   }
-  acknowledge(): void {}
+  /** Every call of `acknowledge`, in order. */
+  readonly acknowledged: Acknowledged[][] = [];
+  acknowledge(writes: readonly Acknowledged[]): void {
+    this.acknowledged.push(structuredClone([...writes]));
+  }
   deadLetter(): void {}
   deadLetters(): DeadLetter[] {
     return [];
@@ -100,6 +116,7 @@ function setup(mark: () => number = markAhead) {
   const outbox = new ScriptedOutbox();
   const clock = new HybridLogicalClock();
   const written: Array<[string, number]> = [];
+  let coalesced = 0;
   const anchor: ClockAnchor = new ClockAnchor(
     async () => mark(),
     (observed) => pipeline.anchorAt(observed),
@@ -114,7 +131,9 @@ function setup(mark: () => number = markAhead) {
       written: (key, version) => written.push([key, version]),
       schedule: () => {},
       isInFlight: () => false,
-      coalesced: () => {},
+      coalesced: () => {
+        coalesced++;
+      },
       outboxHealed: () => {},
     },
   });
@@ -126,7 +145,20 @@ function setup(mark: () => number = markAhead) {
   const append = (key: string, value: unknown) => pipeline.appendItem(key, JSON.stringify(value), null);
   const valueVersion = (key: string) => tier.dirty.get(key)?.version;
   const itemVersions = (key: string) => tier.pendingLogs.get(key)?.items.map((i) => i.version) ?? [];
-  return { tier, outbox, clock, anchor, pipeline, written, set, del, append, valueVersion, itemVersions };
+  return {
+    tier,
+    outbox,
+    clock,
+    anchor,
+    pipeline,
+    written,
+    coalesced: () => coalesced,
+    set,
+    del,
+    append,
+    valueVersion,
+    itemVersions,
+  };
 }
 
 describe('WritePipeline.anchorAt: writes minted before the mark was read', () => {
@@ -338,5 +370,116 @@ describe('WritePipeline.anchorAt when the outbox cannot record the new versions'
     expect(h.outbox.anchorCalls).toEqual([[reserved], [reserved]]);
     await h.pipeline.anchorAt(0);
     expect(h.outbox.anchorCalls.at(-1)).toEqual([]);
+  });
+});
+
+const letter = (key: string, version: number, json: string | null, itemId?: string): DeadLetter => ({
+  key,
+  version,
+  json,
+  expiresAt: null,
+  ...(itemId !== undefined ? { itemId } : {}),
+  error: 'refused by the store (injected)',
+  failedAt: 0,
+});
+
+describe('WritePipeline: what the anchoring step waits for', () => {
+  it('runs only once every write on its way into the outbox is in, not when the first of them is', async () => {
+    const h = setup();
+    h.outbox.holding = true;
+    const first = h.set('a', 1);
+    const second = h.append('log', 'x');
+    const anchoring = h.anchor.ensure();
+    await turns();
+    h.outbox.releaseFirst();
+    await turns();
+    // The first write is in memory; the step still waits for the second.
+    expect(h.tier.dirty.has('a')).toBe(true);
+    expect(h.outbox.anchorCalls).toEqual([]);
+    expect(h.anchor.anchored).toBe(false);
+    h.outbox.releaseAll();
+    await Promise.all([first, second, anchoring]);
+    const [changes] = h.outbox.anchored as [VersionChange[]];
+    expect(changes.map((c) => c.key)).toEqual(['a', 'log']);
+    expect(h.itemVersions('log')).toEqual([changes[1]?.to]);
+  });
+});
+
+describe('WritePipeline: dead letters re-queued before the anchor', () => {
+  it('keep their versions through the anchoring step, which re-versions the writes minted here', async () => {
+    const h = setup();
+    const now = Date.now();
+    h.pipeline.requeue(letter('dead', 1_000, '"v"'), now);
+    h.pipeline.requeue(letter('dead-log', 1_001, '"i"', 'item-1'), now);
+    await h.set('fresh', 1);
+    await h.anchor.ensure();
+    const [changes] = h.outbox.anchored as [VersionChange[]];
+    expect(changes.map((c) => c.key)).toEqual(['fresh']);
+    expect(h.valueVersion('dead')).toBe(1_000);
+    expect(h.itemVersions('dead-log')).toEqual([1_001]);
+  });
+
+  it('an item dead letter without json comes back as a null item', () => {
+    const h = setup();
+    h.pipeline.requeue(letter('dead-log', 1_001, null, 'item-1'), Date.now());
+    const items = h.tier.pendingLogs.get('dead-log')?.items ?? [];
+    expect(h.tier.itemValues(items)).toEqual([null]);
+  });
+
+  it('one older than the value memory holds changes nothing: no write is told to reads, none is coalesced', async () => {
+    const h = setup();
+    await h.set('k', 'new');
+    const newer = h.valueVersion('k') as number;
+    const told = h.written.length;
+    h.pipeline.requeue(letter('k', newer - 5, '"old"'), Date.now());
+    expect(h.tier.lookup('k')).toBe('new');
+    expect(h.valueVersion('k')).toBe(newer);
+    expect(h.written).toHaveLength(told);
+    expect(h.coalesced()).toBe(0);
+    // A dead letter nothing newer shadows is taken, and reads are told.
+    h.pipeline.requeue(letter('other', newer - 5, '"old"'), Date.now());
+    expect(h.written.at(-1)).toEqual(['other', newer - 5]);
+  });
+});
+
+describe('WritePipeline: unflushed items a value write ends', () => {
+  it('a delete drops them from the outbox too', async () => {
+    const h = setup();
+    await h.append('log', 'x');
+    await h.append('log', 'y');
+    const ids = h.tier.pendingLogs.get('log')?.items.map((item) => item.id);
+    await h.del('log');
+    expect(h.tier.pendingLogs.has('log')).toBe(false);
+    expect(h.outbox.acknowledged).toHaveLength(1);
+    const [[dropped]] = h.outbox.acknowledged as [[Acknowledged]];
+    expect(dropped).toMatchObject({ key: 'log', version: 0 });
+    expect(dropped.items?.map((item) => item.id)).toEqual(ids);
+  });
+
+  it('a value over a live value keeps them, in memory and in the outbox', async () => {
+    const h = setup();
+    await h.set('log', 1);
+    await h.append('log', 'x');
+    await h.set('log', 2);
+    expect(h.tier.pendingLogs.get('log')?.items).toHaveLength(1);
+    expect(h.tier.lookup('log')).toBe(2);
+    expect(h.outbox.acknowledged).toEqual([]);
+  });
+});
+
+describe('WritePipeline.close and writes held by a step', () => {
+  it('refuses with ClosedError a write that waited for the step when close came meanwhile', async () => {
+    const h = setup();
+    h.outbox.holding = true;
+    const early = h.set('early', 1);
+    const anchoring = h.anchor.ensure();
+    await turns();
+    const late = h.set('late', 2).catch((error: unknown) => error);
+    const closing = h.pipeline.close();
+    h.outbox.releaseAll();
+    await Promise.all([early, anchoring, closing]);
+    expect(await late).toBeInstanceOf(ClosedError);
+    expect(h.tier.dirty.has('late')).toBe(false);
+    expect(h.outbox.rows.map((row) => row.key)).toEqual(['early']);
   });
 });
