@@ -138,7 +138,9 @@ export class WritePipeline {
     const itemsBefore = this.#tier.pendingLogs.get(key)?.items;
     const { replaced, accepted } = this.#tier.putDirty(key, entry, now);
     if (!accepted) return;
-    if (itemsBefore) this.#forgetDroppedItems(key, itemsBefore);
+    // Dropping items replaces the key's pending array: the same array means none went.
+    if (itemsBefore && this.#tier.pendingLogs.get(key)?.items !== itemsBefore)
+      this.#forgetDroppedItems(key, itemsBefore);
     this.#listener.written(key, entry.version);
     if (replaced && !this.#listener.isInFlight(key)) this.#listener.coalesced();
     this.#listener.schedule(key);
