@@ -44,13 +44,30 @@ function startChild(store: string, outboxDir: string): Child {
       errors.push({ msg: line });
     }
   });
+  // A child that dies or stops answering fails the step it was given, naming it and what it said.
+  let exited: string | undefined;
+  const failures: Array<(reason: Error) => void> = [];
+  child.on('exit', (code, signal) => {
+    exited = `exited (code ${code}, signal ${signal})`;
+    for (const fail of failures.splice(0)) fail(new Error(`${exited}; stderr: ${JSON.stringify(errors)}`));
+  });
   const entry: Child = {
     process: child,
     errors,
     send: (command) =>
-      new Promise((resolve) => {
-        waiting.push((line) => resolve(JSON.parse(line)));
-        child.stdin?.write(`${JSON.stringify(command)}\n`);
+      new Promise((resolve, reject) => {
+        const what = JSON.stringify(command);
+        if (exited) return reject(new Error(`${what}: child ${exited}; stderr: ${JSON.stringify(errors)}`));
+        const timer = setTimeout(
+          () => reject(new Error(`${what}: no answer in 20 s; stderr: ${JSON.stringify(errors)}`)),
+          20_000,
+        );
+        failures.push((reason) => reject(new Error(`${what}: ${reason.message}`)));
+        waiting.push((line) => {
+          clearTimeout(timer);
+          resolve(JSON.parse(line));
+        });
+        child.stdin?.write(`${what}\n`);
       }),
   };
   children.push(entry);
