@@ -125,6 +125,46 @@ export interface StorageCleanupOptions extends StorageCallOptions {
   tombstoneRetentionMs?: number;
 }
 
+/**
+ * One committed change in a store's feed: a key whose value or log another writer (or this one)
+ * changed, with the write's version.
+ */
+export interface FeedChange {
+  key: string;
+  /** The write's version: the value's or tombstone's, or for appended items the newest item's. */
+  version: number;
+  /** For appended items, the newest item's id: a cache that already holds it knows this change. */
+  itemId?: string;
+}
+
+/** One read of a store's change feed (see `Storage.changes`). */
+export interface FeedPage {
+  /**
+   * The store's identity. It changes when the store is replaced, restored or recreated; a follower
+   * that sees it change can vouch for nothing it cached before.
+   */
+  epoch: string;
+  /** Where the next read starts. Opaque to the caller; meaningful only with this `epoch`. */
+  cursor: string;
+  /** Changes committed after the cursor given, in commit order. */
+  changes: FeedChange[];
+  /**
+   * The cursor given could not be served: it belongs to another epoch, or the changes after it
+   * were pruned (retention). `changes` is then empty and `cursor` is the head: the follower must
+   * drop whatever it cannot vouch for and go on from there.
+   */
+  reset: boolean;
+  /** The page was full: more changes are ready after `cursor`. */
+  more: boolean;
+}
+
+export interface FeedReadOptions extends StorageCallOptions {
+  /** At most this many changes per page (the adapter may return fewer). Default 1000. */
+  limit?: number;
+}
+
+export const DEFAULT_FEED_PAGE_LIMIT = 1000;
+
 export interface Storage {
   /**
    * Reads entries by key. Live entries are returned with their value; tombstones are returned
@@ -160,5 +200,16 @@ export interface Storage {
    * entries were removed.
    */
   cleanup?(opts?: StorageCleanupOptions): Promise<number>;
+  /**
+   * The change feed: every change committed after `after`, in commit order, never skipping one:
+   * not even a change whose transaction commits after a later one became visible. A change may
+   * be delivered more than once (at least once; a change already seen is harmless). Every applied
+   * value write and every append that stored an item is a change; cleanup is not. `after: null`
+   * asks for the head: no changes, the cursor to follow from. Changes older than the adapter's
+   * feed retention are pruned by `cleanup`; a cursor before them answers `reset: true`.
+   * Caches over a store with a feed follow it to stop serving copies other instances replaced;
+   * a store without one cannot be shared by several caches.
+   */
+  changes?(after: string | null, opts?: FeedReadOptions): Promise<FeedPage>;
   close?(): Promise<void>;
 }
