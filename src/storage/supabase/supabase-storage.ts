@@ -5,11 +5,17 @@ import {
   TransientStorageError,
 } from '../contract/errors.js';
 import { logFloorProblem } from '../contract/log-floor.js';
-import { DEFAULT_TOMBSTONE_RETENTION_MS, retentionInterval } from '../contract/tombstone-retention.js';
+import {
+  DEFAULT_TOMBSTONE_RETENTION_MS,
+  nonNegativeMs,
+  retentionInterval,
+} from '../contract/tombstone-retention.js';
 import {
   type AppendWrite,
   type ApplyResult,
   compareItems,
+  type FeedPage,
+  type FeedReadOptions,
   isAppend,
   type LogItem,
   type Storage,
@@ -21,6 +27,7 @@ import {
 } from '../contract/types.js';
 import { fromJsonbText, toJsonbText } from './jsonb-text.js';
 import { classifyRpcError, MIGRATION_HINT, parseRetryAfter } from './supabase-errors.js';
+import { readFeedPage } from './supabase-feed.js';
 
 export interface SupabaseStorageCommonOptions {
   /**
@@ -31,6 +38,11 @@ export interface SupabaseStorageCommonOptions {
   table?: SupabaseTable;
   /** Schema the migration was applied to (sent as Content-Profile). Default `public`. */
   schema?: string;
+  /**
+   * How long `cleanup` keeps the change feed; a follower that reads less often is answered
+   * `reset`. Default: the SQL cleanup function's own, `DEFAULT_FEED_RETENTION_MS` (1 hour).
+   */
+  feedRetentionMs?: number;
 }
 
 export type SupabaseStorageOptions = SupabaseStorageCommonOptions &
@@ -58,6 +70,7 @@ export const SUPABASE_TABLES = {
       getWithItems: 'hybrid_cache_get_with_items',
       cleanup: 'hybrid_cache_cleanup',
       highWaterMark: 'hybrid_cache_high_water_mark',
+      changes: 'hybrid_cache_changes',
     },
   },
   conversation_threads: {
@@ -71,6 +84,7 @@ export const SUPABASE_TABLES = {
       getWithItems: 'get_conversation_threads_with_turns',
       cleanup: 'cleanup_expired_threads',
       highWaterMark: 'conversation_threads_high_water_mark',
+      changes: 'conversation_threads_changes',
     },
   },
 } as const;
@@ -111,6 +125,7 @@ export class SupabaseStorage implements Storage {
   readonly #client: SupabaseClient;
   readonly #schema: string;
   readonly #table: TableSchema;
+  readonly #feedRetentionMs: number | undefined;
   /** `Retry-After` of the last response per call, keyed by the call's signal (own clients only). */
   readonly #retryAfter = new WeakMap<AbortSignal, number>();
 
@@ -123,6 +138,10 @@ export class SupabaseStorage implements Storage {
       );
     }
     this.#table = SUPABASE_TABLES[table];
+    this.#feedRetentionMs =
+      options.feedRetentionMs === undefined
+        ? undefined
+        : nonNegativeMs(options.feedRetentionMs, 'feedRetentionMs');
     if (options.client) {
       this.#client = options.client;
     } else {
@@ -219,16 +238,28 @@ export class SupabaseStorage implements Storage {
 
   /**
    * Runs the table's cleanup function: deletes expired rows and tombstones minted longer than
-   * `tombstoneRetentionMs` ago, by their version's time (default `DEFAULT_TOMBSTONE_RETENTION_MS`).
-   * Returns how many rows went.
+   * `tombstoneRetentionMs` ago, by their version's time (default `DEFAULT_TOMBSTONE_RETENTION_MS`),
+   * and prunes the change feed (see `feedRetentionMs`). Returns how many rows went, feed not counted.
    */
   async cleanup(opts?: StorageCleanupOptions): Promise<number> {
-    const args = {
+    const args: Record<string, string> = {
       p_tombstone_retention: retentionInterval(opts?.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS),
     };
+    // Sent only when configured, so a database migrated before the feed still takes the call.
+    if (this.#feedRetentionMs !== undefined) args.p_feed_retention = retentionInterval(this.#feedRetentionMs);
     const data = await this.#rpc(this.#table.functions.cleanup, args, opts);
     if (typeof data !== 'number') throw unexpectedShape(this.#table.functions.cleanup);
     return data;
+  }
+
+  /** The table's change feed, read through its SQL function (see `readFeedPage`). */
+  changes(after: string | null, opts?: FeedReadOptions): Promise<FeedPage> {
+    return readFeedPage(
+      (fn, args, callOpts) => this.#rpc(fn, args, callOpts),
+      this.#table.functions.changes,
+      after,
+      opts,
+    );
   }
 
   async close(): Promise<void> {}
