@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StorageConfigurationError } from '../../src/storage/contract/errors.js';
+import { StorageConfigurationError, TransientStorageError } from '../../src/storage/contract/errors.js';
 import type { FeedPage } from '../../src/storage/contract/types.js';
 import { LOGICAL_SLOTS } from '../../src/storage/contract/version.js';
 import { SUPABASE_TABLES, type SupabaseTable } from '../../src/storage/supabase/supabase-storage.js';
@@ -130,5 +130,35 @@ describe.each(TABLES)('SupabaseStorage.changes on %s (supabase-js -> gateway -> 
       await env.gateway.reloadSchema();
     }
     expect((await storage().changes(null)).reset).toBe(false);
+  });
+
+  it('maps an unavailable Data API to a transient error, and honours the caller’s signal', async () => {
+    env.gateway.inject({ kind: 'unavailable', retryAfterSeconds: 2 }, { fn: functions.changes });
+    const failing = storage().changes(null);
+    await expect(failing).rejects.toBeInstanceOf(TransientStorageError);
+    await expect(failing).rejects.toMatchObject({ retryAfterMs: 2_000 });
+    env.gateway.inject({ kind: 'hang' }, { fn: functions.changes });
+    const controller = new AbortController();
+    const hanging = storage().changes(null, { signal: controller.signal });
+    controller.abort(new Error('given up'));
+    await expect(hanging).rejects.toThrow('given up');
+    env.gateway.faults.clear(); // the hang is left queued if the abort came before the request
+  });
+
+  it('refuses an answer in another shape as a configuration error', async () => {
+    const fn = functions.changes;
+    await env.sql(`alter function public.${fn}(text, integer) rename to feed_kept_aside`);
+    await env.sql(
+      `create function public.${fn}(p_after text default null, p_limit integer default 1000)
+       returns jsonb language sql as $$ select '{"epoch": "e", "cursor": "c", "reset": false, "more": false, "changes": [{"key": 1}]}'::jsonb $$`,
+    );
+    await env.gateway.reloadSchema();
+    try {
+      await expect(storage().changes(null)).rejects.toBeInstanceOf(StorageConfigurationError);
+    } finally {
+      await env.sql(`drop function public.${fn}(text, integer)`);
+      await env.sql(`alter function public.feed_kept_aside(text, integer) rename to ${fn}`);
+      await env.gateway.reloadSchema();
+    }
   });
 });
