@@ -81,14 +81,15 @@ declare
   v_trigger text := p_table || '_tombstone_items';
   v_fn text;
   v_role text;
+  v_sequence text;
 begin
   -- Arguments of every body below: %1$I table, %2$I key column (%2$L as a JSON field), %3$I value,
   -- %4$I written-at, %5$I items table, %6$I item id, %7$I item value, %8$I the function's name,
   -- %9$I the read functions' keys parameter, or the feed table in the apply, append and cleanup.
 
-  -- The feed's table: one row per change, stamped with the writing transaction's id. Created here
-  -- (not above the installer) because the functions below insert into it and are checked against
-  -- it when created. See the header of this file for why one table per values table.
+  -- The feed's table: one row per change, stamped with the writing transaction's id. One per
+  -- values table (see the header of this file), so made here, before the functions that insert
+  -- into it (a function's body is checked against the tables when it is created).
   execute format($fmt$
     create table if not exists public.%1$I (
       xid pg_catalog.xid8 not null default pg_catalog.pg_current_xact_id(),
@@ -103,11 +104,15 @@ begin
   -- Retention finds the oldest changes by time, not by position.
   execute format('create index if not exists %I on public.%I (changed_at)', p_feed || '_changed_at_idx', p_feed);
   execute format('alter table public.%I enable row level security', p_feed);
+  v_sequence := pg_catalog.pg_get_serial_sequence(format('public.%I', p_feed), 'id');
   execute format('revoke all on table public.%I from public', p_feed);
+  execute format('revoke all on sequence %s from public', v_sequence);
   for v_role in
     select r.rolname from pg_catalog.pg_roles r where r.rolname in ('anon', 'authenticated')
   loop
     execute format('revoke all on table public.%I from %I', p_feed, v_role);
+    -- Default privileges may have granted it: setval could exhaust or rewind the feed's ids.
+    execute format('revoke all on sequence %s from %I', v_sequence, v_role);
   end loop;
   if exists (select 1 from pg_catalog.pg_roles r where r.rolname = 'service_role') then
     execute format('grant select, insert, delete on table public.%I to service_role', p_feed);

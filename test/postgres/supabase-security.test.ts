@@ -172,6 +172,17 @@ describe.each(['hybrid_cache_feeds', 'conversation_threads_feed', 'hybrid_cache_
           table === 'hybrid_cache_feeds' ? ['select', 'update'] : ['select', 'insert', 'delete'],
         ),
       );
+      if (table !== 'hybrid_cache_feeds') {
+        const sequence = await env.sql<{ role: string; allowed: boolean }>(
+          `select r as role, has_sequence_privilege(r, pg_get_serial_sequence($1, 'id'), 'usage, select, update') as allowed
+           from unnest(array['anon', 'authenticated']) r order by 1`,
+          [`public.${table}`],
+        );
+        expect(sequence).toEqual([
+          { role: 'anon', allowed: false },
+          { role: 'authenticated', allowed: false },
+        ]);
+      }
       for (const role of ['anon', 'authenticated']) {
         await expect(env.sql(`set local role ${role}; select * from public.${table}`)).rejects.toMatchObject({
           code: '42501',
