@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_FEED_PAGE_LIMIT } from '../../src/storage/contract/types.js';
 import { LOGICAL_SLOTS } from '../../src/storage/contract/version.js';
+import { DEFAULT_FEED_RETENTION_MS } from '../../src/storage/supabase/supabase-feed.js';
 import { SUPABASE_TABLES, type SupabaseTable } from '../../src/storage/supabase/supabase-storage.js';
 import { PostgresCluster } from '../support/postgres.js';
 import { applyMigration, prepareSupabaseDatabase } from '../support/supabase-db.js';
@@ -85,6 +87,25 @@ describe.each(TABLES)('the change feed of %s, in SQL', (table) => {
     await client.query('begin');
     return client;
   };
+
+  it('defaults the page limit and the feed retention to the library’s constants', async () => {
+    const args = async (fn: string) =>
+      (
+        await pool.query<{ args: string }>(
+          `select pg_get_function_arguments(p.oid) as args from pg_proc p
+           where p.pronamespace = 'public'::regnamespace and p.proname = $1`,
+          [fn],
+        )
+      ).rows[0]?.args ?? '';
+    expect(await args(functions.changes)).toBe(
+      `p_after text DEFAULT NULL::text, p_limit integer DEFAULT ${DEFAULT_FEED_PAGE_LIMIT}`,
+    );
+    const retention = /p_feed_retention interval DEFAULT ([^,]+)$/.exec(await args(functions.cleanup))?.[1];
+    const ms = await pool.query<{ ms: string }>(
+      `select (extract(epoch from ${retention}) * 1000)::bigint as ms`,
+    );
+    expect(Number(ms.rows[0]?.ms)).toBe(DEFAULT_FEED_RETENTION_MS);
+  });
 
   it('answers the head for no cursor: no changes, and a cursor from which later changes come', async () => {
     const head = await read(null);
