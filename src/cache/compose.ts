@@ -102,7 +102,7 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     effectiveFloor: (logFloor): number => anchor.effectiveFloor(logFloor),
   });
   // `flush.batchSize` is documented as the most keys in any one store call: reads included.
-  const follower = followerFor(options, guard, clock, counters, (): Loader => loader, tier);
+  const follower = followerFor(options, { guard, clock, counters, events, tier, loader: (): Loader => loader });
   const loader = new Loader(
     storage,
     guard,
@@ -176,12 +176,16 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
  */
 function followerFor(
   options: ResolvedOptions,
-  guard: StoreGuard,
-  clock: HybridLogicalClock,
-  counters: CacheCounters,
-  loader: () => Loader,
-  tier: MemoryTier,
+  parts: {
+    guard: StoreGuard;
+    clock: HybridLogicalClock;
+    counters: CacheCounters;
+    events: CacheEventHub;
+    tier: MemoryTier;
+    loader: () => Loader;
+  },
 ): FeedFollower | undefined {
+  const { guard, clock, counters, events, tier, loader } = parts;
   const { storage, logger, feed } = options;
   const changes = storage.changes?.bind(storage);
   if (feed === false || changes === undefined) return undefined;
@@ -190,17 +194,22 @@ function followerFor(
     pollIntervalMs: feed.pollIntervalMs,
     maxStalenessMs: options.maxStalenessMs,
     sink: {
-      changed(list) {
-        for (const change of list) {
+      changed(changes) {
+        let dropped = 0;
+        for (const change of changes) {
           // Newer versions elsewhere: this instance's next writes go above them.
           clock.observe(change.version);
           loader().noteChange(change);
-          if (tier.applyChange(change)) counters.feedDrops++;
+          if (tier.applyChange(change)) dropped++;
         }
+        counters.feedDrops += dropped;
+        events.emit('changes', { changes, dropped });
       },
-      reset() {
+      reset(reason) {
         loader().noteReset();
-        counters.feedDrops += tier.forgetStored();
+        const dropped = tier.forgetStored();
+        counters.feedDrops += dropped;
+        events.emit('feedReset', { reason, dropped });
       },
     },
     onReset: (reason) =>

@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
-import type { Storage } from '../storage/contract/types.js';
-import type { FollowerState } from '../sync/feed/follower.js';
+import type { FeedChange, Storage } from '../storage/contract/types.js';
+import type { FeedResetReason, FollowerState } from '../sync/feed/follower.js';
 import type { Durability, FlushEvents, Health } from '../sync/types.js';
 
-export type { FollowerState } from '../sync/feed/follower.js';
+export type { FeedResetReason, FollowerState } from '../sync/feed/follower.js';
 export type { DeadLetter, Durability, Health, SupersededWrite } from '../sync/types.js';
 
 export interface OutboxOptions {
@@ -178,6 +178,13 @@ export interface CacheEvents extends FlushEvents {
    * write still pending (`writes` rows: values, appended items, and writes that were on their way in).
    */
   outboxHealed: { writes: number };
+  /**
+   * A read of the store's change feed brought changes (this instance's own among them): `dropped`
+   * clean entries they made outdated were dropped from memory.
+   */
+  changes: { changes: readonly FeedChange[]; dropped: number };
+  /** The change feed could vouch for nothing cached (`reason`: the store was replaced, or changes were pruned unread); every clean entry was dropped. */
+  feedReset: { reason: FeedResetReason; dropped: number };
 }
 
 /** A key's value with the items appended to it, in their one order (see `HybridCache.getWithItems`). */
