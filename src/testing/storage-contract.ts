@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { ApplyResult, Storage } from '../storage/contract/types.js';
 import { LOGICAL_SLOTS } from '../storage/contract/version.js';
+import { describeFeed } from './feed-contract.js';
 import { describeTies } from './tie-contract.js';
 import { put, tombstone } from './writes.js';
 
@@ -106,6 +107,8 @@ export function describeStorageContract(
     });
 
     describeTies({ store, key, read }, { it });
+
+    describeFeed({ store, key }, { it });
 
     it('returns tombstones with their version, and they block older writes', async () => {
       const k = key('tomb');
