@@ -48,9 +48,10 @@ export function contractFixture(
 }
 
 /**
- * Registers the tests every `Storage` adapter must pass unchanged. `setup` runs once before them;
- * each test uses fresh keys, so a store shared with other data is fine (but `cleanup`'s test
- * removes every expired entry and tombstone it holds).
+ * Registers the tests every `Storage` adapter must pass unchanged, the change feed's among them
+ * (`describeFeed`, checked when the adapter has `changes`). `setup` runs once before them; each
+ * test uses fresh keys, so a store shared with other data is fine (but `cleanup`'s test removes
+ * every expired entry and tombstone it holds).
  */
 export function describeStorageContract(
   name: string,
