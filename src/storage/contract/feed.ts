@@ -32,11 +32,10 @@ export function formatCursor(epoch: string, position: FeedPosition): string {
 /** The position a cursor names in this epoch; `undefined` for another epoch's cursor or garbage. */
 export function parseCursor(cursor: string, epoch: string): FeedPosition | undefined {
   if (typeof cursor !== 'string') return undefined;
-  const parts = cursor.split(':');
-  if (parts.length !== 3 || parts[0] !== epoch) return undefined;
-  const [id, version] = [parts[1], parts[2]].map((part) =>
-    part !== undefined && /^(0|[1-9]\d{0,15})$/.test(part) ? Number(part) : Number.NaN,
-  ) as [number, number];
+  // Read from the right, so an epoch holding ':' parses too.
+  const match = /^(.*):(0|[1-9]\d{0,15}):(0|[1-9]\d{0,15})$/s.exec(cursor);
+  if (!match || match[1] !== epoch) return undefined;
+  const [id, version] = [Number(match[2]), Number(match[3])];
   if (!Number.isSafeInteger(id) || !Number.isSafeInteger(version)) return undefined;
   return { id, version };
 }
