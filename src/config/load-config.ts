@@ -22,7 +22,7 @@ export interface Config {
     requested: Backend;
     /** Absolute directory of store.db and outbox.db (unused by `memory`). */
     dataDir: string;
-    /** Embedded store file, when backend is `sqlite`. */
+    /** Embedded store file, when backend is `sqlite` (CACHE_STORE_PATH, or store.db in the data directory). */
     storePath: string;
     supabase?: { url: string; key: string };
     /** How often expired rows and old tombstones are purged from the store; 0 disables it. */
@@ -43,6 +43,9 @@ export interface Config {
     breaker: { failureThreshold: number; halfOpenAfterMs: number };
     readTimeoutMs: number;
     writeTimeoutMs: number;
+    /** How often the store's change feed is read; 0: not followed. */
+    feedPollIntervalMs: number;
+    maxStalenessMs: number;
   };
   conversation: { ttlMs: number; timeoutHours: number; maxTurns: number };
   daemon: {
@@ -144,6 +147,14 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
       `CACHE_MAX_PENDING_BYTES (${values.CACHE_MAX_PENDING_BYTES}) must be at least CACHE_MAX_VALUE_BYTES (${values.CACHE_MAX_VALUE_BYTES}) + ${ENTRY_HEADROOM_BYTES} bytes of key and overhead, so the largest thread can be queued`,
     );
   }
+  if (
+    values.CACHE_FEED_POLL_INTERVAL_MS > 0 &&
+    values.CACHE_MAX_STALENESS_MS <= values.CACHE_FEED_POLL_INTERVAL_MS
+  ) {
+    problems.push(
+      `CACHE_MAX_STALENESS_MS (${values.CACHE_MAX_STALENESS_MS}) must be more than CACHE_FEED_POLL_INTERVAL_MS (${values.CACHE_FEED_POLL_INTERVAL_MS}), or every read between two polls would ask the store`,
+    );
+  }
   // Node refuses a header deadline later than the whole request's.
   if (values.DAEMON_HEADERS_TIMEOUT_MS > values.DAEMON_REQUEST_TIMEOUT_MS) {
     problems.push(
@@ -172,7 +183,10 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
       backend,
       requested,
       dataDir,
-      storePath: join(dataDir, 'store.db'),
+      storePath:
+        values.CACHE_STORE_PATH === undefined
+          ? join(dataDir, 'store.db')
+          : resolve(cwd, values.CACHE_STORE_PATH),
       ...(supabase ? { supabase } : {}),
       cleanupIntervalMs: values.STORE_CLEANUP_INTERVAL_MINUTES * 60_000,
     },
@@ -198,6 +212,8 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
       },
       readTimeoutMs: values.CACHE_READ_TIMEOUT_MS,
       writeTimeoutMs: values.CACHE_WRITE_TIMEOUT_MS,
+      feedPollIntervalMs: values.CACHE_FEED_POLL_INTERVAL_MS,
+      maxStalenessMs: values.CACHE_MAX_STALENESS_MS,
     },
     conversation: { timeoutHours, ttlMs: Math.round(timeoutHours * HOUR_MS), maxTurns },
     daemon: {

@@ -217,6 +217,27 @@ export const VARIABLES = [
     integer(1),
   ),
   spec(
+    'CACHE_STORE_PATH',
+    undefined,
+    'a file path',
+    "The embedded store's file (backend sqlite). Daemons on one host, each with its own CACHE_DATA_DIR, may share one and follow each other's changes. Unset: store.db in CACHE_DATA_DIR.",
+    z.string().trim().min(1),
+  ),
+  spec(
+    'CACHE_FEED_POLL_INTERVAL_MS',
+    String(CACHE.feed.pollIntervalMs),
+    'an integer >= 0 (ms; 0: off)',
+    "How often the store's change feed is read, so that threads other daemons changed are not served stale. 0 turns following off: only for a store no other daemon writes to.",
+    integer(0),
+  ),
+  spec(
+    'CACHE_MAX_STALENESS_MS',
+    String(CACHE.maxStalenessMs),
+    'an integer >= 1 (ms), more than CACHE_FEED_POLL_INTERVAL_MS',
+    'How long the last read of the change feed vouches for cached threads; past it a read checks the feed first, and while the store is unreachable answers from memory (counted as possibly stale in /metrics).',
+    integer(1),
+  ),
+  spec(
     'CACHE_OUTBOX_MAX_BYTES',
     undefined,
     'an integer >= 65536 (bytes)',

@@ -6,6 +6,8 @@ import {
 } from '../storage/contract/errors.js';
 import type {
   ApplyResult,
+  FeedPage,
+  FeedReadOptions,
   Storage,
   StorageCallOptions,
   StorageCleanupOptions,
@@ -26,12 +28,23 @@ export class FaultyStorage<S extends Storage = Storage> implements Storage {
   #down = false;
 
   /** Calls that reached the wrapper, and writes the wrapped store applied, for tests that count round trips. */
-  readonly calls = { getMany: 0, apply: 0, writesApplied: 0, highWaterMark: 0, cleanup: 0 };
+  readonly calls = { getMany: 0, apply: 0, writesApplied: 0, highWaterMark: 0, cleanup: 0, changes: 0 };
 
   /** Present only when the wrapped store has a cleanup, so the wrapper changes nothing else. */
   readonly cleanup?: (opts?: StorageCleanupOptions) => Promise<number>;
 
+  /** Present only when the wrapped store has a change feed; faults apply to it as to every call. */
+  readonly changes?: (after: string | null, opts?: FeedReadOptions) => Promise<FeedPage>;
+
   constructor(readonly inner: S) {
+    const innerChanges = inner.changes?.bind(inner);
+    if (innerChanges) {
+      this.changes = async (after, opts) => {
+        this.calls.changes++;
+        await this.#enter(opts?.signal);
+        return innerChanges(after, opts);
+      };
+    }
     const innerCleanup = inner.cleanup?.bind(inner);
     if (innerCleanup) {
       this.cleanup = async (opts) => {

@@ -53,6 +53,7 @@ const ENTRY_POINTS: Record<string, string[]> = {
     'FaultyStorage',
     'appended',
     'describeAppendContract',
+    'describeFeedContract',
     'describeStorageContract',
     'item',
     'put',

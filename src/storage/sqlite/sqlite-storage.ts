@@ -5,6 +5,7 @@ import {
   StorageConfigurationError,
   TransientStorageError,
 } from '../contract/errors.js';
+import { DEFAULT_FEED_RETENTION_MS, feedPageLimit } from '../contract/feed.js';
 import {
   appliedLogFloor,
   isAboveFloor,
@@ -21,6 +22,9 @@ import {
 import {
   type AppendWrite,
   type ApplyResult,
+  compareItems,
+  type FeedPage,
+  type FeedReadOptions,
   isAppend,
   type LogItem,
   type Storage,
@@ -32,6 +36,7 @@ import {
 import { type FileIdentity, identify, isSameFile } from '../sqlite-file/file-identity.js';
 import { isItemError, toStorageError } from '../sqlite-file/sqlite-errors.js';
 import { openSqliteFile } from '../sqlite-file/sqlite-file.js';
+import { SqliteFeed } from './sqlite-feed.js';
 import { ENTRIES_TABLE, ITEMS_TABLE, migrateSchema } from './sqlite-schema.js';
 
 export interface SqliteStorageOptions {
@@ -42,6 +47,13 @@ export interface SqliteStorageOptions {
    * `DEFAULT_TOMBSTONE_RETENTION_MS`.
    */
   tombstoneRetentionMs?: number;
+  /**
+   * How long `cleanup()` keeps the change feed (`changes`). Default `DEFAULT_FEED_RETENTION_MS`
+   * (1 hour): followers poll every few hundred milliseconds, so only one that was paused or cut
+   * off falls behind, and an hour lets it catch up instead of dropping its cache; a follower
+   * away longer is told `reset`.
+   */
+  feedRetentionMs?: number;
   /**
    * How long a call waits for another connection's write lock before failing transiently.
    * better-sqlite3 waits synchronously (the event loop is blocked meanwhile), so keep it short:
@@ -82,6 +94,8 @@ export class SqliteStorage implements Storage {
   readonly #db: Database.Database;
   readonly #location: string;
   readonly #tombstoneRetentionMs: number;
+  readonly #feedRetentionMs: number;
+  readonly #feed: SqliteFeed;
   /** The file's identity at open, to notice it being deleted or replaced underneath us. */
   readonly #fileIdentity: FileIdentity | undefined;
   readonly #upsert: Database.Statement<[string, number, string | null, number | null, number]>;
@@ -103,6 +117,10 @@ export class SqliteStorage implements Storage {
     this.#tombstoneRetentionMs = nonNegativeMs(
       options.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS,
     );
+    this.#feedRetentionMs = nonNegativeMs(
+      options.feedRetentionMs ?? DEFAULT_FEED_RETENTION_MS,
+      'feedRetentionMs',
+    );
     const busyTimeoutMs = nonNegativeMs(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS, 'busyTimeoutMs');
 
     this.#db = this.#open(inMemory);
@@ -111,6 +129,7 @@ export class SqliteStorage implements Storage {
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       migrateSchema(this.#db, this.#location);
+      this.#feed = new SqliteFeed(this.#db);
       this.#fileIdentity = inMemory ? undefined : identify(this.#location);
       this.#upsert = this.#db.prepare(
         `INSERT INTO ${ENTRIES_TABLE} (key, version, json, expires_at, log_floor)
@@ -207,8 +226,25 @@ export class SqliteStorage implements Storage {
   }
 
   /**
+   * The change feed of this file, whichever connection or process wrote it. The epoch is created
+   * with the file, so a file replaced or recreated at the path answers `reset`; a restored backup
+   * keeps its epoch but not its newest changes, which `cursorIsServable` (contract/feed.ts) notices.
+   */
+  async changes(after: string | null, opts?: FeedReadOptions): Promise<FeedPage> {
+    opts?.signal?.throwIfAborted();
+    const limit = feedPageLimit(opts);
+    try {
+      this.#assertUsable();
+      return this.#feed.read(after, limit);
+    } catch (error) {
+      throw toStorageError(error, 'feed read', this.#location);
+    }
+  }
+
+  /**
    * Deletes expired entries and tombstones older than the retention period (by the time their
-   * version was minted). Returns how many rows were removed.
+   * version was minted), and prunes the change feed past `feedRetentionMs`. Returns how many
+   * entries and items were removed; pruned changes are not counted (they are no entries).
    */
   async cleanup(opts?: StorageCleanupOptions): Promise<number> {
     opts?.signal?.throwIfAborted();
@@ -218,12 +254,14 @@ export class SqliteStorage implements Storage {
       const now = Date.now();
       const tombstoneVersionBound = expiredTombstoneVersionBound(retentionMs, now);
       return this.#db
-        .transaction(
-          () =>
+        .transaction(() => {
+          this.#feed.prune(now - this.#feedRetentionMs);
+          return (
             this.#deleteOrphanItems.run(now).changes +
             this.#deleteExpired.run(now).changes +
-            this.#deleteOldTombstones.run(tombstoneVersionBound).changes,
-        )
+            this.#deleteOldTombstones.run(tombstoneVersionBound).changes
+          );
+        })
         .immediate();
     } catch (error) {
       throw toStorageError(error, 'cleanup', this.#location);
@@ -251,6 +289,7 @@ export class SqliteStorage implements Storage {
       // The floor is raised in the same upsert as the value, and only if the value is written.
       const { changes } = this.#upsert.run(write.key, write.version, write.json, write.expiresAt, floor);
       if (changes > 0) {
+        this.#feed.record(write.key, write.version);
         if (floor > (previous?.log_floor ?? NO_LOG_FLOOR)) this.#deleteItemsAtOrBelow.run(write.key, floor);
         return { status: 'applied' };
       }
@@ -277,11 +316,15 @@ export class SqliteStorage implements Storage {
     const stored = this.#selectEntry.get(write.key);
     const floor = stored?.log_floor ?? NO_LOG_FLOOR;
     let accepted = 0;
+    let newest: LogItem | undefined;
     for (const item of write.items) {
       if (!isAboveFloor(item, floor)) continue;
-      this.#insertItem.run(write.key, item.version, item.id, item.json);
       accepted++;
+      if (this.#insertItem.run(write.key, item.version, item.id, item.json).changes === 0) continue;
+      if (!newest || compareItems(item, newest) > 0) newest = item;
     }
+    // Only an item stored now is news: a re-sent append changes nothing a follower holds.
+    if (newest) this.#feed.record(write.key, newest.version, newest.id);
     if (accepted === 0 && stored) return { status: 'stale', storedVersion: stored.version };
     this.#raiseExpiry.run(write.expiresAt, write.expiresAt, write.key, write.version, write.appendedAt);
     return { status: 'applied' };

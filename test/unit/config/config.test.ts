@@ -49,6 +49,8 @@ describe('loadConfig', () => {
         breaker: { failureThreshold: 5, halfOpenAfterMs: 5_000 },
         readTimeoutMs: 5_000,
         writeTimeoutMs: 15_000,
+        feedPollIntervalMs: 100,
+        maxStalenessMs: 1_000,
       },
       conversation: { timeoutHours: 24, ttlMs: 24 * 3_600_000, maxTurns: 50 },
       daemon: {
@@ -87,6 +89,9 @@ describe('loadConfig', () => {
         CACHE_BREAKER_HALF_OPEN_MS: '900',
         CACHE_READ_TIMEOUT_MS: '111',
         CACHE_WRITE_TIMEOUT_MS: '222',
+        CACHE_STORE_PATH: 'shared/store.db',
+        CACHE_FEED_POLL_INTERVAL_MS: '0',
+        CACHE_MAX_STALENESS_MS: '1',
         CONVERSATION_TIMEOUT_HOURS: '0.5',
         MAX_CONVERSATION_TURNS: '7',
         LOG_LEVEL: 'debug',
@@ -103,7 +108,7 @@ describe('loadConfig', () => {
       },
       '/srv/app',
     );
-    expect(config.storage).toMatchObject({ dataDir: '/var/lib/hc', storePath: '/var/lib/hc/store.db' });
+    expect(config.storage).toMatchObject({ dataDir: '/var/lib/hc', storePath: '/srv/app/shared/store.db' });
     expect(config.cache).toEqual({
       durability: 'fsync',
       outboxPath: '/var/lib/hc/outbox.db',
@@ -116,6 +121,8 @@ describe('loadConfig', () => {
       breaker: { failureThreshold: 3, halfOpenAfterMs: 900 },
       readTimeoutMs: 111,
       writeTimeoutMs: 222,
+      feedPollIntervalMs: 0,
+      maxStalenessMs: 1,
     });
     expect(config.conversation).toEqual({ timeoutHours: 0.5, ttlMs: 1_800_000, maxTurns: 7 });
     expect(config.daemon).toEqual({
@@ -131,6 +138,24 @@ describe('loadConfig', () => {
       shutdownTimeoutMs: 0,
     });
     expect(config.logLevel).toBe('debug');
+  });
+
+  it('keeps the store in CACHE_DATA_DIR unless CACHE_STORE_PATH names another file', () => {
+    expect(loadConfig({ CACHE_DATA_DIR: '/d' }, '/srv').config.storage.storePath).toBe('/d/store.db');
+    expect(
+      loadConfig({ CACHE_DATA_DIR: '/d', CACHE_STORE_PATH: '/shared/s.db' }, '/srv').config.storage.storePath,
+    ).toBe('/shared/s.db');
+  });
+
+  it('follows the change feed by default, and refuses a staleness bound no longer than the poll interval', () => {
+    expect(loadConfig({}, '/srv').config.cache).toMatchObject({
+      feedPollIntervalMs: 100,
+      maxStalenessMs: 1_000,
+    });
+    const error = configError({ CACHE_FEED_POLL_INTERVAL_MS: '500', CACHE_MAX_STALENESS_MS: '500' });
+    expect(error.message).toContain(
+      'CACHE_MAX_STALENESS_MS (500) must be more than CACHE_FEED_POLL_INTERVAL_MS (500)',
+    );
   });
 
   it('resolves a relative CACHE_DATA_DIR against the working directory', () => {
@@ -159,6 +184,8 @@ describe('loadConfig', () => {
     ['CACHE_BREAKER_HALF_OPEN_MS', '1e3', 'an integer >= 1 (ms)'],
     ['CACHE_READ_TIMEOUT_MS', '0', 'an integer >= 1 (ms)'],
     ['CACHE_WRITE_TIMEOUT_MS', '0x10', 'an integer >= 1 (ms)'],
+    ['CACHE_FEED_POLL_INTERVAL_MS', '-1', 'an integer >= 0 (ms; 0: off)'],
+    ['CACHE_MAX_STALENESS_MS', '0', 'an integer >= 1 (ms), more than CACHE_FEED_POLL_INTERVAL_MS'],
     ['STORE_CLEANUP_INTERVAL_MINUTES', '-5', 'an integer >= 0 (minutes; 0: never)'],
     ['CACHE_OUTBOX_MAX_BYTES', '1024', 'an integer >= 65536 (bytes)'],
     ['LOG_LEVEL', 'verbose', 'fatal, error, warn, info, debug, trace, silent'],
@@ -186,7 +213,13 @@ describe('loadConfig', () => {
 
   it('covers every validated variable in the table above', () => {
     // Blank means default, so these cannot be invalid (DAEMON_TOKEN is checked below).
-    const lenient = new Set(['MAX_CONVERSATION_TURNS', 'SUPABASE_KEY', 'DAEMON_TOKEN', 'CACHE_DATA_DIR']);
+    const lenient = new Set([
+      'MAX_CONVERSATION_TURNS',
+      'SUPABASE_KEY',
+      'DAEMON_TOKEN',
+      'CACHE_DATA_DIR',
+      'CACHE_STORE_PATH',
+    ]);
     const tested = new Set(invalid.map(([name]) => name));
     expect(VARIABLES.map((v) => v.name).filter((name) => !lenient.has(name) && !tested.has(name))).toEqual(
       [],
