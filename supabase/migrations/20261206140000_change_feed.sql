@@ -223,10 +223,10 @@ begin
         returning t.%2$I as k, t.version
       ),
       -- Every applied value write is a change, stamped in this transaction (runs even though the
-      -- select below does not read it).
+      -- select below does not read it), in the order of the batch.
       stamped as (
         insert into public.%9$I (key, version)
-        select w.k, w.version from written w order by w.k
+        select w.k, w.version from written w join winners win on win.k = w.k order by win.idx
       )
       select i.idx,
              case when w.k is not null and win.idx = i.idx then 'applied' else 'stale' end,
@@ -258,6 +258,9 @@ begin
       s record;
       v_floor bigint;
       v_accepted integer;
+      v_stored_version bigint;
+      v_stored_item text;
+      v_changes jsonb := '[]'; -- what to stamp: {i, key, version, item_id} per append that stored
     begin
       for a in
         select (w.ord - 1)::integer as i,
@@ -289,10 +292,14 @@ begin
           on conflict do nothing
           returning version, %6$I as item_id
         )
-        insert into public.%9$I (key, version, item_id)
-        select a.k, st.version, st.item_id from stored st
+        select st.version, st.item_id into v_stored_version, v_stored_item
+        from stored st
         order by st.version desc, st.item_id collate "C" desc
         limit 1;
+        if found then
+          v_changes := v_changes || pg_catalog.jsonb_build_object(
+            'i', a.i, 'key', a.k, 'version', v_stored_version, 'item_id', v_stored_item);
+        end if;
         if v_accepted = 0 and s.version is not null then
           idx := a.i; outcome := 'stale'; stored_version := s.version;
         else
@@ -304,6 +311,11 @@ begin
         end if;
         return next;
       end loop;
+      -- Stamped after the loop (which runs in key order, for its locks), in the order of the batch.
+      insert into public.%9$I (key, version, item_id)
+      select c ->> 'key', (c ->> 'version')::bigint, c ->> 'item_id'
+      from pg_catalog.jsonb_array_elements(v_changes) c
+      order by (c ->> 'i')::integer;
     end
     $fn$
   $fmt$, p_table, p_key, p_value, p_written_at, p_items, p_item_id, p_item_value, p_append, p_feed);

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_FEED_RETENTION_MS } from '../../src/storage/contract/feed.js';
 import { DEFAULT_FEED_PAGE_LIMIT } from '../../src/storage/contract/types.js';
 import { LOGICAL_SLOTS } from '../../src/storage/contract/version.js';
-import { DEFAULT_FEED_RETENTION_MS } from '../../src/storage/supabase/supabase-feed.js';
 import { SUPABASE_TABLES, type SupabaseTable } from '../../src/storage/supabase/supabase-storage.js';
 import { PostgresCluster } from '../support/postgres.js';
 import { applyMigration, prepareSupabaseDatabase } from '../support/supabase-db.js';
@@ -229,6 +229,28 @@ describe.each(TABLES)('the change feed of %s, in SQL', (table) => {
       { key: 'stamp:value', version: v + 100, item_id: 'i-b' },
     ]);
     expect(page.changes[0]?.version).toBeGreaterThan(v);
+  });
+
+  it('stamps a batch in its order: its values, then its appends, whatever the keys', async () => {
+    const head = await read(null);
+    const v = version();
+    const items = (key: string, id: string) => ({
+      [keyField]: key,
+      version: v,
+      expires_at_ms: null,
+      appended_at_ms: Date.now(),
+      items: [{ id, version: v, data: '1' }],
+    });
+    const values = [
+      { [keyField]: 'order:z', version: v, data: '1', expires_at_ms: null },
+      { [keyField]: 'order:a', version: v, data: '1', expires_at_ms: null },
+    ];
+    await pool.query(`select * from public.${functions.write}($1, $2)`, [
+      JSON.stringify(values),
+      JSON.stringify([items('order:z', 'z1'), items('order:a', 'a1')]),
+    ]);
+    // In key order (as the append locks its keys) the appends would read a, z.
+    expect(keys(await read(head.cursor))).toEqual(['order:z', 'order:a', 'order:z', 'order:a']);
   });
 
   it('answers reset with the head for a malformed cursor, another epoch, or a cursor ahead of the database', async () => {

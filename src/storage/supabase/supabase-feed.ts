@@ -1,19 +1,7 @@
 import { StorageConfigurationError } from '../contract/errors.js';
-import {
-  DEFAULT_FEED_PAGE_LIMIT,
-  type FeedChange,
-  type FeedPage,
-  type FeedReadOptions,
-  type StorageCallOptions,
-} from '../contract/types.js';
+import { feedPageLimit } from '../contract/feed.js';
+import type { FeedChange, FeedPage, FeedReadOptions, StorageCallOptions } from '../contract/types.js';
 import { MIGRATION_HINT } from './supabase-errors.js';
-
-/**
- * How long the SQL cleanup functions keep the change feed unless told otherwise (the default of
- * their `p_feed_retention`, in supabase/migrations/*_change_feed.sql): 1 hour. A follower that
- * reads less often than this is answered `reset`.
- */
-export const DEFAULT_FEED_RETENTION_MS = 3_600_000;
 
 /** The largest page the SQL feed functions return; a larger limit is served as this. */
 export const MAX_FEED_PAGE_LIMIT = 10_000;
@@ -36,10 +24,7 @@ export async function readFeedPage(
   after: string | null,
   opts?: FeedReadOptions,
 ): Promise<FeedPage> {
-  const limit = opts?.limit ?? DEFAULT_FEED_PAGE_LIMIT;
-  if (!Number.isSafeInteger(limit) || limit < 1) {
-    throw new RangeError(`changes: limit must be a positive integer, got ${String(limit)}`);
-  }
+  const limit = feedPageLimit(opts);
   if (after !== null && typeof after !== 'string') {
     throw new TypeError(`changes: after must be a cursor string or null, got ${typeof after}`);
   }

@@ -40,7 +40,7 @@ export interface SupabaseStorageCommonOptions {
   schema?: string;
   /**
    * How long `cleanup` keeps the change feed; a follower that reads less often is answered
-   * `reset`. Default: the SQL cleanup function's own, `DEFAULT_FEED_RETENTION_MS` (1 hour).
+   * `reset`. Default: the SQL cleanup function's own, equal to `DEFAULT_FEED_RETENTION_MS` (1 hour).
    */
   feedRetentionMs?: number;
 }
