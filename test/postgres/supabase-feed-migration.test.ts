@@ -89,8 +89,8 @@ describe('the change feed migration on a database that already holds data', () =
       ]);
       const page = await storage.changes(head.cursor);
       expect(page.changes).toEqual([
-        { key: 'new', version: base + 3 },
         { key: 'old:gone', version: base + 3 },
+        { key: 'new', version: base + 3 },
       ]);
     }
   });
