@@ -102,7 +102,14 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     effectiveFloor: (logFloor): number => anchor.effectiveFloor(logFloor),
   });
   // `flush.batchSize` is documented as the most keys in any one store call: reads included.
-  const follower = followerFor(options, { guard, clock, counters, events, tier, loader: (): Loader => loader });
+  const follower = followerFor(options, {
+    guard,
+    clock,
+    counters,
+    events,
+    tier,
+    loader: (): Loader => loader,
+  });
   const loader = new Loader(
     storage,
     guard,
@@ -110,7 +117,8 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     (keys) => {
       counters.loads += keys;
     },
-    () => follower?.started ?? true,
+    // The first reads wait for the feed's head, so that every change after them is announced.
+    () => follower === undefined || follower.started || follower.catchUp(),
   );
   const flusher = new Flusher({
     storage,
@@ -190,7 +198,7 @@ function followerFor(
   const changes = storage.changes?.bind(storage);
   if (feed === false || changes === undefined) return undefined;
   return new FeedFollower({
-    read: (cursor) => guard.read((signal) => changes(cursor, { signal, limit: feed.pageSize })),
+    read: (cursor) => guard.follow((signal) => changes(cursor, { signal, limit: feed.pageSize })),
     pollIntervalMs: feed.pollIntervalMs,
     maxStalenessMs: options.maxStalenessMs,
     sink: {

@@ -37,8 +37,11 @@ export class Loader {
     private readonly guard: StoreGuard,
     private readonly maxKeysPerRead: number,
     private readonly onRead: (keys: number) => void,
-    /** Whether what a read starting now brings may be kept (the change feed has a place to vouch from). */
-    private readonly keepable: () => boolean = () => true,
+    /**
+     * Awaited before each store read: whether what it brings may be kept. Until the change feed has
+     * a place to follow from, a change committed after the read could never be announced.
+     */
+    private readonly beforeRead: () => boolean | Promise<boolean> = () => true,
   ) {}
 
   /** The change feed announced `change`: a read of its key in flight may return an answer older than it. */
@@ -70,7 +73,6 @@ export class Loader {
       this.#queued.set(key, { resolve, reject });
     });
     this.#inFlight.set(key, promise);
-    if (!this.keepable()) this.#changedDuringRead.set(key, true);
     if (!this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(() => this.#dispatch());
@@ -90,6 +92,7 @@ export class Loader {
     const keys = batch.map(([key]) => key);
     this.onRead(keys.length);
     try {
+      if (!(await this.beforeRead())) for (const key of keys) this.#changedDuringRead.set(key, true);
       const found = await this.guard.read((signal) => this.storage.getMany(keys, { signal }));
       for (const [key, pending] of batch) {
         const entry = found.get(key);
