@@ -34,10 +34,14 @@ const supabaseRoles = (info: PostgresConnectionInfo) =>
   );
 
 const recorded = (info: PostgresConnectionInfo) =>
-  query<{ name: string; applied_at: Date }>(info, `select name, applied_at from ${MIGRATIONS_TABLE} order by version`);
+  query<{ name: string; applied_at: Date }>(
+    info,
+    `select name, applied_at from ${MIGRATIONS_TABLE} order by version`,
+  );
 
 const tableExists = async (info: PostgresConnectionInfo, table: string) =>
-  (await query<{ present: boolean }>(info, `select to_regclass('${table}') is not null as present`))[0]?.present;
+  (await query<{ present: boolean }>(info, `select to_regclass('${table}') is not null as present`))[0]
+    ?.present;
 
 describe('migrations on a plain PostgreSQL (no Supabase roles)', () => {
   let db: PostgresConnectionInfo;
@@ -89,12 +93,19 @@ describe('migrations on a plain PostgreSQL (no Supabase roles)', () => {
   });
 
   it('leaves a database PostgresStorage can use', async () => {
-    const storage = new PostgresStorage({ connectionString: connectionUrl(db), table: 'conversation_threads' });
+    const storage = new PostgresStorage({
+      connectionString: connectionUrl(db),
+      table: 'conversation_threads',
+    });
     try {
       expect(await storage.apply([{ key: 'k', version: 7, json: '{"a":1}', expiresAt: null }])).toEqual([
         { status: 'applied' },
       ]);
-      expect((await storage.getMany(['k'])).get('k')).toEqual({ version: 7, json: '{"a": 1}', expiresAt: null });
+      expect((await storage.getMany(['k'])).get('k')).toEqual({
+        version: 7,
+        json: '{"a": 1}',
+        expiresAt: null,
+      });
       expect(await storage.highWaterMark()).toBe(7);
     } finally {
       await storage.close();
@@ -126,10 +137,10 @@ describe('the migrator with others around', () => {
         'create schema supabase_migrations; create table supabase_migrations.schema_migrations (version text primary key, statements text[], name text)',
       );
       for (const file of byCli) {
-        await client.query('insert into supabase_migrations.schema_migrations (version, name) values ($1, $2)', [
-          file.version,
-          file.file.slice(15, -4),
-        ]);
+        await client.query(
+          'insert into supabase_migrations.schema_migrations (version, name) values ($1, $2)',
+          [file.version, file.file.slice(15, -4)],
+        );
       }
     } finally {
       await client.end();
@@ -140,9 +151,9 @@ describe('the migrator with others around', () => {
       expect(result.skipped).toEqual(byCli.map((f) => f.file));
       expect(result.applied).toEqual(files.slice(2).map((f) => f.file));
       // Its own record only: the Supabase CLI's table stays as the CLI left it.
-      expect((await pool.query('select count(*)::int as n from supabase_migrations.schema_migrations')).rows[0].n).toBe(
-        byCli.length,
-      );
+      expect(
+        (await pool.query('select count(*)::int as n from supabase_migrations.schema_migrations')).rows[0].n,
+      ).toBe(byCli.length);
       // A pool passed in stays open.
       expect((await pool.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
     } finally {

@@ -17,7 +17,10 @@ export function connectionUrl(info: PostgresConnectionInfo): string {
 }
 
 /** Creates an empty database in the cluster `info` reaches (as its superuser); returns its connection info. */
-export async function createDatabase(info: PostgresConnectionInfo, prefix = 'hc_pg'): Promise<PostgresConnectionInfo> {
+export async function createDatabase(
+  info: PostgresConnectionInfo,
+  prefix = 'hc_pg',
+): Promise<PostgresConnectionInfo> {
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ ...info, database: 'postgres' });
   await admin.connect();
