@@ -8,7 +8,10 @@ const runner = { describe, it, beforeAll, afterAll };
 
 // One database for the file, migrated by migrate(); each suite opens its own adapter (and pool).
 let database: ReturnType<typeof migratedDatabase> | undefined;
-const connectionString = async () => connectionUrl(await (database ??= migratedDatabase()));
+const connectionString = async () => {
+  database ??= migratedDatabase();
+  return connectionUrl(await database);
+};
 
 for (const table of Object.keys(SQL_TABLES) as SqlTable[]) {
   describeStorageContract(
