@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { StorageConfigurationError } from '../contract/errors.js';
+import { StorageConfigurationError, TransientStorageError } from '../contract/errors.js';
 import { DEFAULT_TOMBSTONE_RETENTION_MS, retentionInterval } from '../contract/tombstone-retention.js';
 import type {
   ApplyResult,
@@ -157,6 +157,8 @@ export class PostgresStorage implements Storage {
   async #call(fn: string, args: Argument[], opts?: StorageCallOptions): Promise<Record<string, unknown>[]> {
     const signal = opts?.signal;
     signal?.throwIfAborted();
+    // As the SQLite store: a closed store fails transiently, so a cache closing around it retries.
+    if (this.#closed) throw new TransientStorageError(`PostgresStorage is closed (${this.#schema}.${fn})`);
     const params = args.map(([name, , type], i) => `${pg.escapeIdentifier(name)} => $${i + 1}::${type}`);
     const text = `SELECT * FROM ${pg.escapeIdentifier(this.#schema)}.${pg.escapeIdentifier(fn)}(${params.join(', ')}) AS result`;
     const values = args.map(([, value]) => value);
