@@ -21,6 +21,7 @@ const ENTRY_POINTS: Record<string, string[]> = {
     'ClockError',
     'ClosedError',
     'CorruptValueError',
+    'DEFAULT_FEED_PAGE_LIMIT',
     'DEFAULT_TOMBSTONE_RETENTION_MS',
     'FlushTimeoutError',
     'HybridCacheError',
