@@ -5,6 +5,7 @@ import { MIGRATIONS_TABLE, migrate, migrationFiles } from '../../src/storage/pos
 import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
 import { connectionUrl, createDatabase, runMigrateCli } from '../support/plain-postgres.js';
 import { PostgresCluster, type PostgresConnectionInfo } from '../support/postgres.js';
+import { freshSupabaseDatabase } from '../support/supabase-env.js';
 
 const FILES = migrationFiles().map((f) => f.file);
 
@@ -178,5 +179,32 @@ describe('the migrator with others around', () => {
     const run = await runMigrateCli([]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('set DATABASE_URL or pass --database-url');
+  });
+});
+
+describe('the migrator on a Supabase-like database', () => {
+  it('over files applied by hand, with no record, re-applies them harmlessly: rows and behaviour stay', async () => {
+    // A database of the run's cluster prepared like a Supabase project, its migrations run by hand (SQL editor).
+    const { admin } = await freshSupabaseDatabase();
+    const storage = new PostgresStorage({
+      connectionString: connectionUrl(admin),
+      table: 'conversation_threads',
+    });
+    try {
+      await storage.apply([{ key: 'kept', version: 9, json: '{"kept":true}', expiresAt: null }]);
+      const result = await migrate({ connectionString: connectionUrl(admin) });
+      expect(result).toEqual({ applied: FILES, skipped: [], bootstrapped: false });
+      expect((await storage.getMany(['kept'])).get('kept')).toEqual({
+        version: 9,
+        json: '{"kept": true}',
+        expiresAt: null,
+      });
+      expect(await storage.apply([{ key: 'kept', version: 8, json: '1', expiresAt: null }])).toEqual([
+        { status: 'stale', storedVersion: 9 },
+      ]);
+      expect((await migrate({ connectionString: connectionUrl(admin) })).applied).toEqual([]);
+    } finally {
+      await storage.close();
+    }
   });
 });
