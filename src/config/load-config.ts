@@ -25,6 +25,8 @@ export interface Config {
     /** Embedded store file, when backend is `sqlite` (CACHE_STORE_PATH, or store.db in the data directory). */
     storePath: string;
     supabase?: { url: string; key: string };
+    /** The connection string (a secret), when backend is `postgres`. */
+    postgres?: { connectionString: string };
     /** How often expired rows and old tombstones are purged from the store; 0 disables it. */
     cleanupIntervalMs: number;
   };
@@ -87,6 +89,10 @@ export const SUPABASE_FALLBACK_WARNING =
   '⚠️  Supabase requested but not configured (SUPABASE_URL and SUPABASE_KEY are required), ' +
   'using the embedded sqlite store instead. Set CONVERSATION_STORAGE_STRICT=true to make this an error.';
 
+export const POSTGRES_FALLBACK_WARNING =
+  '⚠️  PostgreSQL requested but not configured (DATABASE_URL is required), ' +
+  'using the embedded sqlite store instead. Set CONVERSATION_STORAGE_STRICT=true to make this an error.';
+
 /**
  * Reads the daemon's configuration from an environment (pure: no I/O, nothing logged).
  * Blank values count as unset. Relative `CACHE_DATA_DIR` resolves against `cwd`.
@@ -112,6 +118,20 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
     } else {
       backend = 'sqlite';
       warnings.push({ variable: 'CONVERSATION_STORAGE_BACKEND', message: SUPABASE_FALLBACK_WARNING });
+    }
+  }
+  let postgres: Config['storage']['postgres'];
+  if (requested === 'postgres') {
+    if (values.DATABASE_URL) {
+      postgres = { connectionString: values.DATABASE_URL };
+    } else if (values.CONVERSATION_STORAGE_STRICT) {
+      problems.push(
+        'CONVERSATION_STORAGE_BACKEND=postgres needs DATABASE_URL (CONVERSATION_STORAGE_STRICT=true forbids falling back to the embedded store)',
+      );
+    } else {
+      // As for supabase: the daemon still starts, on the embedded store, and says so loudly.
+      backend = 'sqlite';
+      warnings.push({ variable: 'CONVERSATION_STORAGE_BACKEND', message: POSTGRES_FALLBACK_WARNING });
     }
   }
   if (backend === 'memory') {
@@ -188,6 +208,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
           ? join(dataDir, 'store.db')
           : resolve(cwd, values.CACHE_STORE_PATH),
       ...(supabase ? { supabase } : {}),
+      ...(postgres ? { postgres } : {}),
       cleanupIntervalMs: values.STORE_CLEANUP_INTERVAL_MINUTES * 60_000,
     },
     cache: {

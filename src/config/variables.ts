@@ -43,7 +43,7 @@ const boolean = z
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.string().trim().toLowerCase().pipe(z.enum(values));
 
-export const BACKENDS = ['sqlite', 'supabase', 'memory'] as const;
+export const BACKENDS = ['sqlite', 'supabase', 'postgres', 'memory'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const MiB = 2 ** 20;
@@ -69,14 +69,14 @@ export const VARIABLES = [
     'CONVERSATION_STORAGE_BACKEND',
     'sqlite',
     BACKENDS.join(', '),
-    'Where conversations are stored: sqlite (embedded file under CACHE_DATA_DIR, persistent), supabase (remote, needs SUPABASE_URL and SUPABASE_KEY), memory (lost on restart).',
+    'Where conversations are stored: sqlite (persistent file in CACHE_DATA_DIR), supabase (SUPABASE_URL, SUPABASE_KEY), postgres (DATABASE_URL), memory (lost on restart).',
     oneOf(BACKENDS),
   ),
   spec(
     'CONVERSATION_STORAGE_STRICT',
     'false',
     'true or false',
-    'With backend supabase and missing credentials: true stops start-up; false falls back to the embedded sqlite store with a warning.',
+    'With backend supabase or postgres and missing credentials: true stops start-up; false falls back to the embedded sqlite store with a warning.',
     boolean,
   ),
   spec(
@@ -95,6 +95,17 @@ export const VARIABLES = [
     'a non-empty key',
     'Supabase service-role (server-side secret) key; never logged (backend supabase only).',
     z.string().trim().min(1),
+    true,
+  ),
+  spec(
+    'DATABASE_URL',
+    undefined,
+    'a postgres:// or postgresql:// URL',
+    'PostgreSQL connection string (backend postgres; on Supabase the direct or session-pooler one, not port 6543); migrate it with npx hybrid-cache-migrate. Never logged.',
+    z
+      .string()
+      .trim()
+      .regex(/^postgres(ql)?:\/\/\S+$/),
     true,
   ),
   spec(

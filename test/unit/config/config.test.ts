@@ -6,6 +6,7 @@ import {
   isLoopbackHost,
   loadConfig,
   MEMORY_BACKEND_WARNING,
+  POSTGRES_FALLBACK_WARNING,
   resolveMaxTurns,
   SUPABASE_FALLBACK_WARNING,
   VARIABLES,
@@ -165,7 +166,7 @@ describe('loadConfig', () => {
   });
 
   const invalid: [string, string, string][] = [
-    ['CONVERSATION_STORAGE_BACKEND', 'redis', 'sqlite, supabase, memory'],
+    ['CONVERSATION_STORAGE_BACKEND', 'redis', 'sqlite, supabase, postgres, memory'],
     ['CONVERSATION_STORAGE_STRICT', 'maybe', 'true or false'],
     ['SUPABASE_URL', 'not a url', 'an http(s) URL'],
     ['CONVERSATION_TIMEOUT_HOURS', '0', 'a number of hours > 0'],
@@ -212,11 +213,12 @@ describe('loadConfig', () => {
   );
 
   it('covers every validated variable in the table above', () => {
-    // Blank means default, so these cannot be invalid (DAEMON_TOKEN is checked below).
+    // Blank means default, so these cannot be invalid (DAEMON_TOKEN and DATABASE_URL, secrets, are checked below).
     const lenient = new Set([
       'MAX_CONVERSATION_TURNS',
       'SUPABASE_KEY',
       'DAEMON_TOKEN',
+      'DATABASE_URL',
       'CACHE_DATA_DIR',
       'CACHE_STORE_PATH',
     ]);
@@ -364,6 +366,45 @@ describe('loadConfig', () => {
         ...supabaseEnv,
       });
       expect(config.storage.backend).toBe('supabase');
+    });
+
+    const databaseUrl = 'postgres://app:pg-secret@db.example.com:5432/app';
+
+    it('uses postgres when DATABASE_URL is set', () => {
+      const { config, warnings } = loadConfig({
+        CONVERSATION_STORAGE_BACKEND: 'postgres',
+        DATABASE_URL: databaseUrl,
+      });
+      expect(config.storage).toMatchObject({
+        backend: 'postgres',
+        requested: 'postgres',
+        postgres: { connectionString: databaseUrl },
+      });
+      expect(config.storage.supabase).toBeUndefined();
+      expect(warnings).toEqual([]);
+    });
+
+    it('falls back to sqlite with a loud warning without DATABASE_URL, unless strict', () => {
+      const { config, warnings } = loadConfig({ CONVERSATION_STORAGE_BACKEND: 'postgres' });
+      expect(config.storage).toMatchObject({ backend: 'sqlite', requested: 'postgres' });
+      expect(config.storage.postgres).toBeUndefined();
+      expect(warnings).toEqual([
+        { variable: 'CONVERSATION_STORAGE_BACKEND', message: POSTGRES_FALLBACK_WARNING },
+      ]);
+      expect(
+        configError({ CONVERSATION_STORAGE_BACKEND: 'postgres', CONVERSATION_STORAGE_STRICT: 'true' })
+          .message,
+      ).toBe(
+        'invalid configuration: CONVERSATION_STORAGE_BACKEND=postgres needs DATABASE_URL (CONVERSATION_STORAGE_STRICT=true forbids falling back to the embedded store)',
+      );
+    });
+
+    it('refuses a DATABASE_URL that is not a postgres URL without repeating it', () => {
+      const error = configError({ DATABASE_URL: 'mysql://app:pg-secret@db' });
+      expect(error.message).toBe(
+        'invalid configuration: DATABASE_URL=(hidden) is invalid; accepted: a postgres:// or postgresql:// URL',
+      );
+      expect(error.message).not.toContain('pg-secret');
     });
 
     it('warns, as the original did, that the memory backend loses conversations on restart', () => {

@@ -291,7 +291,21 @@ describe('secrets', () => {
       config: { storage: { supabase: { url: 'https://x', key: 'sk-abc' } }, daemon: { token: 'tok-def' } },
     });
     logger.info({ supabase: { key: 'sk-ghi' }, token: 'tok-jkl' });
-    for (const secret of ['tok-123', 'sk-456', 'tok-789', 'sk-abc', 'tok-def', 'sk-ghi', 'tok-jkl']) {
+    logger.info({ DATABASE_URL: 'postgres://u:pw-1@h/db', env: { DATABASE_URL: 'postgres://u:pw-2@h/db' } });
+    logger.info({ config: { storage: { postgres: { connectionString: 'postgres://u:pw-3@h/db' } } } });
+    const secrets = [
+      'tok-123',
+      'sk-456',
+      'tok-789',
+      'sk-abc',
+      'tok-def',
+      'sk-ghi',
+      'tok-jkl',
+      'pw-1',
+      'pw-2',
+      'pw-3',
+    ];
+    for (const secret of secrets) {
       expect(out).not.toContain(secret);
     }
     expect(out).toContain('[redacted]');
