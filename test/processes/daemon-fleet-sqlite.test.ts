@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { flushed, metric, untilEverySees } from './daemon-fleet.js';
+import { flushed, metric, roundRobin, untilEverySees } from './daemon-fleet.js';
 import { type DaemonProcess, request, startDaemon, tempWorkDir } from './daemon-process.js';
 
 const MAX_STALENESS_MS = 300;
@@ -37,44 +37,10 @@ async function fleet(count: number): Promise<DaemonProcess[]> {
   return daemons;
 }
 
-/**
- * A thread created on the first daemon and continued round-robin: after each acknowledged turn is
- * flushed, every daemon answers the whole thread (each turn once, in the order written) within
- * the staleness bound, having served at most the previous thread before. Returns the thread id.
- */
-async function roundRobin(daemons: DaemonProcess[], turns: number): Promise<string> {
-  const first = daemons[0] as DaemonProcess;
-  const created = await request(first, 'POST', '/v1/threads', { json: { tool_name: 'chat' } });
-  expect(created.status).toBe(201);
-  const id = (created.body as { thread_id: string }).thread_id;
-  let flushedAt = await flushed(first);
-  await untilEverySees(daemons, id, [], null, { flushedAt, maxStalenessMs: MAX_STALENESS_MS });
-
-  const written: string[] = [];
-  for (let turn = 0; turn < turns; turn++) {
-    const by = daemons[turn % daemons.length] as DaemonProcess;
-    const content = `turn ${turn} on daemon ${turn % daemons.length}`;
-    const response = await request(by, 'POST', `/v1/threads/${id}/turns`, {
-      json: { role: turn % 2 === 0 ? 'user' : 'assistant', content },
-    });
-    expect(response.status, response.text).toBe(201);
-    // The writer answers with the whole thread, its own turn last.
-    expect((response.body as { turns: { content: string }[] }).turns.map((t) => t.content)).toEqual([
-      ...written,
-      content,
-    ]);
-    const previous = [...written];
-    written.push(content);
-    flushedAt = await flushed(by);
-    await untilEverySees(daemons, id, written, previous, { flushedAt, maxStalenessMs: MAX_STALENESS_MS });
-  }
-  return id;
-}
-
 describe('daemons sharing one SQLite store file, each with its own data directory', () => {
   it('two daemons: a thread continued in turn is whole and in one order on both after each flush; a delete on one is seen by the other', async () => {
     const daemons = await fleet(2);
-    const id = await roundRobin(daemons, 6);
+    const id = await roundRobin(daemons, 6, MAX_STALENESS_MS);
 
     const [a, b] = daemons as [DaemonProcess, DaemonProcess];
     expect((await request(b, 'DELETE', `/v1/threads/${id}`)).status).toBe(204);
@@ -93,7 +59,7 @@ describe('daemons sharing one SQLite store file, each with its own data director
 
   it('three daemons: every daemon answers the whole thread after each turn, and a delete on one is seen by all', async () => {
     const daemons = await fleet(3);
-    const id = await roundRobin(daemons, 6);
+    const id = await roundRobin(daemons, 6, MAX_STALENESS_MS);
 
     const [a, , c] = daemons as [DaemonProcess, DaemonProcess, DaemonProcess];
     expect((await request(c, 'DELETE', `/v1/threads/${id}`)).status).toBe(204);

@@ -83,3 +83,41 @@ export async function untilEverySees(
   expect(violations).toEqual([]);
   return stale;
 }
+
+/**
+ * A thread created on the first daemon and continued round-robin: after each acknowledged turn is
+ * flushed, every daemon answers the whole thread (each turn once, in the order written) within
+ * the staleness bound, having served at most the previous thread before. Returns the thread id.
+ */
+export async function roundRobin(
+  daemons: DaemonProcess[],
+  turns: number,
+  maxStalenessMs: number,
+): Promise<string> {
+  const first = daemons[0] as DaemonProcess;
+  const created = await request(first, 'POST', '/v1/threads', { json: { tool_name: 'chat' } });
+  expect(created.status).toBe(201);
+  const id = (created.body as { thread_id: string }).thread_id;
+  let flushedAt = await flushed(first);
+  await untilEverySees(daemons, id, [], null, { flushedAt, maxStalenessMs });
+
+  const written: string[] = [];
+  for (let turn = 0; turn < turns; turn++) {
+    const by = daemons[turn % daemons.length] as DaemonProcess;
+    const content = `turn ${turn} on daemon ${turn % daemons.length}`;
+    const response = await request(by, 'POST', `/v1/threads/${id}/turns`, {
+      json: { role: turn % 2 === 0 ? 'user' : 'assistant', content },
+    });
+    expect(response.status, response.text).toBe(201);
+    // The writer answers with the whole thread, its own turn last.
+    expect((response.body as { turns: { content: string }[] }).turns.map((t) => t.content)).toEqual([
+      ...written,
+      content,
+    ]);
+    const previous = [...written];
+    written.push(content);
+    flushedAt = await flushed(by);
+    await untilEverySees(daemons, id, written, previous, { flushedAt, maxStalenessMs });
+  }
+  return id;
+}
