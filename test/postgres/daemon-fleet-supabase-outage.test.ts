@@ -9,7 +9,7 @@ const MAX_STALENESS_MS = 300;
  * Two daemons on one Supabase database, each through its own gateway, so that one daemon's store
  * can be unreachable (its gateway answers 503) while the other writes through its own.
  */
-describe("a daemon whose store is unreachable while another daemon writes, then reachable again", () => {
+describe('a daemon whose store is unreachable while another daemon writes, then reachable again', () => {
   let writerEnv: SupabaseEnv;
   let readerEnv: SupabaseEnv;
   const works = [tempWorkDir(), tempWorkDir()];
@@ -49,15 +49,25 @@ describe("a daemon whose store is unreachable while another daemon writes, then 
   it('serves from memory counted as possibly stale and says why; once its store is back no read is older than the bound allows', async () => {
     const created = await request(writer, 'POST', '/v1/threads', { json: { tool_name: 'chat' } });
     const id = (created.body as { thread_id: string }).thread_id;
-    expect((await request(writer, 'POST', `/v1/threads/${id}/turns`, { json: { role: 'user', content: 'before' } })).status).toBe(201);
+    expect(
+      (
+        await request(writer, 'POST', `/v1/threads/${id}/turns`, {
+          json: { role: 'user', content: 'before' },
+        })
+      ).status,
+    ).toBe(201);
     let flushedAt = await flushed(writer);
     await untilEverySees([reader], id, ['before'], null, { flushedAt, maxStalenessMs: MAX_STALENESS_MS });
-    await expect.poll(async () => (await health(reader)).feed.state, { timeout: 5_000, interval: 20 }).toBe('following');
+    await expect
+      .poll(async () => (await health(reader)).feed.state, { timeout: 5_000, interval: 20 })
+      .toBe('following');
     expect((await health(reader)).feed.possiblyStaleReads).toBe(0);
 
     // The reader's store becomes unreachable: its feed polls fail and its vouch runs out.
     readerEnv.gateway.inject({ kind: 'unavailable' }, { times: Number.POSITIVE_INFINITY });
-    await expect.poll(async () => (await health(reader)).feed.state, { timeout: 5_000, interval: 20 }).toBe('behind');
+    await expect
+      .poll(async () => (await health(reader)).feed.state, { timeout: 5_000, interval: 20 })
+      .toBe('behind');
     const down = await health(reader);
     expect(down.feed.reason).toMatch(/unreachable/);
     expect(down.feed.lagMs).toBeGreaterThanOrEqual(MAX_STALENESS_MS);
@@ -87,7 +97,9 @@ describe("a daemon whose store is unreachable while another daemon writes, then 
       flushedAt: Math.max(backAt, flushedAt),
       maxStalenessMs: MAX_STALENESS_MS,
     });
-    await expect.poll(async () => (await health(reader)).feed.state, { timeout: 5_000, interval: 20 }).toBe('following');
+    await expect
+      .poll(async () => (await health(reader)).feed.state, { timeout: 5_000, interval: 20 })
+      .toBe('following');
     expect((await health(reader)).feed.reason).toBeUndefined();
   }, 30_000);
 });

@@ -48,7 +48,9 @@ describe('daemons sharing one SQLite store file, each with its own data director
     const written = Array.from({ length: 6 }, (_, t) => `turn ${t} on daemon ${t % 2}`);
     await untilEverySees(daemons, id, null, written, { flushedAt, maxStalenessMs: MAX_STALENESS_MS });
     // The deleted thread cannot be continued on the other daemon either.
-    expect((await request(a, 'POST', `/v1/threads/${id}/turns`, { json: { role: 'user', content: 'x' } })).status).toBe(404);
+    expect(
+      (await request(a, 'POST', `/v1/threads/${id}/turns`, { json: { role: 'user', content: 'x' } })).status,
+    ).toBe(404);
 
     // What each daemon read of the other's changes came through the change feed.
     for (const daemon of daemons) {

@@ -56,7 +56,11 @@ export async function untilEverySees(
   id: string,
   expected: string[] | null,
   previous: string[] | null,
-  { flushedAt, maxStalenessMs, timeoutMs = 5_000 }: { flushedAt: number; maxStalenessMs: number; timeoutMs?: number },
+  {
+    flushedAt,
+    maxStalenessMs,
+    timeoutMs = 5_000,
+  }: { flushedAt: number; maxStalenessMs: number; timeoutMs?: number },
 ): Promise<number> {
   let stale = 0;
   const violations: string[] = [];
@@ -71,7 +75,8 @@ export async function untilEverySees(
             if (same(seen, expected)) return seen;
             const at = `daemon ${d}, read begun ${began - flushedAt} ms after the flush, served ${JSON.stringify(seen)}`;
             if (began >= flushedAt + maxStalenessMs) violations.push(`${at}: past the bound`);
-            else if (!same(seen, previous)) violations.push(`${at}: neither the flushed nor the previous thread`);
+            else if (!same(seen, previous))
+              violations.push(`${at}: neither the flushed nor the previous thread`);
             else stale++;
             return seen;
           },
