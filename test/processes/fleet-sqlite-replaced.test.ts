@@ -28,22 +28,28 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
+/** A library instance (a child process) over the store file `store`, with its outbox in `dir/name`. */
+function instance(dir: string, store: string, name: string): Instance {
+  const outboxDir = join(dir, name);
+  mkdirSync(outboxDir);
+  const child = startLineChild(CHILD, {
+    FLEET_STORE: store,
+    FLEET_OUTBOX_DIR: outboxDir,
+    FLEET_STALENESS_MS: String(MAX_STALENESS_MS),
+  });
+  children.push(child);
+  return { send: (command: Record<string, unknown>) => child.send<Answer>(command) };
+}
+
 /** Two library instances and one daemon over the store file `store`, each with its own outbox. */
 async function fleet(
   dir: string,
   store: string,
 ): Promise<{ instances: [Instance, Instance]; daemon: DaemonProcess }> {
-  const instances = [0, 1].map((i) => {
-    const outboxDir = join(dir, `instance-${i}`);
-    mkdirSync(outboxDir);
-    const child = startLineChild(CHILD, {
-      FLEET_STORE: store,
-      FLEET_OUTBOX_DIR: outboxDir,
-      FLEET_STALENESS_MS: String(MAX_STALENESS_MS),
-    });
-    children.push(child);
-    return { send: (command: Record<string, unknown>) => child.send<Answer>(command) };
-  }) as [Instance, Instance];
+  const instances = [instance(dir, store, 'instance-0'), instance(dir, store, 'instance-1')] as [
+    Instance,
+    Instance,
+  ];
   const dataDir = join(dir, 'daemon');
   mkdirSync(dataDir);
   const daemon = await startDaemon(dataDir, {
@@ -137,5 +143,42 @@ describe('a SQLite store file replaced under running instances (nothing stopped)
       expect(stats.feedState).toBe('following');
       expect(stats.feedDrops).toBeGreaterThanOrEqual(keys.length);
     }
+  }, 30_000);
+
+  it('deleted and recreated by a process started afterwards: every instance drops what it cached and serves only the new store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hc-recreated-'));
+    dirs.push(dir);
+    const store = join(dir, 'store.db');
+    const { instances, daemon } = await fleet(dir, store);
+    const [writer] = instances;
+    expect(await writer.send({ op: 'set', keys, value: 'old store' })).toEqual({ ok: true });
+    expect(await writer.send({ op: 'flush' })).toEqual({ ok: true });
+    const created = await request(daemon, 'POST', '/v1/threads', { json: { tool_name: 'chat' } });
+    const id = (created.body as { thread_id: string }).thread_id;
+    const flushedAt = await flushed(daemon);
+    await Promise.all(instances.map((i) => i.send({ op: 'afterBound' })));
+    for (const i of instances) expect((await i.send({ op: 'get', keys })).values).toEqual(all('old store'));
+    await untilEverySees([daemon], id, [], null, { flushedAt, maxStalenessMs: MAX_STALENESS_MS });
+
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${store}${suffix}`, { force: true });
+    const newcomer = instance(dir, store, 'newcomer');
+    expect(await newcomer.send({ op: 'set', keys: ['k0'], value: 'new store' })).toEqual({ ok: true });
+    expect(await newcomer.send({ op: 'flush' })).toEqual({ ok: true });
+    const recreatedAt = Date.now();
+
+    for (const i of instances) {
+      await expect
+        .poll(async () => (await i.send({ op: 'stats' })).stats?.feedResets, { timeout: 5_000, interval: 25 })
+        .toBeGreaterThanOrEqual(1);
+    }
+    await Promise.all(instances.map((i) => i.send({ op: 'afterBound' })));
+    for (const i of instances) {
+      expect((await i.send({ op: 'get', keys })).values).toEqual({ ...all(null), k0: 'new store' });
+    }
+    await untilEverySees([daemon], id, null, [], {
+      flushedAt: recreatedAt,
+      maxStalenessMs: MAX_STALENESS_MS,
+    });
+    expect(await metric(daemon, 'hybrid_cache_feed_resets_total')).toBeGreaterThanOrEqual(1);
   }, 30_000);
 });
