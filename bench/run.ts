@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { convergence } from './cases/convergence.js';
 import { conversation } from './cases/conversation.js';
+import { feedCost } from './cases/feed-cost.js';
 import { flush } from './cases/flush.js';
 import { memory } from './cases/memory.js';
 import { readHit } from './cases/read-hit.js';
@@ -38,6 +39,7 @@ const CASES: Case[] = [
   ['recovery', 'Recovery', recovery, 'used'],
   ['memory', 'Memory', memory],
   ['convergence', 'Change-feed convergence', convergence, 'used'],
+  ['feed-cost', 'Change-feed cost', feedCost, 'used'],
 ];
 const RESULTS = join(import.meta.dirname, 'results');
 const USAGE = `usage: npm run bench -- [--quick] [--only=${CASES.map(([id]) => id).join(',')}] [--no-pg] [--out=DIR]`;
