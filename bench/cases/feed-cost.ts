@@ -144,6 +144,8 @@ async function flushes(ctx: BenchContext): Promise<Figure[]> {
   for (const store of stores) {
     const rates: Record<'on' | 'off', number[]> = { on: [], off: [] };
     const feedReads: number[] = [];
+    const feedReadMs: number[] = [];
+    const feedChanges: number[] = [];
     for (let round = 0; round < rounds; round++) {
       for (const feed of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
         const run = `${store.name}-${feed}-${round}`;
@@ -164,7 +166,11 @@ async function flushes(ctx: BenchContext): Promise<Figure[]> {
         }
         await cache.flush();
         rates[feed].push((store.n / (hrtimeNow() - started)) * 1000);
-        if (feed === 'on') feedReads.push(storage.counts.changesCalls);
+        if (feed === 'on') {
+          feedReads.push(storage.counts.changesCalls);
+          feedReadMs.push(storage.durationsNs.reduce((sum, ns) => sum + ns, 0) / 1e6);
+          feedChanges.push(storage.counts.changes);
+        }
         const flushed = cache.stats().flushedWrites;
         await cache.close();
         await storage.close();
@@ -192,6 +198,9 @@ async function flushes(ctx: BenchContext): Promise<Figure[]> {
           perSec: detail(rates.on),
           medianRatioToFeedOff: Number(median(ratios).toFixed(3)),
           feedReadsPerRun: feedReads.join(' / '),
+          // Wall time of those reads (they overlap the flush), and the changes they brought: its own.
+          feedReadMsPerRun: feedReadMs.map((ms) => ms.toFixed(0)).join(' / '),
+          feedChangesPerRun: feedChanges.join(' / '),
         },
       },
     );
