@@ -129,20 +129,23 @@ async function flushes(ctx: BenchContext): Promise<Figure[]> {
     role: 'assistant',
     content: text(random, 960),
   }));
-  const rounds = ctx.quick ? 1 : 4;
+  const rounds = ctx.quick ? 1 : 6;
   const stores: Array<{ name: string; n: number; storage: (run: string) => Storage }> = [];
   if (ctx.supabase) {
     const supabase = ctx.supabase;
-    stores.push({ name: 'supabase', n: ctx.quick ? 1_000 : 5_000, storage: () => supabase.storage() });
+    stores.push({ name: 'supabase', n: ctx.quick ? 1_000 : 4_000, storage: () => supabase.storage() });
   }
   stores.push({
     name: 'sqlite',
-    n: ctx.quick ? 5_000 : 20_000,
+    n: ctx.quick ? 5_000 : 12_000,
     storage: (run) => new SqliteStorage({ path: join(ctx.tmpDir, `feed-cost-flush-${run}.db`) }),
   });
   const figures: Figure[] = [];
   for (const store of stores) {
     const rates: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    // CPU time of this process per write: far less sensitive than wall time to other processes on
+    // a busy machine. For SQLite it is all the work; for Supabase the gateway's and PostgreSQL's is elsewhere.
+    const cpuNsPerWrite: Record<'on' | 'off', number[]> = { on: [], off: [] };
     const feedReads: number[] = [];
     const feedReadMs: number[] = [];
     const feedChanges: number[] = [];
@@ -158,6 +161,7 @@ async function flushes(ctx: BenchContext): Promise<Figure[]> {
         });
         const keys = Array.from({ length: store.n }, (_, k) => `feed-cost-flush-${run}:${k}`);
         collectGarbage();
+        const cpuBefore = process.cpuUsage();
         const started = hrtimeNow();
         for (let k = 0; k < store.n; k++) {
           await cache.set(keys[k] as string, values[k & 255] as object);
@@ -166,6 +170,8 @@ async function flushes(ctx: BenchContext): Promise<Figure[]> {
         }
         await cache.flush();
         rates[feed].push((store.n / (hrtimeNow() - started)) * 1000);
+        const cpu = process.cpuUsage(cpuBefore);
+        cpuNsPerWrite[feed].push(((cpu.user + cpu.system) * 1000) / store.n);
         if (feed === 'on') {
           feedReads.push(storage.counts.changesCalls);
           feedReadMs.push(storage.durationsNs.reduce((sum, ns) => sum + ns, 0) / 1e6);
@@ -185,7 +191,12 @@ async function flushes(ctx: BenchContext): Promise<Figure[]> {
         id: `feed-cost.flush-${store.name}-feed-off`,
         label: `flush throughput to ${store.name === 'supabase' ? 'SupabaseStorage (gateway)' : 'SqliteStorage'}, batch 200, feed: false`,
         opsPerSec: median(rates.off),
-        details: { writes: store.n, rounds, perSec: detail(rates.off) },
+        details: {
+          writes: store.n,
+          rounds,
+          perSec: detail(rates.off),
+          cpuNsPerWrite: detail(cpuNsPerWrite.off),
+        },
       },
       {
         id: `feed-cost.flush-${store.name}-feed-on`,
@@ -197,6 +208,10 @@ async function flushes(ctx: BenchContext): Promise<Figure[]> {
           rounds,
           perSec: detail(rates.on),
           medianRatioToFeedOff: Number(median(ratios).toFixed(3)),
+          cpuNsPerWrite: detail(cpuNsPerWrite.on),
+          medianCpuRatioToFeedOff: Number(
+            median(cpuNsPerWrite.on.map((ns, k) => ns / (cpuNsPerWrite.off[k] as number))).toFixed(3),
+          ),
           feedReadsPerRun: feedReads.join(' / '),
           // Wall time of those reads (they overlap the flush), and the changes they brought: its own.
           feedReadMsPerRun: feedReadMs.map((ms) => ms.toFixed(0)).join(' / '),
