@@ -64,6 +64,9 @@ async function measureConvergence(
   const writer = await benchCache({ storage: run.writerStorage });
   const reader = startLineChild(READER, run.readerEnv, 30_000);
   const latenciesNs: number[] = [];
+  // The two parts: flush resolved → the reader's 'changes' event; the event → the new value served.
+  const toEventNs: number[] = [];
+  const eventToServedNs: number[] = [];
   const via = { event: 0, poll: 0 };
   try {
     for (const key of keys) await writer.set(key, { n: -1, pad });
@@ -80,15 +83,22 @@ async function measureConvergence(
       const seen = await reader.send<{
         ok: boolean;
         servedAtNs: string;
+        eventAtNs: string;
         via: 'event' | 'poll';
         error?: string;
       }>({ op: 'wait' });
       if (!seen.ok) throw new Error(`convergence: the reader failed: ${seen.error}`);
       latenciesNs.push(Number(BigInt(seen.servedAtNs) - flushedAt));
+      if (seen.eventAtNs !== '') {
+        toEventNs.push(Number(BigInt(seen.eventAtNs) - flushedAt));
+        eventToServedNs.push(Number(BigInt(seen.servedAtNs) - BigInt(seen.eventAtNs)));
+      }
       via[seen.via]++;
     }
     const { stats } = await reader.send<{ stats: Record<string, unknown> }>({ op: 'stats' });
     const latencyNs = summarize(latenciesNs);
+    const ms = (ns: number) => Number((ns / 1e6).toFixed(1));
+    const [toEvent, eventToServed] = [summarize(toEventNs), summarize(eventToServedNs)];
     return {
       id: run.id,
       label: run.label,
@@ -101,6 +111,11 @@ async function measureConvergence(
         within250ms: latenciesNs.filter((ns) => ns <= 250e6).length,
         seenViaChangesEvent: via.event,
         seenViaMsPoll: via.poll,
+        flushToEventP50Ms: ms(toEvent.p50),
+        flushToEventP99Ms: ms(toEvent.p99),
+        eventToServedP50Ms: ms(eventToServed.p50),
+        eventToServedP99Ms: ms(eventToServed.p99),
+        maxMs: ms(latencyNs.max),
         readerFeedChanges: Number(stats.feedChanges),
         readerFeedDrops: Number(stats.feedDrops),
         readerRevalidations: Number(stats.revalidations),

@@ -7,7 +7,8 @@
  * - `arm` `key` `n`: starts watching for the key to serve `{ n }`, answers at once;
  * - `wait`: answers once the armed key served `{ n }`, with `servedAtNs`, the monotonic clock
  *   (process.hrtime, the same clock in every process on the machine) when that `get` resolved, and
- *   `via`: `event` (a `get` made on the cache's 'changes' event) or `poll` (a `get` made every ms);
+ *   `via`: `event` (a `get` made on the cache's 'changes' event) or `poll` (a `get` made every ms),
+ *   and `eventAtNs`, when the 'changes' event naming the key arrived (empty if none did);
  * - `stats`: the cache's stats.
  */
 import { createInterface } from 'node:readline';
@@ -29,6 +30,8 @@ interface Watch {
   key: string;
   n: number;
   servedAtNs?: bigint;
+  /** When the first 'changes' event naming the key arrived (the follower had dropped the copy). */
+  eventAtNs?: bigint;
   via?: 'event' | 'poll';
   answer?: () => void;
 }
@@ -48,7 +51,10 @@ async function check(w: Watch, via: 'event' | 'poll'): Promise<void> {
 
 cache.on('changes', ({ changes }) => {
   const w = watch;
-  if (w && changes.some((change) => change.key === w.key)) void check(w, 'event');
+  if (w && changes.some((change) => change.key === w.key)) {
+    w.eventAtNs ??= process.hrtime.bigint();
+    void check(w, 'event');
+  }
 });
 
 for await (const line of createInterface({ input: process.stdin })) {
@@ -73,7 +79,12 @@ for await (const line of createInterface({ input: process.stdin })) {
       case 'wait': {
         const w = watch as Watch;
         if (w.servedAtNs === undefined) await new Promise<void>((resolve) => (w.answer = resolve));
-        answer({ ok: true, servedAtNs: String(w.servedAtNs), via: w.via });
+        answer({
+          ok: true,
+          servedAtNs: String(w.servedAtNs),
+          eventAtNs: String(w.eventAtNs ?? ''),
+          via: w.via,
+        });
         break;
       }
       case 'stats':
