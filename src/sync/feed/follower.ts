@@ -121,10 +121,13 @@ export class FeedFollower {
   }
 
   async #poll(): Promise<void> {
+    const startedAt = this.#now();
     await this.catchUp();
     if (this.#stopped) return;
+    // Start to start: a slow read does not stretch the interval (it is what bounds convergence).
+    const wait = Math.max(0, this.#options.pollIntervalMs - (this.#now() - startedAt));
     clearTimeout(this.#pollTimer);
-    this.#pollTimer = setTimeout(() => void this.#poll(), this.#options.pollIntervalMs);
+    this.#pollTimer = setTimeout(() => void this.#poll(), wait);
     this.#pollTimer.unref();
   }
 

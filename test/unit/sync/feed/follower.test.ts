@@ -173,6 +173,22 @@ describe('FeedFollower', () => {
     expect(await f.catchUp()).toBe(false);
   });
 
+  it('times polls start to start: a read that took part of the interval shortens the wait after it', async () => {
+    const started: number[] = [];
+    const read = (cursor: string | null) => {
+      started.push(Date.now());
+      return new Promise<FeedPage>((resolve) => {
+        setTimeout(() => resolve(page({ cursor: cursor ?? 'h' })), 30);
+      });
+    };
+    const { f } = follower(read);
+    f.start();
+    await vi.advanceTimersByTimeAsync(350);
+    f.stop();
+    const first = started[0] as number;
+    expect(started.slice(0, 4)).toEqual([0, 100, 200, 300].map((at) => first + at));
+  });
+
   it('drops a page that arrives after it was stopped', async () => {
     let answer: (p: FeedPage) => void = () => {};
     const { read } = feed(
