@@ -59,6 +59,7 @@ describe('FeedFollower', () => {
     const { f, changed } = follower(read);
     expect(f.state).toBe('starting');
     expect(f.started).toBe(false);
+    expect(f.lagMs).toBe(0);
     expect(await f.catchUp()).toBe(true);
     expect(f.started).toBe(true);
     await f.catchUp();
@@ -171,6 +172,17 @@ describe('FeedFollower', () => {
     await vi.advanceTimersByTimeAsync(1_000);
     expect(cursors).toHaveLength(3);
     expect(await f.catchUp()).toBe(false);
+    expect(cursors).toHaveLength(3);
+  });
+
+  it('arms no further poll when stopped during a read', async () => {
+    let answer: (p: FeedPage) => void = () => {};
+    const { f } = follower(() => new Promise<FeedPage>((resolve) => (answer = resolve)));
+    f.start();
+    f.stop();
+    answer(page());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it('times polls start to start: a read that took part of the interval shortens the wait after it', async () => {
