@@ -1,8 +1,14 @@
 import { NO_LOG_FLOOR } from '../storage/contract/log-floor.js';
-import { isAppend, type ValueWrite, type VersionedWrite } from '../storage/contract/types.js';
+import {
+  isAppend,
+  type LogItem,
+  laterExpiry,
+  type ValueWrite,
+  type VersionedWrite,
+} from '../storage/contract/types.js';
 import type { PendingWrites } from '../sync/flush/pending-writes.js';
 import { entryJson } from './entry.js';
-import type { MemoryTier } from './memory-tier.js';
+import type { ItemAppend, MemoryTier } from './memory-tier.js';
 
 export interface FlushCounters {
   flushedWrites: number;
@@ -31,25 +37,20 @@ export class MemoryPendingWrites implements PendingWrites {
   }
 
   /**
-   * Items first, then the value: the items' TTL refresh must reach the value they were appended to
-   * before a newer value replaces it (a store reads a value written over an expired one as the start
-   * of a new log). A value written after the items already carries their refresh in memory.
+   * Items appended before the first of the value's unflushed writes, then the value, then the items
+   * appended after that (see `itemsBeforeValue`): the store must refresh the TTL of the value each
+   * item was appended to, and no other. An item's refresh must reach the value it was appended to
+   * before a newer value replaces it (a store reads a value written over an expired one as the
+   * start of a new log); an item appended to the unflushed value must not refresh the older value
+   * the store still holds (with the wall clock stepped back, that value may look live again when
+   * the item was appended): memory already keeps its refresh in the value it sends.
    */
   writesFor(key: string): VersionedWrite[] {
     const writes: VersionedWrite[] = [];
-    const log = this.#tier.pendingLogs.get(key);
-    const newest = log?.items[log.items.length - 1];
-    if (log && newest) {
-      writes.push({
-        key,
-        version: newest.version,
-        json: null,
-        expiresAt: log.expiresAt,
-        appendedAt: log.since,
-        items: [...log.items],
-      });
-    }
+    const items = this.#tier.pendingLogs.get(key)?.items ?? [];
     const entry = this.#tier.dirty.get(key);
+    const before = entry ? itemsBeforeValue(items, entry.firstVersion) : items.length;
+    this.#pushAppends(writes, key, before === items.length ? items : items.slice(0, before));
     if (entry) {
       const json = entryJson(entry);
       // Judged by the store at the time the first of the writes it coalesced was made (`since`),
@@ -64,8 +65,26 @@ export class MemoryPendingWrites implements PendingWrites {
       if (entry.logFloor > NO_LOG_FLOOR) write.logFloor = entry.logFloor;
       if (entry.firstVersion < entry.version) write.firstVersion = entry.firstVersion;
       writes.push(write);
+      if (before < items.length) this.#pushAppends(writes, key, items.slice(before));
     }
     return writes;
+  }
+
+  /**
+   * The items as appends, each a run the store judges once (live when its first item was appended)
+   * exactly as memory judged each of its items in turn (see `refreshRuns`).
+   */
+  #pushAppends(writes: VersionedWrite[], key: string, items: readonly LogItem[]): void {
+    for (const run of refreshRuns(items, (item) => this.#tier.appendOf(item))) {
+      writes.push({
+        key,
+        version: (run.items[run.items.length - 1] as LogItem).version,
+        json: null,
+        expiresAt: run.expiresAt,
+        appendedAt: run.appendedAt,
+        items: run.items,
+      });
+    }
   }
 
   isPending(key: string): boolean {
@@ -116,4 +135,52 @@ export class MemoryPendingWrites implements PendingWrites {
       this.#onStoreChanged(write.key, Number.MAX_SAFE_INTEGER);
     } else this.#tier.markFlushed(write.key, write.version);
   }
+}
+
+/**
+ * How many of `items` (in version order) were appended before the first write of a value's
+ * unflushed chain (`firstVersion`): to the value the store holds. The rest were appended to an
+ * unflushed value of the chain.
+ */
+export function itemsBeforeValue(items: readonly LogItem[], firstVersion: number): number {
+  const after = items.findIndex((item) => item.version > firstVersion);
+  return after === -1 ? items.length : after;
+}
+
+/** Consecutive items a store may judge as one append: when the first was appended, their later expiry. */
+export interface RefreshRun {
+  items: LogItem[];
+  appendedAt: number;
+  expiresAt: number | null;
+}
+
+/**
+ * Splits a key's items (in version order) into runs whose one judgement by the store (was the value
+ * live when the run's first item was appended? then raise its expiry to the run's latest) equals
+ * memory's judgement of each item in turn. That holds while each next item was appended no earlier
+ * than the run's first and before the run's items so far would have let the value expire: if the
+ * first found the value live, each next one then finds it live too; if not, none does. An item that
+ * breaks either (the key expired in between, or the wall clock stepped back) starts a new run.
+ * An item whose append time memory does not know is judged with the one before it.
+ */
+export function refreshRuns(
+  items: readonly LogItem[],
+  appendOf: (item: LogItem) => ItemAppend | undefined,
+): RefreshRun[] {
+  const runs: RefreshRun[] = [];
+  let run: RefreshRun | undefined;
+  for (const item of items) {
+    const append = appendOf(item);
+    const at = append?.at ?? run?.appendedAt ?? Date.now();
+    const expiresAt = append ? append.expiresAt : (run?.expiresAt ?? null);
+    const joins = run !== undefined && at >= run.appendedAt && (run.expiresAt === null || at < run.expiresAt);
+    if (run && joins) {
+      run.items.push(item);
+      run.expiresAt = laterExpiry(run.expiresAt, expiresAt);
+    } else {
+      run = { items: [item], appendedAt: at, expiresAt };
+      runs.push(run);
+    }
+  }
+  return runs;
 }
