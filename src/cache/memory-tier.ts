@@ -22,6 +22,7 @@ import {
   readValue,
 } from './entry.js';
 import { CorruptValueError } from './errors.js';
+import { type ItemAppend, itemsBeforeValue, refreshedExpiry, refreshRuns } from './item-refresh.js';
 
 /** Returned by `lookup` when memory cannot answer and the store must be asked. */
 export const MISS: unique symbol = Symbol('miss');
@@ -31,12 +32,6 @@ export interface PendingLog {
   items: LogItem[];
   bytes: number;
   since: number;
-}
-
-/** When an unflushed item was appended (epoch ms, this process's clock) and the expiry it asked for. */
-export interface ItemAppend {
-  at: number;
-  expiresAt: number | null;
 }
 
 /** A key's value with its log's items (stored and unflushed, in `(version, id)` order), parsed. */
@@ -328,7 +323,7 @@ export class MemoryTier {
     const storedLog = stored.json === null || !stored.items ? [] : [...stored.items];
     const dirty = this.#dirty.get(key);
     if (dirty) {
-      this.#learnLog(dirty, dirty.deleted ? [] : storedLog, stored);
+      this.#learnLog(dirty, dirty.deleted ? [] : storedLog, this.#asSentBefore(key, dirty, stored));
       return;
     }
     const current = this.#lru.peek(key);
@@ -351,6 +346,19 @@ export class MemoryTier {
   learnAbsent(key: string): void {
     const dirty = this.#dirty.get(key);
     if (dirty) this.#learnLog(dirty, []);
+  }
+
+  /**
+   * The stored value as the key's unflushed value will find it: its expiry raised by the items
+   * appended to it before that value, which are sent ahead of it (see `MemoryPendingWrites`).
+   */
+  #asSentBefore(key: string, dirty: DirtyEntry, stored: StoredEntry): StoredEntry {
+    const items = this.#logs.get(key)?.items;
+    if (!items || stored.json === null) return stored;
+    const before = items.slice(0, itemsBeforeValue(items, dirty.firstVersion));
+    if (before.length === 0) return stored;
+    const runs = refreshRuns(before, (item) => this.#appends.get(item));
+    return { ...stored, expiresAt: refreshedExpiry(stored.version, stored.expiresAt, runs) };
   }
 
   #learnLog(dirty: DirtyEntry, stored: LogItem[], replaced?: StoredEntry): void {

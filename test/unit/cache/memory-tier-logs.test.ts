@@ -200,6 +200,17 @@ describe('learning the stored log of an unflushed value', () => {
     expect(t.lookupWithLog('k')).toEqual({ value: 'new', items: [{ n: 31 }] });
   });
 
+  it('judges the stored value with the refresh of the items sent before the unflushed value', () => {
+    const t = newTier();
+    // Appended at 850 to the stored value (not in memory), asking for expiry 2_000.
+    t.appendItem('k', item(25), 2_000, 50, 850);
+    t.putDirty('k', value('k', 30, 'new'), 1_000);
+    vi.setSystemTime(800);
+    // Expiring at 900 as stored, but at 2_000 once the item reaches it, before the value does.
+    t.putLoaded('k', stored(20, 'old', [item(21)], 900));
+    expect(t.lookupWithLog('k')).toEqual({ value: 'new', items: [{ n: 21 }, { n: 25 }] });
+  });
+
   it('keeps the items of a stored value that was live when the unflushed value was written', () => {
     const t = newTier();
     t.putDirty('k', value('k', 30, 'new'), 1_000);
