@@ -342,6 +342,16 @@ export class MemoryTier {
     return (this.#dirty.get(key) ?? this.#lru.peek(key))?.version;
   }
 
+  /**
+   * Whether the key's unflushed value may continue a stored log the store now hides: memory does not
+   * know its stored log, and time has passed since it was written, so the store may hold a value
+   * that was live then (the log goes on) and has expired since (the store reads the key as absent).
+   */
+  mayContinueHiddenLog(key: string): boolean {
+    const dirty = this.#dirty.get(key);
+    return dirty !== undefined && !dirty.deleted && dirty.log === undefined && Date.now() > dirty.since;
+  }
+
   /** The store holds nothing for `key`: a value memory holds for it has an empty stored log. */
   learnAbsent(key: string): void {
     const dirty = this.#dirty.get(key);

@@ -22,9 +22,10 @@ afterEach(() => {
 });
 
 /** A durable cache on this test's outbox whose writes wait for an explicit flush, its clock anchored. */
-async function durableCache(storage: MemoryStorage): Promise<HybridCache> {
+async function durableCache(storage: MemoryStorage, maxEntries?: number): Promise<HybridCache> {
   const cache = await createHybridCache({
     storage,
+    ...(maxEntries ? { maxEntries } : {}),
     outbox: { path: join(dir, 'outbox.db'), durability: 'process' },
     flush: { batchSize: 50, intervalMs: 60_000, concurrency: 2 },
     logger: silentLogger,
@@ -111,6 +112,37 @@ describe('items appended before and after the key expired, flushed together', ()
     await cache.flush();
     expect(await storage.getMany(['k'])).toEqual(new Map());
     expect(await cache.getWithItems('k')).toBeUndefined();
+    await cache.close();
+  });
+});
+
+describe('a value written over a live value whose log memory does not know, read after that value expired', () => {
+  it('continues its log after a crash-restart: the read waits for the value to reach the store', async () => {
+    const storage = new MemoryStorage();
+    let cache = await durableCache(storage);
+    await cache.set('k', 'old', { ttlMs: 10 });
+    await cache.append('k', 'item', { ttlMs: 10 });
+    await cache.flush();
+    await cache.set('k', 'new'); // 'old' is live: the log goes on
+    stepClock(20); // 'old' has expired: the store reads the key as absent until 'new' reaches it
+    await cache[ABANDON]();
+    cache = await durableCache(storage);
+    expect(await cache.getWithItems('k')).toEqual({ value: 'new', items: ['item'] });
+    expect(storedItems(storage, 'k')).toEqual(['item']);
+    await cache.close();
+  });
+
+  it('continues it likewise when memory evicted the value it replaced', async () => {
+    const storage = new MemoryStorage();
+    const cache = await durableCache(storage, 1);
+    await cache.set('k', 'old', { ttlMs: 10 });
+    await cache.append('k', 'item', { ttlMs: 10 });
+    await cache.flush();
+    await cache.set('other', 'x');
+    await cache.flush(); // 'other' takes the one clean slot: memory forgets 'old'
+    await cache.set('k', 'new');
+    stepClock(20);
+    expect(await cache.getWithItems('k')).toEqual({ value: 'new', items: ['item'] });
     await cache.close();
   });
 });
