@@ -33,8 +33,9 @@ export class MemoryPendingWrites implements PendingWrites {
 
   /**
    * Items appended before the first of the value's unflushed writes, then the value, then the items
-   * appended after that (see `itemsBeforeValue`): the store must refresh the TTL of the value each
-   * item was appended to, and no other. An item's refresh must reach the value it was appended to
+   * appended after that (see `itemsBeforeValue`), those appended to the value sent apart from those
+   * appended to values it replaced: the store must refresh the TTL of the value each item was
+   * appended to, and no other. An item's refresh must reach the value it was appended to
    * before a newer value replaces it (a store reads a value written over an expired one as the
    * start of a new log); an item appended to the unflushed value must not refresh the older value
    * the store still holds (with the wall clock stepped back, that value may look live again when
@@ -60,7 +61,11 @@ export class MemoryPendingWrites implements PendingWrites {
       if (entry.logFloor > NO_LOG_FLOOR) write.logFloor = entry.logFloor;
       if (entry.firstVersion < entry.version) write.firstVersion = entry.firstVersion;
       writes.push(write);
-      if (before < items.length) this.#pushAppends(writes, key, items.slice(before));
+      // Those appended to a value the chain replaced are sent apart from those appended to this one:
+      // their refresh went with the value they were appended to, and must not reach this one.
+      const replaced = itemsBeforeValue(items, entry.version);
+      if (before < replaced) this.#pushAppends(writes, key, items.slice(before, replaced));
+      if (replaced < items.length) this.#pushAppends(writes, key, items.slice(replaced));
     }
     return writes;
   }

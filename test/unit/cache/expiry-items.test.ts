@@ -116,6 +116,22 @@ describe('items appended before and after the key expired, flushed together', ()
   });
 });
 
+describe('an item without a TTL appended to a value that a value with a TTL replaced before the flush', () => {
+  it('keeps its refresh with the value it was appended to: the newer value still expires', async () => {
+    const storage = new MemoryStorage();
+    const cache = await durableCache(storage);
+    await cache.set('k', 'first');
+    await cache.append('k', 'forever'); // no TTL: 'first' would never expire
+    await cache.set('k', 'second', { ttlMs: 10 }); // replaces 'first' (and its refresh), not the log
+    await cache.append('k', 'brief', { ttlMs: 10 });
+    await cache.flush();
+    stepClock(20);
+    expect(await cache.getWithItems('k')).toBeUndefined();
+    expect(await storage.getMany(['k'])).toEqual(new Map());
+    await cache.close();
+  });
+});
+
 describe('a value written over a live value whose log memory does not know, read after that value expired', () => {
   it('continues its log after a crash-restart: the read waits for the value to reach the store', async () => {
     const storage = new MemoryStorage();

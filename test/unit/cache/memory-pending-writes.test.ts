@@ -55,7 +55,9 @@ describe('MemoryPendingWrites', () => {
     expect(pending.writesFor('k')).toEqual([
       { key: 'k', version: 10, json: null, expiresAt: 5_000, appendedAt: 1_500, items: [before] },
       { key: 'k', version: 15, json: '"second"', expiresAt: null, writtenAt: 1_000, firstVersion: 12 },
-      { key: 'k', version: 16, json: null, expiresAt: 7_000, appendedAt: 1_600, items: [during, after] },
+      // 14 was appended to 'first', which 'second' replaced: its refresh must not reach 'second'.
+      { key: 'k', version: 14, json: null, expiresAt: 6_000, appendedAt: 1_600, items: [during] },
+      { key: 'k', version: 16, json: null, expiresAt: 7_000, appendedAt: 1_700, items: [after] },
     ]);
   });
 
