@@ -3,6 +3,7 @@ import type { Storage } from '../storage/contract/types.js';
 import { ClockAnchor } from '../sync/clock/clock-anchor.js';
 import { HybridLogicalClock } from '../sync/clock/hlc.js';
 import { WallClock } from '../sync/clock/wall-clock.js';
+import { FeedFollower } from '../sync/feed/follower.js';
 import { Flusher } from '../sync/flush/flusher.js';
 import { StoreGuard } from '../sync/flush/store-guard.js';
 import type { Outbox } from '../sync/outbox/outbox.js';
@@ -13,7 +14,8 @@ import { MemoryPendingWrites } from './memory-pending-writes.js';
 import { MemoryTier } from './memory-tier.js';
 import type { ResolvedOptions } from './options.js';
 import { ReadPath } from './read-path.js';
-import type { Health } from './types.js';
+import type { CacheStats, Health } from './types.js';
+import { Vouching } from './vouching.js';
 import { WritePipeline } from './write-pipeline.js';
 
 /** The cache's counters, read by `stats()`. */
@@ -28,6 +30,9 @@ export interface CacheCounters {
   evictions: number;
   /** New outbox files written from memory after the one in use was deleted or replaced. */
   outboxHeals: number;
+  feedDrops: number;
+  revalidations: number;
+  possiblyStaleReads: number;
 }
 
 /** The parts a `HybridCache` is a facade over. */
@@ -46,6 +51,9 @@ export interface CacheParts {
   flusher: Flusher;
   pipeline: WritePipeline;
   reads: ReadPath;
+  /** Absent when following is turned off or the store has no change feed. */
+  follower: FeedFollower | undefined;
+  vouching: Vouching;
 }
 
 /** Builds and wires a cache's parts: the one place that knows how they fit together. */
@@ -61,6 +69,9 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     superseded: 0,
     evictions: 0,
     outboxHeals: 0,
+    feedDrops: 0,
+    revalidations: 0,
+    possiblyStaleReads: 0,
   };
   const events = new CacheEventHub(logger);
   const wall = new WallClock({
@@ -91,9 +102,24 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     effectiveFloor: (logFloor): number => anchor.effectiveFloor(logFloor),
   });
   // `flush.batchSize` is documented as the most keys in any one store call: reads included.
-  const loader = new Loader(storage, guard, options.flush.batchSize, (keys) => {
-    counters.loads += keys;
+  const follower = followerFor(options, {
+    guard,
+    clock,
+    counters,
+    events,
+    tier,
+    loader: (): Loader => loader,
   });
+  const loader = new Loader(
+    storage,
+    guard,
+    options.flush.batchSize,
+    (keys) => {
+      counters.loads += keys;
+    },
+    // The first reads wait for the feed's head, so that every change after them is announced.
+    () => follower === undefined || follower.started || follower.catchUp(),
+  );
   const flusher = new Flusher({
     storage,
     guard,
@@ -147,6 +173,86 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     flusher,
     pipeline,
     reads,
+    follower,
+    vouching: new Vouching(follower, counters),
+  };
+}
+
+/**
+ * The follower of the store's change feed, wired to memory and to reads in flight; none when
+ * following is turned off or the store has no feed.
+ */
+function followerFor(
+  options: ResolvedOptions,
+  parts: {
+    guard: StoreGuard;
+    clock: HybridLogicalClock;
+    counters: CacheCounters;
+    events: CacheEventHub;
+    tier: MemoryTier;
+    loader: () => Loader;
+  },
+): FeedFollower | undefined {
+  const { guard, clock, counters, events, tier, loader } = parts;
+  const { storage, logger, feed } = options;
+  const changes = storage.changes?.bind(storage);
+  if (feed === false || changes === undefined) return undefined;
+  return new FeedFollower({
+    read: (cursor) => guard.follow((signal) => changes(cursor, { signal, limit: feed.pageSize })),
+    pollIntervalMs: feed.pollIntervalMs,
+    maxStalenessMs: options.maxStalenessMs,
+    sink: {
+      changed(changes) {
+        let dropped = 0;
+        for (const change of changes) {
+          // Newer versions elsewhere: this instance's next writes go above them.
+          clock.observe(change.version);
+          loader().noteChange(change);
+          if (tier.applyChange(change)) dropped++;
+        }
+        counters.feedDrops += dropped;
+        events.emit('changes', { changes, dropped });
+      },
+      reset(reason) {
+        loader().noteReset();
+        const dropped = tier.forgetStored();
+        counters.feedDrops += dropped;
+        events.emit('feedReset', { reason, dropped });
+      },
+    },
+    onReset: (reason) =>
+      logger.warn(
+        { reason },
+        reason === 'epoch'
+          ? 'the store was replaced, restored or recreated: every cached entry was dropped'
+          : 'changes this cache had not read yet were pruned from the feed: every cached entry was dropped',
+      ),
+    onError: (error) => logger.debug({ err: error }, 'the change feed could not be read'),
+  });
+}
+
+/** The change feed's part of `stats()`. */
+export function feedStats(
+  parts: CacheParts,
+): Pick<
+  CacheStats,
+  | 'feedState'
+  | 'feedChanges'
+  | 'feedDrops'
+  | 'feedResets'
+  | 'feedLagMs'
+  | 'revalidations'
+  | 'possiblyStaleReads'
+> {
+  const { follower, counters, storage } = parts;
+  return {
+    feedState: follower?.state ?? (storage.changes ? 'off' : 'unsupported'),
+    feedChanges: follower?.changesReceived ?? 0,
+    feedDrops: counters.feedDrops,
+    feedResets: follower?.resets ?? 0,
+    feedLagMs: Math.round(follower?.lagMs ?? 0),
+    revalidations: counters.revalidations,
+    possiblyStaleReads: counters.possiblyStaleReads,
   };
 }
 

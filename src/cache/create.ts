@@ -29,5 +29,6 @@ export async function createHybridCache<V = unknown>(options: HybridCacheOptions
   }
   if (replayed > 0) resolved.logger.info({ replayed }, 'replayed unflushed writes from the outbox');
   cache.anchorClock();
+  cache.followFeed();
   return cache;
 }

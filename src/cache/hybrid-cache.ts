@@ -1,5 +1,5 @@
 import { MemoryOutbox, type Outbox } from '../sync/outbox/outbox.js';
-import { type CacheParts, composeCache, withDeadline } from './compose.js';
+import { type CacheParts, composeCache, feedStats, withDeadline } from './compose.js';
 import { entryBytes } from './entry.js';
 import { ClosedError, FlushTimeoutError } from './errors.js';
 import { MISS, type ValueWithLog } from './memory-tier.js';
@@ -55,6 +55,11 @@ export class HybridCache<V = unknown> {
     this.#parts.flusher.anchorClock();
   }
 
+  /** @internal Called by `createHybridCache`: starts following the store's change feed, unless turned off or the store has none. */
+  followFeed(): void {
+    this.#parts.follower?.start();
+  }
+
   /** The value, or `undefined` if absent, deleted or expired. Rejects with `StorageUnavailableError` on a miss the store cannot answer. */
   get(key: string): Promise<V | undefined> {
     if (this.#state === 'closed') return Promise.reject(new ClosedError());
@@ -65,12 +70,17 @@ export class HybridCache<V = unknown> {
     } catch (error) {
       return Promise.reject(error);
     }
+    const { counters, reads, tier, vouching } = this.#parts;
     if (found !== MISS) {
-      this.#parts.counters.hits++;
-      return Promise.resolve(found as V | undefined);
+      counters.hits++;
+      if (vouching.vouched || tier.dirty.has(key)) return Promise.resolve(found as V | undefined);
+      return vouching.revalidate(
+        () => tier.lookup(key),
+        () => reads.value(key),
+      ) as Promise<V | undefined>;
     }
-    this.#parts.counters.misses++;
-    return this.#parts.reads.value(key) as Promise<V | undefined>;
+    counters.misses++;
+    return reads.value(key) as Promise<V | undefined>;
   }
 
   /**
@@ -87,12 +97,21 @@ export class HybridCache<V = unknown> {
     } catch (error) {
       return Promise.reject(error);
     }
+    const { counters, reads, tier, vouching } = this.#parts;
     if (found !== MISS) {
-      this.#parts.counters.hits++;
-      return Promise.resolve(found && { value: found.value as V, items: found.items });
+      counters.hits++;
+      if (vouching.vouched || tier.dirty.has(key))
+        return Promise.resolve(found && { value: found.value as V, items: found.items });
+      return vouching.revalidate(
+        () => {
+          const again = tier.lookupWithLog(key);
+          return again === MISS ? MISS : again && { value: again.value as V, items: again.items };
+        },
+        () => reads.valueWithItems(key) as Promise<ValueAndItems<V> | undefined>,
+      );
     }
-    this.#parts.counters.misses++;
-    return this.#parts.reads.valueWithItems(key) as Promise<ValueAndItems<V> | undefined>;
+    counters.misses++;
+    return reads.valueWithItems(key) as Promise<ValueAndItems<V> | undefined>;
   }
 
   /**
@@ -168,6 +187,7 @@ export class HybridCache<V = unknown> {
     } catch {
       drained = false;
     }
+    this.#parts.follower?.stop();
     guard.stop();
     await flusher.stop();
     const pending = this.#pendingCount();
@@ -189,6 +209,7 @@ export class HybridCache<V = unknown> {
   /** @internal */
   async [ABANDON](): Promise<void> {
     this.#state = 'closed';
+    this.#parts.follower?.stop();
     this.#parts.guard.stop();
     await this.#parts.flusher.stop();
     await this.#parts.outbox.close();
@@ -220,6 +241,7 @@ export class HybridCache<V = unknown> {
       clockReadingsDistrusted: wall.distrustedReadings,
       entries: tier.cleanEntries,
       bytes: tier.cleanBytes,
+      ...feedStats(this.#parts),
     };
   }
 

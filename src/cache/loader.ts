@@ -1,11 +1,17 @@
-import type { Storage, StoredEntry } from '../storage/contract/types.js';
+import type { FeedChange, Storage, StoredEntry } from '../storage/contract/types.js';
 import type { StoreGuard } from '../sync/flush/store-guard.js';
 import { StorageUnavailableError } from './errors.js';
 
-/** What the store answered, and whether a local write to the key landed while the read was in flight (the answer may predate it). */
+/**
+ * What the store answered; whether a local write to the key landed while the read was in flight
+ * (the answer may predate it); and whether the answer may be outdated by a change another instance
+ * made meanwhile, which the change feed announced but the answer does not show (or that the feed
+ * could not vouch for): such an answer may be returned, never kept.
+ */
 export interface LoadResult {
   stored: StoredEntry | undefined;
   writtenDuringRead: boolean;
+  outdated: boolean;
 }
 
 interface Pending {
@@ -21,6 +27,8 @@ export class Loader {
   readonly #inFlight = new Map<string, Promise<LoadResult>>();
   /** For keys being read: the newest version written locally since the read started. */
   readonly #writtenDuringRead = new Map<string, number>();
+  /** For keys being read: changes the feed announced since the read started (or `true`: anything may have changed). */
+  readonly #changedDuringRead = new Map<string, FeedChange[] | true>();
   #queued = new Map<string, Pending>();
   #scheduled = false;
 
@@ -29,7 +37,25 @@ export class Loader {
     private readonly guard: StoreGuard,
     private readonly maxKeysPerRead: number,
     private readonly onRead: (keys: number) => void,
+    /**
+     * Awaited before each store read: whether what it brings may be kept. Until the change feed has
+     * a place to follow from, a change committed after the read could never be announced.
+     */
+    private readonly beforeRead: () => boolean | Promise<boolean> = () => true,
   ) {}
+
+  /** The change feed announced `change`: a read of its key in flight may return an answer older than it. */
+  noteChange(change: FeedChange): void {
+    const noted = this.#changedDuringRead.get(change.key);
+    if (noted === true) return;
+    if (noted) noted.push(change);
+    else if (this.#inFlight.has(change.key)) this.#changedDuringRead.set(change.key, [change]);
+  }
+
+  /** The change feed can vouch for nothing read so far: no read in flight may be kept. */
+  noteReset(): void {
+    for (const key of this.#inFlight.keys()) this.#changedDuringRead.set(key, true);
+  }
 
   /**
    * A local write to `key` was accepted. A read already in flight may return a snapshot older than
@@ -66,6 +92,7 @@ export class Loader {
     const keys = batch.map(([key]) => key);
     this.onRead(keys.length);
     try {
+      if (!(await this.beforeRead())) for (const key of keys) this.#changedDuringRead.set(key, true);
       const found = await this.guard.read((signal) => this.storage.getMany(keys, { signal }));
       for (const [key, pending] of batch) {
         const entry = found.get(key);
@@ -73,6 +100,7 @@ export class Loader {
         pending.resolve({
           stored: entry,
           writtenDuringRead: written !== undefined && (entry?.version ?? 0) < written,
+          outdated: outdatedBy(entry, this.#changedDuringRead.get(key)),
         });
       }
     } catch (error) {
@@ -87,7 +115,19 @@ export class Loader {
       for (const key of keys) {
         this.#inFlight.delete(key);
         this.#writtenDuringRead.delete(key);
+        this.#changedDuringRead.delete(key);
       }
     }
   }
+}
+
+/** Whether an answer misses a change announced while it was read. */
+function outdatedBy(entry: StoredEntry | undefined, changes: FeedChange[] | true | undefined): boolean {
+  if (changes === undefined) return false;
+  if (changes === true) return true;
+  return changes.some((change) =>
+    change.itemId === undefined
+      ? (entry?.version ?? 0) < change.version
+      : !entry?.items?.some((item) => item.id === change.itemId),
+  );
 }

@@ -7,7 +7,7 @@ import {
   storedHasEnded,
   valueLogFloor,
 } from '../storage/contract/log-floor.js';
-import { type LogItem, laterExpiry, type StoredEntry } from '../storage/contract/types.js';
+import { type FeedChange, type LogItem, laterExpiry, type StoredEntry } from '../storage/contract/types.js';
 import {
   cleanEntry,
   type DirtyEntry,
@@ -337,6 +337,50 @@ export class MemoryTier {
     this.#lru.set(key, entryFromStored(key, stored));
   }
 
+  /**
+   * A change committed to the store (by any instance, this one included): a clean copy it makes
+   * outdated is dropped, and so is an unflushed value's knowledge of the stored log. Unflushed
+   * writes themselves stay (one that loses is reported when it is flushed). Returns whether a
+   * clean entry was dropped.
+   */
+  applyChange(change: FeedChange): boolean {
+    const { key, itemId } = change;
+    // Whatever a value's version, an item from elsewhere may belong to its log (clocks differ).
+    const unknownItem = (log: readonly LogItem[] | undefined): boolean =>
+      itemId !== undefined && !knowsItem(log, itemId) && !knowsItem(this.#logs.get(key)?.items, itemId);
+    const dirty = this.#dirty.get(key);
+    if (dirty) {
+      if (dirty.log !== undefined && unknownItem(dirty.log)) this.#relearnLog(dirty);
+      return false;
+    }
+    const clean = this.#lru.peek(key);
+    if (clean === undefined) return false;
+    const outdated =
+      itemId === undefined
+        ? clean.version < change.version
+        : clean.log !== undefined && unknownItem(clean.log);
+    if (outdated) this.#lru.delete(key);
+    return outdated;
+  }
+
+  /** Nothing cached can be vouched for (the store was replaced, or changes were missed): clean entries go, unflushed ones forget the stored log. Returns how many entries were dropped. */
+  forgetStored(): number {
+    const dropped = this.#lru.size;
+    this.#lru.clear();
+    for (const dirty of this.#dirty.values()) this.#relearnLog(dirty);
+    return dropped;
+  }
+
+  /**
+   * The next read learns an unflushed value's stored log again. Items it knew stay, as items the
+   * store took (a stored log read while this value is on its way may not show them).
+   */
+  #relearnLog(dirty: DirtyEntry): void {
+    if (dirty.log === undefined) return;
+    dirty.flushedItems = mergeItems(dirty.flushedItems ?? [], dirty.log);
+    dirty.log = undefined;
+  }
+
   /** The version memory holds for `key` (unflushed or clean), if any. */
   knownVersion(key: string): number | undefined {
     return (this.#dirty.get(key) ?? this.#lru.peek(key))?.version;
@@ -403,4 +447,8 @@ export class MemoryTier {
     this.#dirty.delete(key);
     this.#pendingBytes -= dirty.bytes;
   }
+}
+
+function knowsItem(log: readonly LogItem[] | undefined, id: string): boolean {
+  return log?.some((item) => item.id === id) ?? false;
 }

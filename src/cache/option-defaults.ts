@@ -18,6 +18,8 @@ export const CACHE_OPTION_DEFAULTS = {
   readTimeoutMs: 5_000,
   writeTimeoutMs: 15_000,
   maxClockAheadMs: 3_600_000,
+  maxStalenessMs: 1_000,
+  feed: { pollIntervalMs: 100, pageSize: 1_000 },
   flush: { batchSize: 200, intervalMs: 20, concurrency: 4 },
   retry: { baseMs: 100, maxMs: 30_000 },
   breaker: { failureThreshold: 5, halfOpenAfterMs: 5_000 },

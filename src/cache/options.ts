@@ -41,6 +41,10 @@ const nestedSchemas = {
     failureThreshold: positiveInt.default(DEFAULTS.breaker.failureThreshold),
     halfOpenAfterMs: positiveInt.default(DEFAULTS.breaker.halfOpenAfterMs),
   }),
+  feed: z.strictObject({
+    pollIntervalMs: positiveInt.default(DEFAULTS.feed.pollIntervalMs),
+    pageSize: positiveInt.default(DEFAULTS.feed.pageSize),
+  }),
   outbox: z.strictObject({
     path: z.string().min(1).optional(),
     durability: z.enum(DURABILITIES).default(DEFAULTS.outbox.durability),
@@ -64,6 +68,8 @@ const optionsSchema = z.strictObject({
   readTimeoutMs: positiveInt.default(DEFAULTS.readTimeoutMs),
   writeTimeoutMs: positiveInt.default(DEFAULTS.writeTimeoutMs),
   maxClockAheadMs: positiveInt.default(DEFAULTS.maxClockAheadMs),
+  maxStalenessMs: positiveInt.default(DEFAULTS.maxStalenessMs),
+  feed: z.union([z.literal(false), nestedSchemas.feed]).default(DEFAULTS.feed),
   flush: nestedSchemas.flush.prefault({}),
   retry: nestedSchemas.retry
     .prefault({})
@@ -117,6 +123,11 @@ export function resolveOptions(options: HybridCacheOptions): ResolvedOptions {
   if (resolved.outbox.durability !== 'none' && resolved.outbox.path === ':memory:') {
     throw new ValidationError(
       `outbox.path ':memory:' is an in-memory database: writes acknowledged with durability '${resolved.outbox.durability}' would still be lost with the process; give a file path (or set outbox.durability: 'none')`,
+    );
+  }
+  if (resolved.feed !== false && resolved.maxStalenessMs <= resolved.feed.pollIntervalMs) {
+    throw new ValidationError(
+      `maxStalenessMs (${resolved.maxStalenessMs}) must be greater than feed.pollIntervalMs (${resolved.feed.pollIntervalMs}), or every read between two polls would ask the store`,
     );
   }
   const tooSmall = limitsTooSmallForLargestEntry(resolved);

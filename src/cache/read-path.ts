@@ -13,14 +13,19 @@ import type { ValueAndItems } from './types.js';
  * - `items-waiting`: the store reads the key as absent but this process's unflushed items may refresh it there;
  * - `value-waiting`: the store reads the key as absent but may hold a value that expired since this
  *   process's unflushed value (whose stored log memory does not know) was written over it while it
- *   was live: that value continues its log, which the store shows once it has the value.
+ *   was live: that value continues its log, which the store shows once it has the value;
+ * - `changed-during-read`: another instance changed the key during the read, and memory holds an
+ *   unflushed value of it whose stored log the answer would have supplied.
+ *
+ * An answer another instance's change outdated without such a value is returned but not kept.
  */
 export type AskAgain =
   | 'written-during-read'
   | 'items-settled-unseen'
   | 'flushed-during-read'
   | 'items-waiting'
-  | 'value-waiting';
+  | 'value-waiting'
+  | 'changed-during-read';
 
 /**
  * A read asks the store at most this often. Each reason to ask again is a local write racing the read,
@@ -60,14 +65,14 @@ export class ReadPath {
       // Asked again: the write that overtook the read may have answered it.
       const known = ask > 1 ? this.#tier.lookup(key) : MISS;
       if (known !== MISS) return known;
-      const { stored, writtenDuringRead } = await this.#loader.load(key);
+      const { stored, writtenDuringRead, outdated } = await this.#loader.load(key);
       const again = this.#reasonToAskAgain(key, stored, writtenDuringRead, false, false);
       if (again) {
         await this.#before(ask, key, again);
         continue;
       }
-      this.#learn(key, stored);
-      const answer = this.#tier.lookup(key);
+      if (!outdated) this.#learn(key, stored);
+      const answer = outdated ? MISS : this.#tier.lookup(key);
       if (answer !== MISS) return answer;
       // Memory did not keep it (larger than the LRU allows): answer from what the store returned.
       return isLive(stored) ? parse(key, stored.json) : undefined;
@@ -79,16 +84,20 @@ export class ReadPath {
       const known = ask > 1 ? this.#tier.lookupWithLog(key) : MISS;
       if (known !== MISS) return known && { value: known.value, items: known.items };
       const pendingAtRead = this.#tier.pendingLogs.get(key)?.items.slice() ?? [];
-      const { stored, writtenDuringRead } = await this.#loader.load(key);
+      const { stored, writtenDuringRead, outdated } = await this.#loader.load(key);
       const unseen = this.#settledUnseen(key, pendingAtRead, stored);
-      let again = this.#reasonToAskAgain(key, stored, writtenDuringRead, unseen, true);
+      let again =
+        this.#reasonToAskAgain(key, stored, writtenDuringRead, unseen, true) ??
+        (outdated && this.#tier.dirty.has(key) ? 'changed-during-read' : undefined);
       if (again) {
         await this.#before(ask, key, again);
         continue;
       }
-      if (stored) this.#learn(key, stored);
-      else this.#tier.learnAbsent(key);
-      const answer = this.#tier.lookupWithLog(key);
+      if (!outdated) {
+        if (stored) this.#learn(key, stored);
+        else this.#tier.learnAbsent(key);
+      }
+      const answer = outdated ? MISS : this.#tier.lookupWithLog(key);
       if (answer !== MISS) return answer && { value: answer.value, items: answer.items };
       again =
         (this.#tier.knownVersion(key) ?? 0) > (stored?.version ?? 0) ? 'flushed-during-read' : undefined;

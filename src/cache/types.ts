@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
-import type { Storage } from '../storage/contract/types.js';
+import type { FeedChange, Storage } from '../storage/contract/types.js';
+import type { FeedResetReason, FollowerState } from '../sync/feed/follower.js';
 import type { Durability, FlushEvents, Health } from '../sync/types.js';
 
+export type { FeedResetReason, FollowerState } from '../sync/feed/follower.js';
 export type { DeadLetter, Durability, Health, SupersededWrite } from '../sync/types.js';
 
 export interface OutboxOptions {
@@ -61,6 +63,31 @@ export interface HybridCacheOptions {
    * says by how much. Default 1 hour.
    */
   maxClockAheadMs?: number;
+  /**
+   * Following the store's change feed, so that this cache stops serving what other instances
+   * (processes, hosts) sharing the store changed. On by default over a store that has a feed;
+   * `false` turns it off (only for a store no other instance writes to).
+   */
+  feed?:
+    | false
+    | {
+        /**
+         * Pause between reads of the feed. Default 100 ms: another instance's change is served here
+         * within about this long after it reaches the store, for one cheap query per interval
+         * (SQLite answers an unchanged feed from a counter, without reading a table).
+         */
+        pollIntervalMs?: number;
+        /** Most changes per read of the feed; a longer backlog is read in several. Default 1,000. */
+        pageSize?: number;
+      };
+  /**
+   * How long a read of the feed to its end vouches for the clean entries in memory. Past it (the
+   * store slow or unreachable, the feed behind), a read of a clean entry first reads the feed to its
+   * end; if the store cannot be reached, memory answers anyway and `stats().possiblyStaleReads`
+   * counts it. Must exceed `feed.pollIntervalMs`. Default 1 s: ten polls, so one slow or failed
+   * poll does not make reads wait.
+   */
+  maxStalenessMs?: number;
   /** A pino logger; default: a pino logger at `warn` on stderr named `hybrid-cache`. */
   logger?: Logger;
 }
@@ -127,6 +154,20 @@ export interface CacheStats {
   entries: number;
   /** Bytes in the evictable LRU. */
   bytes: number;
+  /** Where following the store's change feed stands (see `FollowerState`). */
+  feedState: FollowerState;
+  /** Changes read from the feed (this instance's own included). */
+  feedChanges: number;
+  /** Clean entries dropped because the feed announced a newer change, or could vouch for nothing. */
+  feedDrops: number;
+  /** Times the feed could vouch for nothing cached: the store was replaced, or the changes after this cache's place were pruned. */
+  feedResets: number;
+  /** Time since the last read of the feed to its end began; 0 before the first, or with no feed. */
+  feedLagMs: number;
+  /** Reads of clean entries made while the feed vouched for nothing, which first read the feed to its end. */
+  revalidations: number;
+  /** Of those, reads answered from memory because the store could not be reached: possibly stale. */
+  possiblyStaleReads: number;
 }
 
 /** The flusher's events, plus the store's health as the cache's breaker sees it. */
@@ -137,6 +178,13 @@ export interface CacheEvents extends FlushEvents {
    * write still pending (`writes` rows: values, appended items, and writes that were on their way in).
    */
   outboxHealed: { writes: number };
+  /**
+   * A read of the store's change feed brought changes (this instance's own among them): `dropped`
+   * clean entries they made outdated were dropped from memory.
+   */
+  changes: { changes: readonly FeedChange[]; dropped: number };
+  /** The change feed could vouch for nothing cached (`reason`: the store was replaced, or changes were pruned unread); every clean entry was dropped. */
+  feedReset: { reason: FeedResetReason; dropped: number };
 }
 
 /** A key's value with the items appended to it, in their one order (see `HybridCache.getWithItems`). */

@@ -8,6 +8,7 @@ export {
   type LogLevel,
   loadConfig,
   MEMORY_BACKEND_WARNING,
+  POSTGRES_FALLBACK_WARNING,
   SUPABASE_FALLBACK_WARNING,
 } from './load-config.js';
 export { isLoopbackHost } from './loopback.js';

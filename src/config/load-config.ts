@@ -22,9 +22,11 @@ export interface Config {
     requested: Backend;
     /** Absolute directory of store.db and outbox.db (unused by `memory`). */
     dataDir: string;
-    /** Embedded store file, when backend is `sqlite`. */
+    /** Embedded store file, when backend is `sqlite` (CACHE_STORE_PATH, or store.db in the data directory). */
     storePath: string;
     supabase?: { url: string; key: string };
+    /** The connection string (a secret), when backend is `postgres`. */
+    postgres?: { connectionString: string };
     /** How often expired rows and old tombstones are purged from the store; 0 disables it. */
     cleanupIntervalMs: number;
   };
@@ -43,6 +45,9 @@ export interface Config {
     breaker: { failureThreshold: number; halfOpenAfterMs: number };
     readTimeoutMs: number;
     writeTimeoutMs: number;
+    /** How often the store's change feed is read; 0: not followed. */
+    feedPollIntervalMs: number;
+    maxStalenessMs: number;
   };
   conversation: { ttlMs: number; timeoutHours: number; maxTurns: number };
   daemon: {
@@ -84,6 +89,10 @@ export const SUPABASE_FALLBACK_WARNING =
   '⚠️  Supabase requested but not configured (SUPABASE_URL and SUPABASE_KEY are required), ' +
   'using the embedded sqlite store instead. Set CONVERSATION_STORAGE_STRICT=true to make this an error.';
 
+export const POSTGRES_FALLBACK_WARNING =
+  '⚠️  PostgreSQL requested but not configured (DATABASE_URL is required), ' +
+  'using the embedded sqlite store instead. Set CONVERSATION_STORAGE_STRICT=true to make this an error.';
+
 /**
  * Reads the daemon's configuration from an environment (pure: no I/O, nothing logged).
  * Blank values count as unset. Relative `CACHE_DATA_DIR` resolves against `cwd`.
@@ -109,6 +118,20 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
     } else {
       backend = 'sqlite';
       warnings.push({ variable: 'CONVERSATION_STORAGE_BACKEND', message: SUPABASE_FALLBACK_WARNING });
+    }
+  }
+  let postgres: Config['storage']['postgres'];
+  if (requested === 'postgres') {
+    if (values.DATABASE_URL) {
+      postgres = { connectionString: values.DATABASE_URL };
+    } else if (values.CONVERSATION_STORAGE_STRICT) {
+      problems.push(
+        'CONVERSATION_STORAGE_BACKEND=postgres needs DATABASE_URL (CONVERSATION_STORAGE_STRICT=true forbids falling back to the embedded store)',
+      );
+    } else {
+      // As for supabase: the daemon still starts, on the embedded store, and says so loudly.
+      backend = 'sqlite';
+      warnings.push({ variable: 'CONVERSATION_STORAGE_BACKEND', message: POSTGRES_FALLBACK_WARNING });
     }
   }
   if (backend === 'memory') {
@@ -144,6 +167,14 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
       `CACHE_MAX_PENDING_BYTES (${values.CACHE_MAX_PENDING_BYTES}) must be at least CACHE_MAX_VALUE_BYTES (${values.CACHE_MAX_VALUE_BYTES}) + ${ENTRY_HEADROOM_BYTES} bytes of key and overhead, so the largest thread can be queued`,
     );
   }
+  if (
+    values.CACHE_FEED_POLL_INTERVAL_MS > 0 &&
+    values.CACHE_MAX_STALENESS_MS <= values.CACHE_FEED_POLL_INTERVAL_MS
+  ) {
+    problems.push(
+      `CACHE_MAX_STALENESS_MS (${values.CACHE_MAX_STALENESS_MS}) must be more than CACHE_FEED_POLL_INTERVAL_MS (${values.CACHE_FEED_POLL_INTERVAL_MS}), or every read between two polls would ask the store`,
+    );
+  }
   // Node refuses a header deadline later than the whole request's.
   if (values.DAEMON_HEADERS_TIMEOUT_MS > values.DAEMON_REQUEST_TIMEOUT_MS) {
     problems.push(
@@ -172,8 +203,12 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
       backend,
       requested,
       dataDir,
-      storePath: join(dataDir, 'store.db'),
+      storePath:
+        values.CACHE_STORE_PATH === undefined
+          ? join(dataDir, 'store.db')
+          : resolve(cwd, values.CACHE_STORE_PATH),
       ...(supabase ? { supabase } : {}),
+      ...(postgres ? { postgres } : {}),
       cleanupIntervalMs: values.STORE_CLEANUP_INTERVAL_MINUTES * 60_000,
     },
     cache: {
@@ -198,6 +233,8 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
       },
       readTimeoutMs: values.CACHE_READ_TIMEOUT_MS,
       writeTimeoutMs: values.CACHE_WRITE_TIMEOUT_MS,
+      feedPollIntervalMs: values.CACHE_FEED_POLL_INTERVAL_MS,
+      maxStalenessMs: values.CACHE_MAX_STALENESS_MS,
     },
     conversation: { timeoutHours, ttlMs: Math.round(timeoutHours * HOUR_MS), maxTurns },
     daemon: {

@@ -43,7 +43,7 @@ const boolean = z
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.string().trim().toLowerCase().pipe(z.enum(values));
 
-export const BACKENDS = ['sqlite', 'supabase', 'memory'] as const;
+export const BACKENDS = ['sqlite', 'supabase', 'postgres', 'memory'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const MiB = 2 ** 20;
@@ -69,14 +69,14 @@ export const VARIABLES = [
     'CONVERSATION_STORAGE_BACKEND',
     'sqlite',
     BACKENDS.join(', '),
-    'Where conversations are stored: sqlite (embedded file under CACHE_DATA_DIR, persistent), supabase (remote, needs SUPABASE_URL and SUPABASE_KEY), memory (lost on restart).',
+    'Where conversations are stored: sqlite (persistent file in CACHE_DATA_DIR), supabase (SUPABASE_URL, SUPABASE_KEY), postgres (DATABASE_URL), memory (lost on restart).',
     oneOf(BACKENDS),
   ),
   spec(
     'CONVERSATION_STORAGE_STRICT',
     'false',
     'true or false',
-    'With backend supabase and missing credentials: true stops start-up; false falls back to the embedded sqlite store with a warning.',
+    'With backend supabase or postgres and missing credentials: true stops start-up; false falls back to the embedded sqlite store with a warning.',
     boolean,
   ),
   spec(
@@ -95,6 +95,17 @@ export const VARIABLES = [
     'a non-empty key',
     'Supabase service-role (server-side secret) key; never logged (backend supabase only).',
     z.string().trim().min(1),
+    true,
+  ),
+  spec(
+    'DATABASE_URL',
+    undefined,
+    'a postgres:// or postgresql:// URL',
+    'PostgreSQL connection string (backend postgres; on Supabase the direct or session-pooler one, not port 6543); migrate it with npx hybrid-cache-migrate. Never logged.',
+    z
+      .string()
+      .trim()
+      .regex(/^postgres(ql)?:\/\/\S+$/),
     true,
   ),
   spec(
@@ -214,6 +225,27 @@ export const VARIABLES = [
     String(CACHE.writeTimeoutMs),
     'an integer >= 1 (ms)',
     'Deadline for one store write batch.',
+    integer(1),
+  ),
+  spec(
+    'CACHE_STORE_PATH',
+    undefined,
+    'a file path',
+    "The embedded store's file (backend sqlite). Daemons on one host, each with its own CACHE_DATA_DIR, may share one and follow each other's changes. Unset: store.db in CACHE_DATA_DIR.",
+    z.string().trim().min(1),
+  ),
+  spec(
+    'CACHE_FEED_POLL_INTERVAL_MS',
+    String(CACHE.feed.pollIntervalMs),
+    'an integer >= 0 (ms; 0: off)',
+    "How often the store's change feed is read, so that threads other daemons changed are not served stale. 0 turns following off: only for a store no other daemon writes to.",
+    integer(0),
+  ),
+  spec(
+    'CACHE_MAX_STALENESS_MS',
+    String(CACHE.maxStalenessMs),
+    'an integer >= 1 (ms), more than CACHE_FEED_POLL_INTERVAL_MS',
+    'How long the last read of the change feed vouches for cached threads; past it a read checks the feed first, and while the store is unreachable answers from memory (counted as possibly stale in /metrics).',
     integer(1),
   ),
   spec(

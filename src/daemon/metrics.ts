@@ -1,8 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { CacheStats, Health } from '../cache/types.js';
+import type { CacheStats, FollowerState, Health } from '../cache/types.js';
 
 const HEALTH_STATES: readonly Health[] = ['healthy', 'degraded', 'offline'];
+const FEED_STATES: readonly FollowerState[] = ['off', 'unsupported', 'starting', 'following', 'behind'];
 
 /** `CacheStats` fields that are yes/no states, each exported as a 0/1 gauge. */
 type BooleanStat = 'outboxWritable' | 'clockAnchored';
@@ -13,7 +14,7 @@ type StatsMetric =
 
 /** One Prometheus metric per `CacheStats` field; the mapped type makes a new field a compile error until it is exported. */
 const STATS_METRICS: {
-  [K in Exclude<keyof CacheStats, 'health' | BooleanStat>]: StatsMetric;
+  [K in Exclude<keyof CacheStats, 'health' | 'feedState' | BooleanStat>]: StatsMetric;
 } = {
   hits: { type: 'counter', name: 'hybrid_cache_hits_total', help: 'Reads answered from memory.' },
   misses: { type: 'counter', name: 'hybrid_cache_misses_total', help: 'Reads that missed memory.' },
@@ -80,6 +81,37 @@ const STATS_METRICS: {
     help: 'Age of the oldest write not yet in the store.',
     scale: 1 / 1000,
   },
+  feedChanges: {
+    type: 'counter',
+    name: 'hybrid_cache_feed_changes_total',
+    help: "Changes read from the store's change feed (this instance's own included).",
+  },
+  feedDrops: {
+    type: 'counter',
+    name: 'hybrid_cache_feed_dropped_entries_total',
+    help: 'Clean entries dropped because the change feed announced a newer change, or could vouch for nothing.',
+  },
+  feedResets: {
+    type: 'counter',
+    name: 'hybrid_cache_feed_resets_total',
+    help: 'Times the change feed could vouch for nothing cached (store replaced or restored, or changes pruned unread).',
+  },
+  feedLagMs: {
+    type: 'gauge',
+    name: 'hybrid_cache_feed_lag_seconds',
+    help: 'Time since the last read of the change feed to its end began.',
+    scale: 1 / 1000,
+  },
+  revalidations: {
+    type: 'counter',
+    name: 'hybrid_cache_revalidated_reads_total',
+    help: 'Reads of clean entries made while the change feed vouched for nothing, which read the feed first.',
+  },
+  possiblyStaleReads: {
+    type: 'counter',
+    name: 'hybrid_cache_possibly_stale_reads_total',
+    help: 'Reads answered from memory while the change feed vouched for nothing and the store could not be reached.',
+  },
   entries: { type: 'gauge', name: 'hybrid_cache_entries', help: 'Clean entries held in memory.' },
   bytes: { type: 'gauge', name: 'hybrid_cache_bytes', help: 'Bytes of clean entries held in memory.' },
 };
@@ -131,6 +163,16 @@ export function createMetrics(stats: () => CacheStats): DaemonMetrics {
     collect() {
       const current = stats().health;
       for (const state of HEALTH_STATES) this.set({ state }, state === current ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'hybrid_cache_feed_state',
+    help: "Where following the store's change feed stands: 1 for the current state.",
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const current = stats().feedState;
+      for (const state of FEED_STATES) this.set({ state }, state === current ? 1 : 0);
     },
   });
   const flags: Array<[BooleanStat, string, string]> = [

@@ -24,9 +24,20 @@ function describeStorage(config: Config): Record<string, unknown> {
     ...(storage.requested !== storage.backend ? { requested: storage.requested } : {}),
     ...(storage.backend === 'sqlite' ? { store: storage.storePath } : {}),
     ...(storage.supabase ? { supabaseUrl: storage.supabase.url } : {}),
+    ...(storage.postgres ? { database: databaseName(storage.postgres.connectionString) } : {}),
     durability: cache.durability,
     ...(cache.durability !== 'none' ? { outbox: cache.outboxPath } : {}),
   };
+}
+
+/** Host, port and database of a connection string, without its user or password (which stay secret). */
+function databaseName(connectionString: string): string {
+  try {
+    const url = new URL(connectionString);
+    return `${url.host}${url.pathname}`;
+  } catch {
+    return '(unparsable connection string)';
+  }
 }
 
 /** Starts the daemon; a failure to start is logged as one `fatal` line and sets exit code 1. */

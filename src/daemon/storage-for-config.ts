@@ -1,6 +1,7 @@
 import type { Config } from '../config/load-config.js';
 import type { Storage } from '../storage/contract/types.js';
 import { MemoryStorage } from '../storage/memory/memory-storage.js';
+import { PostgresStorage } from '../storage/postgres/postgres-storage.js';
 import { SqliteStorage } from '../storage/sqlite/sqlite-storage.js';
 import { SupabaseStorage } from '../storage/supabase/supabase-storage.js';
 
@@ -14,6 +15,10 @@ export function createStorage(config: Config): Storage {
       const { url, key } = storage.supabase as { url: string; key: string };
       // The daemon serves conversations: their table, not the general-purpose default.
       return new SupabaseStorage({ url, key, table: 'conversation_threads' });
+    }
+    case 'postgres': {
+      const { connectionString } = storage.postgres as { connectionString: string };
+      return new PostgresStorage({ connectionString, table: 'conversation_threads' });
     }
     case 'sqlite':
       return new SqliteStorage({

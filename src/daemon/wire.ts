@@ -42,6 +42,8 @@ export async function wire(config: Config, logger: Logger): Promise<Wired> {
       breaker: options.breaker,
       readTimeoutMs: options.readTimeoutMs,
       writeTimeoutMs: options.writeTimeoutMs,
+      feed: options.feedPollIntervalMs === 0 ? false : { pollIntervalMs: options.feedPollIntervalMs },
+      maxStalenessMs: options.maxStalenessMs,
       logger: logger.child({ component: 'cache' }),
     });
   } catch (error) {

@@ -6,6 +6,8 @@ import {
 } from '../storage/contract/errors.js';
 import type {
   ApplyResult,
+  FeedPage,
+  FeedReadOptions,
   Storage,
   StorageCallOptions,
   StorageCleanupOptions,
@@ -26,12 +28,27 @@ export class FaultyStorage<S extends Storage = Storage> implements Storage {
   #down = false;
 
   /** Calls that reached the wrapper, and writes the wrapped store applied, for tests that count round trips. */
-  readonly calls = { getMany: 0, apply: 0, writesApplied: 0, highWaterMark: 0, cleanup: 0 };
+  readonly calls = { getMany: 0, apply: 0, writesApplied: 0, highWaterMark: 0, cleanup: 0, changes: 0 };
 
   /** Present only when the wrapped store has a cleanup, so the wrapper changes nothing else. */
   readonly cleanup?: (opts?: StorageCleanupOptions) => Promise<number>;
 
+  /**
+   * Present only when the wrapped store has a change feed. It is down with the store and as slow,
+   * but `failNext` leaves it alone: a cache polls its feed on a timer of its own, which would take
+   * the failures a test meant for the calls it makes.
+   */
+  readonly changes?: (after: string | null, opts?: FeedReadOptions) => Promise<FeedPage>;
+
   constructor(readonly inner: S) {
+    const innerChanges = inner.changes?.bind(inner);
+    if (innerChanges) {
+      this.changes = async (after, opts) => {
+        this.calls.changes++;
+        await this.#enter(opts?.signal, false);
+        return innerChanges(after, opts);
+      };
+    }
     const innerCleanup = inner.cleanup?.bind(inner);
     if (innerCleanup) {
       this.cleanup = async (opts) => {
@@ -89,7 +106,7 @@ export class FaultyStorage<S extends Storage = Storage> implements Storage {
     return this.#down;
   }
 
-  /** The next `count` calls fail as a whole with an error of `kind`, before reaching the wrapped store. */
+  /** The next `count` calls (feed reads aside) fail as a whole with an error of `kind`, before reaching the wrapped store. */
   failNext(count: number, kind: StorageErrorKind = 'transient'): void {
     this.#failNext = { count, kind };
   }
@@ -130,11 +147,11 @@ export class FaultyStorage<S extends Storage = Storage> implements Storage {
     this.#latencyMs = 0;
   }
 
-  async #enter(signal: AbortSignal | undefined): Promise<void> {
+  async #enter(signal: AbortSignal | undefined, countsForFailNext = true): Promise<void> {
     signal?.throwIfAborted();
     if (this.#latencyMs > 0) await abortableDelay(this.#latencyMs, signal);
     if (this.#down) throw new TransientStorageError('store unreachable (injected)');
-    if (this.#failNext.count > 0) {
+    if (countsForFailNext && this.#failNext.count > 0) {
       this.#failNext.count--;
       throw injectedFailure(this.#failNext.kind);
     }

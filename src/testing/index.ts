@@ -8,5 +8,6 @@ import '../require-supported-node.js';
 
 export { describeAppendContract } from './append-contract.js';
 export { FaultyStorage } from './faulty-storage.js';
+export { describeFeedContract } from './feed-contract.js';
 export { type ContractSetup, describeStorageContract, type TestFunctions } from './storage-contract.js';
 export { appended, item, put, putWithLogFloor, tombstone } from './writes.js';

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { ApplyResult, Storage } from '../storage/contract/types.js';
 import { LOGICAL_SLOTS } from '../storage/contract/version.js';
+import { describeFeed } from './feed-contract.js';
 import { describeTies } from './tie-contract.js';
 import { put, tombstone } from './writes.js';
 
@@ -47,9 +48,10 @@ export function contractFixture(
 }
 
 /**
- * Registers the tests every `Storage` adapter must pass unchanged. `setup` runs once before them;
- * each test uses fresh keys, so a store shared with other data is fine (but `cleanup`'s test
- * removes every expired entry and tombstone it holds).
+ * Registers the tests every `Storage` adapter must pass unchanged, the change feed's among them
+ * (`describeFeed`, checked when the adapter has `changes`). `setup` runs once before them; each
+ * test uses fresh keys, so a store shared with other data is fine (but `cleanup`'s test removes
+ * every expired entry and tombstone it holds).
  */
 export function describeStorageContract(
   name: string,
@@ -106,6 +108,8 @@ export function describeStorageContract(
     });
 
     describeTies({ store, key, read }, { it });
+
+    describeFeed({ store, key }, { it });
 
     it('returns tombstones with their version, and they block older writes', async () => {
       const k = key('tomb');

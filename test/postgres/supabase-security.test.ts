@@ -64,6 +64,13 @@ describe.each(TABLES)(
         await expect(reading).rejects.toBeInstanceOf(StorageConfigurationError);
         await expect(reading).rejects.toThrow(/42501/);
       });
+
+      it(`refuses the ${role} key the change feed`, async () => {
+        const reading = env.storage({ table, key: await mintSupabaseKey(role) }).changes(null);
+        await expect(reading).rejects.toBeInstanceOf(StorageConfigurationError);
+        await expect(reading).rejects.toThrow(/42501/);
+        expect((await env.storage({ table }).changes(null)).reset).toBe(false);
+      });
     }
 
     it('pins search_path on every function', async () => {
@@ -124,6 +131,63 @@ describe.each(TABLES)(
       expect(rows).toHaveLength(functions.length * 3);
       for (const row of rows)
         expect({ ...row, allowed: row.allowed }).toEqual({ ...row, allowed: row.role === 'service_role' });
+    });
+  },
+);
+
+// The change feed's tables: written and read only through the functions above.
+describe.each(['hybrid_cache_feeds', 'conversation_threads_feed', 'hybrid_cache_entries_feed'])(
+  'Supabase security: the change feed table %s',
+  (table) => {
+    let env: SupabaseEnv;
+    beforeAll(async () => {
+      env = await startSupabaseEnv();
+    });
+    afterAll(() => env?.close());
+
+    it('has row level security on, with no policy that would open it to API roles', async () => {
+      const [row] = await env.sql<{ rls: boolean }>(
+        'select relrowsecurity as rls from pg_class where oid = $1::regclass',
+        [`public.${table}`],
+      );
+      expect(row?.rls).toBe(true);
+      expect(await env.sql('select * from pg_policies where tablename = $1', [table])).toEqual([]);
+    });
+
+    it('grants anon and authenticated nothing on it, service_role what the functions need', async () => {
+      const rows = await env.sql<{ role: string; privilege: string; allowed: boolean }>(
+        `select r as role, p as privilege, has_table_privilege(r, $1::regclass, p) as allowed
+         from unnest(array['anon', 'authenticated', 'service_role']) r,
+              unnest(array['select', 'insert', 'update', 'delete', 'truncate']) p
+         order by 1, 2`,
+        [`public.${table}`],
+      );
+      const granted = (role: string) =>
+        rows.filter((r) => r.role === role && r.allowed).map((r) => r.privilege);
+      expect(granted('anon')).toEqual([]);
+      expect(granted('authenticated')).toEqual([]);
+      // Supabase's default privileges may give service_role more; these the functions need.
+      expect(granted('service_role')).toEqual(
+        expect.arrayContaining(
+          table === 'hybrid_cache_feeds' ? ['select', 'update'] : ['select', 'insert', 'delete'],
+        ),
+      );
+      if (table !== 'hybrid_cache_feeds') {
+        const sequence = await env.sql<{ role: string; allowed: boolean }>(
+          `select r as role, has_sequence_privilege(r, pg_get_serial_sequence($1, 'id'), 'usage, select, update') as allowed
+           from unnest(array['anon', 'authenticated']) r order by 1`,
+          [`public.${table}`],
+        );
+        expect(sequence).toEqual([
+          { role: 'anon', allowed: false },
+          { role: 'authenticated', allowed: false },
+        ]);
+      }
+      for (const role of ['anon', 'authenticated']) {
+        await expect(env.sql(`set local role ${role}; select * from public.${table}`)).rejects.toMatchObject({
+          code: '42501',
+        });
+      }
     });
   },
 );

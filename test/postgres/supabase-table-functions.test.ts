@@ -151,7 +151,14 @@ describe("both tables' SQL functions", () => {
     const names = (table: SupabaseTable) => {
       const { functions, keysParam } = SUPABASE_TABLES[table];
       const layout = LAYOUT[table];
-      return { ...functions, trigger: `${table}_tombstone_items`, table, keysParam, ...layout };
+      return {
+        ...functions,
+        trigger: `${table}_tombstone_items`,
+        feed: `${table}_feed`,
+        table,
+        keysParam,
+        ...layout,
+      };
     };
     const [threads, entries] = TABLES.map(names) as [ReturnType<typeof names>, ReturnType<typeof names>];
     // Long names first, as written; short column names as whole words.
@@ -194,7 +201,7 @@ describe("both tables' SQL functions", () => {
          where p.pronamespace = 'public'::regnamespace and p.proname = $1`,
         [fn],
       );
-      const fallback = /DEFAULT (.+)$/.exec(rows[0]?.args ?? '')?.[1];
+      const fallback = /p_tombstone_retention interval DEFAULT ([^,]+)/.exec(rows[0]?.args ?? '')?.[1];
       expect(fallback, fn).toBeDefined();
       const ms = await admin.query<{ ms: string }>(
         `select (extract(epoch from ${fallback}) * 1000)::bigint as ms`,

@@ -1,77 +1,33 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteStorage } from '../../src/index.js';
 import { LOGICAL_SLOTS } from '../../src/storage/contract/version.js';
+import { type LineChild, startLineChild } from '../support/line-child.js';
 
 const CHILD = fileURLToPath(new URL('./clock-child.ts', import.meta.url));
 const YEAR_MS = 365 * 24 * 3_600_000;
 
-interface Child {
-  process: ChildProcess;
-  errors: Array<Record<string, unknown>>;
-  send(
-    command: Record<string, unknown>,
-  ): Promise<{ ok: boolean; error?: string; stats?: Record<string, number> }>;
-}
-
-const children: Child[] = [];
+const children: LineChild[] = [];
 const dirs: string[] = [];
 afterEach(() => {
   for (const child of children.splice(0)) child.process.kill('SIGKILL');
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
+type Answer = { ok: boolean; error?: string; stats?: Record<string, number> };
+
 /** A cache in its own process over the shared store, with an outbox of its own. */
-function startChild(store: string, outboxDir: string): Child {
+function startChild(
+  store: string,
+  outboxDir: string,
+): LineChild & { send(c: Record<string, unknown>): Promise<Answer> } {
   mkdirSync(outboxDir, { recursive: true });
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD], {
-    env: { ...process.env, CLOCK_STORE: store, CLOCK_OUTBOX_DIR: outboxDir },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const lines: Interface = createInterface({ input: child.stdout as NonNullable<typeof child.stdout> });
-  const waiting: Array<(line: string) => void> = [];
-  lines.on('line', (line) => waiting.shift()?.(line));
-  const errors: Array<Record<string, unknown>> = [];
-  createInterface({ input: child.stderr as NonNullable<typeof child.stderr> }).on('line', (line) => {
-    try {
-      errors.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      errors.push({ msg: line });
-    }
-  });
-  // A child that dies or stops answering fails the step it was given, naming it and what it said.
-  let exited: string | undefined;
-  const failures: Array<(reason: Error) => void> = [];
-  child.on('exit', (code, signal) => {
-    exited = `exited (code ${code}, signal ${signal})`;
-    for (const fail of failures.splice(0)) fail(new Error(`${exited}; stderr: ${JSON.stringify(errors)}`));
-  });
-  const entry: Child = {
-    process: child,
-    errors,
-    send: (command) =>
-      new Promise((resolve, reject) => {
-        const what = JSON.stringify(command);
-        if (exited) return reject(new Error(`${what}: child ${exited}; stderr: ${JSON.stringify(errors)}`));
-        const timer = setTimeout(
-          () => reject(new Error(`${what}: no answer in 20 s; stderr: ${JSON.stringify(errors)}`)),
-          20_000,
-        );
-        failures.push((reason) => reject(new Error(`${what}: ${reason.message}`)));
-        waiting.push((line) => {
-          clearTimeout(timer);
-          resolve(JSON.parse(line));
-        });
-        child.stdin?.write(`${what}\n`);
-      }),
-  };
-  children.push(entry);
-  return entry;
+  const child = startLineChild(CHILD, { CLOCK_STORE: store, CLOCK_OUTBOX_DIR: outboxDir });
+  children.push(child);
+  return child;
 }
 
 async function stored(store: string, keys: string[]) {

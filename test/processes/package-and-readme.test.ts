@@ -21,6 +21,7 @@ const ENTRY_POINTS: Record<string, string[]> = {
     'ClockError',
     'ClosedError',
     'CorruptValueError',
+    'DEFAULT_FEED_PAGE_LIMIT',
     'DEFAULT_TOMBSTONE_RETENTION_MS',
     'FlushTimeoutError',
     'HybridCacheError',
@@ -40,6 +41,7 @@ const ENTRY_POINTS: Record<string, string[]> = {
     'versionTimeMs',
   ],
   'hybrid-cache/supabase': ['SupabaseStorage'],
+  'hybrid-cache/postgres': ['PostgresStorage', 'migrate'],
   'hybrid-cache/conversation': [
     'ConversationStore',
     'MAX_CHAIN_DEPTH',
@@ -53,6 +55,7 @@ const ENTRY_POINTS: Record<string, string[]> = {
     'FaultyStorage',
     'appended',
     'describeAppendContract',
+    'describeFeedContract',
     'describeStorageContract',
     'item',
     'put',
@@ -92,11 +95,19 @@ describe('the package as users get it', () => {
     const [info] = packed;
     if (!info) throw new Error('npm pack produced nothing');
     const paths = info.files.map((file) => file.path);
-    for (const entry of ['index', 'supabase/index', 'conversation/index', 'testing/index']) {
+    for (const entry of [
+      'index',
+      'supabase/index',
+      'postgres/index',
+      'conversation/index',
+      'testing/index',
+    ]) {
       expect(paths).toContain(`dist/${entry}.js`);
       expect(paths).toContain(`dist/${entry}.d.ts`);
     }
     expect(paths).toContain('dist/daemon/main.js');
+    expect(paths).toContain('dist/postgres/migrate-cli.js');
+    expect(paths).toContain('supabase/plain-postgresql/bootstrap.sql');
     expect(paths.some((path) => path.startsWith('supabase/migrations/'))).toBe(true);
     expect(paths.some((path) => path.startsWith('src/') || path.startsWith('test/'))).toBe(false);
     tarball = join(work, info.filename);
@@ -132,6 +143,18 @@ describe('the package as users get it', () => {
     // The probe sees a client when one loads: hybrid-cache/supabase does load supabase-js.
     const viaSubpath = modulesResolvedBy("import('hybrid-cache/supabase')");
     expect(viaSubpath.some((url) => url.includes('/node_modules/@supabase/supabase-js/'))).toBe(true);
+    // And hybrid-cache/postgres loads pg (node-postgres), and no Supabase client.
+    const viaPostgres = modulesResolvedBy("import('hybrid-cache/postgres')");
+    expect(viaPostgres.some((url) => url.includes('/node_modules/pg/'))).toBe(true);
+    expect(viaPostgres.some((url) => url.includes('/node_modules/@supabase/'))).toBe(false);
+  });
+
+  it('installs hybrid-cache-migrate, which prints its usage', () => {
+    const out = execFileSync(join(project, 'node_modules', '.bin', 'hybrid-cache-migrate'), ['--help'], {
+      cwd: project,
+      encoding: 'utf8',
+    });
+    expect(out).toContain('Usage: hybrid-cache-migrate');
   });
 
   it('gives hybrid-cache/testing to an installed project without a test runner, and its contract suite runs under node:test', () => {

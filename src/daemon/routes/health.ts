@@ -11,7 +11,8 @@ export interface HealthDeps {
 
 /**
  * `GET /healthz`: 200 while the daemon accepts writes, whatever the remote store's state (that is
- * reported in `store`); 503 when the daemon itself cannot take writes (outbox failing, closing).
+ * reported in `store`, and whether other instances' changes are being followed in `feed`); 503 when
+ * the daemon itself cannot take writes (outbox failing, closing).
  */
 export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
   app.get('/healthz', async (_request, reply) => {
@@ -27,6 +28,16 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
       outboxWritable: stats.outboxWritable,
       outboxHeals: stats.outboxHeals,
       clockAheadMs: stats.clockAheadMs,
+      feed: {
+        state: stats.feedState,
+        lagMs: stats.feedLagMs,
+        possiblyStaleReads: stats.possiblyStaleReads,
+        ...(stats.feedState === 'behind' || stats.feedState === 'starting'
+          ? {
+              reason: `other instances' changes have not been read for ${stats.feedLagMs} ms (the store is slow or unreachable): reads revalidate, and answer from memory, possibly stale, while the store cannot be reached`,
+            }
+          : {}),
+      },
       ...(stats.clockAheadMs > 0
         ? {
             warning: `the wall clock runs ${stats.clockAheadMs} ms ahead of the time versions use and is not trusted; fix the host's clock (see maxClockAheadMs)`,

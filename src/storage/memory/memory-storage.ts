@@ -1,4 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { PermanentStorageError } from '../contract/errors.js';
+import {
+  cursorIsServable,
+  DEFAULT_FEED_RETENTION_MS,
+  type FeedPosition,
+  feedPageLimit,
+  formatCursor,
+  headPage,
+  parseCursor,
+} from '../contract/feed.js';
 import {
   appliedLogFloor,
   isAboveFloor,
@@ -16,6 +26,9 @@ import {
   type AppendWrite,
   type ApplyResult,
   compareItems,
+  type FeedChange,
+  type FeedPage,
+  type FeedReadOptions,
   isAppend,
   type LogItem,
   laterExpiry,
@@ -25,6 +38,20 @@ import {
   type StoredEntry,
   type VersionedWrite,
 } from '../contract/types.js';
+
+export interface MemoryStorageOptions {
+  /**
+   * How long `cleanup()` keeps the change feed. Default `DEFAULT_FEED_RETENTION_MS` (1 hour, see
+   * there): long enough for a paused follower to catch up instead of dropping its cache.
+   */
+  feedRetentionMs?: number;
+}
+
+/** A change as the log keeps it: its id (increasing in apply order) and when it was recorded. */
+interface LoggedChange extends FeedChange {
+  id: number;
+  at: number;
+}
 
 /**
  * An in-process store with last-writer-wins by version: for a single process that needs no
@@ -37,6 +64,20 @@ export class MemoryStorage implements Storage {
   readonly #logs = new Map<string, Map<string, LogItem>>();
   /** Each key's log floor: items at or below it are gone and refused, even after a later value replaced the tombstone. */
   readonly #logFloors = new Map<string, number>();
+  /** Identifies this instance's feed: a new store (a restarted process) is a new epoch. */
+  readonly #epoch = randomUUID();
+  /** The change feed in id order; cleanup removes a prefix but always keeps the newest change. */
+  readonly #changes: LoggedChange[] = [];
+  #lastChangeId = 0;
+  #prunedThrough = 0;
+  readonly #feedRetentionMs: number;
+
+  constructor(options: MemoryStorageOptions = {}) {
+    this.#feedRetentionMs = nonNegativeMs(
+      options.feedRetentionMs ?? DEFAULT_FEED_RETENTION_MS,
+      'feedRetentionMs',
+    );
+  }
 
   async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
     opts?.signal?.throwIfAborted();
@@ -65,11 +106,45 @@ export class MemoryStorage implements Storage {
     return highest;
   }
 
-  /** Removes expired entries and tombstones older than the retention (by version time). */
+  /** Changes applied to this instance after `after`; see `Storage.changes`. */
+  async changes(after: string | null, opts?: FeedReadOptions): Promise<FeedPage> {
+    opts?.signal?.throwIfAborted();
+    const limit = feedPageLimit(opts);
+    const epoch = this.#epoch;
+    const newest = this.#changes.at(-1);
+    const head: FeedPosition = newest ? { id: newest.id, version: newest.version } : { id: 0, version: 0 };
+    if (after === null) return headPage(epoch, head, false);
+    const position = parseCursor(after, epoch);
+    // Ids are dense from the first change held, so an id's index is its offset from that one.
+    const first = this.#changes[0]?.id ?? 0;
+    const versionOf = (id: number) => this.#changes[id - first]?.version;
+    if (!position || !cursorIsServable(position, { head, prunedThrough: this.#prunedThrough, versionOf })) {
+      return headPage(epoch, head, true);
+    }
+    const start = Math.max(0, position.id + 1 - first);
+    const page = this.#changes.slice(start, start + limit);
+    const last = page.at(-1);
+    return {
+      epoch,
+      cursor: formatCursor(epoch, last ?? position),
+      changes: page.map(({ key, version, itemId }) =>
+        itemId === undefined ? { key, version } : { key, version, itemId },
+      ),
+      reset: false,
+      more: start + limit < this.#changes.length,
+    };
+  }
+
+  /**
+   * Removes expired entries and tombstones older than the retention (by version time), and the
+   * feed's changes older than `feedRetentionMs` (never the newest). Returns how many entries and
+   * items were removed; pruned changes are not counted.
+   */
   async cleanup(opts?: StorageCleanupOptions): Promise<number> {
     opts?.signal?.throwIfAborted();
     const retentionMs = nonNegativeMs(opts?.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS);
     const now = Date.now();
+    this.#pruneChanges(now - this.#feedRetentionMs);
     const tombstoneBound = expiredTombstoneVersionBound(retentionMs, now);
     let removed = 0;
     for (const [key, entry] of this.#entries) {
@@ -125,6 +200,7 @@ export class MemoryStorage implements Storage {
       stored && { version: stored.version, ended: storedHasEnded(stored, write, Date.now()) },
     );
     this.#entries.set(write.key, { version: write.version, json: write.json, expiresAt: write.expiresAt });
+    this.#record(write.key, write.version);
     if (floor > (this.#logFloors.get(write.key) ?? NO_LOG_FLOOR)) {
       this.#logFloors.set(write.key, floor);
       this.#dropItemsAtOrBelow(write.key, floor);
@@ -137,15 +213,20 @@ export class MemoryStorage implements Storage {
     const floor = this.#logFloors.get(write.key) ?? NO_LOG_FLOOR;
     let log = this.#logs.get(write.key);
     let accepted = 0;
+    let newest: LogItem | undefined;
     for (const item of write.items) {
       if (!isAboveFloor(item, floor)) continue;
       if (!log) {
         log = new Map();
         this.#logs.set(write.key, log);
       }
-      if (!log.has(item.id)) log.set(item.id, { id: item.id, version: item.version, json: item.json });
       accepted++;
+      if (log.has(item.id)) continue;
+      log.set(item.id, { id: item.id, version: item.version, json: item.json });
+      if (!newest || compareItems(item, newest) > 0) newest = item;
     }
+    // Only an item stored now is news: a re-sent append changes nothing a follower holds.
+    if (newest) this.#record(write.key, newest.version, newest.id);
     if (accepted === 0 && stored) return { status: 'stale', storedVersion: stored.version };
     if (
       stored &&
@@ -156,6 +237,23 @@ export class MemoryStorage implements Storage {
       stored.expiresAt = laterExpiry(stored.expiresAt, write.expiresAt);
     }
     return { status: 'applied' };
+  }
+
+  #record(key: string, version: number, itemId?: string): void {
+    const change: LoggedChange = { id: ++this.#lastChangeId, key, version, at: Date.now() };
+    if (itemId !== undefined) change.itemId = itemId;
+    this.#changes.push(change);
+  }
+
+  /** Drops the changes up to the newest one recorded at or before `cutoff`, keeping the newest. */
+  #pruneChanges(cutoff: number): void {
+    let count = 0;
+    for (let i = 0; i < this.#changes.length - 1; i++) {
+      if ((this.#changes[i] as LoggedChange).at <= cutoff) count = i + 1;
+    }
+    if (count === 0) return;
+    this.#prunedThrough = (this.#changes[count - 1] as LoggedChange).id;
+    this.#changes.splice(0, count);
   }
 
   #dropItemsAtOrBelow(key: string, floor: number): void {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { StorageConfigurationError } from '../contract/errors.js';
 import {
@@ -11,6 +12,8 @@ import {
 
 export const ENTRIES_TABLE = 'cache_entries';
 export const ITEMS_TABLE = 'cache_items';
+export const CHANGES_TABLE = 'cache_changes';
+export const META_TABLE = 'cache_meta';
 
 /** The store's schema: `steps[n]` takes a store from schema `n` to `n + 1`. */
 export const STORE_SCHEMA: SqliteFileSchema = {
@@ -40,6 +43,20 @@ export const STORE_SCHEMA: SqliteFileSchema = {
      -- value replaced the tombstone (a late append from before the delete never comes back).
      ALTER TABLE ${ENTRIES_TABLE} ADD COLUMN log_floor INTEGER NOT NULL DEFAULT 0;
      UPDATE ${ENTRIES_TABLE} SET log_floor = version WHERE json IS NULL;`,
+    // The change feed (see sqlite-feed.ts): one row per committed change. AUTOINCREMENT so that
+    // the id of a pruned newest row is never handed out again; the single writer makes id order
+    // commit order. The meta table holds the file's epoch (written by `migrateSchema`) and the
+    // pruned boundary.
+    `CREATE TABLE ${CHANGES_TABLE} (
+       id INTEGER PRIMARY KEY AUTOINCREMENT,
+       key TEXT NOT NULL,
+       version INTEGER NOT NULL,
+       item_id TEXT,
+       changed_at INTEGER NOT NULL
+     );
+     CREATE INDEX ${CHANGES_TABLE}_changed_at ON ${CHANGES_TABLE} (changed_at);
+     CREATE TABLE ${META_TABLE} (name TEXT PRIMARY KEY NOT NULL, value NOT NULL) WITHOUT ROWID;
+     INSERT INTO ${META_TABLE} (name, value) VALUES ('feed_pruned_through', 0);`,
   ],
 };
 
@@ -58,6 +75,9 @@ export function migrateSchema(db: Database.Database, location: string): void {
     const problem = schemaProblem(db, STORE_SCHEMA);
     if (problem) throw new StorageConfigurationError(describeProblem(problem, location));
     migrateSqliteFile(db, STORE_SCHEMA);
+    // The epoch is born with the file's feed: a file created or recreated at this path gets a new
+    // one, a copy of the file (a restored backup) keeps it.
+    db.prepare(`INSERT OR IGNORE INTO ${META_TABLE} (name, value) VALUES ('epoch', ?)`).run(randomUUID());
   }).immediate();
 }
 

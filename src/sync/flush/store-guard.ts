@@ -29,6 +29,7 @@ export class StoreGuard {
   readonly #breaker;
   readonly #read;
   readonly #write;
+  readonly #followTimeout;
   readonly #onHealthChange: StoreGuardOptions['onHealthChange'];
   #consecutiveFailures = 0;
   #health: Health = 'healthy';
@@ -58,6 +59,7 @@ export class StoreGuard {
     this.#breaker.onStateChange(() => this.#refresh());
     this.#read = wrap(this.#breaker, timeout(options.readTimeoutMs, TimeoutStrategy.Aggressive));
     this.#write = wrap(this.#breaker, timeout(options.writeTimeoutMs, TimeoutStrategy.Aggressive));
+    this.#followTimeout = timeout(options.readTimeoutMs, TimeoutStrategy.Aggressive);
   }
 
   get health(): Health {
@@ -76,6 +78,15 @@ export class StoreGuard {
 
   read<T>(call: Call<T>, signal?: AbortSignal): Promise<T> {
     return this.#read.execute(({ signal: inner }) => call(inner), signal);
+  }
+
+  /**
+   * A read of the change feed: the read deadline, outside the breaker. Polls are frequent, so their
+   * successes would hide failing writes from it, and while it is open no poll would see the store
+   * come back. A feed that cannot be read shows in the follower's state instead.
+   */
+  follow<T>(call: Call<T>): Promise<T> {
+    return this.#followTimeout.execute(({ signal }) => call(signal));
   }
 
   write<T>(call: Call<T>, signal?: AbortSignal): Promise<T> {

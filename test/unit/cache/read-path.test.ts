@@ -36,7 +36,9 @@ function readPathOver(
 
 describe('ReadPath', () => {
   it('answers from the first store read when nothing raced it', async () => {
-    const { reads, asked, loads } = readPathOver([{ stored: live('"v"'), writtenDuringRead: false }]);
+    const { reads, asked, loads } = readPathOver([
+      { stored: live('"v"'), writtenDuringRead: false, outdated: false },
+    ]);
     expect(await reads.value('k')).toBe('v');
     expect(loads()).toBe(1);
     expect(asked).toEqual([]);
@@ -44,8 +46,8 @@ describe('ReadPath', () => {
 
   it('asks again, naming why, when a local write overtook the read, and answers from the next read', async () => {
     const { reads, asked, loads } = readPathOver([
-      { stored: live('"old"', 5), writtenDuringRead: true },
-      { stored: live('"new"', 9), writtenDuringRead: false },
+      { stored: live('"old"', 5), writtenDuringRead: true, outdated: false },
+      { stored: live('"new"', 9), writtenDuringRead: false, outdated: false },
     ]);
     expect(await reads.value('k')).toBe('new');
     expect(asked).toEqual([['k', 'written-during-read']]);
@@ -53,7 +55,9 @@ describe('ReadPath', () => {
   });
 
   it(`gives up after ${MAX_STORE_ASKS} reads that were all overtaken, with StorageUnavailableError naming the key and the reason`, async () => {
-    const { reads, asked, loads } = readPathOver([{ stored: live('"old"'), writtenDuringRead: true }]);
+    const { reads, asked, loads } = readPathOver([
+      { stored: live('"old"'), writtenDuringRead: true, outdated: false },
+    ]);
     const error = await reads.value('k').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StorageUnavailableError);
     expect(String(error)).toContain(`k kept changing while it was read: ${MAX_STORE_ASKS} store reads`);
@@ -63,7 +67,9 @@ describe('ReadPath', () => {
   });
 
   it('the same bound holds for getWithItems', async () => {
-    const { reads, loads } = readPathOver([{ stored: live('"old"'), writtenDuringRead: true }]);
+    const { reads, loads } = readPathOver([
+      { stored: live('"old"'), writtenDuringRead: true, outdated: false },
+    ]);
     await expect(reads.valueWithItems('k')).rejects.toBeInstanceOf(StorageUnavailableError);
     expect(loads()).toBe(MAX_STORE_ASKS);
   });
@@ -72,8 +78,8 @@ describe('ReadPath', () => {
     let flushed = 0;
     const { reads, tier, asked } = readPathOver(
       [
-        { stored: undefined, writtenDuringRead: false },
-        { stored: live('"v"'), writtenDuringRead: false },
+        { stored: undefined, writtenDuringRead: false, outdated: false },
+        { stored: live('"v"'), writtenDuringRead: false, outdated: false },
       ],
       {
         pendingFlushed: async () => {
@@ -92,10 +98,11 @@ describe('ReadPath', () => {
     let flushed = 0;
     const { reads, tier, asked } = readPathOver(
       [
-        { stored: undefined, writtenDuringRead: false },
+        { stored: undefined, writtenDuringRead: false, outdated: false },
         {
           stored: { ...live('"v"', 20), items: [{ id: 'i1', version: 7, json: '"item"' }] },
           writtenDuringRead: false,
+          outdated: false,
         },
       ],
       {
@@ -115,7 +122,9 @@ describe('ReadPath', () => {
   it('answers an unflushed value written this millisecond from an absent store read: nothing can have expired since', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     try {
-      const { reads, tier, asked } = readPathOver([{ stored: undefined, writtenDuringRead: false }]);
+      const { reads, tier, asked } = readPathOver([
+        { stored: undefined, writtenDuringRead: false, outdated: false },
+      ]);
       tier.putDirty('k', serializedEntry(20, '"v"', null, 64), Date.now());
       expect(await reads.valueWithItems('k')).toEqual({ value: 'v', items: [] });
       expect(asked).toEqual([]);
@@ -128,7 +137,7 @@ describe('ReadPath', () => {
   const writeLocally = (tier: MemoryTier, json: string | null, version: number, log?: []) =>
     tier.putDirty('k', serializedEntry(version, json, null, 64, log), Date.now());
 
-  const overtakenForever = { stored: live('"old"', 5), writtenDuringRead: true };
+  const overtakenForever = { stored: live('"old"', 5), writtenDuringRead: true, outdated: false };
 
   it('asked again, answers with the local write that overtook the read, without reading the store again', async () => {
     const { reads, tier, asked, loads } = readPathOver([
@@ -156,7 +165,9 @@ describe('ReadPath', () => {
   });
 
   it('the first ask always reads the store, even when memory already holds the key (the caller missed it)', async () => {
-    const { reads, tier, loads } = readPathOver([{ stored: live('"stored"', 10), writtenDuringRead: false }]);
+    const { reads, tier, loads } = readPathOver([
+      { stored: live('"stored"', 10), writtenDuringRead: false, outdated: false },
+    ]);
     writeLocally(tier, '"mine"', 20, []);
     expect(await reads.value('k')).toBe('mine');
     expect(loads()).toBe(1);
@@ -196,9 +207,9 @@ describe('ReadPath', () => {
     const { reads, tier, asked, loads } = readPathOver([
       () => {
         tier.dropItemsUpTo('k', 7, true);
-        return { stored: { ...live('"v"', 6), items: [item] }, writtenDuringRead: false };
+        return { stored: { ...live('"v"', 6), items: [item] }, writtenDuringRead: false, outdated: false };
       },
-      { stored: live('"wrong"', 6), writtenDuringRead: false },
+      { stored: live('"wrong"', 6), writtenDuringRead: false, outdated: false },
     ]);
     tier.appendItem('k', item, null, 40, Date.now());
     expect(await reads.valueWithItems('k')).toEqual({ value: 'v', items: ['item'] });
@@ -212,9 +223,9 @@ describe('ReadPath', () => {
     const { reads, tier, asked, loads } = readPathOver([
       () => {
         tier.dropItemsUpTo('k', 7, true);
-        return { stored: { ...live('"v"', 6), items: [] }, writtenDuringRead: false };
+        return { stored: { ...live('"v"', 6), items: [] }, writtenDuringRead: false, outdated: false };
       },
-      { stored: { ...live('"v"', 6), items: [first] }, writtenDuringRead: false },
+      { stored: { ...live('"v"', 6), items: [first] }, writtenDuringRead: false, outdated: false },
     ]);
     tier.appendItem('k', first, null, 40, Date.now());
     tier.appendItem('k', second, null, 40, Date.now());

@@ -271,7 +271,8 @@ describe('what option validation says', () => {
     expect(error).toBeInstanceOf(ValidationError);
     expect(error.message).toBe(
       'unknown option zzzzzzzz; valid options: storage, logger, maxEntries, maxBytes, maxValueBytes, ' +
-        'maxPendingBytes, defaultTtlMs, readTimeoutMs, writeTimeoutMs, maxClockAheadMs, flush, retry, breaker, outbox',
+        'maxPendingBytes, defaultTtlMs, readTimeoutMs, writeTimeoutMs, maxClockAheadMs, maxStalenessMs, feed, ' +
+        'flush, retry, breaker, outbox',
     );
   });
 

@@ -6,6 +6,7 @@ import {
   isLoopbackHost,
   loadConfig,
   MEMORY_BACKEND_WARNING,
+  POSTGRES_FALLBACK_WARNING,
   resolveMaxTurns,
   SUPABASE_FALLBACK_WARNING,
   VARIABLES,
@@ -49,6 +50,8 @@ describe('loadConfig', () => {
         breaker: { failureThreshold: 5, halfOpenAfterMs: 5_000 },
         readTimeoutMs: 5_000,
         writeTimeoutMs: 15_000,
+        feedPollIntervalMs: 100,
+        maxStalenessMs: 1_000,
       },
       conversation: { timeoutHours: 24, ttlMs: 24 * 3_600_000, maxTurns: 50 },
       daemon: {
@@ -87,6 +90,9 @@ describe('loadConfig', () => {
         CACHE_BREAKER_HALF_OPEN_MS: '900',
         CACHE_READ_TIMEOUT_MS: '111',
         CACHE_WRITE_TIMEOUT_MS: '222',
+        CACHE_STORE_PATH: 'shared/store.db',
+        CACHE_FEED_POLL_INTERVAL_MS: '0',
+        CACHE_MAX_STALENESS_MS: '1',
         CONVERSATION_TIMEOUT_HOURS: '0.5',
         MAX_CONVERSATION_TURNS: '7',
         LOG_LEVEL: 'debug',
@@ -103,7 +109,7 @@ describe('loadConfig', () => {
       },
       '/srv/app',
     );
-    expect(config.storage).toMatchObject({ dataDir: '/var/lib/hc', storePath: '/var/lib/hc/store.db' });
+    expect(config.storage).toMatchObject({ dataDir: '/var/lib/hc', storePath: '/srv/app/shared/store.db' });
     expect(config.cache).toEqual({
       durability: 'fsync',
       outboxPath: '/var/lib/hc/outbox.db',
@@ -116,6 +122,8 @@ describe('loadConfig', () => {
       breaker: { failureThreshold: 3, halfOpenAfterMs: 900 },
       readTimeoutMs: 111,
       writeTimeoutMs: 222,
+      feedPollIntervalMs: 0,
+      maxStalenessMs: 1,
     });
     expect(config.conversation).toEqual({ timeoutHours: 0.5, ttlMs: 1_800_000, maxTurns: 7 });
     expect(config.daemon).toEqual({
@@ -133,6 +141,24 @@ describe('loadConfig', () => {
     expect(config.logLevel).toBe('debug');
   });
 
+  it('keeps the store in CACHE_DATA_DIR unless CACHE_STORE_PATH names another file', () => {
+    expect(loadConfig({ CACHE_DATA_DIR: '/d' }, '/srv').config.storage.storePath).toBe('/d/store.db');
+    expect(
+      loadConfig({ CACHE_DATA_DIR: '/d', CACHE_STORE_PATH: '/shared/s.db' }, '/srv').config.storage.storePath,
+    ).toBe('/shared/s.db');
+  });
+
+  it('follows the change feed by default, and refuses a staleness bound no longer than the poll interval', () => {
+    expect(loadConfig({}, '/srv').config.cache).toMatchObject({
+      feedPollIntervalMs: 100,
+      maxStalenessMs: 1_000,
+    });
+    const error = configError({ CACHE_FEED_POLL_INTERVAL_MS: '500', CACHE_MAX_STALENESS_MS: '500' });
+    expect(error.message).toContain(
+      'CACHE_MAX_STALENESS_MS (500) must be more than CACHE_FEED_POLL_INTERVAL_MS (500)',
+    );
+  });
+
   it('resolves a relative CACHE_DATA_DIR against the working directory', () => {
     expect(loadConfig({ CACHE_DATA_DIR: 'state/x' }, '/srv/app').config.storage.dataDir).toBe(
       '/srv/app/state/x',
@@ -140,7 +166,7 @@ describe('loadConfig', () => {
   });
 
   const invalid: [string, string, string][] = [
-    ['CONVERSATION_STORAGE_BACKEND', 'redis', 'sqlite, supabase, memory'],
+    ['CONVERSATION_STORAGE_BACKEND', 'redis', 'sqlite, supabase, postgres, memory'],
     ['CONVERSATION_STORAGE_STRICT', 'maybe', 'true or false'],
     ['SUPABASE_URL', 'not a url', 'an http(s) URL'],
     ['CONVERSATION_TIMEOUT_HOURS', '0', 'a number of hours > 0'],
@@ -159,6 +185,8 @@ describe('loadConfig', () => {
     ['CACHE_BREAKER_HALF_OPEN_MS', '1e3', 'an integer >= 1 (ms)'],
     ['CACHE_READ_TIMEOUT_MS', '0', 'an integer >= 1 (ms)'],
     ['CACHE_WRITE_TIMEOUT_MS', '0x10', 'an integer >= 1 (ms)'],
+    ['CACHE_FEED_POLL_INTERVAL_MS', '-1', 'an integer >= 0 (ms; 0: off)'],
+    ['CACHE_MAX_STALENESS_MS', '0', 'an integer >= 1 (ms), more than CACHE_FEED_POLL_INTERVAL_MS'],
     ['STORE_CLEANUP_INTERVAL_MINUTES', '-5', 'an integer >= 0 (minutes; 0: never)'],
     ['CACHE_OUTBOX_MAX_BYTES', '1024', 'an integer >= 65536 (bytes)'],
     ['LOG_LEVEL', 'verbose', 'fatal, error, warn, info, debug, trace, silent'],
@@ -185,8 +213,15 @@ describe('loadConfig', () => {
   );
 
   it('covers every validated variable in the table above', () => {
-    // Blank means default, so these cannot be invalid (DAEMON_TOKEN is checked below).
-    const lenient = new Set(['MAX_CONVERSATION_TURNS', 'SUPABASE_KEY', 'DAEMON_TOKEN', 'CACHE_DATA_DIR']);
+    // Blank means default, so these cannot be invalid (DAEMON_TOKEN and DATABASE_URL, secrets, are checked below).
+    const lenient = new Set([
+      'MAX_CONVERSATION_TURNS',
+      'SUPABASE_KEY',
+      'DAEMON_TOKEN',
+      'DATABASE_URL',
+      'CACHE_DATA_DIR',
+      'CACHE_STORE_PATH',
+    ]);
     const tested = new Set(invalid.map(([name]) => name));
     expect(VARIABLES.map((v) => v.name).filter((name) => !lenient.has(name) && !tested.has(name))).toEqual(
       [],
@@ -331,6 +366,45 @@ describe('loadConfig', () => {
         ...supabaseEnv,
       });
       expect(config.storage.backend).toBe('supabase');
+    });
+
+    const databaseUrl = 'postgres://app:pg-secret@db.example.com:5432/app';
+
+    it('uses postgres when DATABASE_URL is set', () => {
+      const { config, warnings } = loadConfig({
+        CONVERSATION_STORAGE_BACKEND: 'postgres',
+        DATABASE_URL: databaseUrl,
+      });
+      expect(config.storage).toMatchObject({
+        backend: 'postgres',
+        requested: 'postgres',
+        postgres: { connectionString: databaseUrl },
+      });
+      expect(config.storage.supabase).toBeUndefined();
+      expect(warnings).toEqual([]);
+    });
+
+    it('falls back to sqlite with a loud warning without DATABASE_URL, unless strict', () => {
+      const { config, warnings } = loadConfig({ CONVERSATION_STORAGE_BACKEND: 'postgres' });
+      expect(config.storage).toMatchObject({ backend: 'sqlite', requested: 'postgres' });
+      expect(config.storage.postgres).toBeUndefined();
+      expect(warnings).toEqual([
+        { variable: 'CONVERSATION_STORAGE_BACKEND', message: POSTGRES_FALLBACK_WARNING },
+      ]);
+      expect(
+        configError({ CONVERSATION_STORAGE_BACKEND: 'postgres', CONVERSATION_STORAGE_STRICT: 'true' })
+          .message,
+      ).toBe(
+        'invalid configuration: CONVERSATION_STORAGE_BACKEND=postgres needs DATABASE_URL (CONVERSATION_STORAGE_STRICT=true forbids falling back to the embedded store)',
+      );
+    });
+
+    it('refuses a DATABASE_URL that is not a postgres URL without repeating it', () => {
+      const error = configError({ DATABASE_URL: 'mysql://app:pg-secret@db' });
+      expect(error.message).toBe(
+        'invalid configuration: DATABASE_URL=(hidden) is invalid; accepted: a postgres:// or postgresql:// URL',
+      );
+      expect(error.message).not.toContain('pg-secret');
     });
 
     it('warns, as the original did, that the memory backend loses conversations on restart', () => {

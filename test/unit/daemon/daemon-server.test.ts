@@ -38,6 +38,13 @@ const STATS: CacheStats = {
   evictions: 5,
   entries: 7,
   bytes: 800,
+  feedState: 'behind',
+  feedChanges: 11,
+  feedDrops: 8,
+  feedResets: 1,
+  feedLagMs: 1700,
+  revalidations: 12,
+  possiblyStaleReads: 13,
 };
 
 function server(
@@ -66,7 +73,12 @@ function server(
 
 describe('GET /healthz', () => {
   it('is 200 with the store state and backlog while writes are accepted, even with the store degraded', async () => {
-    const response = await server({ stats: { clockAheadMs: 0 } }).inject({ method: 'GET', url: '/healthz' });
+    const response = await server({
+      stats: { clockAheadMs: 0, feedState: 'following', feedLagMs: 40 },
+    }).inject({
+      method: 'GET',
+      url: '/healthz',
+    });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({
       status: 'ok',
@@ -79,6 +91,18 @@ describe('GET /healthz', () => {
       outboxWritable: true,
       outboxHeals: 2,
       clockAheadMs: 0,
+      feed: { state: 'following', lagMs: 40, possiblyStaleReads: 13 },
+    });
+  });
+
+  it("is 200 and says why when other instances' changes are not being followed", async () => {
+    const response = await server().inject({ method: 'GET', url: '/healthz' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json().feed).toEqual({
+      state: 'behind',
+      lagMs: 1700,
+      possiblyStaleReads: 13,
+      reason: expect.stringContaining('have not been read for 1700 ms'),
     });
   });
 
@@ -135,6 +159,14 @@ describe('GET /metrics', () => {
       hybrid_cache_clock_anchored: 0,
       hybrid_cache_clock_ahead_seconds: 2.5,
       hybrid_cache_clock_readings_distrusted_total: 3,
+      hybrid_cache_feed_changes_total: 11,
+      hybrid_cache_feed_dropped_entries_total: 8,
+      hybrid_cache_feed_resets_total: 1,
+      hybrid_cache_feed_lag_seconds: 1.7,
+      hybrid_cache_revalidated_reads_total: 12,
+      hybrid_cache_possibly_stale_reads_total: 13,
+      'hybrid_cache_feed_state{state="behind"}': 1,
+      'hybrid_cache_feed_state{state="following"}': 0,
       'hybrid_cache_store_health{state="healthy"}': 0,
       'hybrid_cache_store_health{state="degraded"}': 1,
       'hybrid_cache_store_health{state="offline"}': 0,
@@ -259,7 +291,21 @@ describe('secrets', () => {
       config: { storage: { supabase: { url: 'https://x', key: 'sk-abc' } }, daemon: { token: 'tok-def' } },
     });
     logger.info({ supabase: { key: 'sk-ghi' }, token: 'tok-jkl' });
-    for (const secret of ['tok-123', 'sk-456', 'tok-789', 'sk-abc', 'tok-def', 'sk-ghi', 'tok-jkl']) {
+    logger.info({ DATABASE_URL: 'postgres://u:pw-1@h/db', env: { DATABASE_URL: 'postgres://u:pw-2@h/db' } });
+    logger.info({ config: { storage: { postgres: { connectionString: 'postgres://u:pw-3@h/db' } } } });
+    const secrets = [
+      'tok-123',
+      'sk-456',
+      'tok-789',
+      'sk-abc',
+      'tok-def',
+      'sk-ghi',
+      'tok-jkl',
+      'pw-1',
+      'pw-2',
+      'pw-3',
+    ];
+    for (const secret of secrets) {
       expect(out).not.toContain(secret);
     }
     expect(out).toContain('[redacted]');

@@ -129,14 +129,16 @@ describe('layers', () => {
     expect(packages.filter((name) => /^(fastify|prom-client|@supabase\/|pg$|postgres$)/.test(name))).toEqual(
       [],
     );
-    const layers = ['daemon', 'config', 'conversation', 'testing', 'supabase'];
+    const layers = ['daemon', 'config', 'conversation', 'testing', 'supabase', 'postgres'];
     expect(seen.filter((path) => layers.some((layer) => inLayer(path, layer)))).toEqual([]);
     expect(seen).not.toContain('src/storage/supabase/supabase-storage.ts');
+    expect(seen.filter((path) => path.startsWith('src/storage/postgres/'))).toEqual([]);
   });
 
   const ENTRY_POINTS = [
     'src/index.ts',
     'src/supabase/index.ts',
+    'src/postgres/index.ts',
     'src/conversation/index.ts',
     'src/testing/index.ts',
   ];
@@ -156,6 +158,21 @@ describe('layers', () => {
     const text = readFileSync(join(src, 'daemon', 'main.ts'), 'utf8');
     expect(specifiers(join(src, 'daemon', 'main.ts'))).toEqual(['../node-support.js', './start.js']);
     expect(text).toMatch(/await import\('\.\/start\.js'\)/);
+  });
+
+  it('hybrid-cache-migrate checks the Node.js version before it imports the library, dynamically', () => {
+    const cli = join(src, 'postgres', 'migrate-cli.ts');
+    expect(specifiers(cli)).toEqual(['node:util', '../node-support.js', '../storage/postgres/migrate.js']);
+    expect(readFileSync(cli, 'utf8')).toMatch(/await import\('\.\.\/storage\/postgres\/migrate\.js'\)/);
+  });
+
+  it('hybrid-cache/postgres loads pg, and neither supabase-js nor the daemon', () => {
+    const { seen, packages } = reachedFrom('src/postgres/index.ts');
+    expect(packages).toContain('pg');
+    expect(packages.filter((name) => /^(fastify|@supabase\/)/.test(name))).toEqual([]);
+    expect(
+      seen.filter((path) => ['daemon', 'config', 'supabase'].some((layer) => inLayer(path, layer))),
+    ).toEqual([]);
   });
 
   it('hybrid-cache/testing loads no test runner, and only the library imports it', () => {

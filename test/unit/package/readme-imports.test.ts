@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as conversation from '../../../src/conversation/index.js';
 import * as rootEntry from '../../../src/index.js';
+import * as postgres from '../../../src/postgres/index.js';
 import * as supabase from '../../../src/supabase/index.js';
 import * as testing from '../../../src/testing/index.js';
 
@@ -10,6 +11,7 @@ import * as testing from '../../../src/testing/index.js';
 const ENTRY_POINTS: Record<string, object> = {
   'hybrid-cache': rootEntry,
   'hybrid-cache/supabase': supabase,
+  'hybrid-cache/postgres': postgres,
   'hybrid-cache/conversation': conversation,
   'hybrid-cache/testing': testing,
 };

@@ -140,4 +140,18 @@ describe.each([
     const bare: Storage = { getMany: vi.fn(), apply: vi.fn(), highWaterMark: vi.fn() };
     expect(new FaultyStorage(bare).cleanup).toBeUndefined();
   });
+
+  it("offers the wrapped store's change feed, down with the store, but leaves failNext to the other calls", async () => {
+    const head = await storage.changes?.(null);
+    await storage.apply([put('k', 1, 'v')]);
+    storage.failNext(1);
+    const page = await storage.changes?.(head?.cursor ?? null);
+    expect(page?.changes).toEqual([{ key: 'k', version: 1 }]);
+    await expect(storage.getMany(['k'])).rejects.toThrow(TransientStorageError);
+    storage.goDown();
+    await expect(storage.changes?.(null)).rejects.toThrow(TransientStorageError);
+    expect(storage.calls.changes).toBe(3);
+    const bare: Storage = { getMany: vi.fn(), apply: vi.fn(), highWaterMark: vi.fn() };
+    expect(new FaultyStorage(bare).changes).toBeUndefined();
+  });
 });

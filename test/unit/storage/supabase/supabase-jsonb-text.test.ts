@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromJsonbText, toJsonbText, WRAPPER_KEY } from '../../../../src/storage/supabase/jsonb-text.js';
+import { fromJsonbText, toJsonbText, WRAPPER_KEY } from '../../../../src/storage/sql-functions/jsonb-text.js';
 
 describe('jsonb text wrapping', () => {
   it('leaves ordinary JSON untouched', () => {

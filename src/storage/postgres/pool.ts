@@ -1,0 +1,57 @@
+import pg from 'pg';
+import { StorageConfigurationError } from '../contract/errors.js';
+import { connectionStringPassword, redactor } from './postgres-errors.js';
+
+/** Where a PostgreSQL connection comes from: a connection string, or a pool the caller owns. */
+export type PoolSource =
+  | {
+      /**
+       * A libpq connection string, e.g. postgres://user:password@host:5432/postgres. Its password
+       * never appears in an error message or a log line.
+       */
+      connectionString: string;
+      /** Most connections the pool this creates opens at once. Default 10. */
+      max?: number;
+      pool?: never;
+    }
+  | {
+      /** An existing node-postgres pool; it stays open after `close()`, for its owner to end. */
+      pool: pg.Pool;
+      connectionString?: never;
+      max?: never;
+    };
+
+export interface ResolvedPool {
+  pool: pg.Pool;
+  /** Whether the pool was created here, so that closing ends it. */
+  owned: boolean;
+  /** Removes the connection's password from a text. */
+  redact: (text: string) => string;
+}
+
+/** The pool a `PoolSource` names, created when given a connection string. */
+export function poolFrom(source: PoolSource, who: string): ResolvedPool {
+  if (source.pool) {
+    const options = (source.pool as { options?: { password?: unknown; connectionString?: unknown } }).options;
+    const connectionString =
+      typeof options?.connectionString === 'string' ? options.connectionString : undefined;
+    return {
+      pool: source.pool,
+      owned: false,
+      redact: redactor([
+        typeof options?.password === 'string' ? options.password : undefined,
+        connectionString && connectionStringPassword(connectionString),
+      ]),
+    };
+  }
+  if (typeof source.connectionString !== 'string' || source.connectionString.trim() === '') {
+    throw new StorageConfigurationError(`${who} needs { connectionString } (e.g. DATABASE_URL) or { pool }`);
+  }
+  const { connectionString } = source;
+  const redact = redactor([connectionStringPassword(connectionString)]);
+  const pool = new pg.Pool({ connectionString, max: source.max ?? 10, application_name: 'hybrid-cache' });
+  // An idle connection the server closes (restart, idle timeout) is an 'error' event on the pool;
+  // without a listener Node.js would crash the process. The next query opens a new connection.
+  pool.on('error', () => {});
+  return { pool, owned: true, redact };
+}
