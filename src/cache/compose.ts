@@ -155,7 +155,7 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     tier,
     loader,
     clock,
-    itemsFlushed: (key) => itemsFlushed(flusher, tier, key, options.readTimeoutMs),
+    pendingFlushed: (key) => pendingFlushed(flusher, tier, key, options.readTimeoutMs),
     onAskAgain: (key, reason) => logger.debug({ key, reason }, 'a read asks the store again'),
   });
   return {
@@ -256,21 +256,23 @@ export function feedStats(
 }
 
 /**
- * Resolves once the key's unflushed items are in the store: the store reads the key as absent or
- * expired, but they may refresh its TTL there (after a restart memory no longer knows the value
- * they refresh). Rejects with `StorageUnavailableError` past the read timeout.
+ * Resolves once the key's unflushed items and value are in the store: the store reads the key as
+ * absent or expired, but they may refresh its TTL there (after a restart memory no longer knows the
+ * value they refresh), or the value may continue the log of a value that expired after it was
+ * written. Rejects with `StorageUnavailableError` past the read timeout.
  */
-async function itemsFlushed(
+async function pendingFlushed(
   flusher: Flusher,
   tier: MemoryTier,
   key: string,
   timeoutMs: number,
 ): Promise<void> {
   const items = tier.pendingLogs.get(key)?.items ?? [];
-  const newest = items[items.length - 1]?.version ?? 0;
+  const newest = Math.max(items[items.length - 1]?.version ?? 0, tier.dirty.get(key)?.version ?? 0);
   const { done, cancel } = flusher.waitFor(new Map([[key, newest]]));
   await withDeadline(done, timeoutMs, cancel, () => {
-    return new StorageUnavailableError(`items appended to ${key} could not be flushed to the store in time`);
+    const what = items.length > 0 ? `items appended to ${key}` : `the value written to ${key}`;
+    return new StorageUnavailableError(`${what} could not be flushed to the store in time`);
   });
 }
 

@@ -1,7 +1,8 @@
 import { NO_LOG_FLOOR } from '../storage/contract/log-floor.js';
-import { isAppend, type ValueWrite, type VersionedWrite } from '../storage/contract/types.js';
+import { isAppend, type LogItem, type ValueWrite, type VersionedWrite } from '../storage/contract/types.js';
 import type { PendingWrites } from '../sync/flush/pending-writes.js';
 import { entryJson } from './entry.js';
+import { itemsBeforeValue, refreshRuns } from './item-refresh.js';
 import type { MemoryTier } from './memory-tier.js';
 
 export interface FlushCounters {
@@ -31,25 +32,21 @@ export class MemoryPendingWrites implements PendingWrites {
   }
 
   /**
-   * Items first, then the value: the items' TTL refresh must reach the value they were appended to
-   * before a newer value replaces it (a store reads a value written over an expired one as the start
-   * of a new log). A value written after the items already carries their refresh in memory.
+   * Items appended before the first of the value's unflushed writes, then the value, then the items
+   * appended after that (see `itemsBeforeValue`), those appended to the value sent apart from those
+   * appended to values it replaced: the store must refresh the TTL of the value each item was
+   * appended to, and no other. An item's refresh must reach the value it was appended to
+   * before a newer value replaces it (a store reads a value written over an expired one as the
+   * start of a new log); an item appended to the unflushed value must not refresh the older value
+   * the store still holds (with the wall clock stepped back, that value may look live again when
+   * the item was appended): memory already keeps its refresh in the value it sends.
    */
   writesFor(key: string): VersionedWrite[] {
     const writes: VersionedWrite[] = [];
-    const log = this.#tier.pendingLogs.get(key);
-    const newest = log?.items[log.items.length - 1];
-    if (log && newest) {
-      writes.push({
-        key,
-        version: newest.version,
-        json: null,
-        expiresAt: log.expiresAt,
-        appendedAt: log.since,
-        items: [...log.items],
-      });
-    }
+    const items = this.#tier.pendingLogs.get(key)?.items ?? [];
     const entry = this.#tier.dirty.get(key);
+    const before = entry ? itemsBeforeValue(items, entry.firstVersion) : items.length;
+    this.#pushAppends(writes, key, before === items.length ? items : items.slice(0, before));
     if (entry) {
       const json = entryJson(entry);
       // Judged by the store at the time the first of the writes it coalesced was made (`since`),
@@ -64,8 +61,30 @@ export class MemoryPendingWrites implements PendingWrites {
       if (entry.logFloor > NO_LOG_FLOOR) write.logFloor = entry.logFloor;
       if (entry.firstVersion < entry.version) write.firstVersion = entry.firstVersion;
       writes.push(write);
+      // Those appended to a value the chain replaced are sent apart from those appended to this one:
+      // their refresh went with the value they were appended to, and must not reach this one.
+      const replaced = itemsBeforeValue(items, entry.version);
+      if (before < replaced) this.#pushAppends(writes, key, items.slice(before, replaced));
+      if (replaced < items.length) this.#pushAppends(writes, key, items.slice(replaced));
     }
     return writes;
+  }
+
+  /**
+   * The items as appends, each a run the store judges once (live when its first item was appended)
+   * exactly as memory judged each of its items in turn (see `refreshRuns`).
+   */
+  #pushAppends(writes: VersionedWrite[], key: string, items: readonly LogItem[]): void {
+    for (const run of refreshRuns(items, (item) => this.#tier.appendOf(item))) {
+      writes.push({
+        key,
+        version: (run.items[run.items.length - 1] as LogItem).version,
+        json: null,
+        expiresAt: run.expiresAt,
+        appendedAt: run.appendedAt,
+        items: run.items,
+      });
+    }
   }
 
   isPending(key: string): boolean {

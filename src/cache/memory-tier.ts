@@ -1,5 +1,12 @@
 import { LRUCache } from 'lru-cache';
-import { hasEnded, itemsAboveFloor, NO_LOG_FLOOR, valueLogFloor } from '../storage/contract/log-floor.js';
+import {
+  appliedLogFloor,
+  hasEnded,
+  itemsAboveFloor,
+  NO_LOG_FLOOR,
+  storedHasEnded,
+  valueLogFloor,
+} from '../storage/contract/log-floor.js';
 import { type FeedChange, type LogItem, laterExpiry, type StoredEntry } from '../storage/contract/types.js';
 import {
   cleanEntry,
@@ -15,14 +22,14 @@ import {
   readValue,
 } from './entry.js';
 import { CorruptValueError } from './errors.js';
+import { type ItemAppend, itemsBeforeValue, refreshedExpiry, refreshRuns } from './item-refresh.js';
 
 /** Returned by `lookup` when memory cannot answer and the store must be asked. */
 export const MISS: unique symbol = Symbol('miss');
 
-/** Items appended to a key and not yet flushed, oldest first, with the expiry the latest append gave the key. */
+/** Items appended to a key and not yet flushed, oldest first. */
 export interface PendingLog {
   items: LogItem[];
-  expiresAt: number | null;
   bytes: number;
   since: number;
 }
@@ -52,6 +59,12 @@ export class MemoryTier {
   readonly #logs = new Map<string, PendingLog>();
   /** Parsed values of items not held yet (unflushed ones, or stored ones not kept in memory), by item object. */
   readonly #itemValues = new WeakMap<LogItem, unknown>();
+  /**
+   * Each unflushed item's own append time and asked expiry: a store must judge each item's TTL
+   * refresh as memory did (live or not when it was appended), which one time and expiry for all
+   * of a key's pending items cannot say once the key expires between them or the clock steps back.
+   */
+  readonly #appends = new WeakMap<LogItem, ItemAppend>();
   #pendingBytes = 0;
   readonly #lru: LRUCache<string, Entry>;
   readonly #effectiveFloor: (logFloor: number) => number;
@@ -156,6 +169,11 @@ export class MemoryTier {
     }
   }
 
+  /** When an item appended in this process was appended and the expiry it asked for. */
+  appendOf(item: LogItem): ItemAppend | undefined {
+    return this.#appends.get(item);
+  }
+
   /** Items read from the store for `key`, merged with this process's unflushed ones. */
   withPendingItems(key: string, stored: readonly LogItem[]): LogItem[] {
     return mergeItems(stored, this.#logs.get(key)?.items ?? []);
@@ -169,13 +187,13 @@ export class MemoryTier {
   appendItem(key: string, item: LogItem, expiresAt: number | null, bytes: number, now: number): void {
     let pending = this.#logs.get(key);
     if (!pending) {
-      pending = { items: [], expiresAt, bytes: 0, since: now };
+      pending = { items: [], bytes: 0, since: now };
       this.#logs.set(key, pending);
     }
     const last = pending.items[pending.items.length - 1];
     if (last === undefined || last.version < item.version) pending.items.push(item);
     else pending.items = mergeItems(pending.items, [item]);
-    pending.expiresAt = laterExpiry(pending.expiresAt, expiresAt);
+    this.#appends.set(item, { at: now, expiresAt });
     pending.bytes += bytes;
     this.#pendingBytes += bytes;
     const entry = this.#dirty.get(key) ?? this.#lru.peek(key);
@@ -305,7 +323,7 @@ export class MemoryTier {
     const storedLog = stored.json === null || !stored.items ? [] : [...stored.items];
     const dirty = this.#dirty.get(key);
     if (dirty) {
-      this.#learnLog(dirty, dirty.deleted ? [] : storedLog);
+      this.#learnLog(dirty, dirty.deleted ? [] : storedLog, this.#asSentBefore(key, dirty, stored));
       return;
     }
     const current = this.#lru.peek(key);
@@ -368,15 +386,52 @@ export class MemoryTier {
     return (this.#dirty.get(key) ?? this.#lru.peek(key))?.version;
   }
 
+  /**
+   * Whether the key's unflushed value may continue a stored log the store now hides: memory does not
+   * know its stored log, and time has passed since it was written, so the store may hold a value
+   * that was live then (the log goes on) and has expired since (the store reads the key as absent).
+   */
+  mayContinueHiddenLog(key: string): boolean {
+    const dirty = this.#dirty.get(key);
+    return dirty !== undefined && !dirty.deleted && dirty.log === undefined && Date.now() > dirty.since;
+  }
+
   /** The store holds nothing for `key`: a value memory holds for it has an empty stored log. */
   learnAbsent(key: string): void {
     const dirty = this.#dirty.get(key);
     if (dirty) this.#learnLog(dirty, []);
   }
 
-  #learnLog(dirty: DirtyEntry, stored: LogItem[]): void {
+  /**
+   * The stored value as the key's unflushed value will find it: its expiry raised by the items
+   * appended to it before that value, which are sent ahead of it (see `MemoryPendingWrites`).
+   */
+  #asSentBefore(key: string, dirty: DirtyEntry, stored: StoredEntry): StoredEntry {
+    const items = this.#logs.get(key)?.items;
+    if (!items || stored.json === null) return stored;
+    const before = items.slice(0, itemsBeforeValue(items, dirty.firstVersion));
+    if (before.length === 0) return stored;
+    const runs = refreshRuns(before, (item) => this.#appends.get(item));
+    return { ...stored, expiresAt: refreshedExpiry(stored.version, stored.expiresAt, runs) };
+  }
+
+  #learnLog(dirty: DirtyEntry, stored: LogItem[], replaced?: StoredEntry): void {
     // An unflushed value that ends the key's older items (written over a delete) hides them already.
-    const floor = dirty.logFloor > NO_LOG_FLOOR ? this.#effectiveFloor(dirty.logFloor) : NO_LOG_FLOOR;
+    let floor = dirty.logFloor > NO_LOG_FLOOR ? this.#effectiveFloor(dirty.logFloor) : NO_LOG_FLOOR;
+    // So does one written when the value the store holds had already expired, whether or not that
+    // value reads as live now (the wall clock may have stepped back since): the store will judge it
+    // at the time the write was made (`writtenAt`, the chain's `since`) and start the new log where
+    // `appliedLogFloor` says, so memory shows that now.
+    if (replaced && !dirty.deleted && storedHasEnded(replaced, { writtenAt: dirty.since }, dirty.since)) {
+      const write = {
+        version: dirty.version,
+        json: '',
+        logFloor: dirty.logFloor,
+        firstVersion: dirty.firstVersion < dirty.version ? dirty.firstVersion : undefined,
+      };
+      const ends = appliedLogFloor(write, { version: replaced.version, ended: true });
+      floor = Math.max(floor, this.#effectiveFloor(ends));
+    }
     const live = itemsAboveFloor(stored, floor);
     if (dirty.log === undefined) dirty.log = dirty.deleted ? [] : mergeItems(live, dirty.flushedItems ?? []);
     dirty.flushedItems = undefined;

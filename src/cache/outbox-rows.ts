@@ -33,12 +33,13 @@ export function outboxRowsFromMemory(
   const items: PendingItem[] = [];
   for (const [key, log] of tier.pendingLogs) {
     for (const item of log.items) {
+      const append = tier.appendOf(item);
       items.push({
         key,
         item: { id: item.id, version: item.version, json: item.json },
-        expiresAt: log.expiresAt,
-        // When it was appended, as near as memory knows (a replay judges the key's expiry then).
-        queuedAt: Math.min(now, Math.max(log.since, versionTimeMs(item.version))),
+        // The expiry it asked for and when it was appended: a replay judges the key's expiry then.
+        expiresAt: append ? append.expiresAt : null,
+        queuedAt: append ? append.at : Math.min(now, Math.max(log.since, versionTimeMs(item.version))),
         ...(isUnanchored(item.version) ? { unanchored: true } : {}),
       });
     }

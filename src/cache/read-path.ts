@@ -11,6 +11,9 @@ import type { ValueAndItems } from './types.js';
  * - `items-settled-unseen`: local items the store took during the read are missing from its answer;
  * - `flushed-during-read`: a local write was flushed during the read, so the answer predates what memory holds;
  * - `items-waiting`: the store reads the key as absent but this process's unflushed items may refresh it there;
+ * - `value-waiting`: the store reads the key as absent but may hold a value that expired since this
+ *   process's unflushed value (whose stored log memory does not know) was written over it while it
+ *   was live: that value continues its log, which the store shows once it has the value;
  * - `changed-during-read`: another instance changed the key during the read, and memory holds an
  *   unflushed value of it whose stored log the answer would have supplied.
  *
@@ -21,6 +24,7 @@ export type AskAgain =
   | 'items-settled-unseen'
   | 'flushed-during-read'
   | 'items-waiting'
+  | 'value-waiting'
   | 'changed-during-read';
 
 /**
@@ -34,8 +38,8 @@ export interface ReadPathOptions {
   tier: MemoryTier;
   loader: Loader;
   clock: HybridLogicalClock;
-  /** Resolves once the key's unflushed items are in the store; rejects past the read timeout. */
-  itemsFlushed: (key: string) => Promise<void>;
+  /** Resolves once the key's unflushed writes (items and value) are in the store; rejects past the read timeout. */
+  pendingFlushed: (key: string) => Promise<void>;
   /** Hears each time a read asks the store again, and why. */
   onAskAgain?: (key: string, reason: AskAgain) => void;
 }
@@ -45,14 +49,14 @@ export class ReadPath {
   readonly #tier: MemoryTier;
   readonly #loader: Loader;
   readonly #clock: HybridLogicalClock;
-  readonly #itemsFlushed: (key: string) => Promise<void>;
+  readonly #pendingFlushed: (key: string) => Promise<void>;
   readonly #onAskAgain: (key: string, reason: AskAgain) => void;
 
   constructor(options: ReadPathOptions) {
     this.#tier = options.tier;
     this.#loader = options.loader;
     this.#clock = options.clock;
-    this.#itemsFlushed = options.itemsFlushed;
+    this.#pendingFlushed = options.pendingFlushed;
     this.#onAskAgain = options.onAskAgain ?? (() => {});
   }
 
@@ -62,7 +66,7 @@ export class ReadPath {
       const known = ask > 1 ? this.#tier.lookup(key) : MISS;
       if (known !== MISS) return known;
       const { stored, writtenDuringRead, outdated } = await this.#loader.load(key);
-      const again = this.#reasonToAskAgain(key, stored, writtenDuringRead, false);
+      const again = this.#reasonToAskAgain(key, stored, writtenDuringRead, false, false);
       if (again) {
         await this.#before(ask, key, again);
         continue;
@@ -83,7 +87,7 @@ export class ReadPath {
       const { stored, writtenDuringRead, outdated } = await this.#loader.load(key);
       const unseen = this.#settledUnseen(key, pendingAtRead, stored);
       let again =
-        this.#reasonToAskAgain(key, stored, writtenDuringRead, unseen) ??
+        this.#reasonToAskAgain(key, stored, writtenDuringRead, unseen, true) ??
         (outdated && this.#tier.dirty.has(key) ? 'changed-during-read' : undefined);
       if (again) {
         await this.#before(ask, key, again);
@@ -118,18 +122,21 @@ export class ReadPath {
     stored: StoredEntry | undefined,
     writtenDuringRead: boolean,
     itemsSettledUnseen: boolean,
+    withLog: boolean,
   ): AskAgain | undefined {
     if (writtenDuringRead) return 'written-during-read';
     if (itemsSettledUnseen) return 'items-settled-unseen';
-    if (!isLive(stored) && this.#tier.pendingLogs.has(key)) return 'items-waiting';
+    if (isLive(stored)) return undefined;
+    if (this.#tier.pendingLogs.has(key)) return 'items-waiting';
+    if (withLog && this.#tier.mayContinueHiddenLog(key)) return 'value-waiting';
     return undefined;
   }
 
-  /** Before asking the store again: gives up after the last ask, and waits for the key's items to flush when that is the reason. */
+  /** Before asking the store again: gives up after the last ask, and waits for the key's unflushed writes to flush when that is the reason. */
   async #before(ask: number, key: string, reason: AskAgain): Promise<void> {
     if (ask >= MAX_STORE_ASKS) throw keptChanging(key, reason);
     this.#onAskAgain(key, reason);
-    if (reason === 'items-waiting') await this.#itemsFlushed(key);
+    if (reason === 'items-waiting' || reason === 'value-waiting') await this.#pendingFlushed(key);
   }
 
   #learn(key: string, stored: StoredEntry | undefined): void {

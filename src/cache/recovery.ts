@@ -27,7 +27,6 @@ export function replayOutbox(parts: RecoveryParts): number {
   clock.observe(outbox.highestVersion());
   // An outbox of 0.1 may hold unanchored rows with new versions reserved for them: they take those.
   const reserved = new Map(outbox.reservedVersions());
-  const now = Date.now();
   const keys = new Set<string>();
   for (const row of outbox.pending()) {
     let version = row.version;
@@ -49,7 +48,9 @@ export function replayOutbox(parts: RecoveryParts): number {
     if (!row.unanchored || reservedVersion !== undefined) anchor.replayedAnchored(version);
     clock.observe(version);
     const entry = entryFromOutbox(row.key, { ...row, version, logFloor });
-    pipeline.commitValue(row.key, entry, Math.min(row.queuedAt, now));
+    // Judged at the time the write was made, by the clock that made it, even if the wall clock has
+    // stepped back since: memory judged the value it replaced then, and the store will too.
+    pipeline.commitValue(row.key, entry, row.queuedAt);
     keys.add(row.key);
   }
   for (const row of outbox.pendingItems()) {
@@ -65,7 +66,7 @@ export function replayOutbox(parts: RecoveryParts): number {
     }
     if (!row.unanchored || reservedVersion !== undefined) anchor.replayedAnchored(row.item.version);
     clock.observe(row.item.version);
-    pipeline.commitItem(row.key, row.item, row.expiresAt, Math.min(row.queuedAt, now));
+    pipeline.commitItem(row.key, row.item, row.expiresAt, row.queuedAt);
     keys.add(row.key);
   }
   return keys.size;

@@ -2,12 +2,16 @@ import type { VersionedWrite } from '../../storage/contract/types.js';
 
 /**
  * The writes accepted but not yet in the store, as the flusher sees them: it reads each key's
- * pending writes (its latest value, then its unflushed appended items) and reports what became of
+ * pending writes (its latest value and its unflushed appended items) and reports what became of
  * those it sent. The cache implements it over its memory tier; for a value, every method does
  * nothing once a newer write replaced it; for appended items, it concerns the items sent.
  */
 export interface PendingWrites {
-  /** What to send for `key`, in this order: one write of its unflushed items, its newest unflushed value write; empty once nothing is pending. */
+  /**
+   * What to send for `key`, in this order: its unflushed items appended before the first of its
+   * unflushed value writes, its newest value write, then the items appended after that first one
+   * (items as one or more appends each); empty once nothing is pending.
+   */
   writesFor(key: string): VersionedWrite[];
   isPending(key: string): boolean;
   /** The store applied this write. */

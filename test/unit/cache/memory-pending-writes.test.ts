@@ -44,6 +44,38 @@ describe('MemoryPendingWrites', () => {
     expect(pending.isPending('k')).toBe(true);
   });
 
+  it('sends items appended to the unflushed value after it, so their refresh never reaches an older stored value', () => {
+    const { pending, setValue, append } = setup();
+    // 10 was appended to the value the store holds; 14 and 16 to the unflushed chain 12 -> 15.
+    const before = append('k', 10, 5_000, 1_500);
+    setValue('k', 12, 'first');
+    const during = append('k', 14, 6_000, 1_600);
+    setValue('k', 15, 'second');
+    const after = append('k', 16, 7_000, 1_700);
+    expect(pending.writesFor('k')).toEqual([
+      { key: 'k', version: 10, json: null, expiresAt: 5_000, appendedAt: 1_500, items: [before] },
+      { key: 'k', version: 15, json: '"second"', expiresAt: null, writtenAt: 1_000, firstVersion: 12 },
+      // 14 was appended to 'first', which 'second' replaced: its refresh must not reach 'second'.
+      { key: 'k', version: 14, json: null, expiresAt: 6_000, appendedAt: 1_600, items: [during] },
+      { key: 'k', version: 16, json: null, expiresAt: 7_000, appendedAt: 1_700, items: [after] },
+    ]);
+  });
+
+  it('splits items into appends the store judges as memory judged each one', () => {
+    const { pending, append } = setup();
+    const a = append('k', 10, 2_100, 2_000);
+    const b = append('k', 11, 2_500, 2_050); // appended while a's refresh held: one judgement
+    const c = append('k', 12, 9_000, 3_000); // after 2_500: the key may have expired in between
+    const d = append('k', 13, 9_500, 2_900); // the wall clock stepped back
+    const e = append('k', 14, null, 2_950); // live if d found it live: no TTL of its own
+    const f = append('k', 15, 1, 99_000); // after no expiry at all: still one judgement
+    expect(pending.writesFor('k')).toEqual([
+      { key: 'k', version: 11, json: null, expiresAt: 2_500, appendedAt: 2_000, items: [a, b] },
+      { key: 'k', version: 12, json: null, expiresAt: 9_000, appendedAt: 3_000, items: [c] },
+      { key: 'k', version: 15, json: null, expiresAt: null, appendedAt: 2_900, items: [d, e, f] },
+    ]);
+  });
+
   it("hands out a copy of the items: the flusher's batch does not change with later appends", () => {
     const { pending, append } = setup();
     append('k', 10);

@@ -190,6 +190,34 @@ describe('learning the stored log of an unflushed value', () => {
     expect(t.lookupWithLog('k')).toEqual({ value: 'back', items: [{ n: 28 }] });
   });
 
+  it('hides the items of a stored value that had expired when the unflushed value was written, though it reads live now', () => {
+    const t = newTier();
+    // Written at 1_000 over a value the store holds that expired at 900 (memory never read it).
+    t.putDirty('k', value('k', 30, 'new'), 1_000);
+    vi.setSystemTime(800); // the wall clock stepped back: the store reads the old value as live
+    t.putLoaded('k', stored(20, 'old', [item(21), item(31)], 900));
+    // As the store will judge it at writtenAt 1_000: the new log starts with the value at 30.
+    expect(t.lookupWithLog('k')).toEqual({ value: 'new', items: [{ n: 31 }] });
+  });
+
+  it('judges the stored value with the refresh of the items sent before the unflushed value', () => {
+    const t = newTier();
+    // Appended at 850 to the stored value (not in memory), asking for expiry 2_000.
+    t.appendItem('k', item(25), 2_000, 50, 850);
+    t.putDirty('k', value('k', 30, 'new'), 1_000);
+    vi.setSystemTime(800);
+    // Expiring at 900 as stored, but at 2_000 once the item reaches it, before the value does.
+    t.putLoaded('k', stored(20, 'old', [item(21)], 900));
+    expect(t.lookupWithLog('k')).toEqual({ value: 'new', items: [{ n: 21 }, { n: 25 }] });
+  });
+
+  it('keeps the items of a stored value that was live when the unflushed value was written', () => {
+    const t = newTier();
+    t.putDirty('k', value('k', 30, 'new'), 1_000);
+    t.putLoaded('k', stored(20, 'old', [item(21)], 1_001));
+    expect(t.lookupWithLog('k')).toEqual({ value: 'new', items: [{ n: 21 }] });
+  });
+
   it('a stored tombstone gives an unflushed value an empty log, whatever items came with it', () => {
     const t = newTier();
     t.putDirty('k', value('k', 10, 'v'), 1_000);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { serializedEntry } from '../../../src/cache/entry.js';
 import type { Loader, LoadResult } from '../../../src/cache/loader.js';
 import { MemoryTier } from '../../../src/cache/memory-tier.js';
@@ -12,7 +12,7 @@ const live = (json: string, version = 10): StoredEntry => ({ version, json, expi
 /** A read path over a loader that answers from a script, one answer per store read. */
 function readPathOver(
   answers: Array<LoadResult | (() => LoadResult)>,
-  options: { itemsFlushed?: (key: string) => Promise<void> } = {},
+  options: { pendingFlushed?: (key: string) => Promise<void> } = {},
 ) {
   const tier = new MemoryTier({ maxEntries: 10, maxBytes: 1 << 20, onEvict: () => {} });
   const asked: Array<[string, AskAgain]> = [];
@@ -28,7 +28,7 @@ function readPathOver(
     tier,
     loader,
     clock: new HybridLogicalClock(),
-    itemsFlushed: options.itemsFlushed ?? (async () => {}),
+    pendingFlushed: options.pendingFlushed ?? (async () => {}),
     onAskAgain: (key, reason) => asked.push([key, reason]),
   });
   return { reads, tier, asked, loads: () => loads };
@@ -82,7 +82,7 @@ describe('ReadPath', () => {
         { stored: live('"v"'), writtenDuringRead: false, outdated: false },
       ],
       {
-        itemsFlushed: async () => {
+        pendingFlushed: async () => {
           flushed++;
           tier.dropItemsUpTo('k', Number.MAX_SAFE_INTEGER, true);
         },
@@ -92,6 +92,45 @@ describe('ReadPath', () => {
     expect(await reads.value('k')).toBe('v');
     expect(flushed).toBe(1);
     expect(asked).toEqual([['k', 'items-waiting']]);
+  });
+
+  it('waits for an unflushed value whose stored log is unknown before asking again when the store reads the key as absent', async () => {
+    let flushed = 0;
+    const { reads, tier, asked } = readPathOver(
+      [
+        { stored: undefined, writtenDuringRead: false, outdated: false },
+        {
+          stored: { ...live('"v"', 20), items: [{ id: 'i1', version: 7, json: '"item"' }] },
+          writtenDuringRead: false,
+          outdated: false,
+        },
+      ],
+      {
+        pendingFlushed: async () => {
+          flushed++;
+          tier.markFlushed('k', 20);
+        },
+      },
+    );
+    // Written a millisecond ago over a value memory never read, which may have expired since.
+    tier.putDirty('k', serializedEntry(20, '"v"', null, 64), Date.now() - 1);
+    expect(await reads.valueWithItems('k')).toEqual({ value: 'v', items: ['item'] });
+    expect(flushed).toBe(1);
+    expect(asked).toEqual([['k', 'value-waiting']]);
+  });
+
+  it('answers an unflushed value written this millisecond from an absent store read: nothing can have expired since', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const { reads, tier, asked } = readPathOver([
+        { stored: undefined, writtenDuringRead: false, outdated: false },
+      ]);
+      tier.putDirty('k', serializedEntry(20, '"v"', null, 64), Date.now());
+      expect(await reads.valueWithItems('k')).toEqual({ value: 'v', items: [] });
+      expect(asked).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   /** A local write of `json` at `version` lands in memory (as the write pipeline puts it there). */
