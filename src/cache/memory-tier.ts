@@ -15,24 +15,19 @@ import {
   type Entry,
   entryFromStored,
   isExpired,
-  isParsed,
   logBytes,
   mergeItems,
-  parsedItem,
   readValue,
 } from './entry.js';
 import { CorruptValueError } from './errors.js';
 import { type ItemAppend, itemsBeforeValue, refreshedExpiry, refreshRuns } from './item-refresh.js';
+import { ItemValues } from './item-values.js';
+import { type PendingLog, PendingLogs } from './pending-logs.js';
+
+export type { PendingLog } from './pending-logs.js';
 
 /** Returned by `lookup` when memory cannot answer and the store must be asked. */
 export const MISS: unique symbol = Symbol('miss');
-
-/** Items appended to a key and not yet flushed, oldest first. */
-export interface PendingLog {
-  items: LogItem[];
-  bytes: number;
-  since: number;
-}
 
 /** A key's value with its log's items (stored and unflushed, in `(version, id)` order), parsed. */
 export interface ValueWithLog {
@@ -55,16 +50,9 @@ export interface MemoryTierOptions {
  */
 export class MemoryTier {
   readonly #dirty = new Map<string, DirtyEntry>();
-  /** Unflushed appended items by key (beside, not inside, the dirty values: they flush separately). */
-  readonly #logs = new Map<string, PendingLog>();
+  readonly #items = new PendingLogs();
   /** Parsed values of items not held yet (unflushed ones, or stored ones not kept in memory), by item object. */
-  readonly #itemValues = new WeakMap<LogItem, unknown>();
-  /**
-   * Each unflushed item's own append time and asked expiry: a store must judge each item's TTL
-   * refresh as memory did (live or not when it was appended), which one time and expiry for all
-   * of a key's pending items cannot say once the key expires between them or the clock steps back.
-   */
-  readonly #appends = new WeakMap<LogItem, ItemAppend>();
+  readonly #itemValues = new ItemValues();
   #pendingBytes = 0;
   readonly #lru: LRUCache<string, Entry>;
   readonly #effectiveFloor: (logFloor: number) => number;
@@ -88,11 +76,11 @@ export class MemoryTier {
 
   /** Unflushed appended items by key, oldest first. */
   get pendingLogs(): ReadonlyMap<string, PendingLog> {
-    return this.#logs;
+    return this.#items.byKey;
   }
 
   get pendingBytes(): number {
-    return this.#pendingBytes;
+    return this.#pendingBytes + this.#items.bytes;
   }
 
   get cleanEntries(): number {
@@ -142,8 +130,8 @@ export class MemoryTier {
     const log = (this.#dirty.get(key) ?? this.#lru.peek(key))?.log;
     if (log === undefined) return MISS;
     try {
-      this.#keepParsed(log);
-      return { value, items: this.itemValues(mergeItems(log, this.#logs.get(key)?.items ?? [])) };
+      this.#itemValues.keepParsed(log);
+      return { value, items: this.itemValues(mergeItems(log, this.#items.itemsOf(key))) };
     } catch (error) {
       this.#lru.delete(key);
       throw new CorruptValueError(key, { cause: error });
@@ -152,50 +140,26 @@ export class MemoryTier {
 
   /** The parsed values of `items`, each parsed once while memory holds it; throws on invalid JSON. */
   itemValues(items: readonly LogItem[]): unknown[] {
-    return items.map((item) => {
-      if (isParsed(item)) return item.value;
-      if (this.#itemValues.has(item)) return this.#itemValues.get(item);
-      const value: unknown = JSON.parse(item.json);
-      this.#itemValues.set(item, value);
-      return value;
-    });
-  }
-
-  /** Replaces a stored log's items by held ones (parsed value only), in place: memory keeps one copy of each. */
-  #keepParsed(log: LogItem[]): void {
-    for (let i = 0; i < log.length; i++) {
-      const item = log[i] as LogItem;
-      if (!isParsed(item)) log[i] = parsedItem(item, this.itemValues([item])[0]);
-    }
+    return this.#itemValues.of(items);
   }
 
   /** When an item appended in this process was appended and the expiry it asked for. */
   appendOf(item: LogItem): ItemAppend | undefined {
-    return this.#appends.get(item);
+    return this.#items.appendOf(item);
   }
 
   /** Items read from the store for `key`, merged with this process's unflushed ones. */
   withPendingItems(key: string, stored: readonly LogItem[]): LogItem[] {
-    return mergeItems(stored, this.#logs.get(key)?.items ?? []);
+    return mergeItems(stored, this.#items.itemsOf(key));
   }
 
   hasPending(key: string): boolean {
-    return this.#dirty.has(key) || this.#logs.has(key);
+    return this.#dirty.has(key) || this.#items.byKey.has(key);
   }
 
   /** Records an unflushed appended item and raises the key's expiry in memory to `expiresAt`. */
   appendItem(key: string, item: LogItem, expiresAt: number | null, bytes: number, now: number): void {
-    let pending = this.#logs.get(key);
-    if (!pending) {
-      pending = { items: [], bytes: 0, since: now };
-      this.#logs.set(key, pending);
-    }
-    const last = pending.items[pending.items.length - 1];
-    if (last === undefined || last.version < item.version) pending.items.push(item);
-    else pending.items = mergeItems(pending.items, [item]);
-    this.#appends.set(item, { at: now, expiresAt });
-    pending.bytes += bytes;
-    this.#pendingBytes += bytes;
+    this.#items.add(key, item, expiresAt, bytes, now);
     const entry = this.#dirty.get(key) ?? this.#lru.peek(key);
     // An expired key stays expired: appending to it never brings its value back. Judged at the
     // time the item was appended (`now`; for a replayed item, when it was queued), as the store does.
@@ -212,23 +176,10 @@ export class MemoryTier {
    * they leave the unflushed log and, when kept and memory knows the key's stored log, join it.
    */
   dropItemsUpTo(key: string, version: number, keep: boolean): void {
-    const pending = this.#logs.get(key);
-    if (!pending) return;
-    const done = pending.items.filter((item) => item.version <= version);
-    if (done.length === 0) return;
-    pending.items = pending.items.filter((item) => item.version > version);
-    const bytes = logBytes(done);
-    pending.bytes = Math.max(0, pending.bytes - bytes);
-    this.#pendingBytes -= bytes;
-    if (pending.items.length === 0) {
-      this.#pendingBytes -= pending.bytes;
-      this.#logs.delete(key);
-    }
-    if (!keep) return;
+    const done = this.#items.takeUpTo(key, version);
+    if (done.length === 0 || !keep) return;
     // Items already read keep only their parsed value from now on.
-    const stored = done.map((item) =>
-      this.#itemValues.has(item) ? parsedItem(item, this.#itemValues.get(item)) : item,
-    );
+    const stored = done.map((item) => this.#itemValues.held(item));
     const dirty = this.#dirty.get(key);
     if (dirty) {
       if (dirty.log !== undefined) dirty.log = mergeItems(dirty.log, stored);
@@ -272,10 +223,10 @@ export class MemoryTier {
     }
     if (entry.deleted) {
       // A delete takes the key's items with it: every unflushed one here is older.
-      this.#dropPendingLog(key, entry.version);
+      this.#items.takeUpTo(key, entry.version - 1);
     } else if (dirty.log === undefined) {
       // A value replaces a value, never the log; after a delete or an expiry the log starts empty.
-      if (ended) this.#dropPendingLog(key, entry.version);
+      if (ended) this.#items.takeUpTo(key, entry.version - 1);
       dirty.log = ended ? [] : previous?.log;
       if (!ended && replaced?.flushedItems) dirty.flushedItems = replaced.flushedItems;
     }
@@ -347,7 +298,7 @@ export class MemoryTier {
     const { key, itemId } = change;
     // Whatever a value's version, an item from elsewhere may belong to its log (clocks differ).
     const unknownItem = (log: readonly LogItem[] | undefined): boolean =>
-      itemId !== undefined && !knowsItem(log, itemId) && !knowsItem(this.#logs.get(key)?.items, itemId);
+      itemId !== undefined && !knowsItem(log, itemId) && !knowsItem(this.#items.itemsOf(key), itemId);
     const dirty = this.#dirty.get(key);
     if (dirty) {
       if (dirty.log !== undefined && unknownItem(dirty.log)) this.#relearnLog(dirty);
@@ -407,11 +358,11 @@ export class MemoryTier {
    * appended to it before that value, which are sent ahead of it (see `MemoryPendingWrites`).
    */
   #asSentBefore(key: string, dirty: DirtyEntry, stored: StoredEntry): StoredEntry {
-    const items = this.#logs.get(key)?.items;
-    if (!items || stored.json === null) return stored;
+    const items = this.#items.itemsOf(key);
+    if (items.length === 0 || stored.json === null) return stored;
     const before = items.slice(0, itemsBeforeValue(items, dirty.firstVersion));
     if (before.length === 0) return stored;
-    const runs = refreshRuns(before, (item) => this.#appends.get(item));
+    const runs = refreshRuns(before, (item) => this.#items.appendOf(item));
     return { ...stored, expiresAt: refreshedExpiry(stored.version, stored.expiresAt, runs) };
   }
 
@@ -435,12 +386,6 @@ export class MemoryTier {
     const live = itemsAboveFloor(stored, floor);
     if (dirty.log === undefined) dirty.log = dirty.deleted ? [] : mergeItems(live, dirty.flushedItems ?? []);
     dirty.flushedItems = undefined;
-  }
-
-  #dropPendingLog(key: string, before: number): void {
-    const pending = this.#logs.get(key);
-    if (!pending) return;
-    this.dropItemsUpTo(key, before - 1, false);
   }
 
   #dropDirty(key: string, dirty: DirtyEntry): void {
