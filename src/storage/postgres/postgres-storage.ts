@@ -1,8 +1,14 @@
 import pg from 'pg';
 import { StorageConfigurationError, TransientStorageError } from '../contract/errors.js';
-import { DEFAULT_TOMBSTONE_RETENTION_MS, retentionInterval } from '../contract/tombstone-retention.js';
+import {
+  DEFAULT_TOMBSTONE_RETENTION_MS,
+  nonNegativeMs,
+  retentionInterval,
+} from '../contract/tombstone-retention.js';
 import type {
   ApplyResult,
+  FeedPage,
+  FeedReadOptions,
   Storage,
   StorageCallOptions,
   StorageCleanupOptions,
@@ -19,6 +25,7 @@ import {
   sqlTable,
   writeCall,
 } from '../sql-functions/table-functions.js';
+import { feedArgs, feedPage } from '../sql-functions/feed-page.js';
 import { type PoolSource, poolFrom } from './pool.js';
 import { classifyPgError, connectionBroken, MIGRATE_HINT } from './postgres-errors.js';
 
@@ -33,6 +40,11 @@ export interface PostgresStorageCommonOptions {
   table?: PostgresTable;
   /** Schema the migrations were applied to. Default `public`. */
   schema?: string;
+  /**
+   * How long `cleanup` keeps the change feed; a follower that reads less often is answered
+   * `reset`. Default: the SQL cleanup function's own, equal to `DEFAULT_FEED_RETENTION_MS` (1 hour).
+   */
+  feedRetentionMs?: number;
 }
 
 export type PostgresStorageOptions = PostgresStorageCommonOptions & PoolSource;
@@ -74,6 +86,7 @@ export class PostgresStorage implements Storage {
   readonly #redact: (text: string) => string;
   readonly #schema: string;
   readonly #table: SqlTableSchema;
+  readonly #feedRetentionMs: number | undefined;
   #closed = false;
 
   constructor(options: PostgresStorageOptions) {
@@ -85,6 +98,10 @@ export class PostgresStorage implements Storage {
     }
     this.#table = table;
     this.#schema = options.schema ?? 'public';
+    this.#feedRetentionMs =
+      options.feedRetentionMs === undefined
+        ? undefined
+        : nonNegativeMs(options.feedRetentionMs, 'feedRetentionMs');
     const source = poolFrom(options, 'PostgresStorage');
     this.#pool = source.pool;
     this.#ownsPool = source.owned;
@@ -134,16 +151,38 @@ export class PostgresStorage implements Storage {
 
   /**
    * Runs the table's cleanup function: deletes expired rows and tombstones minted longer than
-   * `tombstoneRetentionMs` ago, by their version's time (default `DEFAULT_TOMBSTONE_RETENTION_MS`).
-   * Returns how many rows went.
+   * `tombstoneRetentionMs` ago, by their version's time (default `DEFAULT_TOMBSTONE_RETENTION_MS`),
+   * and prunes the change feed (see `feedRetentionMs`). Returns how many rows went, feed not counted.
    */
   async cleanup(opts?: StorageCleanupOptions): Promise<number> {
     const fn = this.#table.functions.cleanup;
     const retention = retentionInterval(opts?.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS);
-    const rows = await this.#call(fn, [['p_tombstone_retention', retention, 'interval']], opts);
+    const args: Argument[] = [['p_tombstone_retention', retention, 'interval']];
+    // Sent only when configured, so a database migrated before the feed still takes the call.
+    if (this.#feedRetentionMs !== undefined) {
+      args.push(['p_feed_retention', retentionInterval(this.#feedRetentionMs), 'interval']);
+    }
+    const rows = await this.#call(fn, args, opts);
     const removed = rows[0]?.result;
     if (typeof removed !== 'number') throw this.#unexpectedShape(fn);
     return removed;
+  }
+
+  /** The table's change feed, read through its SQL function (see sql-functions/feed-page.ts). */
+  async changes(after: string | null, opts?: FeedReadOptions): Promise<FeedPage> {
+    const fn = this.#table.functions.changes;
+    const { p_after, p_limit } = feedArgs(after, opts);
+    const rows = await this.#call(
+      fn,
+      [
+        ['p_after', p_after, 'text'],
+        ['p_limit', p_limit, 'integer'],
+      ],
+      opts?.signal ? { signal: opts.signal } : undefined,
+    );
+    const page = feedPage(rows[0]?.result);
+    if (!page) throw this.#unexpectedShape(fn);
+    return page;
   }
 
   /** Ends the pool if this adapter created it; a pool passed in stays open for its owner. */

@@ -25,8 +25,8 @@ import {
   sqlTable,
   writeCall,
 } from '../sql-functions/table-functions.js';
+import { feedArgs, feedPage } from '../sql-functions/feed-page.js';
 import { classifyRpcError, MIGRATION_HINT, parseRetryAfter } from './supabase-errors.js';
-import { readFeedPage } from './supabase-feed.js';
 
 export interface SupabaseStorageCommonOptions {
   /**
@@ -154,14 +154,13 @@ export class SupabaseStorage implements Storage {
     return data;
   }
 
-  /** The table's change feed, read through its SQL function (see `readFeedPage`). */
-  changes(after: string | null, opts?: FeedReadOptions): Promise<FeedPage> {
-    return readFeedPage(
-      (fn, args, callOpts) => this.#rpc(fn, args, callOpts),
-      this.#table.functions.changes,
-      after,
-      opts,
-    );
+  /** The table's change feed, read through its SQL function (see sql-functions/feed-page.ts). */
+  async changes(after: string | null, opts?: FeedReadOptions): Promise<FeedPage> {
+    const fn = this.#table.functions.changes;
+    const args = feedArgs(after, opts);
+    const page = feedPage(await this.#rpc(fn, args, opts?.signal ? { signal: opts.signal } : undefined));
+    if (!page) throw unexpectedShape(fn);
+    return page;
   }
 
   async close(): Promise<void> {}
