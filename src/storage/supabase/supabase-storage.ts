@@ -15,6 +15,7 @@ import type {
   StoredEntry,
   VersionedWrite,
 } from '../contract/types.js';
+import { feedArgs, feedPage } from '../sql-functions/feed-page.js';
 import {
   readEntries,
   readHighWaterMark,
@@ -25,7 +26,6 @@ import {
   sqlTable,
   writeCall,
 } from '../sql-functions/table-functions.js';
-import { feedArgs, feedPage } from '../sql-functions/feed-page.js';
 import { classifyRpcError, MIGRATION_HINT, parseRetryAfter } from './supabase-errors.js';
 
 export interface SupabaseStorageCommonOptions {
