@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { type Logger, pino } from 'pino';
 import { StorageConfigurationError, TransientStorageError } from '../contract/errors.js';
 import {
   DEFAULT_TOMBSTONE_RETENTION_MS,
@@ -7,6 +8,7 @@ import {
 } from '../contract/tombstone-retention.js';
 import type {
   ApplyResult,
+  DoorbellState,
   FeedPage,
   FeedReadOptions,
   Storage,
@@ -26,6 +28,7 @@ import {
   sqlTable,
   writeCall,
 } from '../sql-functions/table-functions.js';
+import { DEFAULT_DOORBELL_CHANNEL, PostgresDoorbell, type PostgresDoorbellOptions } from './doorbell.js';
 import { type PoolSource, poolFrom } from './pool.js';
 import { classifyPgError, connectionBroken, MIGRATE_HINT } from './postgres-errors.js';
 
@@ -45,6 +48,17 @@ export interface PostgresStorageCommonOptions {
    * `reset`. Default: the SQL cleanup function's own, equal to `DEFAULT_FEED_RETENTION_MS` (1 hour).
    */
   feedRetentionMs?: number;
+  /**
+   * The doorbell (LISTEN/NOTIFY): after each write that changed something this store NOTIFYs
+   * the channel (after the write commits, never inside it: see bench/results/doorbell-notify.md),
+   * and a cache following its feed listens there on a dedicated connection, so that other
+   * instances' changes are read at once rather than at the next poll. On by default; `false`
+   * neither rings nor listens. Listening needs a session: not through a transaction-mode pooler
+   * (Supavisor port 6543, PgBouncer `pool_mode=transaction`), which the doorbell detects and reports.
+   */
+  doorbell?: false | PostgresDoorbellOptions;
+  /** Where the doorbell says what it does (a pino logger). Default: warnings to stderr. */
+  logger?: Logger;
 }
 
 export type PostgresStorageOptions = PostgresStorageCommonOptions & PoolSource;
@@ -87,6 +101,11 @@ export class PostgresStorage implements Storage {
   readonly #schema: string;
   readonly #table: SqlTableSchema;
   readonly #feedRetentionMs: number | undefined;
+  readonly #doorbell: PostgresDoorbell | undefined;
+  readonly #channel: string;
+  readonly #topic: string;
+  #ringing: Promise<void> | undefined;
+  #ringAgain = false;
   #closed = false;
 
   constructor(options: PostgresStorageOptions) {
@@ -106,6 +125,27 @@ export class PostgresStorage implements Storage {
     this.#pool = source.pool;
     this.#ownsPool = source.owned;
     this.#redact = source.redact;
+    this.#topic = `${this.#schema}.${options.table ?? 'hybrid_cache_entries'}`;
+    this.#channel = (options.doorbell !== false && options.doorbell?.channel) || DEFAULT_DOORBELL_CHANNEL;
+    if (options.doorbell !== false) {
+      const { clientConfig } = source;
+      this.#doorbell = new PostgresDoorbell({
+        ...options.doorbell,
+        client: () =>
+          new pg.Client({
+            ...clientConfig,
+            application_name: 'hybrid-cache doorbell',
+            // TCP keepalive notices a peer gone without a word sooner than the heartbeat would.
+            keepAlive: true,
+            keepAliveInitialDelayMillis: 10_000,
+            connectionTimeoutMillis: 10_000,
+            query_timeout: 10_000,
+          }),
+        topic: this.#topic,
+        redact: this.#redact,
+        logger: options.logger ?? pino({ name: 'hybrid-cache', level: 'warn' }, pino.destination(2)),
+      });
+    }
   }
 
   async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
@@ -138,6 +178,7 @@ export class PostgresStorage implements Storage {
       opts,
     );
     if (!readWriteRows(call, writes, rows)) throw this.#unexpectedShape(fn);
+    if (call.results.some((result) => result.status === 'applied')) this.#ring();
     return call.results;
   }
 
@@ -185,11 +226,57 @@ export class PostgresStorage implements Storage {
     return page;
   }
 
+  /**
+   * Rings `listener` when this table changes (see `doorbell`); the first subscriber starts the
+   * listening connection, the last unsubscribe closes it. Without a doorbell, never rings.
+   */
+  onChange(listener: () => void): () => void {
+    if (!this.#doorbell || this.#closed) return () => {};
+    return this.#doorbell.subscribe(listener);
+  }
+
+  doorbellState(): DoorbellState {
+    return this.#doorbell?.state ?? 'off';
+  }
+
+  /** The doorbell's connection, rings and heartbeat, for metrics; undefined with `doorbell: false`. */
+  doorbellStats(): ReturnType<PostgresDoorbell['stats']> | undefined {
+    return this.#doorbell?.stats();
+  }
+
   /** Ends the pool if this adapter created it; a pool passed in stays open for its owner. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#doorbell?.close();
+    await this.#ringing;
     if (this.#ownsPool) await this.#pool.end();
+  }
+
+  /**
+   * NOTIFY after a write committed, outside its transaction (a NOTIFY inside takes a cluster-wide
+   * lock at commit). One at a time: writes committing while one is on its way make one more, as
+   * that one may have been sent before they committed. A lost ring only costs followers latency.
+   */
+  #ring(): void {
+    if (!this.#doorbell || this.#closed) return;
+    if (this.#ringing) {
+      this.#ringAgain = true;
+      return;
+    }
+    this.#ringing = this.#pool
+      .query('SELECT pg_notify($1, $2)', [this.#channel, this.#topic])
+      .then(
+        () => {},
+        () => {},
+      )
+      .finally(() => {
+        this.#ringing = undefined;
+        if (this.#ringAgain) {
+          this.#ringAgain = false;
+          this.#ring();
+        }
+      });
   }
 
   /** `SELECT * FROM schema.fn(name => $1::type, ...)`; a scalar result is the column `result`. */
