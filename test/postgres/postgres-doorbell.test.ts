@@ -189,7 +189,10 @@ describe('PostgresStorage doorbell', () => {
     writing = false;
     await Promise.all([writes, reads]);
     // Everything written reaches the reader through the doorbell (the poll is a minute away).
-    await vi.waitFor(async () => expect(await reader.get(k)).toBe(written), { timeout: 10_000, interval: 20 });
+    await vi.waitFor(async () => expect(await reader.get(k)).toBe(written), {
+      timeout: 10_000,
+      interval: 20,
+    });
     expect(written).toBeGreaterThan(0);
     expect(served.length).toBeGreaterThan(0);
     for (let i = 1; i < served.length; i++) expect(served[i]).toBeGreaterThanOrEqual(served[i - 1] as number);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ExponentialBackoff, fullJitterGenerator, type IBackoff } from 'cockatiel';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { DoorbellState } from '../contract/types.js';
 
@@ -23,8 +23,11 @@ export interface PostgresDoorbellOptions {
 
 /** What a doorbell needs from the store that owns it. */
 export interface DoorbellSetup extends PostgresDoorbellOptions {
-  /** A new, dedicated connection (never one from the pool: it stays LISTENing). */
-  client: () => pg.Client;
+  /**
+   * A new, dedicated connection, not yet connected (never one from a pool: it stays LISTENing).
+   * May load pg lazily, so that a store that never listens never loads it.
+   */
+  client: () => pg.Client | Promise<pg.Client>;
   /** The payload writers of this store's table send (`<schema>.<table>`); others are ignored. */
   topic: string;
   /** Removes the connection's password from a text. */
@@ -121,16 +124,17 @@ export class PostgresDoorbell {
     let backoff: IBackoff<unknown> | undefined;
     while (!signal.aborted) {
       if (this.#state !== 'broken') this.#state = 'connecting';
-      const client = this.#setup.client();
-      // After the end too: a late socket error must never become an uncaught exception.
-      client.on('error', () => {});
+      let client: pg.Client | undefined;
       let heard = false;
       try {
+        client = await this.#setup.client();
+        // After the end too: a late socket error must never become an uncaught exception.
+        client.on('error', () => {});
         const lost = connectionLost(client);
         await abortable(client.connect(), signal, lost);
         client.on('notification', (message) => this.#heard(message));
-        await abortable(client.query(`LISTEN ${pg.escapeIdentifier(this.#probeChannel)}`), signal, lost);
-        await abortable(client.query(`LISTEN ${pg.escapeIdentifier(this.#channel)}`), signal, lost);
+        await abortable(client.query(`LISTEN ${identifier(this.#probeChannel)}`), signal, lost);
+        await abortable(client.query(`LISTEN ${identifier(this.#channel)}`), signal, lost);
         await this.#probe(client, signal, lost);
         heard = true;
         backoff = undefined;
@@ -146,8 +150,8 @@ export class PostgresDoorbell {
         if (signal.aborted) break;
         this.#report(error, heard);
       } finally {
-        client.removeAllListeners('notification');
-        void client.end().catch(() => {});
+        client?.removeAllListeners('notification');
+        void client?.end().catch(() => {});
       }
       this.#reconnects++;
       backoff = (backoff ?? this.#first).next(undefined);
@@ -249,6 +253,11 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal, failed?: Promise
       },
     );
   });
+}
+
+/** A quoted SQL identifier (pg's escapeIdentifier, without loading pg). */
+function identifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
 }
 
 function delay(ms: number): Promise<void> {

@@ -31,6 +31,7 @@ import {
 import { DEFAULT_DOORBELL_CHANNEL, PostgresDoorbell, type PostgresDoorbellOptions } from './doorbell.js';
 import { type PoolSource, poolFrom } from './pool.js';
 import { classifyPgError, connectionBroken, MIGRATE_HINT } from './postgres-errors.js';
+import { Ringer } from './ringer.js';
 
 export type PostgresTable = SqlTable;
 
@@ -104,8 +105,7 @@ export class PostgresStorage implements Storage {
   readonly #doorbell: PostgresDoorbell | undefined;
   readonly #channel: string;
   readonly #topic: string;
-  #ringing: Promise<void> | undefined;
-  #ringAgain = false;
+  readonly #ringer: Ringer | undefined;
   #closed = false;
 
   constructor(options: PostgresStorageOptions) {
@@ -145,6 +145,10 @@ export class PostgresStorage implements Storage {
         redact: this.#redact,
         logger: options.logger ?? pino({ name: 'hybrid-cache', level: 'warn' }, pino.destination(2)),
       });
+      // After the write committed, outside its transaction: see the doorbell option.
+      this.#ringer = new Ringer(async () => {
+        await this.#pool.query('SELECT pg_notify($1, $2)', [this.#channel, this.#topic]);
+      });
     }
   }
 
@@ -178,7 +182,7 @@ export class PostgresStorage implements Storage {
       opts,
     );
     if (!readWriteRows(call, writes, rows)) throw this.#unexpectedShape(fn);
-    if (call.results.some((result) => result.status === 'applied')) this.#ring();
+    if (call.results.some((result) => result.status === 'applied')) this.#ringer?.ring();
     return call.results;
   }
 
@@ -249,34 +253,8 @@ export class PostgresStorage implements Storage {
     if (this.#closed) return;
     this.#closed = true;
     await this.#doorbell?.close();
-    await this.#ringing;
+    await this.#ringer?.stop();
     if (this.#ownsPool) await this.#pool.end();
-  }
-
-  /**
-   * NOTIFY after a write committed, outside its transaction (a NOTIFY inside takes a cluster-wide
-   * lock at commit). One at a time: writes committing while one is on its way make one more, as
-   * that one may have been sent before they committed. A lost ring only costs followers latency.
-   */
-  #ring(): void {
-    if (!this.#doorbell || this.#closed) return;
-    if (this.#ringing) {
-      this.#ringAgain = true;
-      return;
-    }
-    this.#ringing = this.#pool
-      .query('SELECT pg_notify($1, $2)', [this.#channel, this.#topic])
-      .then(
-        () => {},
-        () => {},
-      )
-      .finally(() => {
-        this.#ringing = undefined;
-        if (this.#ringAgain) {
-          this.#ringAgain = false;
-          this.#ring();
-        }
-      });
   }
 
   /** `SELECT * FROM schema.fn(name => $1::type, ...)`; a scalar result is the column `result`. */
