@@ -157,7 +157,8 @@ export class PostgresDoorbell {
       backoff = (backoff ?? this.#first).next(undefined);
       await abortable(delay(backoff.duration), signal).catch(() => {});
     }
-    this.#state = 'off';
+    // Unless a new subscriber started listening again meanwhile.
+    if (!this.#run) this.#state = 'off';
   }
 
   /** Notifies itself on its probe channel; rejects with `NotHeard` unless it comes back in time. */
