@@ -101,7 +101,7 @@ export const VARIABLES = [
     'DATABASE_URL',
     undefined,
     'a postgres:// or postgresql:// URL',
-    "PostgreSQL connection string: the store with backend postgres; beside backend supabase, used only to listen for other daemons' changes (the doorbell). On Supabase the direct or session-pooler one (port 5432), not port 6543: LISTEN does not work through a transaction pooler. Migrate it with npx hybrid-cache-migrate. Never logged.",
+    'PostgreSQL connection string: the store (backend postgres), or beside supabase only to LISTEN (doorbell). Direct or session pooler (port 5432), not 6543. Migrate: npx hybrid-cache-migrate. Never logged.',
     z
       .string()
       .trim()
