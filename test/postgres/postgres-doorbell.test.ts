@@ -229,6 +229,40 @@ describe('PostgresStorage doorbell', () => {
     expect(lines.join('')).not.toContain(info.password);
   });
 
+  it('notices a listener that went deaf (its heartbeat not heard back), reconnects, and rings again', async () => {
+    const { logger, line } = recordingLogger();
+    // Each connection hears its first notification to itself, then nothing: silently dead.
+    const doorbell = new PostgresDoorbell({
+      client: () => {
+        const client = new pg.Client({ connectionString: url });
+        const query = client.query.bind(client) as (text: string, values?: unknown[]) => Promise<unknown>;
+        let probes = 0;
+        (client as unknown as { query: typeof query }).query = (text, values) => {
+          const deaf = text.startsWith('SELECT pg_notify') && values && ++probes > 1;
+          return query(text, deaf ? ['nobody_listens', values[1]] : values);
+        };
+        return client;
+      },
+      topic: 'public.hybrid_cache_entries',
+      redact: (text) => text,
+      logger,
+      heartbeatMs: 50,
+      probeTimeoutMs: 200,
+      backoff: { baseMs: 10, maxMs: 20 },
+    });
+    opened.push(doorbell);
+    let rings = 0;
+    const second = new Promise<void>((resolve) =>
+      doorbell.subscribe(() => {
+        if (++rings === 2) resolve();
+      }),
+    );
+    await line(/doorbell heartbeat not heard back: reconnecting/);
+    // Every connection rings once: the follower reads what it may have missed meanwhile.
+    await second;
+    expect(doorbell.stats().reconnects).toBeGreaterThanOrEqual(1);
+  });
+
   it('says why it cannot connect and keeps trying, never logging the password', async () => {
     const { logger, lines, line } = recordingLogger();
     const password = `pw-${randomUUID()}`;
