@@ -9,7 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { convergence } from './cases/convergence.js';
 import { conversation } from './cases/conversation.js';
+import { feedCost } from './cases/feed-cost.js';
 import { flush } from './cases/flush.js';
 import { memory } from './cases/memory.js';
 import { readHit } from './cases/read-hit.js';
@@ -36,6 +38,8 @@ const CASES: Case[] = [
   ['conversation', 'Conversation workload', conversation, 'used'],
   ['recovery', 'Recovery', recovery, 'used'],
   ['memory', 'Memory', memory],
+  ['convergence', 'Change-feed convergence', convergence, 'used'],
+  ['feed-cost', 'Change-feed cost', feedCost, 'used'],
 ];
 const RESULTS = join(import.meta.dirname, 'results');
 const USAGE = `usage: npm run bench -- [--quick] [--only=${CASES.map(([id]) => id).join(',')}] [--no-pg] [--out=DIR]`;

@@ -54,6 +54,13 @@ const HEADLINES: Array<[string, string, 'rate'?]> = [
   ['recovery.drain-100k', 'Recovery: replay + drain 100,000 writes to PostgreSQL'],
   ['memory.hybrid-parsed', 'Memory per entry: hybrid-cache (clean, read)'],
   ['memory.lru-raw', 'Memory per entry: raw lru-cache'],
+  ['convergence.sqlite', 'Convergence, SQLite file (flush → other process serves it)'],
+  ['convergence.supabase', 'Convergence, Supabase (flush → other process serves it)'],
+  ['feed-cost.hit-feed-on', 'Read hit, feed on (SqliteStorage)'],
+  ['feed-cost.hit-feed-off', 'Read hit, feed: false (SqliteStorage)'],
+  ['feed-cost.flush-supabase-feed-on', 'Flush to Supabase, feed on', 'rate'],
+  ['feed-cost.flush-supabase-feed-off', 'Flush to Supabase, feed: false', 'rate'],
+  ['feed-cost.load-supabase-idle', 'Follower feed reads (RPCs) per instance, Supabase, idle', 'rate'],
 ];
 
 const MARKERS = ['<!-- bench-results:start -->', '<!-- bench-results:end -->'] as const;

@@ -14,6 +14,7 @@ export function evaluateTargets(figures: Map<string, Figure>): TargetResult[] {
   const p50 = (id: string) => figures.get(id)?.latencyNs?.p50 ?? Number.NaN;
   const rate = (id: string) => figures.get(id)?.opsPerSec ?? Number.NaN;
   const value = (id: string) => figures.get(id)?.value ?? Number.NaN;
+  const p99 = (id: string) => figures.get(id)?.latencyNs?.p99 ?? Number.NaN;
   const check = (target: string, measured: string, met: boolean, ...inputs: number[]): TargetResult =>
     inputs.some(Number.isNaN) ? { target, measured: 'not measured', met: null } : { target, measured, met };
 
@@ -35,6 +36,16 @@ export function evaluateTargets(figures: Map<string, Figure>): TargetResult[] {
     value('recovery.replay-100k'),
     value('memory.hybrid-parsed'),
     value('memory.lru-raw'),
+  ];
+  const [sqliteConverge, supabaseConverge] = [p99('convergence.sqlite'), p99('convergence.supabase')];
+  const [hitOn, hitOff, hitFloor] = [
+    p50('feed-cost.hit-feed-on'),
+    p50('feed-cost.hit-feed-off'),
+    p50('feed-cost.hit-floor'),
+  ];
+  const [flushOn, flushOff] = [
+    rate('feed-cost.flush-supabase-feed-on'),
+    rate('feed-cost.flush-supabase-feed-off'),
   ];
   return [
     check(
@@ -80,6 +91,32 @@ export function evaluateTargets(figures: Map<string, Figure>): TargetResult[] {
       hybrid / lru <= 2,
       hybrid,
       lru,
+    ),
+    check(
+      'Convergence over one SQLite file (flush resolved → other process serves it) p99 ≤ 250 ms',
+      `p99 ${formatNs(sqliteConverge)}`,
+      sqliteConverge <= 250e6,
+      sqliteConverge,
+    ),
+    check(
+      'Convergence over Supabase (flush resolved → other process serves it) p99 ≤ 250 ms',
+      `p99 ${formatNs(supabaseConverge)}`,
+      supabaseConverge <= 250e6,
+      supabaseConverge,
+    ),
+    check(
+      'Read hit with the feed on within 1.2× of the awaited-async floor (p50)',
+      `${formatNs(hitOn)} vs ${formatNs(hitFloor)}: ${formatRatio(hitOn / hitFloor)} (feed: false ${formatNs(hitOff)}: ${formatRatio(hitOff / hitFloor)})`,
+      hitOn / hitFloor <= 1.2,
+      hitOn,
+      hitFloor,
+    ),
+    check(
+      'Flush throughput with the feed on within 10% of feed: false (Supabase, batch 200)',
+      `${formatRate(flushOn)} vs ${formatRate(flushOff)}: ${formatRatio(flushOn / flushOff)}`,
+      flushOn / flushOff >= 0.9,
+      flushOn,
+      flushOff,
     ),
   ];
 }

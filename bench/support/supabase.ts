@@ -6,6 +6,9 @@ import type { SupabaseServerInfo } from './supabase-server.js';
 /** The bench's PostgreSQL + gateway (in a child process), and the server facts the results record. */
 export interface BenchSupabase extends SupabaseClients {
   postgres: { version: string; settings: Record<string, string> };
+  /** The gateway's URL and service role key, for a SupabaseStorage in another process. */
+  url: string;
+  serviceRoleKey: string;
 }
 
 /** Starts PostgreSQL and the gateway in a child process (a few seconds). */
@@ -31,6 +34,8 @@ export async function startSupabase(): Promise<BenchSupabase> {
   );
   return {
     ...clients,
+    url: info.url,
+    serviceRoleKey: info.serviceRoleKey,
     postgres: {
       version: version?.version ?? '',
       settings: Object.fromEntries(settings.map((row) => [row.name, row.setting])),

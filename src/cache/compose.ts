@@ -219,16 +219,15 @@ function followerFor(
         loader().noteReset();
         const dropped = tier.forgetStored();
         counters.feedDrops += dropped;
+        logger.warn(
+          { reason, dropped },
+          reason === 'epoch'
+            ? 'the store was replaced, restored or recreated: every cached entry was dropped'
+            : 'changes this cache had not read yet were pruned from the feed: every cached entry was dropped',
+        );
         events.emit('feedReset', { reason, dropped });
       },
     },
-    onReset: (reason) =>
-      logger.warn(
-        { reason },
-        reason === 'epoch'
-          ? 'the store was replaced, restored or recreated: every cached entry was dropped'
-          : 'changes this cache had not read yet were pruned from the feed: every cached entry was dropped',
-      ),
     onError: (error) => logger.debug({ err: error }, 'the change feed could not be read'),
   });
 }

@@ -44,6 +44,7 @@ export class SqliteFeed {
   readonly #selectPruneBound: Database.Statement<[number], number | null>;
   readonly #deleteThrough: Database.Statement<[number]>;
   readonly #raisePruned: Database.Statement<[number]>;
+  readonly #dataVersion: Database.Statement<[], number>;
   #snapshot: Snapshot | undefined;
 
   /** Call once the schema is current. */
@@ -72,6 +73,8 @@ export class SqliteFeed {
       )
       .pluck();
     this.#deleteThrough = db.prepare(`DELETE FROM ${CHANGES_TABLE} WHERE id <= ?`);
+    // Prepared once: `db.pragma()` prepares on every call, and the head is polled many times a second.
+    this.#dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
     this.#raisePruned = db.prepare(
       `UPDATE ${META_TABLE} SET value = max(value, ?) WHERE name = 'feed_pruned_through'`,
     );
@@ -100,7 +103,7 @@ export class SqliteFeed {
 
   /** `Storage.changes`, with `limit` already checked. */
   read(after: string | null, limit: number): FeedPage {
-    const dataVersion = this.#db.pragma('data_version', { simple: true }) as number;
+    const dataVersion = this.#dataVersion.get() as number;
     const known = this.#snapshot;
     if (
       known?.dataVersion === dataVersion &&

@@ -81,6 +81,24 @@ interface EntryRow {
   expires_at: number | null;
 }
 
+/** An open store file: its connection, change feed and prepared statements. */
+interface Connection {
+  db: Database.Database;
+  feed: SqliteFeed;
+  upsert: Database.Statement<[string, number, string | null, number | null, number]>;
+  selectHighWaterMark: Database.Statement<[], number>;
+  deleteExpired: Database.Statement<[number]>;
+  deleteOldTombstones: Database.Statement<[number]>;
+  /** Reads by key count, prepared on first use (see `#selectStatement`). */
+  selectByKeyCount: Map<number, Database.Statement<unknown[], EntryRow>>;
+  selectEntry: Database.Statement<[string], EntryRow & { log_floor: number }>;
+  selectItems: Database.Statement<[string], LogItem>;
+  insertItem: Database.Statement<[string, number, string, string]>;
+  deleteItemsAtOrBelow: Database.Statement<[string, number]>;
+  raiseExpiry: Database.Statement<[number | null, number | null, string, number, number]>;
+  deleteOrphanItems: Database.Statement<[number]>;
+}
+
 /**
  * The embedded default store: one SQLite file, last-writer-wins by version in SQL, tombstones with
  * a retention period, absolute expiry. Several processes may open one store file (WAL); the
@@ -91,24 +109,15 @@ interface EntryRow {
  * a flush racing with shutdown leaves its writes in the outbox for the next start.
  */
 export class SqliteStorage implements Storage {
-  readonly #db: Database.Database;
   readonly #location: string;
   readonly #tombstoneRetentionMs: number;
   readonly #feedRetentionMs: number;
-  readonly #feed: SqliteFeed;
-  /** The file's identity at open, to notice it being deleted or replaced underneath us. */
-  readonly #fileIdentity: FileIdentity | undefined;
-  readonly #upsert: Database.Statement<[string, number, string | null, number | null, number]>;
-  readonly #selectHighWaterMark: Database.Statement<[], number>;
-  readonly #deleteExpired: Database.Statement<[number]>;
-  readonly #deleteOldTombstones: Database.Statement<[number]>;
-  readonly #selectByKeyCount = new Map<number, Database.Statement<unknown[], EntryRow>>();
-  readonly #selectEntry: Database.Statement<[string], EntryRow & { log_floor: number }>;
-  readonly #selectItems: Database.Statement<[string], LogItem>;
-  readonly #insertItem: Database.Statement<[string, number, string, string]>;
-  readonly #deleteItemsAtOrBelow: Database.Statement<[string, number]>;
-  readonly #raiseExpiry: Database.Statement<[number | null, number | null, string, number, number]>;
-  readonly #deleteOrphanItems: Database.Statement<[number]>;
+  readonly #busyTimeoutMs: number;
+  readonly #synchronous: 'normal' | 'full';
+  /** The open file, its feed and statements; replaced when another file is put at the path. */
+  #conn: Connection;
+  /** The file's identity when it was opened, to notice it being deleted or replaced underneath us. */
+  #fileIdentity: FileIdentity | undefined;
 
   constructor(options: SqliteStorageOptions) {
     const { path } = options;
@@ -123,61 +132,10 @@ export class SqliteStorage implements Storage {
     );
     const busyTimeoutMs = nonNegativeMs(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS, 'busyTimeoutMs');
 
-    this.#db = this.#open(inMemory);
-    try {
-      this.#db.pragma(`busy_timeout = ${Math.round(busyTimeoutMs)}`);
-      this.#db.pragma('journal_mode = WAL');
-      this.#db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-      migrateSchema(this.#db, this.#location);
-      this.#feed = new SqliteFeed(this.#db);
-      this.#fileIdentity = inMemory ? undefined : identify(this.#location);
-      this.#upsert = this.#db.prepare(
-        `INSERT INTO ${ENTRIES_TABLE} (key, version, json, expires_at, log_floor)
-         VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (key) DO UPDATE
-           SET version = excluded.version, json = excluded.json, expires_at = excluded.expires_at,
-               log_floor = max(${ENTRIES_TABLE}.log_floor, excluded.log_floor)
-           WHERE excluded.version > ${ENTRIES_TABLE}.version`,
-      );
-      this.#selectHighWaterMark = this.#db
-        .prepare<[], number>(
-          `SELECT max(coalesce((SELECT max(version) FROM ${ENTRIES_TABLE}), 0),
-                      coalesce((SELECT max(version) FROM ${ITEMS_TABLE}), 0))`,
-        )
-        .pluck();
-      this.#selectEntry = this.#db.prepare<[string], EntryRow & { log_floor: number }>(
-        `SELECT key, version, json, expires_at, log_floor FROM ${ENTRIES_TABLE} WHERE key = ?`,
-      );
-      this.#selectItems = this.#db.prepare<[string], LogItem>(
-        `SELECT id, version, json FROM ${ITEMS_TABLE} WHERE key = ? ORDER BY version, id`,
-      );
-      this.#insertItem = this.#db.prepare(
-        `INSERT INTO ${ITEMS_TABLE} (key, version, id, json) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      );
-      this.#deleteItemsAtOrBelow = this.#db.prepare(
-        `DELETE FROM ${ITEMS_TABLE} WHERE key = ? AND version <= ?`,
-      );
-      // An append refreshes the expiry of a value live when it was appended (never shortens it).
-      this.#raiseExpiry = this.#db.prepare(
-        `UPDATE ${ENTRIES_TABLE}
-           SET expires_at = CASE WHEN ? IS NULL OR expires_at IS NULL THEN NULL ELSE max(expires_at, ?) END
-         WHERE key = ? AND json IS NOT NULL AND version < ? AND (expires_at IS NULL OR expires_at > ?)`,
-      );
-      this.#deleteOrphanItems = this.#db.prepare(
-        `DELETE FROM ${ITEMS_TABLE} WHERE NOT EXISTS (
-           SELECT 1 FROM ${ENTRIES_TABLE} e WHERE e.key = ${ITEMS_TABLE}.key AND e.json IS NOT NULL
-             AND (e.expires_at IS NULL OR e.expires_at > ?))`,
-      );
-      this.#deleteExpired = this.#db.prepare(
-        `DELETE FROM ${ENTRIES_TABLE} WHERE json IS NOT NULL AND expires_at IS NOT NULL AND expires_at <= ?`,
-      );
-      this.#deleteOldTombstones = this.#db.prepare(
-        `DELETE FROM ${ENTRIES_TABLE} WHERE json IS NULL AND version < ?`,
-      );
-    } catch (error) {
-      this.#db.close();
-      throw openError(error, this.#location);
-    }
+    this.#busyTimeoutMs = busyTimeoutMs;
+    this.#synchronous = options.synchronous ?? 'normal';
+    this.#conn = this.#connect(inMemory);
+    this.#fileIdentity = inMemory ? undefined : identify(this.#location);
   }
 
   async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
@@ -192,7 +150,7 @@ export class SqliteStorage implements Storage {
         for (const row of this.#selectStatement(chunk.length).all(now, ...padded(chunk))) {
           const entry: StoredEntry = { version: row.version, json: row.json, expiresAt: row.expires_at };
           if (row.json !== null) {
-            const items = this.#selectItems.all(row.key);
+            const items = this.#conn.selectItems.all(row.key);
             if (items.length > 0) entry.items = items;
           }
           found.set(row.key, entry);
@@ -209,7 +167,7 @@ export class SqliteStorage implements Storage {
     if (writes.length === 0) return [];
     try {
       this.#assertUsable();
-      return this.#db.transaction(() => writes.map((write) => this.#applyOne(write))).immediate();
+      return this.#conn.db.transaction(() => writes.map((write) => this.#applyOne(write))).immediate();
     } catch (error) {
       throw toStorageError(error, 'write', this.#location);
     }
@@ -219,7 +177,7 @@ export class SqliteStorage implements Storage {
     opts?.signal?.throwIfAborted();
     try {
       this.#assertUsable();
-      return this.#selectHighWaterMark.get() as number;
+      return this.#conn.selectHighWaterMark.get() as number;
     } catch (error) {
       throw toStorageError(error, 'read', this.#location);
     }
@@ -235,7 +193,7 @@ export class SqliteStorage implements Storage {
     const limit = feedPageLimit(opts);
     try {
       this.#assertUsable();
-      return this.#feed.read(after, limit);
+      return this.#conn.feed.read(after, limit);
     } catch (error) {
       throw toStorageError(error, 'feed read', this.#location);
     }
@@ -253,13 +211,13 @@ export class SqliteStorage implements Storage {
       this.#assertUsable();
       const now = Date.now();
       const tombstoneVersionBound = expiredTombstoneVersionBound(retentionMs, now);
-      return this.#db
+      return this.#conn.db
         .transaction(() => {
-          this.#feed.prune(now - this.#feedRetentionMs);
+          this.#conn.feed.prune(now - this.#feedRetentionMs);
           return (
-            this.#deleteOrphanItems.run(now).changes +
-            this.#deleteExpired.run(now).changes +
-            this.#deleteOldTombstones.run(tombstoneVersionBound).changes
+            this.#conn.deleteOrphanItems.run(now).changes +
+            this.#conn.deleteExpired.run(now).changes +
+            this.#conn.deleteOldTombstones.run(tombstoneVersionBound).changes
           );
         })
         .immediate();
@@ -269,7 +227,7 @@ export class SqliteStorage implements Storage {
   }
 
   async close(): Promise<void> {
-    if (this.#db.open) this.#db.close();
+    if (this.#conn.db.open) this.#conn.db.close();
   }
 
   #applyOne(write: VersionedWrite): ApplyResult {
@@ -278,7 +236,7 @@ export class SqliteStorage implements Storage {
       if (isAppend(write)) return this.#appendOne(write);
       const problem = logFloorProblem(write);
       if (problem) throw new TypeError(problem);
-      const previous = this.#selectEntry.get(write.key);
+      const previous = this.#conn.selectEntry.get(write.key);
       const floor = appliedLogFloor(
         write,
         previous && {
@@ -287,13 +245,14 @@ export class SqliteStorage implements Storage {
         },
       );
       // The floor is raised in the same upsert as the value, and only if the value is written.
-      const { changes } = this.#upsert.run(write.key, write.version, write.json, write.expiresAt, floor);
+      const { changes } = this.#conn.upsert.run(write.key, write.version, write.json, write.expiresAt, floor);
       if (changes > 0) {
-        this.#feed.record(write.key, write.version);
-        if (floor > (previous?.log_floor ?? NO_LOG_FLOOR)) this.#deleteItemsAtOrBelow.run(write.key, floor);
+        this.#conn.feed.record(write.key, write.version);
+        if (floor > (previous?.log_floor ?? NO_LOG_FLOOR))
+          this.#conn.deleteItemsAtOrBelow.run(write.key, floor);
         return { status: 'applied' };
       }
-      const stored = this.#selectEntry.get(write.key);
+      const stored = this.#conn.selectEntry.get(write.key);
       return stored === undefined ? { status: 'stale' } : staleAnswer(write, stored);
     } catch (error) {
       // Anything else (I/O, disk full, lock lost) aborts the whole batch: rethrown, rolled back.
@@ -313,27 +272,97 @@ export class SqliteStorage implements Storage {
 
   /** Each item once (by id), unless the key's log floor is at or above the item. */
   #appendOne(write: AppendWrite): ApplyResult {
-    const stored = this.#selectEntry.get(write.key);
+    const stored = this.#conn.selectEntry.get(write.key);
     const floor = stored?.log_floor ?? NO_LOG_FLOOR;
     let accepted = 0;
     let newest: LogItem | undefined;
     for (const item of write.items) {
       if (!isAboveFloor(item, floor)) continue;
       accepted++;
-      if (this.#insertItem.run(write.key, item.version, item.id, item.json).changes === 0) continue;
+      if (this.#conn.insertItem.run(write.key, item.version, item.id, item.json).changes === 0) continue;
       if (!newest || compareItems(item, newest) > 0) newest = item;
     }
     // Only an item stored now is news: a re-sent append changes nothing a follower holds.
-    if (newest) this.#feed.record(write.key, newest.version, newest.id);
+    if (newest) this.#conn.feed.record(write.key, newest.version, newest.id);
     if (accepted === 0 && stored) return { status: 'stale', storedVersion: stored.version };
-    this.#raiseExpiry.run(write.expiresAt, write.expiresAt, write.key, write.version, write.appendedAt);
+    this.#conn.raiseExpiry.run(write.expiresAt, write.expiresAt, write.key, write.version, write.appendedAt);
     return { status: 'applied' };
   }
 
-  #open(inMemory: boolean): Database.Database {
+  /** Opens the file at the path (or a throwaway in-memory store), brings its schema up to date and prepares the statements. */
+  #connect(inMemory: boolean, options: Database.Options = {}): Connection {
+    const db = this.#open(inMemory, options);
+    try {
+      db.pragma(`busy_timeout = ${Math.round(this.#busyTimeoutMs)}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${this.#synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      migrateSchema(db, this.#location);
+      const upsert = db.prepare(
+        `INSERT INTO ${ENTRIES_TABLE} (key, version, json, expires_at, log_floor)
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (key) DO UPDATE
+           SET version = excluded.version, json = excluded.json, expires_at = excluded.expires_at,
+               log_floor = max(${ENTRIES_TABLE}.log_floor, excluded.log_floor)
+           WHERE excluded.version > ${ENTRIES_TABLE}.version`,
+      );
+      const selectHighWaterMark = db
+        .prepare<[], number>(
+          `SELECT max(coalesce((SELECT max(version) FROM ${ENTRIES_TABLE}), 0),
+                      coalesce((SELECT max(version) FROM ${ITEMS_TABLE}), 0))`,
+        )
+        .pluck();
+      const selectEntry = db.prepare<[string], EntryRow & { log_floor: number }>(
+        `SELECT key, version, json, expires_at, log_floor FROM ${ENTRIES_TABLE} WHERE key = ?`,
+      );
+      const selectItems = db.prepare<[string], LogItem>(
+        `SELECT id, version, json FROM ${ITEMS_TABLE} WHERE key = ? ORDER BY version, id`,
+      );
+      const insertItem = db.prepare(
+        `INSERT INTO ${ITEMS_TABLE} (key, version, id, json) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      );
+      const deleteItemsAtOrBelow = db.prepare(`DELETE FROM ${ITEMS_TABLE} WHERE key = ? AND version <= ?`);
+      // An append refreshes the expiry of a value live when it was appended (never shortens it).
+      const raiseExpiry = db.prepare(
+        `UPDATE ${ENTRIES_TABLE}
+           SET expires_at = CASE WHEN ? IS NULL OR expires_at IS NULL THEN NULL ELSE max(expires_at, ?) END
+         WHERE key = ? AND json IS NOT NULL AND version < ? AND (expires_at IS NULL OR expires_at > ?)`,
+      );
+      const deleteOrphanItems = db.prepare(
+        `DELETE FROM ${ITEMS_TABLE} WHERE NOT EXISTS (
+           SELECT 1 FROM ${ENTRIES_TABLE} e WHERE e.key = ${ITEMS_TABLE}.key AND e.json IS NOT NULL
+             AND (e.expires_at IS NULL OR e.expires_at > ?))`,
+      );
+      const deleteExpired = db.prepare(
+        `DELETE FROM ${ENTRIES_TABLE} WHERE json IS NOT NULL AND expires_at IS NOT NULL AND expires_at <= ?`,
+      );
+      const deleteOldTombstones = db.prepare(
+        `DELETE FROM ${ENTRIES_TABLE} WHERE json IS NULL AND version < ?`,
+      );
+      return {
+        db,
+        feed: new SqliteFeed(db),
+        selectByKeyCount: new Map(),
+        upsert,
+        selectHighWaterMark,
+        deleteExpired,
+        deleteOldTombstones,
+        selectEntry,
+        selectItems,
+        insertItem,
+        deleteItemsAtOrBelow,
+        raiseExpiry,
+        deleteOrphanItems,
+      };
+    } catch (error) {
+      db.close();
+      throw openError(error, this.#location);
+    }
+  }
+
+  #open(inMemory: boolean, options: Database.Options): Database.Database {
     return openSqliteFile(
       inMemory ? ':memory:' : this.#location,
-      {},
+      options,
       (reason, cause, nativeModule) =>
         new StorageConfigurationError(
           `cannot open SQLite store ${this.#location}: ${reason}${nativeModule ? '' : FILE_ADVICE}`,
@@ -343,29 +372,47 @@ export class SqliteStorage implements Storage {
   }
 
   #assertUsable(): void {
-    if (!this.#db.open) throw new TransientStorageError(`SQLite store ${this.#location} is closed`);
+    if (!this.#conn.db.open) throw new TransientStorageError(`SQLite store ${this.#location} is closed`);
     if (!this.#fileIdentity) return;
+    const now = identify(this.#fileIdentity.path);
+    if (isSameFile(this.#fileIdentity, now)) return;
     // An unlinked file keeps accepting writes through the open handle; they would vanish on the
     // next start, after the outbox had already let go of them.
-    if (!isSameFile(this.#fileIdentity, identify(this.#fileIdentity.path))) {
+    if (now === undefined) {
       throw new StorageConfigurationError(
-        `SQLite store ${this.#location} was deleted or replaced while open; restore it or restart the ` +
-          'process to open the file now at that path',
+        `SQLite store ${this.#location} was deleted while open; restore it, or put a store file at ` +
+          'that path, which is then opened',
       );
     }
+    this.#reopen(now);
+  }
+
+  /**
+   * Another file was put at the path (a restored backup, or a store recreated by another process):
+   * from now on this store is that file, as it would be for a process started now. Its feed
+   * answers with another epoch or a cursor it cannot serve, so followers drop what they cached.
+   * The old connection is closed; SQLite neither checkpoints nor deletes the WAL of a moved file.
+   */
+  #reopen(identity: FileIdentity): void {
+    const replaced = this.#conn;
+    // Only the file that was seen: if it went away meanwhile, the open fails instead of creating one.
+    this.#conn = this.#connect(false, { fileMustExist: true });
+    // Taken before the open: if the file was swapped again meanwhile, the next call opens that one.
+    this.#fileIdentity = identity;
+    replaced.db.close();
   }
 
   /** Statements for power-of-two key counts, so at most ten are ever prepared. */
   #selectStatement(keyCount: number): Database.Statement<unknown[], EntryRow> {
     const size = paddedSize(keyCount);
-    let statement = this.#selectByKeyCount.get(size);
+    let statement = this.#conn.selectByKeyCount.get(size);
     if (!statement) {
-      statement = this.#db.prepare<unknown[], EntryRow>(
+      statement = this.#conn.db.prepare<unknown[], EntryRow>(
         `SELECT key, version, json, expires_at FROM ${ENTRIES_TABLE}
          WHERE (json IS NULL OR expires_at IS NULL OR expires_at > ?)
            AND key IN (${Array(size).fill('?').join(', ')})`,
       );
-      this.#selectByKeyCount.set(size, statement);
+      this.#conn.selectByKeyCount.set(size, statement);
     }
     return statement;
   }

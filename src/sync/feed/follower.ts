@@ -31,9 +31,7 @@ export interface FeedFollowerOptions {
   /** How long a read of the feed to its end vouches for memory. */
   maxStalenessMs: number;
   /** A read of the feed failed (the store unreachable, most likely). */
-  onError?: (error: unknown) => void;
-  /** The store answered with a new identity or a pruned cursor. */
-  onReset?: (reason: FeedResetReason) => void;
+  onError: (error: unknown) => void;
   /** The store's doorbell (`Storage.onChange`): rings `ring()` on changes; returns the unsubscribe. */
   doorbell?: (ring: () => void) => () => void;
   monotonicMs?: () => number;
@@ -143,10 +141,12 @@ export class FeedFollower {
   }
 
   async #poll(): Promise<void> {
+    const startedAt = this.#now();
     await this.catchUp();
     if (this.#stopped) return;
-    clearTimeout(this.#pollTimer);
-    this.#pollTimer = setTimeout(() => void this.#poll(), this.#options.pollIntervalMs);
+    // Start to start: a slow read does not stretch the interval (it is what bounds convergence).
+    const wait = Math.max(0, this.#options.pollIntervalMs - (this.#now() - startedAt));
+    this.#pollTimer = setTimeout(() => void this.#poll(), wait);
     this.#pollTimer.unref();
   }
 
@@ -161,7 +161,7 @@ export class FeedFollower {
       }
     } catch (error) {
       this.#failures++;
-      this.#options.onError?.(error);
+      this.#options.onError(error);
       return false;
     }
     this.#vouchFrom(startedAt);
@@ -181,7 +181,6 @@ export class FeedFollower {
     if (reason) {
       this.#resets++;
       this.#options.sink.reset(reason);
-      this.#options.onReset?.(reason);
       return;
     }
     if (page.changes.length === 0) return;
@@ -189,8 +188,8 @@ export class FeedFollower {
     this.#options.sink.changed(page.changes);
   }
 
+  /** Reads to the end are one at a time (`catchUp` is single-flight), so each began after the last. */
   #vouchFrom(startedAt: number): void {
-    if (this.#followedAt !== undefined && startedAt < this.#followedAt) return;
     this.#followedAt = startedAt;
     const left = startedAt + this.#options.maxStalenessMs - this.#now();
     clearTimeout(this.#vouchTimer);

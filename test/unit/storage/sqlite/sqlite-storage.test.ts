@@ -281,7 +281,7 @@ describe('SqliteStorage failures', () => {
     await storage.apply([put('k', 1, 'v')]);
     await rm(dir, { recursive: true, force: true });
     await expect(storage.apply([put('k', 2, 'v2')])).rejects.toThrow(StorageConfigurationError);
-    await expect(storage.getMany(['k'])).rejects.toThrow(/deleted or replaced while open/);
+    await expect(storage.getMany(['k'])).rejects.toThrow(/deleted while open/);
   });
 
   it('fails transiently once closed, so the cache keeps the writes instead of dead-lettering them', async () => {

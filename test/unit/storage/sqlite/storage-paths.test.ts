@@ -1,4 +1,4 @@
-import { renameSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -264,18 +264,42 @@ describe('SqliteStorage reads and writes', () => {
     await expect(storage.cleanup()).rejects.toThrow(TransientStorageError);
   });
 
-  it('refuses to use a store file that was replaced by another file while open', async () => {
+  /** Puts `replacement` at the path as a restore does: the old file's WAL and index go with it (SQLite would apply them to the new file). */
+  const replaceFile = (replacement: string) => {
+    for (const suffix of ['-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
+    renameSync(replacement, path);
+  };
+
+  it('opens the file put at its path in place of the open one: reads and writes it, and its feed says it is another store', async () => {
+    const storage = open();
+    await storage.apply([put('k', 1, 'v'), put('gone', 1, 'v')]);
+    const { cursor } = await storage.changes(null);
+    const replacement = join(dir, 'replacement.db');
+    const other = new SqliteStorage({ path: replacement });
+    await other.apply([put('k', 3, 'replacement')]);
+    await other.close();
+    replaceFile(replacement);
+
+    expect(await storage.getMany(['k', 'gone'])).toEqual(
+      new Map([['k', { version: 3, json: '"replacement"', expiresAt: null }]]),
+    );
+    expect(await storage.apply([put('k', 4, 'v4')])).toEqual([{ status: 'applied' }]);
+    const feed = await storage.changes(cursor);
+    expect(feed.reset).toBe(true);
+    expect(feed.epoch).not.toBe(cursor.split(':')[0]);
+    // Written into the file now at the path, not the one unlinked from it.
+    const reopened = open();
+    expect((await reopened.getMany(['k'])).get('k')?.json).toBe('"v4"');
+  });
+
+  it('refuses a file put at its path that is not a store', async () => {
     const storage = open();
     await storage.apply([put('k', 1, 'v')]);
     const replacement = join(dir, 'replacement.db');
-    await new SqliteStorage({ path: replacement }).close();
-    renameSync(replacement, path);
-
-    const failure = await failureOf(storage.apply([put('k', 2, 'v2')]));
-    expect(failure).toBeInstanceOf(StorageConfigurationError);
-    expect(failure.message).toMatch(/replaced/);
-    expect(failure.message).toMatch(/restart/);
-    await expect(storage.getMany(['k'])).rejects.toThrow(StorageConfigurationError);
+    writeFileSync(replacement, 'not a database, just text that is long enough to be read as a header');
+    replaceFile(replacement);
+    expect(await failureOf(storage.getMany(['k']))).toBeInstanceOf(StorageConfigurationError);
+    await expect(storage.apply([put('k', 2, 'v2')])).rejects.toThrow(StorageConfigurationError);
   });
 });
 

@@ -60,6 +60,7 @@ describe('FeedFollower', () => {
     const { f, changed } = follower(read);
     expect(f.state).toBe('starting');
     expect(f.started).toBe(false);
+    expect(f.lagMs).toBe(0);
     expect(await f.catchUp()).toBe(true);
     expect(f.started).toBe(true);
     await f.catchUp();
@@ -172,6 +173,33 @@ describe('FeedFollower', () => {
     await vi.advanceTimersByTimeAsync(1_000);
     expect(cursors).toHaveLength(3);
     expect(await f.catchUp()).toBe(false);
+    expect(cursors).toHaveLength(3);
+  });
+
+  it('arms no further poll when stopped during a read', async () => {
+    let answer: (p: FeedPage) => void = () => {};
+    const { f } = follower(() => new Promise<FeedPage>((resolve) => (answer = resolve)));
+    f.start();
+    f.stop();
+    answer(page());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('times polls start to start: a read that took part of the interval shortens the wait after it', async () => {
+    const started: number[] = [];
+    const read = (cursor: string | null) => {
+      started.push(Date.now());
+      return new Promise<FeedPage>((resolve) => {
+        setTimeout(() => resolve(page({ cursor: cursor ?? 'h' })), 30);
+      });
+    };
+    const { f } = follower(read);
+    f.start();
+    await vi.advanceTimersByTimeAsync(350);
+    f.stop();
+    const first = started[0] as number;
+    expect(started.slice(0, 4)).toEqual([0, 100, 200, 300].map((at) => first + at));
   });
 
   it('drops a page that arrives after it was stopped', async () => {
@@ -233,9 +261,12 @@ describe('FeedFollower', () => {
     });
     f.start();
     expect(rings).toHaveLength(1);
-    await vi.waitFor(() => expect(f.started).toBe(true));
+    // Settles the reads without moving the clock: the poll (100 ms) stays ahead.
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.started).toBe(true);
     rings[0]?.();
-    await vi.waitFor(() => expect(changed).toEqual([[change('a', 1)]]));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(changed).toEqual([[change('a', 1)]]);
     expect(cursors).toEqual([null, 'h']);
     f.stop();
     expect(unsubscribed).toBe(1);
