@@ -50,6 +50,7 @@ export {
   type ApplyResult,
   compareItems,
   DEFAULT_FEED_PAGE_LIMIT,
+  type DoorbellState,
   type FeedChange,
   type FeedPage,
   type FeedReadOptions,

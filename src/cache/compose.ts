@@ -197,7 +197,9 @@ function followerFor(
   const { storage, logger, feed } = options;
   const changes = storage.changes?.bind(storage);
   if (feed === false || changes === undefined) return undefined;
+  const onChange = storage.onChange?.bind(storage);
   return new FeedFollower({
+    ...(onChange ? { doorbell: onChange } : {}),
     read: (cursor) => guard.follow((signal) => changes(cursor, { signal, limit: feed.pageSize })),
     pollIntervalMs: feed.pollIntervalMs,
     maxStalenessMs: options.maxStalenessMs,
@@ -240,6 +242,7 @@ export function feedStats(
   | 'feedDrops'
   | 'feedResets'
   | 'feedLagMs'
+  | 'doorbell'
   | 'revalidations'
   | 'possiblyStaleReads'
 > {
@@ -250,6 +253,8 @@ export function feedStats(
     feedDrops: counters.feedDrops,
     feedResets: follower?.resets ?? 0,
     feedLagMs: Math.round(follower?.lagMs ?? 0),
+    // Only a follower listens: without one, nobody rings.
+    doorbell: (follower && storage.doorbellState?.()) || 'off',
     revalidations: counters.revalidations,
     possiblyStaleReads: counters.possiblyStaleReads,
   };

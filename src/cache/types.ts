@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
-import type { FeedChange, Storage } from '../storage/contract/types.js';
+import type { DoorbellState, FeedChange, Storage } from '../storage/contract/types.js';
 import type { FeedResetReason, FollowerState } from '../sync/feed/follower.js';
 import type { Durability, FlushEvents, Health } from '../sync/types.js';
 
+export type { DoorbellState } from '../storage/contract/types.js';
 export type { FeedResetReason, FollowerState } from '../sync/feed/follower.js';
 export type { DeadLetter, Durability, Health, SupersededWrite } from '../sync/types.js';
 
@@ -164,6 +165,12 @@ export interface CacheStats {
   feedResets: number;
   /** Time since the last read of the feed to its end began; 0 before the first, or with no feed. */
   feedLagMs: number;
+  /**
+   * The store's doorbell, which makes the feed be read as soon as another instance's change
+   * commits (see `DoorbellState`): `off` without one (the feed is read every poll interval),
+   * `broken` when it cannot hear (a transaction-mode pooler, most likely: see the logs).
+   */
+  doorbell: DoorbellState;
   /** Reads of clean entries made while the feed vouched for nothing, which first read the feed to its end. */
   revalidations: number;
   /** Of those, reads answered from memory because the store could not be reached: possibly stale. */

@@ -24,7 +24,11 @@ export interface Config {
     dataDir: string;
     /** Embedded store file, when backend is `sqlite` (CACHE_STORE_PATH, or store.db in the data directory). */
     storePath: string;
-    supabase?: { url: string; key: string };
+    /**
+     * With `listen` (DATABASE_URL, a secret) a direct connection used only to listen for other
+     * daemons' changes (the doorbell): PostgREST cannot LISTEN.
+     */
+    supabase?: { url: string; key: string; listen?: string };
     /** The connection string (a secret), when backend is `postgres`. */
     postgres?: { connectionString: string };
     /** How often expired rows and old tombstones are purged from the store; 0 disables it. */
@@ -109,7 +113,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): LoadedConfig 
   if (requested === 'supabase') {
     const { SUPABASE_URL: url, SUPABASE_KEY: key } = values;
     if (url && key) {
-      supabase = { url, key };
+      supabase = { url, key, ...(values.DATABASE_URL ? { listen: values.DATABASE_URL } : {}) };
     } else if (values.CONVERSATION_STORAGE_STRICT) {
       const missing = [url ? undefined : 'SUPABASE_URL', key ? undefined : 'SUPABASE_KEY'].filter(Boolean);
       problems.push(

@@ -101,7 +101,7 @@ export const VARIABLES = [
     'DATABASE_URL',
     undefined,
     'a postgres:// or postgresql:// URL',
-    'PostgreSQL connection string (backend postgres; on Supabase the direct or session-pooler one, not port 6543); migrate it with npx hybrid-cache-migrate. Never logged.',
+    'PostgreSQL connection string: the store (backend postgres), or beside supabase only to LISTEN (doorbell). Direct or session pooler (port 5432), not 6543. Migrate: npx hybrid-cache-migrate. Never logged.',
     z
       .string()
       .trim()

@@ -1,9 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { CacheStats, FollowerState, Health } from '../cache/types.js';
+import type { CacheStats, DoorbellState, FollowerState, Health } from '../cache/types.js';
 
 const HEALTH_STATES: readonly Health[] = ['healthy', 'degraded', 'offline'];
 const FEED_STATES: readonly FollowerState[] = ['off', 'unsupported', 'starting', 'following', 'behind'];
+const DOORBELL_STATES: readonly DoorbellState[] = ['off', 'connecting', 'listening', 'broken'];
 
 /** `CacheStats` fields that are yes/no states, each exported as a 0/1 gauge. */
 type BooleanStat = 'outboxWritable' | 'clockAnchored';
@@ -14,7 +15,7 @@ type StatsMetric =
 
 /** One Prometheus metric per `CacheStats` field; the mapped type makes a new field a compile error until it is exported. */
 const STATS_METRICS: {
-  [K in Exclude<keyof CacheStats, 'health' | 'feedState' | BooleanStat>]: StatsMetric;
+  [K in Exclude<keyof CacheStats, 'health' | 'feedState' | 'doorbell' | BooleanStat>]: StatsMetric;
 } = {
   hits: { type: 'counter', name: 'hybrid_cache_hits_total', help: 'Reads answered from memory.' },
   misses: { type: 'counter', name: 'hybrid_cache_misses_total', help: 'Reads that missed memory.' },
@@ -173,6 +174,16 @@ export function createMetrics(stats: () => CacheStats): DaemonMetrics {
     collect() {
       const current = stats().feedState;
       for (const state of FEED_STATES) this.set({ state }, state === current ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'hybrid_cache_doorbell_state',
+    help: "Where the store's doorbell (LISTEN/NOTIFY) stands: 1 for the current state; broken means it cannot hear (a transaction-mode pooler?).",
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const current = stats().doorbell;
+      for (const state of DOORBELL_STATES) this.set({ state }, state === current ? 1 : 0);
     },
   });
   const flags: Array<[BooleanStat, string, string]> = [

@@ -24,6 +24,7 @@ function describeStorage(config: Config): Record<string, unknown> {
     ...(storage.requested !== storage.backend ? { requested: storage.requested } : {}),
     ...(storage.backend === 'sqlite' ? { store: storage.storePath } : {}),
     ...(storage.supabase ? { supabaseUrl: storage.supabase.url } : {}),
+    ...(storage.supabase?.listen ? { doorbellDatabase: databaseName(storage.supabase.listen) } : {}),
     ...(storage.postgres ? { database: databaseName(storage.postgres.connectionString) } : {}),
     durability: cache.durability,
     ...(cache.durability !== 'none' ? { outbox: cache.outboxPath } : {}),

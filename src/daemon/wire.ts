@@ -23,7 +23,7 @@ export async function wire(config: Config, logger: Logger): Promise<Wired> {
   const usesDataDir = config.storage.backend === 'sqlite' || options.durability !== 'none';
   if (usesDataDir) mkdirSync(config.storage.dataDir, { recursive: true });
 
-  const storage = createStorage(config);
+  const storage = createStorage(config, logger);
   let cache: HybridCache;
   try {
     cache = await createHybridCache({

@@ -6,6 +6,7 @@ import {
 } from '../storage/contract/errors.js';
 import type {
   ApplyResult,
+  DoorbellState,
   FeedPage,
   FeedReadOptions,
   Storage,
@@ -40,7 +41,15 @@ export class FaultyStorage<S extends Storage = Storage> implements Storage {
    */
   readonly changes?: (after: string | null, opts?: FeedReadOptions) => Promise<FeedPage>;
 
+  /** The wrapped store's doorbell, passed through as it is (present only when it has one). */
+  readonly onChange?: (listener: () => void) => () => void;
+  readonly doorbellState?: () => DoorbellState;
+
   constructor(readonly inner: S) {
+    const innerOnChange = inner.onChange?.bind(inner);
+    if (innerOnChange) this.onChange = innerOnChange;
+    const innerDoorbellState = inner.doorbellState?.bind(inner);
+    if (innerDoorbellState) this.doorbellState = innerDoorbellState;
     const innerChanges = inner.changes?.bind(inner);
     if (innerChanges) {
       this.changes = async (after, opts) => {

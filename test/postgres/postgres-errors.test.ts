@@ -105,14 +105,21 @@ describe('PostgresStorage failures, classified', () => {
       await holder.query('begin');
       await holder.query('select * from public.hybrid_cache_entries where key = $1 for update', ['held']);
       const call = failure(storage.apply([put('held', 2, 'w')], { signal: controller.signal }));
-      // Abort once the write is seen waiting for the row lock in the server.
+      // Abort once the write is seen waiting for the row lock in the server. The holder reads
+      // pg_stat_activity inside its transaction, which keeps the first snapshot it took unless
+      // cleared: a write still getting its connection then (the pool's idle one may be busy
+      // sending the doorbell's ring) would never be seen.
       await expect
         .poll(
           async () =>
             (
-              await holder.query(
-                "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%hybrid_cache_write%'",
-              )
+              await holder
+                .query('select pg_stat_clear_snapshot()')
+                .then(() =>
+                  holder.query(
+                    "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%hybrid_cache_write%'",
+                  ),
+                )
             ).rows[0].n,
           { timeout: 10_000 },
         )

@@ -31,12 +31,18 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
       feed: {
         state: stats.feedState,
         lagMs: stats.feedLagMs,
+        doorbell: stats.doorbell,
         possiblyStaleReads: stats.possiblyStaleReads,
         ...(stats.feedState === 'behind' || stats.feedState === 'starting'
           ? {
               reason: `other instances' changes have not been read for ${stats.feedLagMs} ms (the store is slow or unreachable): reads revalidate, and answer from memory, possibly stale, while the store cannot be reached`,
             }
-          : {}),
+          : stats.doorbell === 'broken'
+            ? {
+                reason:
+                  "the doorbell cannot hear (LISTEN through a transaction-mode pooler?): other instances' changes are read at the feed's poll interval",
+              }
+            : {}),
       },
       ...(stats.clockAheadMs > 0
         ? {

@@ -165,6 +165,13 @@ export interface FeedReadOptions extends StorageCallOptions {
 
 export const DEFAULT_FEED_PAGE_LIMIT = 1000;
 
+/**
+ * Where a store's doorbell (`Storage.onChange`) stands: `off` (none, or nobody listens),
+ * `connecting` (connecting or reconnecting after a loss), `listening` (it heard itself lately),
+ * `broken` (it listens but hears nothing, e.g. through a transaction-mode pooler).
+ */
+export type DoorbellState = 'off' | 'connecting' | 'listening' | 'broken';
+
 export interface Storage {
   /**
    * Reads entries by key. Live entries are returned with their value; tombstones are returned
@@ -211,5 +218,14 @@ export interface Storage {
    * a store without one cannot be shared by several caches.
    */
   changes?(after: string | null, opts?: FeedReadOptions): Promise<FeedPage>;
+  /**
+   * The doorbell: calls `listener` soon after changes commit (PostgreSQL LISTEN/NOTIFY), and once
+   * on every (re)connection, so that a follower reads the feed at once instead of at its next
+   * poll. Only a hint: a ring may be missed, late or spurious, and the feed stays the truth.
+   * Returns the unsubscribe. Optional, with `doorbellState`.
+   */
+  onChange?(listener: () => void): () => void;
+  /** Where the doorbell stands (see `DoorbellState`). */
+  doorbellState?(): DoorbellState;
   close?(): Promise<void>;
 }

@@ -27,6 +27,8 @@ export interface ResolvedPool {
   owned: boolean;
   /** Removes the connection's password from a text. */
   redact: (text: string) => string;
+  /** How to open a connection of its own to the same database (the doorbell's, outside the pool). */
+  clientConfig: pg.ClientConfig;
 }
 
 /** The pool a `PoolSource` names, created when given a connection string. */
@@ -38,6 +40,7 @@ export function poolFrom(source: PoolSource, who: string): ResolvedPool {
     return {
       pool: source.pool,
       owned: false,
+      clientConfig: { ...(options as pg.ClientConfig | undefined) },
       redact: redactor([
         typeof options?.password === 'string' ? options.password : undefined,
         connectionString && connectionStringPassword(connectionString),
@@ -49,9 +52,10 @@ export function poolFrom(source: PoolSource, who: string): ResolvedPool {
   }
   const { connectionString } = source;
   const redact = redactor([connectionStringPassword(connectionString)]);
-  const pool = new pg.Pool({ connectionString, max: source.max ?? 10, application_name: 'hybrid-cache' });
+  const clientConfig = { connectionString, application_name: 'hybrid-cache' };
+  const pool = new pg.Pool({ ...clientConfig, max: source.max ?? 10 });
   // An idle connection the server closes (restart, idle timeout) is an 'error' event on the pool;
   // without a listener Node.js would crash the process. The next query opens a new connection.
   pool.on('error', () => {});
-  return { pool, owned: true, redact };
+  return { pool, owned: true, redact, clientConfig };
 }

@@ -1,14 +1,23 @@
 import pg from 'pg';
+import { type Logger, pino } from 'pino';
 import { StorageConfigurationError, TransientStorageError } from '../contract/errors.js';
-import { DEFAULT_TOMBSTONE_RETENTION_MS, retentionInterval } from '../contract/tombstone-retention.js';
+import {
+  DEFAULT_TOMBSTONE_RETENTION_MS,
+  nonNegativeMs,
+  retentionInterval,
+} from '../contract/tombstone-retention.js';
 import type {
   ApplyResult,
+  DoorbellState,
+  FeedPage,
+  FeedReadOptions,
   Storage,
   StorageCallOptions,
   StorageCleanupOptions,
   StoredEntry,
   VersionedWrite,
 } from '../contract/types.js';
+import { feedArgs, feedPage } from '../sql-functions/feed-page.js';
 import {
   readEntries,
   readHighWaterMark,
@@ -19,8 +28,10 @@ import {
   sqlTable,
   writeCall,
 } from '../sql-functions/table-functions.js';
+import { DEFAULT_DOORBELL_CHANNEL, PostgresDoorbell, type PostgresDoorbellOptions } from './doorbell.js';
 import { type PoolSource, poolFrom } from './pool.js';
 import { classifyPgError, connectionBroken, MIGRATE_HINT } from './postgres-errors.js';
+import { Ringer } from './ringer.js';
 
 export type PostgresTable = SqlTable;
 
@@ -33,6 +44,22 @@ export interface PostgresStorageCommonOptions {
   table?: PostgresTable;
   /** Schema the migrations were applied to. Default `public`. */
   schema?: string;
+  /**
+   * How long `cleanup` keeps the change feed; a follower that reads less often is answered
+   * `reset`. Default: the SQL cleanup function's own, equal to `DEFAULT_FEED_RETENTION_MS` (1 hour).
+   */
+  feedRetentionMs?: number;
+  /**
+   * The doorbell (LISTEN/NOTIFY): after each write that changed something this store NOTIFYs
+   * the channel (after the write commits, never inside it: see bench/results/doorbell-notify.md),
+   * and a cache following its feed listens there on a dedicated connection, so that other
+   * instances' changes are read at once rather than at the next poll. On by default; `false`
+   * neither rings nor listens. Listening needs a session: not through a transaction-mode pooler
+   * (Supavisor port 6543, PgBouncer `pool_mode=transaction`), which the doorbell detects and reports.
+   */
+  doorbell?: false | PostgresDoorbellOptions;
+  /** Where the doorbell says what it does (a pino logger). Default: warnings to stderr. */
+  logger?: Logger;
 }
 
 export type PostgresStorageOptions = PostgresStorageCommonOptions & PoolSource;
@@ -74,6 +101,11 @@ export class PostgresStorage implements Storage {
   readonly #redact: (text: string) => string;
   readonly #schema: string;
   readonly #table: SqlTableSchema;
+  readonly #feedRetentionMs: number | undefined;
+  readonly #doorbell: PostgresDoorbell | undefined;
+  readonly #channel: string;
+  readonly #topic: string;
+  readonly #ringer: Ringer | undefined;
   #closed = false;
 
   constructor(options: PostgresStorageOptions) {
@@ -85,10 +117,39 @@ export class PostgresStorage implements Storage {
     }
     this.#table = table;
     this.#schema = options.schema ?? 'public';
+    this.#feedRetentionMs =
+      options.feedRetentionMs === undefined
+        ? undefined
+        : nonNegativeMs(options.feedRetentionMs, 'feedRetentionMs');
     const source = poolFrom(options, 'PostgresStorage');
     this.#pool = source.pool;
     this.#ownsPool = source.owned;
     this.#redact = source.redact;
+    this.#topic = `${this.#schema}.${options.table ?? 'hybrid_cache_entries'}`;
+    this.#channel = (options.doorbell !== false && options.doorbell?.channel) || DEFAULT_DOORBELL_CHANNEL;
+    if (options.doorbell !== false) {
+      const { clientConfig } = source;
+      this.#doorbell = new PostgresDoorbell({
+        ...options.doorbell,
+        client: () =>
+          new pg.Client({
+            ...clientConfig,
+            application_name: 'hybrid-cache doorbell',
+            // TCP keepalive notices a peer gone without a word sooner than the heartbeat would.
+            keepAlive: true,
+            keepAliveInitialDelayMillis: 10_000,
+            connectionTimeoutMillis: 10_000,
+            query_timeout: 10_000,
+          }),
+        topic: this.#topic,
+        redact: this.#redact,
+        logger: options.logger ?? pino({ name: 'hybrid-cache', level: 'warn' }, pino.destination(2)),
+      });
+      // After the write committed, outside its transaction: see the doorbell option.
+      this.#ringer = new Ringer(async () => {
+        await this.#pool.query('SELECT pg_notify($1, $2)', [this.#channel, this.#topic]);
+      });
+    }
   }
 
   async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
@@ -121,6 +182,7 @@ export class PostgresStorage implements Storage {
       opts,
     );
     if (!readWriteRows(call, writes, rows)) throw this.#unexpectedShape(fn);
+    if (call.results.some((result) => result.status === 'applied')) this.#ringer?.ring();
     return call.results;
   }
 
@@ -134,22 +196,64 @@ export class PostgresStorage implements Storage {
 
   /**
    * Runs the table's cleanup function: deletes expired rows and tombstones minted longer than
-   * `tombstoneRetentionMs` ago, by their version's time (default `DEFAULT_TOMBSTONE_RETENTION_MS`).
-   * Returns how many rows went.
+   * `tombstoneRetentionMs` ago, by their version's time (default `DEFAULT_TOMBSTONE_RETENTION_MS`),
+   * and prunes the change feed (see `feedRetentionMs`). Returns how many rows went, feed not counted.
    */
   async cleanup(opts?: StorageCleanupOptions): Promise<number> {
     const fn = this.#table.functions.cleanup;
     const retention = retentionInterval(opts?.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS);
-    const rows = await this.#call(fn, [['p_tombstone_retention', retention, 'interval']], opts);
+    const args: Argument[] = [['p_tombstone_retention', retention, 'interval']];
+    // Sent only when configured, so a database migrated before the feed still takes the call.
+    if (this.#feedRetentionMs !== undefined) {
+      args.push(['p_feed_retention', retentionInterval(this.#feedRetentionMs), 'interval']);
+    }
+    const rows = await this.#call(fn, args, opts);
     const removed = rows[0]?.result;
     if (typeof removed !== 'number') throw this.#unexpectedShape(fn);
     return removed;
+  }
+
+  /** The table's change feed, read through its SQL function (see sql-functions/feed-page.ts). */
+  async changes(after: string | null, opts?: FeedReadOptions): Promise<FeedPage> {
+    const fn = this.#table.functions.changes;
+    const { p_after, p_limit } = feedArgs(after, opts);
+    const rows = await this.#call(
+      fn,
+      [
+        ['p_after', p_after, 'text'],
+        ['p_limit', p_limit, 'integer'],
+      ],
+      opts?.signal ? { signal: opts.signal } : undefined,
+    );
+    const page = feedPage(rows[0]?.result);
+    if (!page) throw this.#unexpectedShape(fn);
+    return page;
+  }
+
+  /**
+   * Rings `listener` when this table changes (see `doorbell`); the first subscriber starts the
+   * listening connection, the last unsubscribe closes it. Without a doorbell, never rings.
+   */
+  onChange(listener: () => void): () => void {
+    if (!this.#doorbell || this.#closed) return () => {};
+    return this.#doorbell.subscribe(listener);
+  }
+
+  doorbellState(): DoorbellState {
+    return this.#doorbell?.state ?? 'off';
+  }
+
+  /** The doorbell's connection, rings and heartbeat, for metrics; undefined with `doorbell: false`. */
+  doorbellStats(): ReturnType<PostgresDoorbell['stats']> | undefined {
+    return this.#doorbell?.stats();
   }
 
   /** Ends the pool if this adapter created it; a pool passed in stays open for its owner. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#doorbell?.close();
+    await this.#ringer?.stop();
     if (this.#ownsPool) await this.#pool.end();
   }
 

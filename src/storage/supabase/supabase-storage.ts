@@ -1,4 +1,5 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+import { type Logger, pino } from 'pino';
 import { StorageConfigurationError, TransientStorageError } from '../contract/errors.js';
 import {
   DEFAULT_TOMBSTONE_RETENTION_MS,
@@ -7,6 +8,7 @@ import {
 } from '../contract/tombstone-retention.js';
 import type {
   ApplyResult,
+  DoorbellState,
   FeedPage,
   FeedReadOptions,
   Storage,
@@ -15,6 +17,14 @@ import type {
   StoredEntry,
   VersionedWrite,
 } from '../contract/types.js';
+import {
+  DEFAULT_DOORBELL_CHANNEL,
+  PostgresDoorbell,
+  type PostgresDoorbellOptions,
+} from '../postgres/doorbell.js';
+import { connectionStringPassword, redactor } from '../postgres/postgres-errors.js';
+import { Ringer } from '../postgres/ringer.js';
+import { feedArgs, feedPage } from '../sql-functions/feed-page.js';
 import {
   readEntries,
   readHighWaterMark,
@@ -26,7 +36,6 @@ import {
   writeCall,
 } from '../sql-functions/table-functions.js';
 import { classifyRpcError, MIGRATION_HINT, parseRetryAfter } from './supabase-errors.js';
-import { readFeedPage } from './supabase-feed.js';
 
 export interface SupabaseStorageCommonOptions {
   /**
@@ -42,6 +51,19 @@ export interface SupabaseStorageCommonOptions {
    * `reset`. Default: the SQL cleanup function's own, equal to `DEFAULT_FEED_RETENTION_MS` (1 hour).
    */
   feedRetentionMs?: number;
+  /**
+   * The doorbell (LISTEN/NOTIFY), so that caches following the feed read other instances'
+   * changes at once rather than at their next poll. PostgREST cannot LISTEN, so `listen` names a
+   * direct (or session-mode pooler, port 5432) connection to the same database, used only to
+   * listen; not a transaction-mode pooler (Supavisor port 6543), which accepts LISTEN and never
+   * delivers (the doorbell detects and reports it). `ring`: after a write that changed something,
+   * call `hybrid_cache_ring` (a second RPC, after the write committed, never delaying it) so that
+   * listening caches hear it; default: when listening (give every instance `listen`, or `ring:
+   * true` to a writer that does not listen). Off by default (no `listen`, no `ring`).
+   */
+  doorbell?: false | (PostgresDoorbellOptions & { listen?: { connectionString: string }; ring?: boolean });
+  /** Where the doorbell says what it does (a pino logger). Default: warnings to stderr. */
+  logger?: Logger;
 }
 
 export type SupabaseStorageOptions = SupabaseStorageCommonOptions &
@@ -75,6 +97,8 @@ export class SupabaseStorage implements Storage {
   readonly #schema: string;
   readonly #table: SqlTableSchema;
   readonly #feedRetentionMs: number | undefined;
+  readonly #doorbell: PostgresDoorbell | undefined;
+  readonly #ringer: Ringer | undefined;
   /** `Retry-After` of the last response per call, keyed by the call's signal (own clients only). */
   readonly #retryAfter = new WeakMap<AbortSignal, number>();
 
@@ -104,6 +128,49 @@ export class SupabaseStorage implements Storage {
         global: { fetch: this.#fetch },
       });
     }
+    if (options.doorbell) {
+      const { listen, ring: ringing = listen !== undefined, ...doorbell } = options.doorbell;
+      const logger = options.logger ?? pino({ name: 'hybrid-cache', level: 'warn' }, pino.destination(2));
+      const topic = `${this.#schema}.${options.table ?? 'hybrid_cache_entries'}`;
+      const ring = { p_topic: topic, p_channel: doorbell.channel ?? DEFAULT_DOORBELL_CHANNEL };
+      this.#ringer = !ringing
+        ? undefined
+        : new Ringer(
+            async () => {
+              await this.#rpc('hybrid_cache_ring', ring);
+            },
+            (error) => {
+              // A database migrated before the doorbell: say so once, then stop asking.
+              if (!(error instanceof StorageConfigurationError)) return;
+              void this.#ringer?.stop();
+              logger.warn(
+                { err: error },
+                `this store cannot ring the doorbell: other caches read its changes at their feed's poll interval. ${MIGRATION_HINT}`,
+              );
+            },
+          );
+      if (listen) {
+        const { connectionString } = listen;
+        this.#doorbell = new PostgresDoorbell({
+          ...doorbell,
+          // pg loads only here, when listening: PostgREST is this store's only data path.
+          client: async () => {
+            const { default: pg } = await import('pg');
+            return new pg.Client({
+              connectionString,
+              application_name: 'hybrid-cache doorbell',
+              keepAlive: true,
+              keepAliveInitialDelayMillis: 10_000,
+              connectionTimeoutMillis: 10_000,
+              query_timeout: 10_000,
+            });
+          },
+          topic,
+          redact: redactor([connectionStringPassword(connectionString)]),
+          logger,
+        });
+      }
+    }
   }
 
   async getMany(keys: string[], opts?: StorageCallOptions): Promise<Map<string, StoredEntry>> {
@@ -128,6 +195,7 @@ export class SupabaseStorage implements Storage {
     const fn = this.#table.functions.write;
     const data = await this.#rpc(fn, call.args, opts);
     if (!readWriteRows(call, writes, data)) throw unexpectedShape(fn);
+    if (call.results.some((result) => result.status === 'applied')) this.#ringer?.ring();
     return call.results;
   }
 
@@ -154,17 +222,36 @@ export class SupabaseStorage implements Storage {
     return data;
   }
 
-  /** The table's change feed, read through its SQL function (see `readFeedPage`). */
-  changes(after: string | null, opts?: FeedReadOptions): Promise<FeedPage> {
-    return readFeedPage(
-      (fn, args, callOpts) => this.#rpc(fn, args, callOpts),
-      this.#table.functions.changes,
-      after,
-      opts,
-    );
+  /** The table's change feed, read through its SQL function (see sql-functions/feed-page.ts). */
+  async changes(after: string | null, opts?: FeedReadOptions): Promise<FeedPage> {
+    const fn = this.#table.functions.changes;
+    const args = feedArgs(after, opts);
+    const page = feedPage(await this.#rpc(fn, args, opts?.signal ? { signal: opts.signal } : undefined));
+    if (!page) throw unexpectedShape(fn);
+    return page;
   }
 
-  async close(): Promise<void> {}
+  /**
+   * Rings `listener` when this table changes, with `doorbell.listen` (see `doorbell`); the first
+   * subscriber starts the listening connection, the last unsubscribe closes it. Without, never rings.
+   */
+  onChange(listener: () => void): () => void {
+    return this.#doorbell?.subscribe(listener) ?? (() => {});
+  }
+
+  doorbellState(): DoorbellState {
+    return this.#doorbell?.state ?? 'off';
+  }
+
+  /** The doorbell's connection, rings and heartbeat, for metrics; undefined when it does not listen. */
+  doorbellStats(): ReturnType<PostgresDoorbell['stats']> | undefined {
+    return this.#doorbell?.stats();
+  }
+
+  async close(): Promise<void> {
+    await this.#doorbell?.close();
+    await this.#ringer?.stop();
+  }
 
   async #rpc(fn: string, args: Record<string, unknown>, opts?: StorageCallOptions): Promise<unknown> {
     const callerSignal = opts?.signal;

@@ -32,6 +32,8 @@ export interface FeedFollowerOptions {
   maxStalenessMs: number;
   /** A read of the feed failed (the store unreachable, most likely). */
   onError: (error: unknown) => void;
+  /** The store's doorbell (`Storage.onChange`): rings `ring()` on changes; returns the unsubscribe. */
+  doorbell?: (ring: () => void) => () => void;
   monotonicMs?: () => number;
 }
 
@@ -52,6 +54,9 @@ export class FeedFollower {
   #inFlight: Promise<boolean> | undefined;
   #followedAt: number | undefined;
   #stopped = false;
+  /** Rung while a read was in flight: that read may have begun before the change rung for. */
+  #rungDuringRead = false;
+  #unsubscribe: (() => void) | undefined;
   #changesReceived = 0;
   #resets = 0;
   #failures = 0;
@@ -63,11 +68,13 @@ export class FeedFollower {
 
   /** Reads the head now, then follows. */
   start(): void {
+    this.#unsubscribe = this.#options.doorbell?.(() => this.ring());
     void this.#poll();
   }
 
   stop(): void {
     this.#stopped = true;
+    this.#unsubscribe?.();
     this.#vouched = false;
     clearTimeout(this.#pollTimer);
     clearTimeout(this.#vouchTimer);
@@ -114,8 +121,23 @@ export class FeedFollower {
     if (this.#stopped) return Promise.resolve(false);
     this.#inFlight ??= this.#readToEnd().finally(() => {
       this.#inFlight = undefined;
+      if (this.#rungDuringRead) {
+        this.#rungDuringRead = false;
+        void this.catchUp();
+      }
     });
     return this.#inFlight;
+  }
+
+  /**
+   * Something changed (the doorbell rang): reads the feed now, without waiting for the next poll.
+   * Rings while a read is in flight make exactly one more read after it, as that read may have
+   * begun before the change committed.
+   */
+  ring(): void {
+    if (this.#stopped) return;
+    if (this.#inFlight) this.#rungDuringRead = true;
+    else void this.catchUp();
   }
 
   async #poll(): Promise<void> {

@@ -330,6 +330,21 @@ describe('loadConfig', () => {
       });
       expect(config.cache.durability).toBe('process');
       expect(warnings).toEqual([]);
+      expect(config.storage.supabase?.listen).toBeUndefined();
+    });
+
+    it('with supabase, uses DATABASE_URL only to listen for the doorbell', () => {
+      const DATABASE_URL = 'postgres://postgres:secret@db.xyz.supabase.co:5432/postgres';
+      const { config } = loadConfig({
+        CONVERSATION_STORAGE_BACKEND: 'supabase',
+        ...supabaseEnv,
+        DATABASE_URL,
+      });
+      expect(config.storage).toMatchObject({
+        backend: 'supabase',
+        supabase: { url: 'https://xyz.supabase.co', key: 'service-role-key', listen: DATABASE_URL },
+      });
+      expect(config.storage.postgres).toBeUndefined();
     });
 
     it.each([

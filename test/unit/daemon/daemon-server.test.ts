@@ -43,6 +43,7 @@ const STATS: CacheStats = {
   feedDrops: 8,
   feedResets: 1,
   feedLagMs: 1700,
+  doorbell: 'listening',
   revalidations: 12,
   possiblyStaleReads: 13,
 };
@@ -91,7 +92,21 @@ describe('GET /healthz', () => {
       outboxWritable: true,
       outboxHeals: 2,
       clockAheadMs: 0,
-      feed: { state: 'following', lagMs: 40, possiblyStaleReads: 13 },
+      feed: { state: 'following', lagMs: 40, doorbell: 'listening', possiblyStaleReads: 13 },
+    });
+  });
+
+  it('is 200 and says why when the doorbell cannot hear', async () => {
+    const response = await server({
+      stats: { feedState: 'following', feedLagMs: 40, doorbell: 'broken' },
+    }).inject({ method: 'GET', url: '/healthz' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json().feed).toEqual({
+      state: 'following',
+      lagMs: 40,
+      doorbell: 'broken',
+      possiblyStaleReads: 13,
+      reason: expect.stringContaining('transaction-mode pooler'),
     });
   });
 
@@ -101,6 +116,7 @@ describe('GET /healthz', () => {
     expect(response.json().feed).toEqual({
       state: 'behind',
       lagMs: 1700,
+      doorbell: 'listening',
       possiblyStaleReads: 13,
       reason: expect.stringContaining('have not been read for 1700 ms'),
     });
@@ -167,6 +183,8 @@ describe('GET /metrics', () => {
       hybrid_cache_possibly_stale_reads_total: 13,
       'hybrid_cache_feed_state{state="behind"}': 1,
       'hybrid_cache_feed_state{state="following"}': 0,
+      'hybrid_cache_doorbell_state{state="listening"}': 1,
+      'hybrid_cache_doorbell_state{state="broken"}': 0,
       'hybrid_cache_store_health{state="healthy"}': 0,
       'hybrid_cache_store_health{state="degraded"}': 1,
       'hybrid_cache_store_health{state="offline"}': 0,

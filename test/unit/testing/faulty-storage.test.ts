@@ -155,3 +155,30 @@ describe.each([
     expect(new FaultyStorage(bare).changes).toBeUndefined();
   });
 });
+
+describe('FaultyStorage and a doorbell', () => {
+  it("passes the wrapped store's doorbell through, and has none when it has none", () => {
+    const rings: Array<() => void> = [];
+    const unsubscribe = vi.fn();
+    const inner: Storage = {
+      getMany: vi.fn(),
+      apply: vi.fn(),
+      highWaterMark: vi.fn(),
+      onChange: (listener) => {
+        rings.push(listener);
+        return unsubscribe;
+      },
+      doorbellState: () => 'listening',
+    };
+    const wrapped = new FaultyStorage(inner);
+    const heard = vi.fn();
+    wrapped.onChange?.(heard)();
+    rings[0]?.();
+    expect(heard).toHaveBeenCalledOnce();
+    expect(unsubscribe).toHaveBeenCalledOnce();
+    expect(wrapped.doorbellState?.()).toBe('listening');
+    const bare = new FaultyStorage(new MemoryStorage());
+    expect(bare.onChange).toBeUndefined();
+    expect(bare.doorbellState).toBeUndefined();
+  });
+});

@@ -26,7 +26,7 @@ function feed(...answers: Array<FeedPage | Error | (() => Promise<FeedPage>)>) {
 
 function follower(
   read: (cursor: string | null) => Promise<FeedPage>,
-  over: { maxStalenessMs?: number } = {},
+  over: { maxStalenessMs?: number; doorbell?: (ring: () => void) => () => void } = {},
 ) {
   const changed: FeedChange[][] = [];
   const resets: FeedResetReason[] = [];
@@ -38,6 +38,7 @@ function follower(
     sink: { changed: (list) => changed.push([...list]), reset: (reason) => resets.push(reason) },
     onError: (error) => errors.push(error),
     monotonicMs: () => Date.now(),
+    ...(over.doorbell ? { doorbell: over.doorbell } : {}),
   });
   return { f, changed, resets, errors };
 }
@@ -214,5 +215,62 @@ describe('FeedFollower', () => {
     answer(page({ cursor: 'late', changes: [change('a', 1)] }));
     expect(await done).toBe(false);
     expect(changed).toEqual([]);
+  });
+
+  it('reads at once when rung, and coalesces rings during a read into exactly one more read', async () => {
+    let answer: (p: FeedPage) => void = () => {};
+    let answered = 0;
+    const { read, cursors } = feed(
+      page({ cursor: 'h' }),
+      () => new Promise<FeedPage>((resolve) => (answer = resolve)),
+      page({ cursor: 'c2', changes: [change('b', 2)] }),
+    );
+    const { f, changed } = follower(async (cursor) => {
+      const p = await read(cursor);
+      answered++;
+      return p;
+    });
+    await f.catchUp();
+    // Rung with nothing in flight: a read now, no timer involved.
+    f.ring();
+    expect(cursors).toEqual([null, 'h']);
+    // Three rings while that read is held: one read follows it, not three, and none before it ends.
+    f.ring();
+    f.ring();
+    f.ring();
+    expect(cursors).toHaveLength(2);
+    answer(page({ cursor: 'c1', changes: [change('a', 1)] }));
+    await vi.waitFor(() => expect(answered).toBe(3));
+    expect(cursors).toEqual([null, 'h', 'c1']);
+    expect(changed).toEqual([[change('a', 1)], [change('b', 2)]]);
+    // Nothing rang since: no further read until the poll would have one.
+    await Promise.resolve();
+    expect(cursors).toHaveLength(3);
+  });
+
+  it('subscribes to the doorbell when started and unsubscribes when stopped', async () => {
+    const rings: Array<() => void> = [];
+    let unsubscribed = 0;
+    const { read, cursors } = feed(page({ cursor: 'h' }), page({ cursor: 'c1', changes: [change('a', 1)] }));
+    const { f, changed } = follower(read, {
+      maxStalenessMs: 120_000,
+      doorbell: (ring) => {
+        rings.push(ring);
+        return () => unsubscribed++;
+      },
+    });
+    f.start();
+    expect(rings).toHaveLength(1);
+    // Settles the reads without moving the clock: the poll (100 ms) stays ahead.
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.started).toBe(true);
+    rings[0]?.();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(changed).toEqual([[change('a', 1)]]);
+    expect(cursors).toEqual([null, 'h']);
+    f.stop();
+    expect(unsubscribed).toBe(1);
+    rings[0]?.();
+    expect(cursors).toHaveLength(2);
   });
 });

@@ -1,46 +1,29 @@
-import { StorageConfigurationError } from '../contract/errors.js';
+/**
+ * The change feed as the SQL feed functions (`<table>_changes` in the migrations) serve it: the
+ * arguments of one call and the page it answers. Shared by `SupabaseStorage` (PostgREST RPC) and
+ * `PostgresStorage` (a direct connection), which call the same function: the cursor is built,
+ * checked and read there, so both adapters get the same answers.
+ */
 import { feedPageLimit } from '../contract/feed.js';
-import type { FeedChange, FeedPage, FeedReadOptions, StorageCallOptions } from '../contract/types.js';
-import { MIGRATION_HINT } from './supabase-errors.js';
+import type { FeedChange, FeedPage, FeedReadOptions } from '../contract/types.js';
 
 /** The largest page the SQL feed functions return; a larger limit is served as this. */
 export const MAX_FEED_PAGE_LIMIT = 10_000;
 
-/** One RPC call, as the adapter makes it (errors already mapped). */
-export type RpcCall = (
-  fn: string,
-  args: Record<string, unknown>,
-  opts?: StorageCallOptions,
-) => Promise<unknown>;
-
-/**
- * Reads one page of a table's change feed through its SQL function (`<table>_changes` in the
- * migration), which does all the work: the cursor is built, checked and read there, so that a
- * direct PostgreSQL connection gets the same answers from the same function.
- */
-export async function readFeedPage(
-  rpc: RpcCall,
-  fn: string,
+/** The feed function's arguments for a read after `after`; throws on a bad cursor or limit. */
+export function feedArgs(
   after: string | null,
-  opts?: FeedReadOptions,
-): Promise<FeedPage> {
+  opts: FeedReadOptions | undefined,
+): { p_after: string | null; p_limit: number } {
   const limit = feedPageLimit(opts);
   if (after !== null && typeof after !== 'string') {
     throw new TypeError(`changes: after must be a cursor string or null, got ${typeof after}`);
   }
-  const callOpts = opts?.signal ? { signal: opts.signal } : undefined;
-  const data = await rpc(fn, { p_after: after, p_limit: Math.min(limit, MAX_FEED_PAGE_LIMIT) }, callOpts);
-  const page = feedPage(data);
-  if (!page) {
-    throw new StorageConfigurationError(
-      `Supabase RPC ${fn} answered in an unexpected shape: the database's functions do not match this version of hybrid-cache. ${MIGRATION_HINT}`,
-    );
-  }
-  return page;
+  return { p_after: after, p_limit: Math.min(limit, MAX_FEED_PAGE_LIMIT) };
 }
 
 /** The function's jsonb answer as a `FeedPage`; undefined if malformed. */
-function feedPage(data: unknown): FeedPage | undefined {
+export function feedPage(data: unknown): FeedPage | undefined {
   if (typeof data !== 'object' || data === null) return undefined;
   const r = data as Record<string, unknown>;
   if (
