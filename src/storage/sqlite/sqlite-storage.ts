@@ -36,8 +36,8 @@ import {
 import { type FileIdentity, identify, isSameFile } from '../sqlite-file/file-identity.js';
 import { isItemError, toStorageError } from '../sqlite-file/sqlite-errors.js';
 import { openSqliteFile } from '../sqlite-file/sqlite-file.js';
-import { SqliteFeed } from './sqlite-feed.js';
-import { ENTRIES_TABLE, ITEMS_TABLE, migrateSchema } from './sqlite-schema.js';
+import { migrateSchema } from './sqlite-schema.js';
+import { type Connection, padded, prepareConnection, selectByKeys } from './sqlite-statements.js';
 
 export interface SqliteStorageOptions {
   /** Database file (its directory is created if missing), or `':memory:'` for a throwaway store. */
@@ -73,31 +73,6 @@ export interface SqliteStorageOptions {
 const DEFAULT_BUSY_TIMEOUT_MS = 1_000;
 /** Keys per `IN (…)` lookup; well under SQLite's bound-parameter limit (999 in old builds). */
 const READ_CHUNK = 512;
-
-interface EntryRow {
-  key: string;
-  version: number;
-  json: string | null;
-  expires_at: number | null;
-}
-
-/** An open store file: its connection, change feed and prepared statements. */
-interface Connection {
-  db: Database.Database;
-  feed: SqliteFeed;
-  upsert: Database.Statement<[string, number, string | null, number | null, number]>;
-  selectHighWaterMark: Database.Statement<[], number>;
-  deleteExpired: Database.Statement<[number]>;
-  deleteOldTombstones: Database.Statement<[number]>;
-  /** Reads by key count, prepared on first use (see `#selectStatement`). */
-  selectByKeyCount: Map<number, Database.Statement<unknown[], EntryRow>>;
-  selectEntry: Database.Statement<[string], EntryRow & { log_floor: number }>;
-  selectItems: Database.Statement<[string], LogItem>;
-  insertItem: Database.Statement<[string, number, string, string]>;
-  deleteItemsAtOrBelow: Database.Statement<[string, number]>;
-  raiseExpiry: Database.Statement<[number | null, number | null, string, number, number]>;
-  deleteOrphanItems: Database.Statement<[number]>;
-}
 
 /**
  * The embedded default store: one SQLite file, last-writer-wins by version in SQL, tombstones with
@@ -147,7 +122,7 @@ export class SqliteStorage implements Storage {
       const now = Date.now();
       for (let start = 0; start < keys.length; start += READ_CHUNK) {
         const chunk = keys.slice(start, start + READ_CHUNK);
-        for (const row of this.#selectStatement(chunk.length).all(now, ...padded(chunk))) {
+        for (const row of selectByKeys(this.#conn, chunk.length).all(now, ...padded(chunk))) {
           const entry: StoredEntry = { version: row.version, json: row.json, expiresAt: row.expires_at };
           if (row.json !== null) {
             const items = this.#conn.selectItems.all(row.key);
@@ -297,62 +272,7 @@ export class SqliteStorage implements Storage {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${this.#synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       migrateSchema(db, this.#location);
-      const upsert = db.prepare(
-        `INSERT INTO ${ENTRIES_TABLE} (key, version, json, expires_at, log_floor)
-         VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (key) DO UPDATE
-           SET version = excluded.version, json = excluded.json, expires_at = excluded.expires_at,
-               log_floor = max(${ENTRIES_TABLE}.log_floor, excluded.log_floor)
-           WHERE excluded.version > ${ENTRIES_TABLE}.version`,
-      );
-      const selectHighWaterMark = db
-        .prepare<[], number>(
-          `SELECT max(coalesce((SELECT max(version) FROM ${ENTRIES_TABLE}), 0),
-                      coalesce((SELECT max(version) FROM ${ITEMS_TABLE}), 0))`,
-        )
-        .pluck();
-      const selectEntry = db.prepare<[string], EntryRow & { log_floor: number }>(
-        `SELECT key, version, json, expires_at, log_floor FROM ${ENTRIES_TABLE} WHERE key = ?`,
-      );
-      const selectItems = db.prepare<[string], LogItem>(
-        `SELECT id, version, json FROM ${ITEMS_TABLE} WHERE key = ? ORDER BY version, id`,
-      );
-      const insertItem = db.prepare(
-        `INSERT INTO ${ITEMS_TABLE} (key, version, id, json) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      );
-      const deleteItemsAtOrBelow = db.prepare(`DELETE FROM ${ITEMS_TABLE} WHERE key = ? AND version <= ?`);
-      // An append refreshes the expiry of a value live when it was appended (never shortens it).
-      const raiseExpiry = db.prepare(
-        `UPDATE ${ENTRIES_TABLE}
-           SET expires_at = CASE WHEN ? IS NULL OR expires_at IS NULL THEN NULL ELSE max(expires_at, ?) END
-         WHERE key = ? AND json IS NOT NULL AND version < ? AND (expires_at IS NULL OR expires_at > ?)`,
-      );
-      const deleteOrphanItems = db.prepare(
-        `DELETE FROM ${ITEMS_TABLE} WHERE NOT EXISTS (
-           SELECT 1 FROM ${ENTRIES_TABLE} e WHERE e.key = ${ITEMS_TABLE}.key AND e.json IS NOT NULL
-             AND (e.expires_at IS NULL OR e.expires_at > ?))`,
-      );
-      const deleteExpired = db.prepare(
-        `DELETE FROM ${ENTRIES_TABLE} WHERE json IS NOT NULL AND expires_at IS NOT NULL AND expires_at <= ?`,
-      );
-      const deleteOldTombstones = db.prepare(
-        `DELETE FROM ${ENTRIES_TABLE} WHERE json IS NULL AND version < ?`,
-      );
-      return {
-        db,
-        feed: new SqliteFeed(db),
-        selectByKeyCount: new Map(),
-        upsert,
-        selectHighWaterMark,
-        deleteExpired,
-        deleteOldTombstones,
-        selectEntry,
-        selectItems,
-        insertItem,
-        deleteItemsAtOrBelow,
-        raiseExpiry,
-        deleteOrphanItems,
-      };
+      return prepareConnection(db);
     } catch (error) {
       db.close();
       throw openError(error, this.#location);
@@ -401,31 +321,6 @@ export class SqliteStorage implements Storage {
     this.#fileIdentity = identity;
     replaced.db.close();
   }
-
-  /** Statements for power-of-two key counts, so at most ten are ever prepared. */
-  #selectStatement(keyCount: number): Database.Statement<unknown[], EntryRow> {
-    const size = paddedSize(keyCount);
-    let statement = this.#conn.selectByKeyCount.get(size);
-    if (!statement) {
-      statement = this.#conn.db.prepare<unknown[], EntryRow>(
-        `SELECT key, version, json, expires_at FROM ${ENTRIES_TABLE}
-         WHERE (json IS NULL OR expires_at IS NULL OR expires_at > ?)
-           AND key IN (${Array(size).fill('?').join(', ')})`,
-      );
-      this.#conn.selectByKeyCount.set(size, statement);
-    }
-    return statement;
-  }
-}
-
-function paddedSize(count: number): number {
-  return 2 ** Math.ceil(Math.log2(Math.max(count, 1)));
-}
-
-/** Fills a chunk up to its statement's size by repeating the last key (harmless inside `IN`). */
-function padded(chunk: string[]): string[] {
-  const size = paddedSize(chunk.length);
-  return chunk.concat(Array(size - chunk.length).fill(chunk[chunk.length - 1]));
 }
 
 const FILE_ADVICE = '; check the path, its permissions and that it is a hybrid-cache store file';

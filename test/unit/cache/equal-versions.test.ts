@@ -21,8 +21,9 @@ async function twoCachesOneClock(inner: Storage) {
     sent.push(...writes);
     return apply(writes, opts);
   };
-  const a = (await memoryCache({ storage })).cache;
-  const b = (await memoryCache({ storage })).cache;
+  // Not following the feed: a cache that saw the other's write would mint above it, and never tie.
+  const a = (await memoryCache({ storage, feed: false })).cache;
+  const b = (await memoryCache({ storage, feed: false })).cache;
   // Both clocks anchored on the empty store, so neither has seen the other's version.
   await vi.waitFor(() => expect(a.stats().clockAnchored && b.stats().clockAnchored).toBe(true));
   return { storage, sent, a, b };
