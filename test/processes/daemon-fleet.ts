@@ -10,7 +10,7 @@ export interface Health {
   status: string;
   store: string;
   pending: number;
-  feed: { state: string; lagMs: number; possiblyStaleReads: number; reason?: string };
+  feed: { state: string; lagMs: number; possiblyStaleReads: number; doorbell?: string; reason?: string };
 }
 
 export async function health(daemon: DaemonProcess): Promise<Health> {
