@@ -155,35 +155,44 @@ describe('three daemons on one PostgreSQL database (real processes)', () => {
   it('the doorbell cut (its listening connection terminated, again and again) while writes go on: the bound holds, /metrics shows the gap, it reconnects', async () => {
     await everyDoorbellListening();
     const broken = new Set<number>();
-    let cutting = true;
+    let writing = true;
+    let stopped = false;
     let cuts = 0;
+    // Cuts every listening connection that has heard itself (its last query the self-notification,
+    // done), for as long as the writes go on and until each daemon's /metrics showed the gap. Only
+    // those: cutting one still connecting would lengthen its backoff (reset once it hears itself).
     const cutter = (async () => {
       const admin = await cluster.connect(db.database);
       try {
-        while (cutting) {
+        while (!stopped && (writing || broken.size < 3)) {
           const { rowCount } = await admin.query(
             `select pg_terminate_backend(pid) from pg_stat_activity
-              where application_name = 'hybrid-cache doorbell' and datname = current_database()`,
+              where application_name = 'hybrid-cache doorbell' and datname = current_database()
+                and state = 'idle' and query like 'SELECT pg_notify%'`,
           );
           cuts += rowCount ?? 0;
-          // Scraped right after the cut: the doorbell is reconnecting (after a backoff) or not yet aware.
+          // Scraped right after the cut: the doorbell is waiting out its backoff, or reconnecting.
           await Promise.all(
             daemons.map(async (daemon, d) => {
               const text = (await request(daemon, 'GET', '/metrics')).text;
               if (doorbellState(text, 'connecting') || doorbellState(text, 'broken')) broken.add(d);
             }),
           );
-          if (broken.size === 3) cutting = false;
         }
       } finally {
         await admin.end();
       }
     })();
-    // Writes go on meanwhile; after each flush every daemon has the whole thread within the bound
-    // (the feed's poll, not the doorbell, is what bounds staleness).
-    await roundRobin(daemons, 6, MAX_STALENESS_MS);
-    await expect.poll(() => broken.size, { timeout: 20_000, interval: 50 }).toBe(3);
-    await cutter;
+    try {
+      // Writes go on meanwhile; after each flush every daemon has the whole thread within the
+      // bound (the feed's poll, not the doorbell, is what bounds staleness).
+      await roundRobin(daemons, 6, MAX_STALENESS_MS);
+      writing = false;
+      await expect.poll(() => broken.size, { timeout: 20_000, interval: 50 }).toBe(3);
+    } finally {
+      stopped = true;
+      await cutter;
+    }
     expect(cuts).toBeGreaterThanOrEqual(3);
     for (const daemon of daemons) {
       expect(
