@@ -151,7 +151,7 @@ describe('three daemons on one PostgreSQL database (real processes)', () => {
         expect((await health(victim)).pending).toBeGreaterThan(0);
         expect(await storedTurns(id)).toEqual(previous);
         expect(await victim.stop('SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
-        // The others still serve what was flushed; nobody has the lost-in-flight turn yet.
+        // The others still serve what was flushed: the unflushed turn is nowhere but in the outbox.
         for (const other of daemons.filter((x) => x !== victim))
           expect(await threadTurns(other, id)).toEqual(previous);
         // Restarted on its data dir (flushing promptly now): its outbox replays the turn.
