@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { hrtimeNow } from 'tinybench';
 import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
+import { writeCall } from '../../src/storage/sql-functions/table-functions.js';
 import { put } from '../../src/testing/writes.js';
 import { type BenchContext, benchCache, type Figure } from '../lib/case.js';
 import { prng, smallValue, text } from '../lib/data.js';
@@ -57,7 +58,30 @@ function pgPool(supabase: BenchSupabase, max: number): pg.Pool {
   return pool;
 }
 
-type FlushVariant = 'cache' | 'cache-feed-off' | 'apply' | 'limit' | 'limit-1';
+/**
+ * The measured variants and, to tell where the gap between them goes, the steps between the
+ * physical limit and the cache: the limit plus the change-feed row per write the write function
+ * stamps (`limit-feed`), the write function called directly with the same arguments PostgresStorage
+ * sends (`write-fn`), and `apply` without the doorbell's ring (`apply-no-ring`).
+ */
+type FlushVariant =
+  | 'cache'
+  | 'cache-feed-off'
+  | 'apply'
+  | 'apply-no-ring'
+  | 'write-fn'
+  | 'limit-feed'
+  | 'limit'
+  | 'limit-1';
+
+const LIMIT_SQL = `insert into public.conversation_threads as t
+     (thread_id, conversation_data, expires_at, version, deleted, accessed_at)
+   select k, d::jsonb, $3::timestamptz, v, false, now()
+   from unnest($1::text[], $2::text[], $4::bigint[]) as u(k, d, v)
+   on conflict (thread_id) do update
+     set conversation_data = excluded.conversation_data, expires_at = excluded.expires_at,
+         version = excluded.version, deleted = excluded.deleted, accessed_at = excluded.accessed_at
+     where t.version < excluded.version`;
 
 async function flushFigures(ctx: BenchContext, supabase: BenchSupabase): Promise<Figure[]> {
   const n = ctx.quick ? 2_000 : 10_000;
@@ -76,6 +100,7 @@ async function flushFigures(ctx: BenchContext, supabase: BenchSupabase): Promise
   let heard = 0;
   const unsubscribe = listener.onChange(() => heard++);
   const storage = new PostgresStorage({ pool, table: TABLE });
+  const quietStorage = new PostgresStorage({ pool, table: TABLE, doorbell: false });
   let version = Date.now() * 1024;
   const expiresAt = new Date(Date.now() + 86_400_000).toISOString();
 
@@ -112,25 +137,41 @@ async function flushFigures(ctx: BenchContext, supabase: BenchSupabase): Promise
             );
             if (results.some((r) => r.status !== 'applied'))
               throw new Error('postgres flush: apply refused a write');
-          } else {
+          } else if (variant === 'apply-no-ring') {
+            const results = await quietStorage.apply(
+              batch.map((key, i) => put(key, ++version, values[(b * BATCH + i) & 255])),
+            );
+            if (results.some((r) => r.status !== 'applied'))
+              throw new Error('postgres flush: apply refused a write');
+          } else if (variant === 'write-fn') {
+            const { args } = writeCall(
+              batch.map((key, i) => put(key, ++version, values[(b * BATCH + i) & 255])),
+              'thread_id',
+            );
             const result = await pool.query(
-              `insert into public.conversation_threads as t
-                 (thread_id, conversation_data, expires_at, version, deleted, accessed_at)
-               select k, d::jsonb, $3::timestamptz, v, false, now()
-               from unnest($1::text[], $2::text[], $4::bigint[]) as u(k, d, v)
-               on conflict (thread_id) do update
-                 set conversation_data = excluded.conversation_data, expires_at = excluded.expires_at,
-                     version = excluded.version, deleted = excluded.deleted, accessed_at = excluded.accessed_at
-                 where t.version < excluded.version`,
-              [
-                batch,
-                batch.map((_, i) => valueTexts[(b * BATCH + i) & 255]),
-                expiresAt,
-                batch.map(() => ++version),
-              ],
+              'SELECT * FROM public.write_conversation_threads(p_writes => $1::jsonb, p_appends => $2::jsonb)',
+              [JSON.stringify(args.p_writes), JSON.stringify(args.p_appends)],
             );
             if (result.rowCount !== batch.length)
-              throw new Error('postgres flush: limit wrote the wrong row count');
+              throw new Error('postgres flush: write function answered short');
+          } else {
+            const limitArgs = [
+              batch,
+              batch.map((_, i) => valueTexts[(b * BATCH + i) & 255]),
+              expiresAt,
+              batch.map(() => ++version),
+            ];
+            const result = await pool.query(
+              variant === 'limit-feed'
+                ? `with written as (${LIMIT_SQL} returning t.thread_id, t.version),
+                     stamped as (insert into public.conversation_threads_feed (key, version)
+                                 select thread_id, version from written)
+                   select count(*)::int as n from written`
+                : LIMIT_SQL,
+              limitArgs,
+            );
+            const rows = variant === 'limit-feed' ? (result.rows[0] as { n: number }).n : result.rowCount;
+            if (rows !== batch.length) throw new Error('postgres flush: limit wrote the wrong row count');
           }
         }
       }),
@@ -138,7 +179,16 @@ async function flushFigures(ctx: BenchContext, supabase: BenchSupabase): Promise
     return (n / (hrtimeNow() - started)) * 1000;
   };
 
-  const variants: FlushVariant[] = ['cache', 'apply', 'limit', 'cache-feed-off', 'limit-1'];
+  const variants: FlushVariant[] = [
+    'cache',
+    'apply',
+    'limit',
+    'cache-feed-off',
+    'limit-1',
+    'write-fn',
+    'apply-no-ring',
+    'limit-feed',
+  ];
   const rates = new Map<FlushVariant, number[]>(variants.map((v) => [v, []]));
   const ratios: number[] = [];
   try {
@@ -157,6 +207,7 @@ async function flushFigures(ctx: BenchContext, supabase: BenchSupabase): Promise
     unsubscribe();
     await listener.close();
     await storage.close();
+    await quietStorage.close();
   }
   const med = (v: FlushVariant) => median(rates.get(v) ?? []);
   const spread = (v: FlushVariant) => ({
@@ -192,6 +243,27 @@ async function flushFigures(ctx: BenchContext, supabase: BenchSupabase): Promise
       opsPerSec: med('apply'),
       baseline: 'postgres.flush-limit',
       details: { ...common, ...spread('apply'), inFlight: IN_FLIGHT },
+    },
+    {
+      id: 'postgres.flush-apply-no-ring',
+      label: `PostgresStorage.apply of ${BATCH} distinct keys, ${IN_FLIGHT} in flight, doorbell: false (no ring)`,
+      opsPerSec: med('apply-no-ring'),
+      baseline: 'postgres.flush-limit',
+      details: { ...common, ...spread('apply-no-ring'), inFlight: IN_FLIGHT },
+    },
+    {
+      id: 'postgres.flush-write-fn',
+      label: `the write function called directly (pool.query, PostgresStorage's arguments), ${IN_FLIGHT} in flight`,
+      opsPerSec: med('write-fn'),
+      baseline: 'postgres.flush-limit',
+      details: { ...common, ...spread('write-fn'), inFlight: IN_FLIGHT },
+    },
+    {
+      id: 'postgres.flush-limit-feed',
+      label: `physical limit plus a change-feed row per write (one statement), ${IN_FLIGHT} in flight`,
+      opsPerSec: med('limit-feed'),
+      baseline: 'postgres.flush-limit',
+      details: { ...common, ...spread('limit-feed'), inFlight: IN_FLIGHT },
     },
     {
       id: 'postgres.flush-limit',
