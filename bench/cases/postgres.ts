@@ -377,7 +377,12 @@ async function convergenceFigures(ctx: BenchContext, supabase: BenchSupabase): P
   });
 }
 
-type MissVariant = 'select' | 'get-many' | 'cache-get';
+/**
+ * `items-fn` is the function PostgresStorage.getMany calls (the row and its items) called
+ * directly on the pool, and `get-fn` the table's plain batched read function (no items): between
+ * them and the SELECT, where the miss's time goes.
+ */
+type MissVariant = 'select' | 'get-fn' | 'items-fn' | 'get-many' | 'cache-get';
 
 async function readMissFigures(ctx: BenchContext, supabase: BenchSupabase): Promise<Figure[]> {
   const keyCount = ctx.quick ? 1_000 : 5_000;
@@ -398,7 +403,7 @@ async function readMissFigures(ctx: BenchContext, supabase: BenchSupabase): Prom
   const storage = new PostgresStorage({ pool, table: TABLE });
   // A tiny LRU: every read of the rotation is a miss.
   const cache = await benchCache({ storage, maxEntries: 16 });
-  const cursors = { select: 0, 'get-many': 0, 'cache-get': 0 };
+  const cursors = { select: 0, 'get-fn': 0, 'items-fn': 0, 'get-many': 0, 'cache-get': 0 };
   const nextKey = (variant: MissVariant) => keys[cursors[variant]++ % keyCount] as string;
   const reads: Record<MissVariant, (key: string) => Promise<unknown>> = {
     select: async (key) =>
@@ -408,12 +413,27 @@ async function readMissFigures(ctx: BenchContext, supabase: BenchSupabase): Prom
           [key],
         )
       ).rows[0],
+    'get-fn': async (key) =>
+      (await pool.query('SELECT * FROM public.get_conversation_threads(p_thread_ids => $1::text[])', [[key]]))
+        .rows[0],
+    'items-fn': async (key) =>
+      (
+        await pool.query(
+          'SELECT * FROM public.get_conversation_threads_with_turns(p_thread_ids => $1::text[]) AS result',
+          [[key]],
+        )
+      ).rows[0],
     'get-many': async (key) => (await storage.getMany([key])).get(key),
     'cache-get': (key) => cache.get(key),
   };
-  const variants: MissVariant[] = ['select', 'get-many', 'cache-get'];
+  const variants: MissVariant[] = ['select', 'get-many', 'cache-get', 'get-fn', 'items-fn'];
   const results = new Map<MissVariant, LatencySummary[]>(variants.map((v) => [v, []]));
-  const ratios: Record<'getMany' | 'cacheGet', number[]> = { getMany: [], cacheGet: [] };
+  const ratios: Record<'getMany' | 'cacheGet' | 'getFn' | 'itemsFn', number[]> = {
+    getMany: [],
+    cacheGet: [],
+    getFn: [],
+    itemsFn: [],
+  };
   try {
     for (let round = 0; round < rounds; round++) {
       const order = variants.map((_, i) => variants[(i + round) % variants.length] as MissVariant);
@@ -436,6 +456,8 @@ async function readMissFigures(ctx: BenchContext, supabase: BenchSupabase): Prom
       const p50 = (v: MissVariant) => (got.get(v) as LatencySummary).p50;
       ratios.getMany.push(p50('get-many') / p50('select'));
       ratios.cacheGet.push(p50('cache-get') / p50('select'));
+      ratios.getFn.push(p50('get-fn') / p50('select'));
+      ratios.itemsFn.push(p50('items-fn') / p50('select'));
     }
   } finally {
     await cache.close();
@@ -454,6 +476,26 @@ async function readMissFigures(ctx: BenchContext, supabase: BenchSupabase): Prom
       label: 'plain SELECT of the row by key (pool.query, same pool)',
       latencyNs: pick('select'),
       details: { rows: keyCount, rounds },
+    },
+    {
+      id: 'postgres.miss-get-fn',
+      label: 'the batched read function, no items (get_conversation_threads, one key, pool.query)',
+      latencyNs: pick('get-fn'),
+      baseline: 'postgres.miss-select',
+      details: {
+        ratioPerRound: perRound(ratios.getFn),
+        ratioMedian: Number(median(ratios.getFn).toFixed(3)),
+      },
+    },
+    {
+      id: 'postgres.miss-items-fn',
+      label: "the read function with items, PostgresStorage.getMany's, called directly (pool.query)",
+      latencyNs: pick('items-fn'),
+      baseline: 'postgres.miss-select',
+      details: {
+        ratioPerRound: perRound(ratios.itemsFn),
+        ratioMedian: Number(median(ratios.itemsFn).toFixed(3)),
+      },
     },
     {
       id: 'postgres.miss-get-many',
