@@ -14,6 +14,7 @@ import { conversation } from './cases/conversation.js';
 import { feedCost } from './cases/feed-cost.js';
 import { flush } from './cases/flush.js';
 import { memory } from './cases/memory.js';
+import { postgres } from './cases/postgres.js';
 import { readHit } from './cases/read-hit.js';
 import { readMiss } from './cases/read-miss.js';
 import { recovery } from './cases/recovery.js';
@@ -40,6 +41,7 @@ const CASES: Case[] = [
   ['memory', 'Memory', memory],
   ['convergence', 'Change-feed convergence', convergence, 'used'],
   ['feed-cost', 'Change-feed cost', feedCost, 'used'],
+  ['postgres', 'PostgresStorage (direct): flush, doorbell convergence, read miss', postgres, 'required'],
 ];
 const RESULTS = join(import.meta.dirname, 'results');
 const USAGE = `usage: npm run bench -- [--quick] [--only=${CASES.map(([id]) => id).join(',')}] [--no-pg] [--out=DIR]`;

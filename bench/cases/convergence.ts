@@ -46,7 +46,14 @@ export async function convergence(ctx: BenchContext): Promise<Figure[]> {
   return figures;
 }
 
-async function measureConvergence(
+/**
+ * One convergence figure: `samples` writes by a cache over `writerStorage`, each timed until the
+ * reader process (started with `readerEnv`) serves it. `pollIntervalMs` / `maxStalenessMs` are
+ * the reader's feed settings when not the defaults (they must also be passed in `readerEnv`, as
+ * FEED_POLL_MS / FEED_MAX_STALENESS_MS); the random wait before each write spans one poll
+ * interval, at most 100 ms.
+ */
+export async function measureConvergence(
   ctx: BenchContext,
   run: {
     id: string;
@@ -54,10 +61,15 @@ async function measureConvergence(
     writerStorage: Storage;
     readerEnv: Record<string, string>;
     samples: number;
+    pollIntervalMs?: number;
+    maxStalenessMs?: number;
+    /** Also receives every sample (ns), to pool several runs into one figure. */
+    sink?: { latenciesNs: number[]; via: { event: number; poll: number } };
   },
 ): Promise<Figure> {
   const random = prng(7);
-  const pollMs = DEFAULTS.feed.pollIntervalMs;
+  const pollMs = run.pollIntervalMs ?? DEFAULTS.feed.pollIntervalMs;
+  const phaseMs = Math.min(pollMs, 100);
   const keys = Array.from({ length: KEYS }, (_, i) => `${run.id}:${i}`);
   const pad = text(random, 160);
   ctx.step(`${run.id}: starting the writer and the reader process`);
@@ -76,7 +88,7 @@ async function measureConvergence(
     for (let s = 0; s < run.samples; s++) {
       const key = keys[s % KEYS] as string;
       await reader.send({ op: 'arm', key, n: s });
-      await sleep(random() * pollMs);
+      await sleep(random() * phaseMs);
       await writer.set(key, { n: s, pad });
       await writer.flush();
       const flushedAt = process.hrtime.bigint();
@@ -95,6 +107,8 @@ async function measureConvergence(
       }
       via[seen.via]++;
     }
+    run.sink?.latenciesNs.push(...latenciesNs);
+    if (run.sink) for (const how of ['event', 'poll'] as const) run.sink.via[how] += via[how];
     const { stats } = await reader.send<{ stats: Record<string, unknown> }>({ op: 'stats' });
     const latencyNs = summarize(latenciesNs);
     const ms = (ns: number) => Number((ns / 1e6).toFixed(1));
@@ -105,10 +119,11 @@ async function measureConvergence(
       latencyNs,
       details: {
         pollIntervalMs: pollMs,
-        maxStalenessMs: DEFAULTS.maxStalenessMs,
+        maxStalenessMs: run.maxStalenessMs ?? DEFAULTS.maxStalenessMs,
         readerInChildProcess: true,
         samples: latenciesNs.length,
         within250ms: latenciesNs.filter((ns) => ns <= 250e6).length,
+        within50ms: latenciesNs.filter((ns) => ns <= 50e6).length,
         seenViaChangesEvent: via.event,
         seenViaMsPoll: via.poll,
         flushToEventP50Ms: ms(toEvent.p50),
@@ -120,6 +135,7 @@ async function measureConvergence(
         readerFeedDrops: Number(stats.feedDrops),
         readerRevalidations: Number(stats.revalidations),
         readerPossiblyStaleReads: Number(stats.possiblyStaleReads),
+        readerDoorbell: String(stats.doorbell ?? 'n/a'),
       },
     };
   } finally {

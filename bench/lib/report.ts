@@ -61,6 +61,14 @@ const HEADLINES: Array<[string, string, 'rate'?]> = [
   ['feed-cost.flush-supabase-feed-on', 'Flush to Supabase, feed on', 'rate'],
   ['feed-cost.flush-supabase-feed-off', 'Flush to Supabase, feed: false', 'rate'],
   ['feed-cost.load-supabase-idle', 'Follower feed reads (RPCs) per instance, Supabase, idle', 'rate'],
+  ['postgres.flush-cache', 'PostgresStorage: flush, batch 200, doorbell on', 'rate'],
+  ['postgres.flush-apply', 'PostgresStorage: apply of 200 keys, 4 in flight', 'rate'],
+  ['postgres.flush-limit', 'PostgresStorage physical limit (200-row INSERT, 4 in flight)', 'rate'],
+  ['postgres.convergence', 'Convergence, PostgreSQL, doorbell + 100 ms poll'],
+  ['postgres.convergence-doorbell-only', 'Convergence, PostgreSQL, doorbell alone (poll off)'],
+  ['postgres.miss-select', 'Read miss: plain SELECT of the row (pg pool)'],
+  ['postgres.miss-get-many', 'Read miss: PostgresStorage.getMany of one key'],
+  ['postgres.miss-cache-get', 'Read miss: hybrid-cache get through PostgresStorage'],
 ];
 
 const MARKERS = ['<!-- bench-results:start -->', '<!-- bench-results:end -->'] as const;

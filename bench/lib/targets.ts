@@ -47,6 +47,9 @@ export function evaluateTargets(figures: Map<string, Figure>): TargetResult[] {
     rate('feed-cost.flush-supabase-feed-on'),
     rate('feed-cost.flush-supabase-feed-off'),
   ];
+  const [pgFlush, pgLimit] = [rate('postgres.flush-cache'), rate('postgres.flush-limit')];
+  const pgRatio = figures.get('postgres.flush-cache')?.details?.ratioToLimitMedian;
+  const [pgConverge, pgDoorbell] = [p99('postgres.convergence'), p99('postgres.convergence-doorbell-only')];
   return [
     check(
       'Read hit within 1.5× of the awaited-async floor (p50)',
@@ -117,6 +120,20 @@ export function evaluateTargets(figures: Map<string, Figure>): TargetResult[] {
       flushOn / flushOff >= 0.9,
       flushOn,
       flushOff,
+    ),
+    check(
+      'PostgresStorage flush at batch 200, doorbell on, at least 90% of the physical limit (200-row INSERTs, 4 in flight)',
+      `${formatRate(pgFlush)} vs ${formatRate(pgLimit)}: ${formatRatio(pgFlush / pgLimit)} (median of per-round ratios ${typeof pgRatio === 'number' ? formatRatio(pgRatio) : '?'})`,
+      pgFlush / pgLimit >= 0.9,
+      pgFlush,
+      pgLimit,
+    ),
+    check(
+      'Convergence over PostgreSQL with the doorbell (flush resolved → other process serves it) p99 ≤ 50 ms',
+      `poll 100 ms: p99 ${formatNs(pgConverge)}; doorbell alone: p99 ${formatNs(pgDoorbell)}`,
+      pgConverge <= 50e6 && pgDoorbell <= 50e6,
+      pgConverge,
+      pgDoorbell,
     ),
   ];
 }

@@ -1,7 +1,9 @@
 /**
  * Child process of the bench's convergence case: a second instance, a cache over the shared store
- * with the default change feed (SQLite file at FEED_SQLITE_PATH, or SupabaseStorage through the
- * gateway at FEED_SUPABASE_URL with FEED_SUPABASE_KEY). Driven by one JSON command per stdin line
+ * with the default change feed (SQLite file at FEED_SQLITE_PATH, SupabaseStorage through the
+ * gateway at FEED_SUPABASE_URL with FEED_SUPABASE_KEY, or PostgresStorage with its doorbell over
+ * the connection string FEED_POSTGRES); FEED_POLL_MS and FEED_MAX_STALENESS_MS change the feed's
+ * settings. Driven by one JSON command per stdin line
  * (test/support/line-child.ts), each answered by one JSON line on stdout:
  * - `read` `keys`: reads them (they are cached, clean, from then on);
  * - `arm` `key` `n`: starts watching for the key to serve `{ n }`, answers at once;
@@ -12,19 +14,36 @@
  * - `stats`: the cache's stats.
  */
 import { createInterface } from 'node:readline';
+import pg from 'pg';
 import type { Storage } from '../../src/index.js';
 import { SqliteStorage } from '../../src/index.js';
+import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
 import { SupabaseStorage } from '../../src/storage/supabase/supabase-storage.js';
 import { benchCache } from '../lib/case.js';
 
-const storage: Storage = process.env.FEED_SQLITE_PATH
-  ? new SqliteStorage({ path: process.env.FEED_SQLITE_PATH })
-  : new SupabaseStorage({
-      url: process.env.FEED_SUPABASE_URL as string,
-      key: process.env.FEED_SUPABASE_KEY as string,
-      table: 'conversation_threads',
-    });
-const cache = await benchCache({ storage });
+const env = process.env;
+let storage: Storage;
+let pool: pg.Pool | undefined;
+if (env.FEED_SQLITE_PATH) storage = new SqliteStorage({ path: env.FEED_SQLITE_PATH });
+else if (env.FEED_POSTGRES) {
+  // A PostgresStorage (doorbell on, its default) over a pool of its own.
+  // From a connection string: see connectionString in cases/postgres.ts.
+  pool = new pg.Pool({ connectionString: env.FEED_POSTGRES, max: 4 });
+  pool.on('error', () => {});
+  storage = new PostgresStorage({ pool, table: 'conversation_threads' });
+} else {
+  storage = new SupabaseStorage({
+    url: env.FEED_SUPABASE_URL as string,
+    key: env.FEED_SUPABASE_KEY as string,
+    table: 'conversation_threads',
+  });
+}
+// FEED_POLL_MS / FEED_MAX_STALENESS_MS: feed settings other than the defaults.
+const cache = await benchCache({
+  storage,
+  ...(env.FEED_POLL_MS ? { feed: { pollIntervalMs: Number(env.FEED_POLL_MS) } } : {}),
+  ...(env.FEED_MAX_STALENESS_MS ? { maxStalenessMs: Number(env.FEED_MAX_STALENESS_MS) } : {}),
+});
 
 interface Watch {
   key: string;
@@ -97,3 +116,5 @@ for await (const line of createInterface({ input: process.stdin })) {
 }
 clearInterval(ticker);
 await cache.close({ timeoutMs: 1 });
+await storage.close?.();
+await pool?.end();

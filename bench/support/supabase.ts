@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { PostgresConnectionInfo } from '../../test/support/postgres.js';
 import { type SupabaseClients, supabaseClients } from '../../test/support/supabase-clients.js';
 import type { SupabaseServerInfo } from './supabase-server.js';
 
@@ -9,6 +10,8 @@ export interface BenchSupabase extends SupabaseClients {
   /** The gateway's URL and service role key, for a SupabaseStorage in another process. */
   url: string;
   serviceRoleKey: string;
+  /** The superuser connection to the same database, for a PostgresStorage in another process. */
+  admin: PostgresConnectionInfo;
 }
 
 /** Starts PostgreSQL and the gateway in a child process (a few seconds). */
@@ -36,6 +39,7 @@ export async function startSupabase(): Promise<BenchSupabase> {
     ...clients,
     url: info.url,
     serviceRoleKey: info.serviceRoleKey,
+    admin: info.admin,
     postgres: {
       version: version?.version ?? '',
       settings: Object.fromEntries(settings.map((row) => [row.name, row.setting])),
