@@ -109,6 +109,23 @@ describe('PostgresStorage doorbell', () => {
     expect(listener.doorbellStats()?.lastHeartbeatAt).toBeTypeOf('number');
   });
 
+  it('listens over a pool given with separate connection fields (its password is not enumerable)', async () => {
+    const parsed = new URL(url);
+    const pool = new pg.Pool({
+      host: parsed.hostname,
+      port: Number(parsed.port),
+      user: decodeURIComponent(parsed.username),
+      password: decodeURIComponent(parsed.password),
+      database: parsed.pathname.slice(1),
+      max: 2,
+    });
+    opened.push({ close: () => pool.end() });
+    const listener = storage({ pool, connectionString: undefined } as Partial<PostgresStorageOptions>);
+    const b = bell(listener);
+    await b.after(0);
+    expect(listener.doorbellState()).toBe('listening');
+  });
+
   it('rings for its own table only', async () => {
     const listener = storage({ table: 'conversation_threads' });
     const b = bell(listener);

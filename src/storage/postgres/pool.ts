@@ -40,7 +40,13 @@ export function poolFrom(source: PoolSource, who: string): ResolvedPool {
     return {
       pool: source.pool,
       owned: false,
-      clientConfig: { ...(options as pg.ClientConfig | undefined) },
+      // node-postgres keeps a pool's password non-enumerable: a spread alone would leave it out.
+      clientConfig: {
+        ...(options as pg.ClientConfig | undefined),
+        ...(options?.password === undefined
+          ? {}
+          : { password: options.password as pg.ClientConfig['password'] }),
+      },
       redact: redactor([
         typeof options?.password === 'string' ? options.password : undefined,
         connectionString && connectionStringPassword(connectionString),
