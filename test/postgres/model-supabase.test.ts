@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { runModel } from '../property/model.js';
+import { emptyTablesWhenQuiet } from '../support/empty-tables.js';
 import { type SupabaseEnv, startSupabaseEnv } from '../support/supabase-env.js';
 
 let env: SupabaseEnv;
@@ -17,8 +18,7 @@ describe('model-based consistency: SupabaseStorage over the PostgREST gateway', 
     await runModel(
       {
         create: async () => {
-          await env.sql('DELETE FROM public.conversation_threads');
-          await env.sql('DELETE FROM public.conversation_turns');
+          await emptyTablesWhenQuiet(env.sql, ['conversation_threads', 'conversation_turns']);
           run++;
           return env.storage();
         },

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
 import { runModel } from '../property/model.js';
+import { emptyTablesWhenQuiet } from '../support/empty-tables.js';
 import { migratedDatabase } from '../support/plain-postgres.js';
 
 let pool: pg.Pool;
@@ -20,8 +21,10 @@ describe('model-based consistency: PostgresStorage over node-postgres', () => {
     await runModel(
       {
         create: async () => {
-          await pool.query('DELETE FROM public.conversation_threads');
-          await pool.query('DELETE FROM public.conversation_turns');
+          await emptyTablesWhenQuiet(
+            async (text) => (await pool.query(text)).rows,
+            ['conversation_threads', 'conversation_turns'],
+          );
           run++;
           // Over a pool it does not own: each run's close() leaves the pool to the next run.
           return new PostgresStorage({ pool, table: 'conversation_threads' });
