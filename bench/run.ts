@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [--quick] [--only=read-hit,write,…] [--no-pg] [--out=DIR]`: every case with its
+ * `npm run bench -- [--quick] [--only=read-hit,write,…] [--no-pg] [--no-feed] [--out=DIR]`: every case with its
  * baselines, in one process, on this machine (bench/README.md). Writes DIR (default bench/results)
  * /latest.json, latest.md and latency.svg; a full run into bench/results also rewrites the results
  * tables in README.md and bench/README.md. Progress goes to stderr.
@@ -19,7 +19,7 @@ import { readHit } from './cases/read-hit.js';
 import { readMiss } from './cases/read-miss.js';
 import { recovery } from './cases/recovery.js';
 import { write } from './cases/write.js';
-import type { BenchContext, CaseResult, Figure } from './lib/case.js';
+import { type BenchContext, benchCacheDefaults, type CaseResult, type Figure } from './lib/case.js';
 import { machineInfo, otherCpuLoad, sourceRevision } from './lib/machine.js';
 import { collectGarbage } from './lib/measure.js';
 import { writeResults } from './lib/report.js';
@@ -44,7 +44,7 @@ const CASES: Case[] = [
   ['postgres', 'PostgresStorage (direct): flush, doorbell convergence, read miss', postgres, 'required'],
 ];
 const RESULTS = join(import.meta.dirname, 'results');
-const USAGE = `usage: npm run bench -- [--quick] [--only=${CASES.map(([id]) => id).join(',')}] [--no-pg] [--out=DIR]`;
+const USAGE = `usage: npm run bench -- [--quick] [--only=${CASES.map(([id]) => id).join(',')}] [--no-pg] [--no-feed] [--out=DIR]`;
 
 // The heap figures, and a clean heap before each measurement, need global.gc.
 if (typeof (globalThis as { gc?: unknown }).gc !== 'function') {
@@ -58,6 +58,7 @@ function options() {
       options: {
         quick: { type: 'boolean', default: false },
         'no-pg': { type: 'boolean', default: false },
+        'no-feed': { type: 'boolean', default: false },
         only: { type: 'string', default: CASES.map(([id]) => id).join(',') },
         out: { type: 'string', default: RESULTS },
         help: { type: 'boolean', default: false },
@@ -78,6 +79,7 @@ function options() {
 }
 
 const args = options();
+if (args['no-feed']) benchCacheDefaults.feed = false;
 const startedAt = new Date();
 const log = (message: string) =>
   process.stderr.write(

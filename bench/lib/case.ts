@@ -46,7 +46,18 @@ export interface CaseResult {
 /** Caches under test log nothing: their warnings (closing with writes pending) are expected here. */
 const silent = pino({ level: 'silent' });
 
+/**
+ * Options every cache under test starts from, before its own: `--no-feed` sets `feed: false` here,
+ * to compare the engine with a build that had no change feed (a case that sets `feed` keeps it).
+ */
+export const benchCacheDefaults: Partial<HybridCacheOptions> = {};
+
 /** A cache under test, without an outbox unless given one. */
 export function benchCache(options: HybridCacheOptions): Promise<HybridCache<object>> {
-  return createHybridCache<object>({ outbox: { durability: 'none' }, logger: silent, ...options });
+  return createHybridCache<object>({
+    outbox: { durability: 'none' },
+    logger: silent,
+    ...benchCacheDefaults,
+    ...options,
+  });
 }
