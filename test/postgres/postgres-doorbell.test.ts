@@ -280,7 +280,7 @@ describe('PostgresStorage doorbell', () => {
     expect(doorbell.stats().reconnects).toBeGreaterThanOrEqual(1);
   });
 
-  it('says why it cannot connect and keeps trying, never logging the password', async () => {
+  it('says why it cannot connect and keeps trying, broken on refused credentials, never logging the password', async () => {
     const { logger, lines, line } = recordingLogger();
     const password = `pw-${randomUUID()}`;
     const unreachable = `postgres://postgres:${password}@127.0.0.1:${await freePort()}/postgres`;
@@ -303,7 +303,11 @@ describe('PostgresStorage doorbell', () => {
       doorbell: { backoff: { baseMs: 50, maxMs: 100 } },
     });
     bell(wrong);
-    await line(/password authentication failed/);
+    // Refused credentials will not mend by waiting: broken, at error level, saying what to check.
+    const refused = JSON.parse(await line(/doorbell cannot connect: .*password authentication failed/));
+    expect(refused).toMatchObject({ level: 50 });
+    expect(refused.msg).toMatch(/check the user and password of DATABASE_URL/);
+    expect(wrong.doorbellState()).toBe('broken');
     expect(lines.join('')).not.toContain(password);
     expect(lines.join('')).not.toContain(cluster.info.password);
   });

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { ExponentialBackoff, fullJitterGenerator, type IBackoff } from 'cockatiel';
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { StorageConfigurationError } from '../contract/errors.js';
 import type { DoorbellState } from '../contract/types.js';
+import { classifyPgError } from './postgres-errors.js';
 
 /** The channel every hybrid-cache writer rings and every doorbell listens on, unless configured. */
 export const DEFAULT_DOORBELL_CHANNEL = 'hybrid_cache';
@@ -215,13 +217,25 @@ export class PostgresDoorbell {
         { channel: this.#channel, reason },
         'doorbell broken: LISTEN was accepted but this connection never hears its own NOTIFY. A transaction-mode pooler (Supavisor port 6543, PgBouncer pool_mode=transaction) does this: listen through a session-mode (port 5432) or direct connection. Changes from other instances are still read from the feed, at its poll interval',
       );
-    } else if (error instanceof NotHeard) {
+      return;
+    }
+    if (error instanceof NotHeard) {
       this.#state = 'connecting';
       logger.warn({ channel: this.#channel, reason }, 'doorbell heartbeat not heard back: reconnecting');
-    } else {
-      if (this.#state !== 'broken') this.#state = 'connecting';
-      logger.warn({ channel: this.#channel, reason }, 'doorbell connection failed or lost: reconnecting');
+      return;
     }
+    const failure = classifyPgError('listening', error, this.#setup.redact);
+    if (failure instanceof StorageConfigurationError) {
+      // Credentials, a database or TLS settings the server refuses: waiting alone will not mend it.
+      this.#state = 'broken';
+      logger.error(
+        { channel: this.#channel, reason },
+        `doorbell cannot connect: ${failure.message} Changes from other instances are still read from the feed, at its poll interval; trying again`,
+      );
+      return;
+    }
+    if (this.#state !== 'broken') this.#state = 'connecting';
+    logger.warn({ channel: this.#channel, reason }, 'doorbell connection failed or lost: reconnecting');
   }
 }
 
