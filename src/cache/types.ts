@@ -168,7 +168,8 @@ export interface CacheStats {
   /**
    * The store's doorbell, which makes the feed be read as soon as another instance's change
    * commits (see `DoorbellState`): `off` without one (the feed is read every poll interval),
-   * `broken` when it cannot hear (a transaction-mode pooler, most likely: see the logs).
+   * `broken` when it cannot hear (a transaction-mode pooler, or a connection refused for its
+   * settings: see the logs).
    */
   doorbell: DoorbellState;
   /** Reads of clean entries made while the feed vouched for nothing, which first read the feed to its end. */

@@ -178,7 +178,7 @@ export function createMetrics(stats: () => CacheStats): DaemonMetrics {
   });
   new Gauge({
     name: 'hybrid_cache_doorbell_state',
-    help: "Where the store's doorbell (LISTEN/NOTIFY) stands: 1 for the current state; broken means it cannot hear (a transaction-mode pooler?).",
+    help: "Where the store's doorbell (LISTEN/NOTIFY) stands: 1 for the current state; broken means it cannot hear (a transaction-mode pooler, or refused settings: see the logs).",
     labelNames: ['state'],
     registers: [registry],
     collect() {

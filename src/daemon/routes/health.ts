@@ -40,7 +40,7 @@ export function healthRoutes(app: FastifyInstance, deps: HealthDeps): void {
           : stats.doorbell === 'broken'
             ? {
                 reason:
-                  "the doorbell cannot hear (LISTEN through a transaction-mode pooler?): other instances' changes are read at the feed's poll interval",
+                  "the doorbell cannot hear (LISTEN through a transaction-mode pooler, or a listening connection refused for its settings: see the logs): other instances' changes are read at the feed's poll interval",
               }
             : {}),
       },
