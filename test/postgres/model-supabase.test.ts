@@ -18,7 +18,11 @@ describe('model-based consistency: SupabaseStorage over the PostgREST gateway', 
     await runModel(
       {
         create: async () => {
-          await emptyTablesWhenQuiet(env.sql, ['conversation_threads', 'conversation_turns']);
+          await emptyTablesWhenQuiet(env.sql, [
+            'conversation_threads',
+            'conversation_turns',
+            'conversation_threads_feed',
+          ]);
           run++;
           return env.storage();
         },

@@ -23,7 +23,7 @@ describe('model-based consistency: PostgresStorage over node-postgres', () => {
         create: async () => {
           await emptyTablesWhenQuiet(
             async (text) => (await pool.query(text)).rows,
-            ['conversation_threads', 'conversation_turns'],
+            ['conversation_threads', 'conversation_turns', 'conversation_threads_feed'],
           );
           run++;
           // Over a pool it does not own: each run's close() leaves the pool to the next run.
