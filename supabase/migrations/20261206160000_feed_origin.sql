@@ -43,7 +43,7 @@ begin
   -- adding the column rewrites nothing; existing rows read null.
   execute format(
     'alter table public.%I add column if not exists origin text '
-    'default pg_catalog.nullif(pg_catalog.current_setting(''hybrid_cache.origin'', true), '''')',
+    'default nullif(pg_catalog.current_setting(''hybrid_cache.origin'', true), '''')',
     p_feed);
 
   -- The write function with its origin. set_config(..., true) lasts until the transaction ends;
@@ -82,7 +82,7 @@ begin
       v_xmin pg_catalog.xid8 := pg_catalog.pg_snapshot_xmin(v_snapshot);
       v_xmax pg_catalog.xid8 := pg_catalog.pg_snapshot_xmax(v_snapshot);
       v_limit integer := least(greatest(coalesce(p_limit, 1000), 1), 10000);
-      v_skip text := pg_catalog.nullif(p_skip_origin, '');
+      v_skip text := nullif(p_skip_origin, '');
       v_epoch text;
       v_pruned_xid pg_catalog.xid8;
       v_pruned_id bigint;
