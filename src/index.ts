@@ -47,6 +47,7 @@ export {
 export { DEFAULT_TOMBSTONE_RETENTION_MS } from './storage/contract/tombstone-retention.js';
 export {
   type AppendWrite,
+  type ApplyOptions,
   type ApplyResult,
   compareItems,
   DEFAULT_FEED_PAGE_LIMIT,

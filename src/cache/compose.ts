@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Storage } from '../storage/contract/types.js';
 import { ClockAnchor } from '../sync/clock/clock-anchor.js';
@@ -74,6 +75,10 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
     possiblyStaleReads: 0,
   };
   const events = new CacheEventHub(logger);
+  // This instance's id in the store's feed: its writes carry it, and its follower asks the store
+  // to leave them out (it holds them already). Per instance, never persisted: a restarted process
+  // reads its predecessor's changes as foreign, which is the safe side.
+  const origin = randomUUID();
   const wall = new WallClock({
     maxAheadMs: options.maxClockAheadMs,
     onDistrust: ({ readingMs, trustedMs }) =>
@@ -103,6 +108,7 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
   });
   // `flush.batchSize` is documented as the most keys in any one store call: reads included.
   const follower = followerFor(options, {
+    origin,
     guard,
     clock,
     counters,
@@ -122,6 +128,7 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
   );
   const flusher = new Flusher({
     storage,
+    origin,
     guard,
     outbox,
     pending: new MemoryPendingWrites(tier, counters, (key, version) => loader.noteWrite(key, version)),
@@ -185,6 +192,7 @@ export function composeCache(options: ResolvedOptions, outbox: Outbox): CachePar
 function followerFor(
   options: ResolvedOptions,
   parts: {
+    origin: string;
     guard: StoreGuard;
     clock: HybridLogicalClock;
     counters: CacheCounters;
@@ -193,14 +201,15 @@ function followerFor(
     loader: () => Loader;
   },
 ): FeedFollower | undefined {
-  const { guard, clock, counters, events, tier, loader } = parts;
+  const { origin, guard, clock, counters, events, tier, loader } = parts;
   const { storage, logger, feed } = options;
   const changes = storage.changes?.bind(storage);
   if (feed === false || changes === undefined) return undefined;
   const onChange = storage.onChange?.bind(storage);
   return new FeedFollower({
     ...(onChange ? { doorbell: onChange } : {}),
-    read: (cursor) => guard.follow((signal) => changes(cursor, { signal, limit: feed.pageSize })),
+    read: (cursor) =>
+      guard.follow((signal) => changes(cursor, { signal, limit: feed.pageSize, skipOrigin: origin })),
     pollIntervalMs: feed.pollIntervalMs,
     maxStalenessMs: options.maxStalenessMs,
     sink: {

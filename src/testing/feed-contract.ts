@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { FeedChange, FeedPage, FeedReadOptions, Storage } from '../storage/contract/types.js';
+import { describeFeedOrigin } from './feed-origin-contract.js';
 import { type ContractSetup, contractFixture, type TestFunctions } from './storage-contract.js';
 import { appended, item, put, tombstone } from './writes.js';
 
@@ -7,9 +8,11 @@ import { appended, item, put, tombstone } from './writes.js';
 export interface FeedFixture {
   store: () => Storage;
   key: (label: string) => string;
+  /** Whether the store honours `skipOrigin` (see `ContractSetup.skipsOrigin`); default true. */
+  skipsOrigin?: () => boolean;
 }
 
-type Feed = (after: string | null, opts?: FeedReadOptions) => Promise<FeedPage>;
+export type Feed = (after: string | null, opts?: FeedReadOptions) => Promise<FeedPage>;
 
 /**
  * The change feed (`Storage.changes`): every applied write after a cursor, in commit order, with
@@ -22,18 +25,22 @@ type Feed = (after: string | null, opts?: FeedReadOptions) => Promise<FeedPage>;
  * shared by several caches) passes these tests without checking anything. Once it gains
  * `changes`, they check it with no change to its test file.
  */
-export function describeFeed({ store, key }: FeedFixture, { it }: Pick<TestFunctions, 'it'>): void {
+export function describeFeed(
+  { store, key, skipsOrigin = () => true }: FeedFixture,
+  { it }: Pick<TestFunctions, 'it'>,
+): void {
   const feedOf = (): Feed | undefined => {
     const storage = store();
     return storage.changes?.bind(storage);
   };
 
   /** Every change after `cursor`, page by page, until the head. */
-  const drain = async (feed: Feed, cursor: string, limit?: number) => {
+  const drain = async (feed: Feed, cursor: string, opts?: FeedReadOptions) => {
+    const limit = opts?.limit;
     const changes: FeedChange[] = [];
     const pages: FeedPage[] = [];
     for (;;) {
-      const page = await feed(cursor, limit === undefined ? undefined : { limit });
+      const page = await feed(cursor, opts);
       assert.equal(page.reset, false, 'a cursor the store just gave must not be reset');
       if (limit !== undefined) assert.ok(page.changes.length <= limit);
       pages.push(page);
@@ -131,7 +138,7 @@ export function describeFeed({ store, key }: FeedFixture, { it }: Pick<TestFunct
     const keys = Array.from({ length: 7 }, (_, i) => key(`feed-page-${i}`));
     const { cursor } = await drain(feed, (await feed(null)).cursor);
     for (const [i, k] of keys.entries()) await store().apply([put(k, 100 + i, i)]);
-    const { changes, pages } = await drain(feed, cursor, 3);
+    const { changes, pages } = await drain(feed, cursor, { limit: 3 });
     assert.deepEqual(
       mine(changes, ...keys),
       keys.map((k, i) => ({ key: k, version: 100 + i })),
@@ -190,6 +197,8 @@ export function describeFeed({ store, key }: FeedFixture, { it }: Pick<TestFunct
     controller.abort(new Error('caller gave up'));
     await assert.rejects(feed(null, { signal: controller.signal }));
   });
+
+  describeFeedOrigin({ store, key, skipsOrigin, feedOf, drain, mine }, { it });
 }
 
 /**
@@ -202,7 +211,7 @@ export function describeFeedContract(
   { describe, it, beforeAll, afterAll }: TestFunctions,
 ): void {
   describe(`Storage feed contract: ${name}`, () => {
-    const { store, key } = contractFixture(setup, { beforeAll, afterAll });
-    describeFeed({ store, key }, { it });
+    const { store, key, skipsOrigin } = contractFixture(setup, { beforeAll, afterAll });
+    describeFeed({ store, key, skipsOrigin }, { it });
   });
 }

@@ -108,6 +108,12 @@ describe('migrations on a plain PostgreSQL (no Supabase roles)', () => {
         expiresAt: null,
       });
       expect(await storage.highWaterMark()).toBe(7);
+      // Origins too: the functions of *_feed_origin.sql are there without Supabase's roles.
+      const head = await storage.changes(null);
+      await storage.apply([{ key: 'mine', version: 8, json: '1', expiresAt: null }], { origin: 'me' });
+      await storage.apply([{ key: 'theirs', version: 9, json: '2', expiresAt: null }], { origin: 'you' });
+      const page = await storage.changes(head.cursor, { skipOrigin: 'me' });
+      expect(page.changes).toEqual([{ key: 'theirs', version: 9 }]);
     } finally {
       await storage.close();
     }

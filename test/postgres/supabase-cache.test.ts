@@ -81,7 +81,8 @@ describe('hybrid cache over SupabaseStorage (gateway + PostgreSQL)', () => {
     try {
       await cache.set(k, 'v1');
       await cache.flush({ timeoutMs: 5_000 });
-      env.gateway.inject({ kind: 'commitThenDrop' }, { fn: 'write_conversation_threads' });
+      // The cache writes through the function that records its origin.
+      env.gateway.inject({ kind: 'commitThenDrop' }, { fn: 'write_conversation_threads_from' });
       await cache.set(k, 'v2');
       await expect
         .poll(() => env.gateway.requests.some((r) => r.outcome === 'committed-then-dropped'), {

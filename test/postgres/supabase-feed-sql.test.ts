@@ -98,7 +98,7 @@ describe.each(TABLES)('the change feed of %s, in SQL', (table) => {
         )
       ).rows[0]?.args ?? '';
     expect(await args(functions.changes)).toBe(
-      `p_after text DEFAULT NULL::text, p_limit integer DEFAULT ${DEFAULT_FEED_PAGE_LIMIT}`,
+      `p_after text DEFAULT NULL::text, p_limit integer DEFAULT ${DEFAULT_FEED_PAGE_LIMIT}, p_skip_origin text DEFAULT NULL::text`,
     );
     const retention = /p_feed_retention interval DEFAULT ([^,]+)$/.exec(await args(functions.cleanup))?.[1];
     const ms = await pool.query<{ ms: string }>(

@@ -119,14 +119,18 @@ describe.each(TABLES)('SupabaseStorage.changes on %s (supabase-js -> gateway -> 
   it('maps errors like every other call: a key that may not read it, a database without the feed', async () => {
     const anon = env.storage({ table, key: await mintSupabaseKey('anon') });
     await expect(anon.changes(null)).rejects.toBeInstanceOf(StorageConfigurationError);
-    await env.sql(`alter function public.${functions.changes}(text, integer) rename to feed_moved_away`);
+    await env.sql(
+      `alter function public.${functions.changes}(text, integer, text) rename to feed_moved_away`,
+    );
     await env.gateway.reloadSchema();
     try {
       const missing = storage().changes(null);
       await expect(missing).rejects.toBeInstanceOf(StorageConfigurationError);
       await expect(missing).rejects.toThrow(/supabase\/migrations/);
     } finally {
-      await env.sql(`alter function public.feed_moved_away(text, integer) rename to ${functions.changes}`);
+      await env.sql(
+        `alter function public.feed_moved_away(text, integer, text) rename to ${functions.changes}`,
+      );
       await env.gateway.reloadSchema();
     }
     expect((await storage().changes(null)).reset).toBe(false);
@@ -147,7 +151,7 @@ describe.each(TABLES)('SupabaseStorage.changes on %s (supabase-js -> gateway -> 
 
   it('refuses an answer in another shape as a configuration error', async () => {
     const fn = functions.changes;
-    await env.sql(`alter function public.${fn}(text, integer) rename to feed_kept_aside`);
+    await env.sql(`alter function public.${fn}(text, integer, text) rename to feed_kept_aside`);
     await env.sql(
       `create function public.${fn}(p_after text default null, p_limit integer default 1000)
        returns jsonb language sql as $$ select '{"epoch": "e", "cursor": "c", "reset": false, "more": false, "changes": [{"key": 1}]}'::jsonb $$`,
@@ -157,7 +161,7 @@ describe.each(TABLES)('SupabaseStorage.changes on %s (supabase-js -> gateway -> 
       await expect(storage().changes(null)).rejects.toBeInstanceOf(StorageConfigurationError);
     } finally {
       await env.sql(`drop function public.${fn}(text, integer)`);
-      await env.sql(`alter function public.feed_kept_aside(text, integer) rename to ${fn}`);
+      await env.sql(`alter function public.feed_kept_aside(text, integer, text) rename to ${fn}`);
       await env.gateway.reloadSchema();
     }
   });

@@ -116,6 +116,16 @@ export interface StorageCallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of `Storage.apply`. */
+export interface ApplyOptions extends StorageCallOptions {
+  /**
+   * An opaque id of the writing cache (each cache instance has its own). A store that records it
+   * with the changes these writes make can leave them out of that cache's feed reads (see
+   * `FeedReadOptions.skipOrigin`). A hint: a store may ignore it.
+   */
+  origin?: string;
+}
+
 export interface StorageCleanupOptions extends StorageCallOptions {
   /**
    * Tombstones minted longer ago than this are removed, judged by their version's time (versions
@@ -161,6 +171,13 @@ export interface FeedPage {
 export interface FeedReadOptions extends StorageCallOptions {
   /** At most this many changes per page (the adapter may return fewer). Default 1000. */
   limit?: number;
+  /**
+   * Leave out the changes written with this origin (`ApplyOptions.origin`): the follower's own
+   * writes, which it already holds. The cursor still moves past them, so a page of only such
+   * changes has empty `changes` and an advanced cursor; `limit` and `more` count them as before.
+   * A hint: a store that ignores it delivers them, which a follower tolerates (they are its own).
+   */
+  skipOrigin?: string;
 }
 
 export const DEFAULT_FEED_PAGE_LIMIT = 1000;
@@ -190,8 +207,10 @@ export interface Storage {
    * report the others stale.
    * Returns one result per write, in order. Throws when the call as a whole failed (see
    * `TransientStorageError`, `PermanentStorageError`, `StorageConfigurationError`).
+   * `opts.origin` names the writing cache, so that its own changes can be left out of the feed it
+   * reads (`FeedReadOptions.skipOrigin`); an adapter may ignore it.
    */
-  apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]>;
+  apply(writes: VersionedWrite[], opts?: ApplyOptions): Promise<ApplyResult[]>;
   /**
    * The highest version the store holds, tombstones and expired entries included; 0 when it holds
    * nothing. A cache's clock starts above it, so a process whose wall clock or outbox is behind
@@ -215,7 +234,8 @@ export interface Storage {
    * asks for the head: no changes, the cursor to follow from. Changes older than the adapter's
    * feed retention are pruned by `cleanup`; a cursor before them answers `reset: true`.
    * Caches over a store with a feed follow it to stop serving copies other instances replaced;
-   * a store without one cannot be shared by several caches.
+   * a store without one cannot be shared by several caches. With `opts.skipOrigin` the store may
+   * leave out the changes written with that origin (the reader's own), moving the cursor past them.
    */
   changes?(after: string | null, opts?: FeedReadOptions): Promise<FeedPage>;
   /**

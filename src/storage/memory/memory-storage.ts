@@ -24,6 +24,7 @@ import {
 } from '../contract/tombstone-retention.js';
 import {
   type AppendWrite,
+  type ApplyOptions,
   type ApplyResult,
   compareItems,
   type FeedChange,
@@ -47,10 +48,11 @@ export interface MemoryStorageOptions {
   feedRetentionMs?: number;
 }
 
-/** A change as the log keeps it: its id (increasing in apply order) and when it was recorded. */
+/** A change as the log keeps it: its id (increasing in apply order), when it was recorded, and by whom. */
 interface LoggedChange extends FeedChange {
   id: number;
   at: number;
+  origin: string | undefined;
 }
 
 /**
@@ -92,9 +94,9 @@ export class MemoryStorage implements Storage {
     return found;
   }
 
-  async apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
+  async apply(writes: VersionedWrite[], opts?: ApplyOptions): Promise<ApplyResult[]> {
     opts?.signal?.throwIfAborted();
-    return writes.map((write) => this.#applyOne(write));
+    return writes.map((write) => this.#applyOne(write, opts?.origin || undefined));
   }
 
   async highWaterMark(opts?: StorageCallOptions): Promise<number> {
@@ -124,10 +126,13 @@ export class MemoryStorage implements Storage {
     const start = Math.max(0, position.id + 1 - first);
     const page = this.#changes.slice(start, start + limit);
     const last = page.at(-1);
+    // The reader's own changes are left out, but the cursor moves past them all the same.
+    const skip = opts?.skipOrigin || undefined;
+    const shown = skip === undefined ? page : page.filter((change) => change.origin !== skip);
     return {
       epoch,
       cursor: formatCursor(epoch, last ?? position),
-      changes: page.map(({ key, version, itemId }) =>
+      changes: shown.map(({ key, version, itemId }) =>
         itemId === undefined ? { key, version } : { key, version, itemId },
       ),
       reset: false,
@@ -188,8 +193,8 @@ export class MemoryStorage implements Storage {
     return log ? [...log.values()].map((item) => ({ ...item })).sort(compareItems) : [];
   }
 
-  #applyOne(write: VersionedWrite): ApplyResult {
-    if (isAppend(write)) return this.#appendOne(write);
+  #applyOne(write: VersionedWrite, origin: string | undefined): ApplyResult {
+    if (isAppend(write)) return this.#appendOne(write, origin);
     const problem = logFloorProblem(write);
     if (problem)
       return { status: 'rejected', error: new PermanentStorageError(`${problem} (key ${write.key})`) };
@@ -200,7 +205,7 @@ export class MemoryStorage implements Storage {
       stored && { version: stored.version, ended: storedHasEnded(stored, write, Date.now()) },
     );
     this.#entries.set(write.key, { version: write.version, json: write.json, expiresAt: write.expiresAt });
-    this.#record(write.key, write.version);
+    this.#record(origin, write.key, write.version);
     if (floor > (this.#logFloors.get(write.key) ?? NO_LOG_FLOOR)) {
       this.#logFloors.set(write.key, floor);
       this.#dropItemsAtOrBelow(write.key, floor);
@@ -208,7 +213,7 @@ export class MemoryStorage implements Storage {
     return { status: 'applied' };
   }
 
-  #appendOne(write: AppendWrite): ApplyResult {
+  #appendOne(write: AppendWrite, origin: string | undefined): ApplyResult {
     const stored = this.#entries.get(write.key);
     const floor = this.#logFloors.get(write.key) ?? NO_LOG_FLOOR;
     let log = this.#logs.get(write.key);
@@ -226,7 +231,7 @@ export class MemoryStorage implements Storage {
       if (!newest || compareItems(item, newest) > 0) newest = item;
     }
     // Only an item stored now is news: a re-sent append changes nothing a follower holds.
-    if (newest) this.#record(write.key, newest.version, newest.id);
+    if (newest) this.#record(origin, write.key, newest.version, newest.id);
     if (accepted === 0 && stored) return { status: 'stale', storedVersion: stored.version };
     if (
       stored &&
@@ -239,8 +244,8 @@ export class MemoryStorage implements Storage {
     return { status: 'applied' };
   }
 
-  #record(key: string, version: number, itemId?: string): void {
-    const change: LoggedChange = { id: ++this.#lastChangeId, key, version, at: Date.now() };
+  #record(origin: string | undefined, key: string, version: number, itemId?: string): void {
+    const change: LoggedChange = { id: ++this.#lastChangeId, key, version, at: Date.now(), origin };
     if (itemId !== undefined) change.itemId = itemId;
     this.#changes.push(change);
   }

@@ -7,6 +7,7 @@ import {
   retentionInterval,
 } from '../contract/tombstone-retention.js';
 import type {
+  ApplyOptions,
   ApplyResult,
   DoorbellState,
   FeedPage,
@@ -27,6 +28,7 @@ import {
   type SqlTableSchema,
   sqlTable,
   writeCall,
+  writeFunction,
 } from '../sql-functions/table-functions.js';
 import { DEFAULT_DOORBELL_CHANNEL, PostgresDoorbell, type PostgresDoorbellOptions } from './doorbell.js';
 import { type PoolSource, poolFrom } from './pool.js';
@@ -166,15 +168,18 @@ export class PostgresStorage implements Storage {
    * One call per batch: the table's write function applies the values (each with its log floor, in
    * the same upsert), then the appended items, in one transaction.
    */
-  async apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
+  async apply(writes: VersionedWrite[], opts?: ApplyOptions): Promise<ApplyResult[]> {
     const call = writeCall(writes, this.#table.keyField);
     if (call.positions.length === 0) return call.results;
     // A permanent failure fails the call as a whole, even for one write: the cache splits batches
     // down to single writes and dead-letters the one that still fails.
-    const fn = this.#table.functions.write;
+    const origin = opts?.origin;
+    const fn = writeFunction(this.#table, origin);
+    const args: Argument[] = origin ? [['p_origin', origin, 'text']] : [];
     const rows = await this.#call(
       fn,
       [
+        ...args,
         // JSON text: node-postgres would send a JavaScript array as a PostgreSQL array.
         ['p_writes', JSON.stringify(call.args.p_writes), 'jsonb'],
         ['p_appends', JSON.stringify(call.args.p_appends), 'jsonb'],
@@ -216,15 +221,13 @@ export class PostgresStorage implements Storage {
   /** The table's change feed, read through its SQL function (see sql-functions/feed-page.ts). */
   async changes(after: string | null, opts?: FeedReadOptions): Promise<FeedPage> {
     const fn = this.#table.functions.changes;
-    const { p_after, p_limit } = feedArgs(after, opts);
-    const rows = await this.#call(
-      fn,
-      [
-        ['p_after', p_after, 'text'],
-        ['p_limit', p_limit, 'integer'],
-      ],
-      opts?.signal ? { signal: opts.signal } : undefined,
-    );
+    const { p_after, p_limit, p_skip_origin } = feedArgs(after, opts);
+    const args: Argument[] = [
+      ['p_after', p_after, 'text'],
+      ['p_limit', p_limit, 'integer'],
+    ];
+    if (p_skip_origin !== undefined) args.push(['p_skip_origin', p_skip_origin, 'text']);
+    const rows = await this.#call(fn, args, opts?.signal ? { signal: opts.signal } : undefined);
     const page = feedPage(rows[0]?.result);
     if (!page) throw this.#unexpectedShape(fn);
     return page;

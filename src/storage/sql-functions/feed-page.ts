@@ -10,16 +10,21 @@ import type { FeedChange, FeedPage, FeedReadOptions } from '../contract/types.js
 /** The largest page the SQL feed functions return; a larger limit is served as this. */
 export const MAX_FEED_PAGE_LIMIT = 10_000;
 
-/** The feed function's arguments for a read after `after`; throws on a bad cursor or limit. */
+/**
+ * The feed function's arguments for a read after `after`; throws on a bad cursor or limit.
+ * `p_skip_origin` only when asked for, so that a read without it still finds the function of a
+ * database migrated before origins (*_feed_origin.sql).
+ */
 export function feedArgs(
   after: string | null,
   opts: FeedReadOptions | undefined,
-): { p_after: string | null; p_limit: number } {
+): { p_after: string | null; p_limit: number; p_skip_origin?: string } {
   const limit = feedPageLimit(opts);
   if (after !== null && typeof after !== 'string') {
     throw new TypeError(`changes: after must be a cursor string or null, got ${typeof after}`);
   }
-  return { p_after: after, p_limit: Math.min(limit, MAX_FEED_PAGE_LIMIT) };
+  const args = { p_after: after, p_limit: Math.min(limit, MAX_FEED_PAGE_LIMIT) };
+  return opts?.skipOrigin ? { ...args, p_skip_origin: opts.skipOrigin } : args;
 }
 
 /** The function's jsonb answer as a `FeedPage`; undefined if malformed. */

@@ -25,6 +25,7 @@ export const SQL_TABLES = {
     keysParam: 'p_keys',
     functions: {
       write: 'hybrid_cache_write',
+      writeFrom: 'hybrid_cache_write_from',
       apply: 'hybrid_cache_apply',
       append: 'hybrid_cache_append',
       get: 'hybrid_cache_get',
@@ -39,6 +40,7 @@ export const SQL_TABLES = {
     keysParam: 'p_thread_ids',
     functions: {
       write: 'write_conversation_threads',
+      writeFrom: 'write_conversation_threads_from',
       apply: 'apply_conversation_threads',
       append: 'append_conversation_turns',
       get: 'get_conversation_threads',
@@ -69,6 +71,15 @@ export interface WriteCall {
   positions: number[];
   /** The function's arguments (its p_writes and p_appends, JSON arrays). */
   args: { p_writes: Record<string, unknown>[]; p_appends: Record<string, unknown>[] };
+}
+
+/**
+ * The write function to call for a batch: the one that records the writing cache's origin with
+ * the changes (*_feed_origin.sql) when one is given, else the plain one, which a database
+ * migrated before origins also has.
+ */
+export function writeFunction(table: SqlTableSchema, origin: string | undefined): string {
+  return origin ? table.functions.writeFrom : table.functions.write;
 }
 
 /** Splits a batch into the write function's arguments, rejecting the writes that can never be stored. */

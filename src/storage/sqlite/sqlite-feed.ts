@@ -14,6 +14,7 @@ interface ChangeRow {
   key: string;
   version: number;
   item_id: string | null;
+  origin: string | null;
 }
 
 /** What the last full read saw, and the connection's `data_version` before it looked. */
@@ -36,7 +37,7 @@ interface Snapshot {
  */
 export class SqliteFeed {
   readonly #db: Database.Database;
-  readonly #insert: Database.Statement<[string, number, string | null, number]>;
+  readonly #insert: Database.Statement<[string, number, string | null, number, string | null]>;
   readonly #selectMeta: Database.Statement<[], { name: string; value: string | number }>;
   readonly #selectHead: Database.Statement<[], FeedPosition>;
   readonly #selectVersion: Database.Statement<[number], number>;
@@ -51,7 +52,7 @@ export class SqliteFeed {
   constructor(db: Database.Database) {
     this.#db = db;
     this.#insert = db.prepare(
-      `INSERT INTO ${CHANGES_TABLE} (key, version, item_id, changed_at) VALUES (?, ?, ?, ?)`,
+      `INSERT INTO ${CHANGES_TABLE} (key, version, item_id, changed_at, origin) VALUES (?, ?, ?, ?, ?)`,
     );
     this.#selectMeta = db.prepare(
       `SELECT name, value FROM ${META_TABLE} WHERE name IN ('epoch', 'feed_pruned_through')`,
@@ -63,7 +64,7 @@ export class SqliteFeed {
       .prepare<[number], number>(`SELECT version FROM ${CHANGES_TABLE} WHERE id = ?`)
       .pluck();
     this.#selectAfter = db.prepare<[number, number], ChangeRow>(
-      `SELECT id, key, version, item_id FROM ${CHANGES_TABLE} WHERE id > ? ORDER BY id LIMIT ?`,
+      `SELECT id, key, version, item_id, origin FROM ${CHANGES_TABLE} WHERE id > ? ORDER BY id LIMIT ?`,
     );
     // The newest change is always kept, so the head stays a real row whose version is known.
     this.#selectPruneBound = db
@@ -80,9 +81,12 @@ export class SqliteFeed {
     );
   }
 
-  /** Records one change; call inside the transaction of the write it records. */
-  record(key: string, version: number, itemId: string | null = null): void {
-    this.#insert.run(key, version, itemId, Date.now());
+  /**
+   * Records one change, with the origin of the cache that wrote it (null: none given); call inside
+   * the transaction of the write it records.
+   */
+  record(origin: string | null, key: string, version: number, itemId: string | null = null): void {
+    this.#insert.run(key, version, itemId, Date.now(), origin);
     // This connection's commits do not move its own data_version.
     this.#snapshot = undefined;
   }
@@ -101,8 +105,11 @@ export class SqliteFeed {
     this.#snapshot = undefined;
   }
 
-  /** `Storage.changes`, with `limit` already checked. */
-  read(after: string | null, limit: number): FeedPage {
+  /**
+   * `Storage.changes`, with `limit` already checked; the changes written with `skipOrigin` are
+   * left out of the page, which still ends after them.
+   */
+  read(after: string | null, limit: number, skipOrigin: string | null = null): FeedPage {
     const dataVersion = this.#dataVersion.get() as number;
     const known = this.#snapshot;
     if (
@@ -129,7 +136,7 @@ export class SqliteFeed {
       return {
         epoch,
         cursor: formatCursor(epoch, last ? { id: last.id, version: last.version } : position),
-        changes: rows.map(toChange),
+        changes: (skipOrigin === null ? rows : rows.filter((row) => row.origin !== skipOrigin)).map(toChange),
         reset: false,
         more,
       };

@@ -57,6 +57,10 @@ export const STORE_SCHEMA: SqliteFileSchema = {
      CREATE INDEX ${CHANGES_TABLE}_changed_at ON ${CHANGES_TABLE} (changed_at);
      CREATE TABLE ${META_TABLE} (name TEXT PRIMARY KEY NOT NULL, value NOT NULL) WITHOUT ROWID;
      INSERT INTO ${META_TABLE} (name, value) VALUES ('feed_pruned_through', 0);`,
+    // The origin of each change: the writing cache's id (ApplyOptions.origin), so that a reader
+    // can leave its own changes out (FeedReadOptions.skipOrigin). Null for changes recorded
+    // before, or without an origin: every reader gets those.
+    `ALTER TABLE ${CHANGES_TABLE} ADD COLUMN origin TEXT;`,
   ],
 };
 

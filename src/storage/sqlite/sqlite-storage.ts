@@ -21,6 +21,7 @@ import {
 } from '../contract/tombstone-retention.js';
 import {
   type AppendWrite,
+  type ApplyOptions,
   type ApplyResult,
   compareItems,
   type FeedPage,
@@ -137,12 +138,15 @@ export class SqliteStorage implements Storage {
     return found;
   }
 
-  async apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
+  async apply(writes: VersionedWrite[], opts?: ApplyOptions): Promise<ApplyResult[]> {
     opts?.signal?.throwIfAborted();
     if (writes.length === 0) return [];
+    const origin = opts?.origin || null;
     try {
       this.#assertUsable();
-      return this.#conn.db.transaction(() => writes.map((write) => this.#applyOne(write))).immediate();
+      return this.#conn.db
+        .transaction(() => writes.map((write) => this.#applyOne(write, origin)))
+        .immediate();
     } catch (error) {
       throw toStorageError(error, 'write', this.#location);
     }
@@ -168,7 +172,7 @@ export class SqliteStorage implements Storage {
     const limit = feedPageLimit(opts);
     try {
       this.#assertUsable();
-      return this.#conn.feed.read(after, limit);
+      return this.#conn.feed.read(after, limit, opts?.skipOrigin || null);
     } catch (error) {
       throw toStorageError(error, 'feed read', this.#location);
     }
@@ -205,10 +209,10 @@ export class SqliteStorage implements Storage {
     if (this.#conn.db.open) this.#conn.db.close();
   }
 
-  #applyOne(write: VersionedWrite): ApplyResult {
+  #applyOne(write: VersionedWrite, origin: string | null): ApplyResult {
     try {
       if (typeof write.key !== 'string') throw new TypeError('key must be a string');
-      if (isAppend(write)) return this.#appendOne(write);
+      if (isAppend(write)) return this.#appendOne(write, origin);
       const problem = logFloorProblem(write);
       if (problem) throw new TypeError(problem);
       const previous = this.#conn.selectEntry.get(write.key);
@@ -222,7 +226,7 @@ export class SqliteStorage implements Storage {
       // The floor is raised in the same upsert as the value, and only if the value is written.
       const { changes } = this.#conn.upsert.run(write.key, write.version, write.json, write.expiresAt, floor);
       if (changes > 0) {
-        this.#conn.feed.record(write.key, write.version);
+        this.#conn.feed.record(origin, write.key, write.version);
         if (floor > (previous?.log_floor ?? NO_LOG_FLOOR))
           this.#conn.deleteItemsAtOrBelow.run(write.key, floor);
         return { status: 'applied' };
@@ -246,7 +250,7 @@ export class SqliteStorage implements Storage {
   }
 
   /** Each item once (by id), unless the key's log floor is at or above the item. */
-  #appendOne(write: AppendWrite): ApplyResult {
+  #appendOne(write: AppendWrite, origin: string | null): ApplyResult {
     const stored = this.#conn.selectEntry.get(write.key);
     const floor = stored?.log_floor ?? NO_LOG_FLOOR;
     let accepted = 0;
@@ -258,7 +262,7 @@ export class SqliteStorage implements Storage {
       if (!newest || compareItems(item, newest) > 0) newest = item;
     }
     // Only an item stored now is news: a re-sent append changes nothing a follower holds.
-    if (newest) this.#conn.feed.record(write.key, newest.version, newest.id);
+    if (newest) this.#conn.feed.record(origin, write.key, newest.version, newest.id);
     if (accepted === 0 && stored) return { status: 'stale', storedVersion: stored.version };
     this.#conn.raiseExpiry.run(write.expiresAt, write.expiresAt, write.key, write.version, write.appendedAt);
     return { status: 'applied' };

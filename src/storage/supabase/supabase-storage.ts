@@ -7,6 +7,7 @@ import {
   retentionInterval,
 } from '../contract/tombstone-retention.js';
 import type {
+  ApplyOptions,
   ApplyResult,
   DoorbellState,
   FeedPage,
@@ -34,6 +35,7 @@ import {
   type SqlTableSchema,
   sqlTable,
   writeCall,
+  writeFunction,
 } from '../sql-functions/table-functions.js';
 import { classifyRpcError, MIGRATION_HINT, parseRetryAfter } from './supabase-errors.js';
 
@@ -187,13 +189,14 @@ export class SupabaseStorage implements Storage {
    * One RPC per batch: the table's write function applies the values (each with its log floor, in
    * the same upsert), then the appended items, in one transaction.
    */
-  async apply(writes: VersionedWrite[], opts?: StorageCallOptions): Promise<ApplyResult[]> {
+  async apply(writes: VersionedWrite[], opts?: ApplyOptions): Promise<ApplyResult[]> {
     const call = writeCall(writes, this.#table.keyField);
     if (call.positions.length === 0) return call.results;
     // A permanent failure fails the call as a whole, even for one write: the cache splits batches
     // down to single writes and dead-letters the one that still fails.
-    const fn = this.#table.functions.write;
-    const data = await this.#rpc(fn, call.args, opts);
+    const origin = opts?.origin;
+    const fn = writeFunction(this.#table, origin);
+    const data = await this.#rpc(fn, origin ? { p_origin: origin, ...call.args } : call.args, opts);
     if (!readWriteRows(call, writes, data)) throw unexpectedShape(fn);
     if (call.results.some((result) => result.status === 'applied')) this.#ringer?.ring();
     return call.results;

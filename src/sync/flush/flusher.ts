@@ -19,6 +19,8 @@ import type { StoreGuard } from './store-guard.js';
 
 export interface FlusherOptions {
   storage: Storage;
+  /** The cache's origin, sent with every batch (`ApplyOptions.origin`). */
+  origin?: string;
   guard: StoreGuard;
   outbox: Outbox;
   pending: PendingWrites;
@@ -47,6 +49,7 @@ interface Waiter {
  */
 export class Flusher {
   readonly #storage: Storage;
+  readonly #origin: string | undefined;
   readonly #guard: StoreGuard;
   readonly #outbox: Outbox;
   readonly #pending: PendingWrites;
@@ -69,6 +72,7 @@ export class Flusher {
 
   constructor(options: FlusherOptions) {
     this.#storage = options.storage;
+    this.#origin = options.origin;
     this.#guard = options.guard;
     this.#outbox = options.outbox;
     this.#pending = options.pending;
@@ -213,7 +217,11 @@ export class Flusher {
     let results: ApplyResult[];
     try {
       results = await this.#guard.write(
-        (signal) => this.#storage.apply(writes, { signal }),
+        (signal) =>
+          this.#storage.apply(
+            writes,
+            this.#origin === undefined ? { signal } : { signal, origin: this.#origin },
+          ),
         this.#abort.signal,
       );
     } catch (error) {

@@ -106,3 +106,20 @@ describe('MemoryStorage change feed', () => {
     await expect(new MemoryStorage().changes(null, { limit: 1.5 })).rejects.toThrow(RangeError);
   });
 });
+
+describe('MemoryStorage change feed origins', () => {
+  it('leaves out the changes of the origin skipped, passing them with the cursor', async () => {
+    const storage = new MemoryStorage();
+    const head = await storage.changes(null);
+    await storage.apply([put('a', 1, 1), put('b', 2, 2)], { origin: 'own' });
+    await storage.apply([put('c', 3, 3)], { origin: 'other' });
+    const first = await storage.changes(head.cursor, { limit: 2, skipOrigin: 'own' });
+    expect(first).toMatchObject({ changes: [], more: true, reset: false });
+    const second = await storage.changes(first.cursor, { limit: 2, skipOrigin: 'own' });
+    expect(second).toMatchObject({ changes: [{ key: 'c', version: 3 }], more: false });
+    // Passed, not postponed: a read without skipping from there has nothing of them.
+    expect((await storage.changes(first.cursor)).changes).toEqual([{ key: 'c', version: 3 }]);
+    expect((await storage.changes(second.cursor)).changes).toEqual([]);
+    expect((await storage.changes(head.cursor, { skipOrigin: '' })).changes).toHaveLength(3);
+  });
+});

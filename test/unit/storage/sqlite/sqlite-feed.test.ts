@@ -261,7 +261,7 @@ describe('SqliteStorage change feed on a store of the previous schema', () => {
       PRAGMA application_id = ${SQLITE_APPLICATION_ID};
       PRAGMA user_version = 3;`);
     raw.close();
-    expect(SQLITE_SCHEMA_VERSION).toBe(4);
+    expect(SQLITE_SCHEMA_VERSION).toBe(5);
 
     const storage = open();
     expect((await storage.getMany(['old'])).get('old')).toEqual({
