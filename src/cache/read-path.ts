@@ -9,7 +9,8 @@ import type { ValueAndItems } from './types.js';
  * Why a miss asks the store again rather than answering:
  * - `written-during-read`: a local write landed while the read was in flight, and memory may no longer hold it;
  * - `items-settled-unseen`: local items the store took during the read are missing from its answer;
- * - `flushed-during-read`: a local write was flushed during the read, so the answer predates what memory holds;
+ * - `flushed-during-read`: a local write was flushed during the read, so the answer predates what memory
+ *   holds or held when the read began (the write may have been evicted since);
  * - `items-waiting`: the store reads the key as absent but this process's unflushed items may refresh it there;
  * - `value-waiting`: the store reads the key as absent but may hold a value that expired since this
  *   process's unflushed value (whose stored log memory does not know) was written over it while it
@@ -84,11 +85,17 @@ export class ReadPath {
       const known = ask > 1 ? this.#tier.lookupWithLog(key) : MISS;
       if (known !== MISS) return known && { value: known.value, items: known.items };
       const pendingAtRead = this.#tier.pendingLogs.get(key)?.items.slice() ?? [];
+      // An unflushed value read for its stored log may be flushed and evicted before the answer
+      // comes: then only this remembers that the answer predates it.
+      const unflushedAtRead = this.#tier.dirty.get(key)?.version ?? 0;
       const { stored, writtenDuringRead, outdated } = await this.#loader.load(key);
       const unseen = this.#settledUnseen(key, pendingAtRead, stored);
       let again =
         this.#reasonToAskAgain(key, stored, writtenDuringRead, unseen, true) ??
-        (outdated && this.#tier.dirty.has(key) ? 'changed-during-read' : undefined);
+        (outdated && this.#tier.dirty.has(key) ? 'changed-during-read' : undefined) ??
+        (unflushedAtRead > (stored?.version ?? 0) && !this.#tier.dirty.has(key)
+          ? 'flushed-during-read'
+          : undefined);
       if (again) {
         await this.#before(ask, key, again);
         continue;

@@ -119,6 +119,43 @@ describe('ReadPath', () => {
     expect(asked).toEqual([['k', 'value-waiting']]);
   });
 
+  it.each([
+    ['an older value', live('"old"', 5)],
+    ['the key absent', undefined],
+  ])(
+    'asks again when the store answers %s while the unflushed value the read began with was flushed and evicted during it',
+    async (_, answer) => {
+      const { reads, tier, asked, loads } = readPathOver([
+        () => {
+          // During the read: the value is flushed, then evicted by newer entries (a small LRU).
+          tier.markFlushed('k', 20);
+          for (let i = 0; i < 12; i++) tier.putLoaded(`other-${i}`, live('"x"', 1));
+          return { stored: answer, writtenDuringRead: false, outdated: false };
+        },
+        { stored: live('"v"', 20), writtenDuringRead: false, outdated: false },
+      ]);
+      // Replayed after a restart: unflushed, its stored log unknown, so getWithItems reads the store.
+      tier.putDirty('k', serializedEntry(20, '"v"', null, 64), Date.now() - 5_000);
+      expect(await reads.valueWithItems('k')).toEqual({ value: 'v', items: [] });
+      expect(asked).toEqual([['k', 'flushed-during-read']]);
+      expect(loads()).toBe(2);
+    },
+  );
+
+  it('asks once more, then answers the store, when the unflushed value left memory without reaching the store (dead-lettered)', async () => {
+    const { reads, tier, asked, loads } = readPathOver([
+      () => {
+        tier.discard('k', 20);
+        return { stored: live('"old"', 5), writtenDuringRead: false, outdated: false };
+      },
+      { stored: live('"old"', 5), writtenDuringRead: false, outdated: false },
+    ]);
+    tier.putDirty('k', serializedEntry(20, '"v"', null, 64), Date.now() - 5_000);
+    expect(await reads.valueWithItems('k')).toEqual({ value: 'old', items: [] });
+    expect(asked).toEqual([['k', 'flushed-during-read']]);
+    expect(loads()).toBe(2);
+  });
+
   it('answers an unflushed value written this millisecond from an absent store read: nothing can have expired since', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     try {
