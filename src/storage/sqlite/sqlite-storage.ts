@@ -37,6 +37,7 @@ import {
 import { type FileIdentity, identify, isSameFile } from '../sqlite-file/file-identity.js';
 import { isItemError, toStorageError } from '../sqlite-file/sqlite-errors.js';
 import { openSqliteFile } from '../sqlite-file/sqlite-file.js';
+import { retryWhileBusy } from '../sqlite-file/while-busy.js';
 import { migrateSchema } from './sqlite-schema.js';
 import { type Connection, padded, prepareConnection, selectByKeys } from './sqlite-statements.js';
 
@@ -273,9 +274,12 @@ export class SqliteStorage implements Storage {
     const db = this.#open(inMemory, options);
     try {
       db.pragma(`busy_timeout = ${Math.round(this.#busyTimeoutMs)}`);
-      db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${this.#synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-      migrateSchema(db, this.#location);
+      // Another process opening the same file at the same moment can refuse these at once.
+      retryWhileBusy(() => {
+        if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+        db.pragma(`synchronous = ${this.#synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+        migrateSchema(db, this.#location);
+      }, this.#busyTimeoutMs);
       return prepareConnection(db);
     } catch (error) {
       db.close();
