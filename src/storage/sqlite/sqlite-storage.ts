@@ -57,9 +57,10 @@ export interface SqliteStorageOptions {
    */
   feedRetentionMs?: number;
   /**
-   * How long a call waits for another connection's write lock before failing transiently.
-   * better-sqlite3 waits synchronously (the event loop is blocked meanwhile), so keep it short:
-   * the cache retries with backoff anyway. Default 1000 ms.
+   * How long a call waits for another connection's write lock before failing transiently, and
+   * how long opening the file retries while another process is opening it too. better-sqlite3
+   * waits synchronously (the event loop is blocked meanwhile), so keep it short: the cache
+   * retries with backoff anyway. Default 1000 ms.
    */
   busyTimeoutMs?: number;
   /**
