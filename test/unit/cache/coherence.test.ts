@@ -11,6 +11,7 @@ import {
 } from '../../../src/index.js';
 import { FaultyStorage } from '../../../src/testing/index.js';
 import { memoryCache } from '../../helpers/cache.js';
+import { IgnoresOrigins } from '../../support/ignores-origins.js';
 
 const FOLLOW = { feed: { pollIntervalMs: 5 }, maxStalenessMs: 60 } as const;
 
@@ -86,17 +87,6 @@ describe('two caches over one store, each following its change feed', () => {
     expect(writer.stats().feedDrops).toBe(0);
   });
 });
-
-/** A store that ignores origins (a hint a store may ignore): every reader gets its own changes. */
-class IgnoresOrigins extends MemoryStorage {
-  override apply(writes: VersionedWrite[], opts?: StorageCallOptions) {
-    return super.apply(writes, opts?.signal ? { signal: opts.signal } : {});
-  }
-  override changes(after: string | null, opts?: FeedReadOptions) {
-    const { skipOrigin: _, ...rest } = opts ?? {};
-    return super.changes(after, rest);
-  }
-}
 
 /** A store whose reads wait at `gate` after reading (so they answer what was there before). */
 class GatedReads extends MemoryStorage {
