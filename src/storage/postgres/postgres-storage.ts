@@ -20,7 +20,6 @@ import type {
 } from '../contract/types.js';
 import { feedArgs, feedPage } from '../sql-functions/feed-page.js';
 import {
-  inlineWriteCall,
   readEntries,
   readHighWaterMark,
   readWriteRows,
@@ -28,6 +27,8 @@ import {
   type SqlTable,
   type SqlTableSchema,
   sqlTable,
+  writeCall,
+  writeFunction,
 } from '../sql-functions/table-functions.js';
 import { DEFAULT_DOORBELL_CHANNEL, PostgresDoorbell, type PostgresDoorbellOptions } from './doorbell.js';
 import { type PoolSource, poolFrom } from './pool.js';
@@ -164,24 +165,27 @@ export class PostgresStorage implements Storage {
   }
 
   /**
-   * One call per batch: the table's inline write function applies the values (each with its log
-   * floor, in the same upsert), then the appended items, in one transaction. Each value's JSON
-   * goes into the batch's text as it is, not as a string inside it: nothing is escaped or parsed
-   * twice (sql-functions/table-functions.ts, inlineWriteCall).
+   * One call per batch: the table's write function applies the values (each with its log floor, in
+   * the same upsert), then the appended items, in one transaction.
    */
   async apply(writes: VersionedWrite[], opts?: ApplyOptions): Promise<ApplyResult[]> {
-    const call = inlineWriteCall(writes, this.#table.keyField);
+    const call = writeCall(writes, this.#table.keyField);
     if (call.positions.length === 0) return call.results;
     // A permanent failure fails the call as a whole, even for one write: the cache splits batches
     // down to single writes and dead-letters the one that still fails.
-    const fn = this.#table.functions.writeInline;
-    const args: Argument[] = [
-      ['p_writes', call.writes, 'jsonb'],
-      ['p_appends', call.appends, 'jsonb'],
-      ['p_counts', call.counts, 'integer[]'],
-    ];
-    if (opts?.origin) args.push(['p_origin', opts.origin, 'text']);
-    const rows = await this.#call(fn, args, opts);
+    const origin = opts?.origin;
+    const fn = writeFunction(this.#table, origin);
+    const args: Argument[] = origin ? [['p_origin', origin, 'text']] : [];
+    const rows = await this.#call(
+      fn,
+      [
+        ...args,
+        // JSON text: node-postgres would send a JavaScript array as a PostgreSQL array.
+        ['p_writes', JSON.stringify(call.args.p_writes), 'jsonb'],
+        ['p_appends', JSON.stringify(call.args.p_appends), 'jsonb'],
+      ],
+      opts,
+    );
     if (!readWriteRows(call, writes, rows)) throw this.#unexpectedShape(fn);
     if (call.results.some((result) => result.status === 'applied')) this.#ringer?.ring();
     return call.results;

@@ -26,7 +26,6 @@ export const SQL_TABLES = {
     functions: {
       write: 'hybrid_cache_write',
       writeFrom: 'hybrid_cache_write_from',
-      writeInline: 'hybrid_cache_write_inline',
       apply: 'hybrid_cache_apply',
       append: 'hybrid_cache_append',
       get: 'hybrid_cache_get',
@@ -42,7 +41,6 @@ export const SQL_TABLES = {
     functions: {
       write: 'write_conversation_threads',
       writeFrom: 'write_conversation_threads_from',
-      writeInline: 'write_conversation_threads_inline',
       apply: 'apply_conversation_threads',
       append: 'append_conversation_turns',
       get: 'get_conversation_threads',
@@ -65,30 +63,14 @@ export function sqlTable(table: unknown): SqlTableSchema | undefined {
     : undefined;
 }
 
-/** A batch's answers known without a call, and where the write function's rows belong. */
-interface BatchShape {
+/** A batch as the table's write function takes it, and what answers it needs no call for. */
+export interface WriteCall {
   /** Writes that can never be stored are answered here, before any call; the rest are holes. */
   results: ApplyResult[];
   /** Batch positions of the rows the write function returns (values first, then appends). */
   positions: number[];
-}
-
-/** A batch as the table's write function takes it, each value as JSON text in "data". */
-export interface WriteCall extends BatchShape {
   /** The function's arguments (its p_writes and p_appends, JSON arrays). */
   args: { p_writes: Record<string, unknown>[]; p_appends: Record<string, unknown>[] };
-}
-
-/**
- * A batch as the table's inline write function (*_inline_values.sql) takes it: the values' JSON
- * spliced into the arrays' text unparsed, so neither side escapes or parses it twice.
- */
-export interface InlineWriteCall extends BatchShape {
-  /** p_writes and p_appends, as JSON text. */
-  writes: string;
-  appends: string;
-  /** p_counts: how many values, appends and items were sent; the function refuses other counts. */
-  counts: [values: number, appends: number, items: number];
 }
 
 /**
@@ -102,45 +84,10 @@ export function writeFunction(table: SqlTableSchema, origin: string | undefined)
 
 /** Splits a batch into the write function's arguments, rejecting the writes that can never be stored. */
 export function writeCall(writes: VersionedWrite[], keyField: string): WriteCall {
-  const args: WriteCall['args'] = { p_writes: [], p_appends: [] };
-  const shape = splitBatch(
-    writes,
-    (write) => args.p_writes.push(valuePayload(keyField, write)),
-    (write) => args.p_appends.push(appendPayload(keyField, write)),
-  );
-  return { ...shape, args };
-}
-
-/** As `writeCall`, for the inline write function: the arrays as text and their counts. */
-export function inlineWriteCall(writes: VersionedWrite[], keyField: string): InlineWriteCall {
-  const values: string[] = [];
-  const appends: string[] = [];
-  let items = 0;
-  const shape = splitBatch(
-    writes,
-    (write) => values.push(inlineValuePayload(keyField, write)),
-    (write) => {
-      appends.push(inlineAppendPayload(keyField, write));
-      items += write.items.length;
-    },
-  );
-  return {
-    ...shape,
-    writes: `[${values.join(',')}]`,
-    appends: `[${appends.join(',')}]`,
-    counts: [values.length, appends.length, items],
-  };
-}
-
-/** Answers the writes that can never be stored and hands the others, in order, to their encoder. */
-function splitBatch(
-  writes: VersionedWrite[],
-  onValue: (write: ValueWrite) => void,
-  onAppend: (write: AppendWrite) => void,
-): BatchShape {
   const results: ApplyResult[] = new Array(writes.length);
   const valuePositions: number[] = [];
   const appendPositions: number[] = [];
+  const args: WriteCall['args'] = { p_writes: [], p_appends: [] };
   writes.forEach((write, i) => {
     const problem = invalidWrite(write);
     if (problem) {
@@ -149,20 +96,20 @@ function splitBatch(
     }
     if (isAppend(write)) {
       appendPositions.push(i);
-      onAppend(write);
+      args.p_appends.push(appendPayload(keyField, write));
     } else {
       valuePositions.push(i);
-      onValue(write);
+      args.p_writes.push(valuePayload(keyField, write));
     }
   });
-  return { results, positions: [...valuePositions, ...appendPositions] };
+  return { results, positions: [...valuePositions, ...appendPositions], args };
 }
 
 /**
  * Fills `call.results` from the write function's rows; false if the rows are malformed (the
  * database's functions do not match this version of hybrid-cache).
  */
-export function readWriteRows(call: BatchShape, writes: VersionedWrite[], rows: unknown): boolean {
+export function readWriteRows(call: WriteCall, writes: VersionedWrite[], rows: unknown): boolean {
   const { positions, results } = call;
   if (!Array.isArray(rows) || rows.length !== positions.length) return false;
   for (const row of rows as unknown[]) {
@@ -258,38 +205,6 @@ function appendPayload(keyField: string, write: AppendWrite): Record<string, unk
     appended_at_ms: write.appendedAt,
     items: write.items.map((item) => ({ id: item.id, version: item.version, data: toJsonbText(item.json) })),
   };
-}
-
-/**
- * A value write as inline JSON. The value's text is spliced in unparsed, first, and every field
- * the function reads follows it: should a damaged value still be JSON that adds fields, the real
- * ones come later and win (jsonb keeps a key's last value); one that adds elements changes the
- * counts the function checks.
- */
-function inlineValuePayload(keyField: string, write: ValueWrite): string {
-  const value = write.json === null ? '' : `"value":${toJsonbText(write.json)},`;
-  return (
-    `{${value}${JSON.stringify(keyField)}:${JSON.stringify(write.key)},"version":${write.version}` +
-    `,"expires_at_ms":${jsonNumber(write.expiresAt)},"log_floor":${jsonNumber(write.logFloor ?? 0)}` +
-    `,"written_at_ms":${jsonNumber(write.writtenAt)},"first_version":${jsonNumber(write.firstVersion)}}`
-  );
-}
-
-/** An append as inline JSON: its items first, each with its value first, as above. */
-function inlineAppendPayload(keyField: string, write: AppendWrite): string {
-  const items = write.items.map(
-    (item) => `{"value":${toJsonbText(item.json)},"id":${JSON.stringify(item.id)},"version":${item.version}}`,
-  );
-  return (
-    `{"items":[${items.join(',')}],${JSON.stringify(keyField)}:${JSON.stringify(write.key)}` +
-    `,"version":${write.version},"expires_at_ms":${jsonNumber(write.expiresAt)}` +
-    `,"appended_at_ms":${jsonNumber(write.appendedAt)}}`
-  );
-}
-
-/** A number as JSON; absent (and what JSON has no number for) as null. */
-function jsonNumber(n: number | null | undefined): string {
-  return n === null || n === undefined ? 'null' : JSON.stringify(n);
 }
 
 /** The items column of a read (null: none); undefined if malformed. */
