@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { QuickestFirstSequencer } from './test/support/mutation-sequencer.js';
 
 /**
  * The tests StrykerJS runs against each mutant of src/cache, src/sync and src/storage: the fast
@@ -22,6 +23,7 @@ const shared = {
 
 export default defineConfig({
   test: {
+    sequence: { sequencer: QuickestFirstSequencer },
     projects: [
       {
         test: {
