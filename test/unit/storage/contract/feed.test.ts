@@ -27,6 +27,9 @@ describe('feed cursors', () => {
       'e1:1:1.5',
       'e1:-1:0',
       'e1:1:99999999999999999',
+      // Sixteen digits pass the pattern but not as a safe integer.
+      'e1:1:9999999999999999',
+      'e1:9999999999999999:1',
     ]) {
       expect(parseCursor(garbage, epoch), garbage).toBeUndefined();
     }
@@ -72,6 +75,7 @@ describe('feedPageLimit', () => {
     expect(feedPageLimit({ limit: 1 })).toBe(1);
     for (const limit of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
       expect(() => feedPageLimit({ limit })).toThrow(RangeError);
+      expect(() => feedPageLimit({ limit })).toThrow(`limit must be a positive integer, got ${limit}`);
     }
   });
 });

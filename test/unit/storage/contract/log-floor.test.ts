@@ -63,6 +63,22 @@ describe('the log floor rules', () => {
     expect(itemsAboveFloor(items, 5)).toEqual([{ version: 6 }]);
     expect(itemsAboveFloor(items, NO_LOG_FLOOR)).toBe(items);
     expect(itemsAboveFloor(items, 0.5)).toBe(items);
+    // No floor keeps every item, even one at version 0.
+    const fromZero = [{ version: 0 }, { version: 3 }];
+    expect(itemsAboveFloor(fromZero, NO_LOG_FLOOR)).toBe(fromZero);
+  });
+
+  it('accepts a first version that is a positive safe integer up to the write’s own, or none', () => {
+    expect(logFloorProblem({ version: 10, firstVersion: 1 })).toBeUndefined();
+    expect(logFloorProblem({ version: 10, firstVersion: 10 })).toBeUndefined();
+    expect(logFloorProblem({ version: 10, firstVersion: 10, logFloor: 9 })).toBeUndefined();
+    for (const firstVersion of [0, -1, 11, 1.5, Number.NaN, 2 ** 53]) {
+      expect(logFloorProblem({ version: 10, firstVersion }), String(firstVersion)).toBe(
+        'invalid firstVersion',
+      );
+    }
+    // The first version is checked before the floor.
+    expect(logFloorProblem({ version: 10, firstVersion: 0, logFloor: 20 })).toBe('invalid firstVersion');
   });
 
   it('accepts a floor that is a safe integer below the version, or none', () => {
