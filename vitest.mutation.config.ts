@@ -6,40 +6,24 @@ import { QuickestFirstSequencer } from './test/support/mutation-sequencer.js';
  * lane (test/unit, less the package checks that build and spawn), the memory and SQLite contract
  * suites and the property tests that need no PostgreSQL and no child processes.
  *
- * Test files share one module graph per worker (`isolate: false`): each mutant reruns a handful of
- * files, and importing the engine afresh for every file was most of a mutant's time. The one file
- * that replaces a module (`vi.mock` of the native SQLite binding) runs isolated, so the mock cannot
- * leak into the others.
+ * A mutant's covering files run quickest first (see the sequencer). Each file still imports the
+ * engine afresh (`isolate`, Vitest's default): a mutant in code that runs when a module loads only
+ * takes effect in a fresh import.
  */
-const ISOLATED = ['test/unit/storage/sqlite/sqlite-native-module.test.ts'];
-
-const shared = {
-  testTimeout: 60_000,
-  pool: 'forks' as const,
-  // Each mutant reruns the property tests that cover it; fewer runs per property keep a mutation
-  // run short. A mutant the properties catch usually fails in the first runs.
-  env: { PROPERTY_RUNS: process.env.PROPERTY_RUNS ?? '20' },
-};
-
 export default defineConfig({
   test: {
-    sequence: { sequencer: QuickestFirstSequencer },
-    projects: [
-      {
-        test: {
-          ...shared,
-          name: 'mutation',
-          include: [
-            'test/unit/**/*.test.ts',
-            'test/contract/*.test.ts',
-            'test/property/*.test.ts',
-            'test/root/outbox-low-disk.test.ts',
-          ],
-          exclude: ['test/unit/package/**', ...ISOLATED],
-          isolate: false,
-        },
-      },
-      { test: { ...shared, name: 'mutation-isolated', include: ISOLATED } },
+    include: [
+      'test/unit/**/*.test.ts',
+      'test/contract/*.test.ts',
+      'test/property/*.test.ts',
+      'test/root/outbox-low-disk.test.ts',
     ],
+    exclude: ['test/unit/package/**'],
+    sequence: { sequencer: QuickestFirstSequencer },
+    testTimeout: 60_000,
+    pool: 'forks',
+    // Each mutant reruns the property tests that cover it; fewer runs per property keep a mutation
+    // run short. A mutant the properties catch usually fails in the first runs.
+    env: { PROPERTY_RUNS: process.env.PROPERTY_RUNS ?? '20' },
   },
 });
