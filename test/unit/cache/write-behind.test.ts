@@ -4,6 +4,7 @@ import {
   ClosedError,
   FlushTimeoutError,
   type Health,
+  PermanentStorageError,
   StorageUnavailableError,
   ValidationError,
   ValueTooLargeError,
@@ -265,7 +266,6 @@ describe('permanent failures', () => {
     const apply = storage.apply.bind(storage);
     storage.apply = async (writes, opts) => {
       if (writes.some((w) => w.key === 'k5')) {
-        const { PermanentStorageError } = await import('../../../src/index.js');
         throw new PermanentStorageError('batch rejected: invalid input in one row');
       }
       return apply(writes, opts);

@@ -2,6 +2,10 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
+import { OutboxError } from '../../../../src/index.js';
+import { StorageConfigurationError } from '../../../../src/storage/contract/errors.js';
+import { SqliteStorage } from '../../../../src/storage/sqlite/sqlite-storage.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
 
 /** The error Node gives for an addon it cannot load (built for another ABI, platform or libc). */
 function realDlopenError(): Error {
@@ -28,8 +32,6 @@ vi.mock('better-sqlite3', async (importActual) => {
 
 describe('a SQLite native module this Node cannot load', () => {
   it('is reported by SqliteStorage as such, with what to do, not as a problem with the file', async () => {
-    const { SqliteStorage } = await import('../../../../src/storage/sqlite/sqlite-storage.js');
-    const { StorageConfigurationError } = await import('../../../../src/storage/contract/errors.js');
     const open = () => new SqliteStorage({ path: join(tmpdir(), 'never-created', 'store.db') });
     expect(open).toThrow(StorageConfigurationError);
     expect(open).toThrow(
@@ -39,8 +41,6 @@ describe('a SQLite native module this Node cannot load', () => {
   });
 
   it('is reported by the outbox as such, not as a problem with the outbox file', async () => {
-    const { SqliteOutbox } = await import('../../../../src/sync/outbox/sqlite-outbox.js');
-    const { OutboxError } = await import('../../../../src/index.js');
     const open = () =>
       SqliteOutbox.open({ path: join(tmpdir(), 'never-created', 'outbox.db'), durability: 'process' });
     expect(open).toThrow(OutboxError);

@@ -17,6 +17,7 @@ import {
   SQLITE_SCHEMA_VERSION,
 } from '../../../../src/storage/sqlite/sqlite-schema.js';
 import { SqliteStorage } from '../../../../src/storage/sqlite/sqlite-storage.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
 import { putWithLogFloor } from '../../../../src/testing/writes.js';
 import { put, tombstone } from '../../../helpers/writes.js';
 
@@ -295,7 +296,6 @@ describe('SqliteStorage failures', () => {
 
 describe('SqliteStorage given the outbox file', () => {
   it('says it is the outbox and leaves it untouched', async () => {
-    const { SqliteOutbox } = await import('../../../../src/sync/outbox/sqlite-outbox.js');
     const dir = mkdtempSync(join(tmpdir(), 'hc-store-outbox-'));
     const path = join(dir, 'outbox.db');
     try {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStorage } from '../../../../src/storage/sqlite/sqlite-storage.js';
 import { OutboxError } from '../../../../src/sync/errors.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
 
 // The outbox module is imported inside the test, not at the top, as in a process whose first cache
 // opens an outbox: its messages are then built while this test runs (and per-test coverage sees
@@ -35,8 +36,6 @@ describe('the first outbox a process opens', () => {
     const garbage = Buffer.from('this is not a SQLite database\n'.repeat(200));
     writeFileSync(damagedPath, garbage);
     const storeBytes = readFileSync(storePath);
-
-    const { SqliteOutbox } = await import('../../../../src/sync/outbox/sqlite-outbox.js');
 
     expect(refusal(() => SqliteOutbox.open({ path: storePath, durability: 'process' })).message).toBe(
       `${storePath} is a hybrid-cache store file, not an outbox; it was left untouched: ` +

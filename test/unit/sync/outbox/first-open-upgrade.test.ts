@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStorage } from '../../../../src/storage/sqlite/sqlite-storage.js';
+import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
 import { firstReleaseOutbox } from '../../../helpers/outbox.js';
 
 // The outbox module is imported inside the test, not at the top, as in a process whose first cache
@@ -21,7 +22,6 @@ describe('the first outbox a process opens', () => {
   it('is a first-release outbox: it is upgraded in place and its pending writes replay', async () => {
     const path = join(dir, 'outbox.db');
     firstReleaseOutbox(path);
-    const { SqliteOutbox } = await import('../../../../src/sync/outbox/sqlite-outbox.js');
     const outbox = SqliteOutbox.open({ path, durability: 'process' });
     try {
       expect(outbox.pending()).toEqual([
