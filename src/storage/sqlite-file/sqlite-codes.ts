@@ -21,7 +21,7 @@ const CONFIGURATION_CODES = new Set([
 const ITEM_CODES = new Set(['SQLITE_CONSTRAINT', 'SQLITE_MISMATCH', 'SQLITE_TOOBIG', 'SQLITE_RANGE']);
 
 /** `SQLITE_IOERR_WRITE` -> `SQLITE_IOERR`. */
-function primaryCode(code: string): string {
+export function primaryCode(code: string): string {
   return code.split('_').slice(0, 2).join('_');
 }
 

@@ -1,3 +1,5 @@
+import { isSqliteCode, primaryCode } from './sqlite-codes.js';
+
 /**
  * Runs `step` again while SQLite answers `SQLITE_BUSY` (primary code), for up to `timeoutMs`,
  * then lets the last error through. SQLite's busy timeout does not cover every lock: switching a
@@ -13,7 +15,7 @@ export function retryWhileBusy<T>(step: () => T, timeoutMs: number, now: () => n
       return step();
     } catch (error) {
       const code = (error as { code?: unknown } | null)?.code;
-      const busy = typeof code === 'string' && (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_'));
+      const busy = isSqliteCode(code) && primaryCode(code) === 'SQLITE_BUSY';
       if (!busy || now() >= deadline) throw error;
       Atomics.wait(slot, 0, 0, waitMs);
     }
