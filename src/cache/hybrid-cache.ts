@@ -2,7 +2,7 @@ import { MemoryOutbox, type Outbox } from '../sync/outbox/outbox.js';
 import { type CacheParts, composeCache, feedStats, withDeadline } from './compose.js';
 import { entryBytes } from './entry.js';
 import { ClosedError, FlushTimeoutError } from './errors.js';
-import { MISS, type ValueWithLog } from './memory-tier.js';
+import { MISS } from './memory-tier.js';
 import type { ResolvedOptions } from './options.js';
 import { replayOutbox } from './recovery.js';
 import type {
@@ -33,6 +33,10 @@ type State = 'open' | 'closing' | 'closed';
  */
 export class HybridCache<V = unknown> {
   readonly #parts: CacheParts;
+  // The parts a read hit touches, held directly: a hit is a few tens of nanoseconds.
+  readonly #tier: CacheParts['tier'];
+  readonly #counters: CacheParts['counters'];
+  readonly #vouching: CacheParts['vouching'];
   readonly #maxValueBytes: number;
   readonly #defaultTtlMs: number;
   #state: State = 'open';
@@ -40,6 +44,9 @@ export class HybridCache<V = unknown> {
   /** @internal Use `createHybridCache`. */
   constructor(options: ResolvedOptions, outbox: Outbox = new MemoryOutbox()) {
     this.#parts = composeCache(options, outbox);
+    this.#tier = this.#parts.tier;
+    this.#counters = this.#parts.counters;
+    this.#vouching = this.#parts.vouching;
     this.#maxValueBytes = options.maxValueBytes;
     this.#defaultTtlMs = options.defaultTtlMs;
   }
@@ -61,26 +68,22 @@ export class HybridCache<V = unknown> {
   }
 
   /** The value, or `undefined` if absent, deleted or expired. Rejects with `StorageUnavailableError` on a miss the store cannot answer. */
-  get(key: string): Promise<V | undefined> {
-    if (this.#state === 'closed') return Promise.reject(new ClosedError());
-    let found: unknown;
-    try {
-      validateKey(key);
-      found = this.#parts.tier.lookup(key);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const { counters, reads, tier, vouching } = this.#parts;
+  async get(key: string): Promise<V | undefined> {
+    if (this.#state === 'closed') throw new ClosedError();
+    // Memory holds only keys a write or a read already validated, so only a miss checks the key.
+    const found = this.#tier.lookup(key);
     if (found !== MISS) {
-      counters.hits++;
-      if (vouching.vouched || tier.dirty.has(key)) return Promise.resolve(found as V | undefined);
-      return vouching.revalidate(
+      this.#counters.hits++;
+      if (this.#vouching.vouched || this.#tier.dirty.has(key)) return found as V | undefined;
+      const tier = this.#tier;
+      return this.#vouching.revalidate(
         () => tier.lookup(key),
-        () => reads.value(key),
+        () => this.#parts.reads.value(key),
       ) as Promise<V | undefined>;
     }
-    counters.misses++;
-    return reads.value(key) as Promise<V | undefined>;
+    validateKey(key);
+    this.#counters.misses++;
+    return this.#parts.reads.value(key) as Promise<V | undefined>;
   }
 
   /**
@@ -88,30 +91,25 @@ export class HybridCache<V = unknown> {
    * for every reader: by the version each append was given, then its id. Local items not yet
    * flushed are included. `undefined` when the key is absent, deleted or expired (its items go with it).
    */
-  getWithItems(key: string): Promise<ValueAndItems<V> | undefined> {
-    if (this.#state === 'closed') return Promise.reject(new ClosedError());
-    let found: ValueWithLog | undefined | typeof MISS;
-    try {
-      validateKey(key);
-      found = this.#parts.tier.lookupWithLog(key);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const { counters, reads, tier, vouching } = this.#parts;
+  async getWithItems(key: string): Promise<ValueAndItems<V> | undefined> {
+    if (this.#state === 'closed') throw new ClosedError();
+    const tier = this.#tier;
+    const found = tier.lookupWithLog(key);
     if (found !== MISS) {
-      counters.hits++;
-      if (vouching.vouched || tier.dirty.has(key))
-        return Promise.resolve(found && { value: found.value as V, items: found.items });
-      return vouching.revalidate(
+      this.#counters.hits++;
+      if (this.#vouching.vouched || tier.dirty.has(key))
+        return found && { value: found.value as V, items: found.items };
+      return this.#vouching.revalidate(
         () => {
           const again = tier.lookupWithLog(key);
           return again === MISS ? MISS : again && { value: again.value as V, items: again.items };
         },
-        () => reads.valueWithItems(key) as Promise<ValueAndItems<V> | undefined>,
+        () => this.#parts.reads.valueWithItems(key) as Promise<ValueAndItems<V> | undefined>,
       );
     }
-    counters.misses++;
-    return reads.valueWithItems(key) as Promise<ValueAndItems<V> | undefined>;
+    validateKey(key);
+    this.#counters.misses++;
+    return this.#parts.reads.valueWithItems(key) as Promise<ValueAndItems<V> | undefined>;
   }
 
   /**
