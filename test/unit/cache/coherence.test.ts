@@ -151,6 +151,27 @@ describe('vouching', () => {
     expect(reader.stats()).toMatchObject({ revalidations: 1, possiblyStaleReads: 0 });
   });
 
+  it('past maxStalenessMs, a read of a value with its log first reads the feed to its end, and then serves the change', async () => {
+    const store = new HeldFeed();
+    const writer = await instance(store, { feed: false });
+    const reader = await instance(store);
+    await writer.set('k', 'old');
+    await writer.append('k', 'i1');
+    await writer.flush();
+    expect(await reader.getWithItems('k')).toEqual({ value: 'old', items: ['i1'] });
+    let release: () => void = () => {};
+    store.held = new Promise((resolve) => {
+      release = resolve;
+    });
+    await vi.waitFor(() => expect(reader.stats().feedState).toBe('behind'), { timeout: 5_000 });
+    await writer.append('k', 'i2');
+    await writer.flush();
+    const read = reader.getWithItems('k');
+    release();
+    expect(await read).toEqual({ value: 'old', items: ['i1', 'i2'] });
+    expect(reader.stats()).toMatchObject({ revalidations: 1, possiblyStaleReads: 0 });
+  });
+
   it('with the store unreachable past the bound, memory answers and the read is counted possibly stale', async () => {
     const store = new FaultyStorage(new MemoryStorage());
     const cache = await instance(store, { breaker: { failureThreshold: 3, halfOpenAfterMs: 50 } });
@@ -171,10 +192,15 @@ describe('vouching', () => {
   it('unflushed writes are always served: they are this instance’s own', async () => {
     const store = new FaultyStorage(new MemoryStorage());
     const cache = await instance(store);
+    // A new key: memory knows its log (none), so a read of the value with its log needs no store.
+    await cache.set('log', 'first', { newKey: true });
     store.goDown();
     await cache.set('k', 'pending');
+    await cache.set('log', 'second');
+    await cache.append('log', 'mine');
     await vi.waitFor(() => expect(cache.stats().feedState).toBe('behind'), { timeout: 5_000 });
     expect(await cache.get('k')).toBe('pending');
+    expect(await cache.getWithItems('log')).toEqual({ value: 'second', items: ['mine'] });
     expect(cache.stats().revalidations).toBe(0);
   });
 });
