@@ -86,6 +86,9 @@ describe('getWithItems of a value larger than memory keeps', () => {
     const error = await settleWithTimers(cache.getWithItems('k')).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CorruptValueError);
     expect(error).toMatchObject({ code: 'ERR_CORRUPT_VALUE', key: 'k' });
+    expect((error as Error).message).toBe(
+      'the stored value of key "k" is damaged (not valid JSON) and cannot be read; overwrite or delete the key',
+    );
     expect((error as Error).cause).toBeInstanceOf(SyntaxError);
   });
 

@@ -60,6 +60,12 @@ describe('pending items accounting', () => {
     const t = newTier();
     t.dropItemsUpTo('none', 50, true);
     expect(t.pendingBytes).toBe(0);
+    // A clean key whose stored log memory knows: nothing settled, so its log stays as it was.
+    t.putLoaded('clean', { version: 5, json: '"v"', expiresAt: null, items: [item(3)] });
+    const bytes = t.cleanBytes;
+    t.dropItemsUpTo('clean', 50, true);
+    expect(t.lookupWithLog('clean')).toEqual({ value: 'v', items: [{ n: 3 }] });
+    expect(t.cleanBytes).toBe(bytes);
     t.appendItem('k', item(10), null, 60, 1_000);
     t.dropItemsUpTo('k', 9, true);
     expect(t.pendingLogs.get('k')?.items).toEqual([item(10)]);
