@@ -80,6 +80,20 @@ describe('MemoryTier.applyChange (a change the feed announced)', () => {
     expect(t.lookupWithLog('k')).toEqual({ value: 'mine', items: ['a', 'b'] });
   });
 
+  it('keeps what an unflushed value knows of the stored log through a value change and an item it already holds', () => {
+    const t = withClean(100, [item('a', 50)]);
+    t.putDirty('k', serializedEntry(200, '"mine"', null, entryBytes('k', 6)), 0);
+    expect(t.applyChange({ key: 'k', version: 300 })).toBe(false);
+    expect(t.applyChange({ key: 'k', version: 50, itemId: 'a' })).toBe(false);
+    expect(t.lookupWithLog('k')).toEqual({ value: 'mine', items: ['a'] });
+  });
+
+  it('reads a clean tombstone with its log as absent', () => {
+    const t = tier();
+    t.putLoaded('k', { version: 10, json: null, expiresAt: null });
+    expect(t.lookupWithLog('k')).toBeUndefined();
+  });
+
   it('keeps an unflushed value untouched by a newer value change (that write is reported when flushed)', () => {
     const t = tier();
     t.putDirty('k', entryFromStored('k', { version: 200, json: '"mine"', expiresAt: null }), 0);
