@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ABANDON, HybridCache } from '../../../src/cache/hybrid-cache.js';
 import { resolveOptions } from '../../../src/cache/options.js';
-import { createHybridCache, OutboxError } from '../../../src/index.js';
+import { BackpressureError, createHybridCache, OutboxError } from '../../../src/index.js';
 import { LOGICAL_SLOTS } from '../../../src/storage/contract/version.js';
 import { HealingOutbox } from '../../../src/sync/outbox/healing-outbox.js';
 import { SqliteOutbox } from '../../../src/sync/outbox/sqlite-outbox.js';
@@ -27,7 +27,12 @@ afterEach(() => {
 });
 
 /** A cache over a healing outbox at `path` whose maintenance tick the test runs; the store starts down unless told otherwise. */
-function healingCache(logger: Logger = silentLogger, storage = faultyMemory(), storeDown = true) {
+function healingCache(
+  logger: Logger = silentLogger,
+  storage = faultyMemory(),
+  storeDown = true,
+  limits: { maxPendingBytes?: number; maxValueBytes?: number } = {},
+) {
   if (storeDown) storage.goDown();
   const outbox = HealingOutbox.open({ path, durability: 'process', environment, logger });
   const cache = new HybridCache<unknown>(
@@ -37,6 +42,7 @@ function healingCache(logger: Logger = silentLogger, storage = faultyMemory(), s
       flush: { batchSize: 50, intervalMs: 5, concurrency: 2 },
       retry: { baseMs: 10, maxMs: 50 },
       breaker: { failureThreshold: 1_000, halfOpenAfterMs: 10 },
+      ...limits,
       logger,
     }),
     outbox,
@@ -183,6 +189,25 @@ describe('the outbox file lost while the store is down: a new one is written fro
     expect(storedValue(storage, 'before-0')).toBe('newer than theirs');
     expect(storedValue(storage, 'before-19')).toBe(19);
     await next.close();
+  });
+
+  it('after a heal that took writes on their way in, the backlog counts each of them once', async () => {
+    const { cache } = healingCache(silentLogger, faultyMemory(), true, {
+      maxPendingBytes: 40_000,
+      maxValueBytes: 39_000,
+    });
+    await writeBacklog(cache);
+    removeOutbox();
+    const healed = nextHeal(cache);
+    await Promise.all(Array.from({ length: 30 }, (_, i) => cache.set(`during-${i}`, 'x'.repeat(100))));
+    await healed;
+    const pendingBytes = cache.stats().pendingBytes;
+    expect(pendingBytes).toBeGreaterThan(3_000);
+    // The room left is exactly what memory holds unflushed: no parked write is counted twice or left over.
+    const refused = await cache.set('big', 'y'.repeat(38_000)).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(BackpressureError);
+    expect((refused as BackpressureError).pendingBytes).toBe(pendingBytes);
+    await cache[ABANDON]();
   });
 
   it('closed right after the loss was noticed: the heal runs first, and what is pending stays in the new file', async () => {
