@@ -234,6 +234,33 @@ describe('the doorbell in stats', () => {
   });
 });
 
+describe('a read overtaken by a local write', () => {
+  it('is logged at debug with the key and the reason, and answers with the write', async () => {
+    const store = new MemoryStorage();
+    await store.apply([{ key: 'k', version: 1, json: '"stored"', expiresAt: null }]);
+    let release = (): void => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let reads = 0;
+    const gated = {
+      async getMany(keys: string[], opts?: StorageCallOptions) {
+        if (++reads === 1) await held;
+        return store.getMany(keys, opts);
+      },
+      apply: (writes: VersionedWrite[], opts?: StorageCallOptions) => store.apply(writes, opts),
+      highWaterMark: (opts?: StorageCallOptions) => store.highWaterMark(opts),
+    };
+    const { cache, log } = await cacheOver(gated, { feed: false });
+    const read = cache.get('k');
+    await vi.waitUntil(() => reads === 1);
+    await cache.set('k', 'local');
+    release();
+    expect(await read).toBe('local');
+    expect(log.at('debug').filter((l) => l.msg === 'a read asks the store again')).toEqual([
+      expect.objectContaining({ key: 'k', reason: 'written-during-read' }),
+    ]);
+  });
+});
+
 describe('a read that waits for an unflushed value', () => {
   it('rejects naming the value when it cannot be flushed within the read timeout', async () => {
     vi.useFakeTimers();
