@@ -87,6 +87,55 @@ describe('WallClock', () => {
   });
 });
 
+describe('WallClock at its bounds', () => {
+  it('trusts a jump of exactly the bound, and not a millisecond more', () => {
+    const { wall, time, distrusted } = clockOver();
+    wall.now();
+    time.at.wall += HOUR;
+    expect(wall.now()).toBe(START + HOUR);
+    time.at.wall += HOUR + 1;
+    expect(wall.now()).toBe(START + HOUR);
+    expect(distrusted).toEqual([{ readingMs: START + 2 * HOUR + 1, trustedMs: START + HOUR }]);
+  });
+
+  it('trusts a jump the store corroborates to exactly the bound, and not a millisecond past it', () => {
+    const { wall, time, distrusted } = clockOver();
+    wall.now();
+    wall.observeStoreTime(START + HOUR);
+    time.at.wall += 2 * HOUR;
+    expect(wall.now()).toBe(START + 2 * HOUR);
+    const next = clockOver();
+    next.wall.now();
+    next.wall.observeStoreTime(START + HOUR - 1);
+    next.time.at.wall += 2 * HOUR;
+    expect(next.wall.now()).toBe(START);
+    expect(distrusted).toEqual([]);
+    expect(next.distrusted).toHaveLength(1);
+  });
+
+  it('keeps the furthest store time seen: an older one does not undo it', () => {
+    const { wall, time, distrusted } = clockOver();
+    wall.now();
+    wall.observeStoreTime(START + HOUR);
+    wall.observeStoreTime(START - HOUR);
+    time.at.wall += 2 * HOUR;
+    expect(wall.now()).toBe(START + 2 * HOUR);
+    expect(distrusted).toEqual([]);
+  });
+
+  it('takes no store time past what versions can carry as corroboration', () => {
+    const { wall, time } = clockOver();
+    wall.observeStoreTime(MAX_WALL_MS + 1);
+    time.at.wall = MAX_WALL_MS + 1;
+    expect(wall.now()).toBe(0);
+    wall.observeStoreTime(START);
+    expect(wall.now()).toBe(START);
+    time.at.wall = MAX_WALL_MS;
+    wall.observeStoreTime(MAX_WALL_MS);
+    expect(wall.now()).toBe(MAX_WALL_MS);
+  });
+});
+
 describe('HybridLogicalClock over a WallClock', () => {
   it('keeps minting increasing safe versions near real time through a jump to 2300 and back', () => {
     const { wall, time } = clockOver();
