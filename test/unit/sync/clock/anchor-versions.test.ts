@@ -186,3 +186,28 @@ describe('planAnchorVersions', () => {
     ]);
   });
 });
+
+describe('planAnchorVersions and log floors', () => {
+  it('moves a floor whose ending write is unanchored even when the floor below it is anchored', () => {
+    const m = minter(1_000);
+    // The key's log was ended by its first coalesced write, 100 (unanchored); 99 is anchored.
+    const changes = planAnchorVersions([value('k', 105, 99)], [], unanchoredAbove(99), 500, m.mint);
+    expect(changes).toEqual([{ key: 'k', from: 105, to: 1_001, logFloor: 999 }]);
+  });
+
+  it('moves the floor of a value that keeps its version (a re-queued write) when its ending write moves', () => {
+    const m = minter(1_000);
+    const requeued = (version: number) => version > 99 && version !== 105;
+    const changes = planAnchorVersions([value('k', 105, 99)], [], requeued, 500, m.mint);
+    expect(changes).toEqual([{ key: 'k', from: 105, to: 105, logFloor: 999 }]);
+  });
+
+  it('gives a value that ends no items no floor, even when version 1 moves', () => {
+    const m = minter(1_000);
+    const changes = planAnchorVersions([value('k', 5)], [item('log', 1)], unanchoredAbove(0), 500, m.mint);
+    expect(changes).toEqual([
+      { key: 'k', from: 5, to: 1_001 },
+      { key: 'log', from: 1, to: 1_000, itemId: 'i1' },
+    ]);
+  });
+});

@@ -161,5 +161,6 @@ describe('HybridLogicalClock over a WallClock', () => {
     clock.observe(Number.MAX_SAFE_INTEGER);
     expect(() => clock.next()).toThrow(ClockError);
     expect(() => clock.next()).toThrow(/2\^53/);
+    expect(() => clock.next()).toThrow(expect.objectContaining({ code: 'ERR_CLOCK', name: 'ClockError' }));
   });
 });
