@@ -49,7 +49,11 @@ export class TestEnvironment implements OutboxEnvironment {
     return this.time;
   }
 
-  every(_intervalMs: number, tick: () => void): () => void {
+  /** The interval of every repeating task asked for, in order. */
+  readonly intervals: number[] = [];
+
+  every(intervalMs: number, tick: () => void): () => void {
+    this.intervals.push(intervalMs);
     this.#ticks.add(tick);
     return () => this.#ticks.delete(tick);
   }

@@ -6,7 +6,8 @@ import { OutboxError } from '../../../../src/index.js';
 import { HealingOutbox } from '../../../../src/sync/outbox/healing-outbox.js';
 import type { OutboxRows } from '../../../../src/sync/outbox/outbox.js';
 import { SqliteOutbox } from '../../../../src/sync/outbox/sqlite-outbox.js';
-import { pendingValue, turns } from '../../../helpers/outbox.js';
+import { capturingLogger, type LogLine } from '../../../helpers/cache.js';
+import { pendingItem, pendingValue, turns } from '../../../helpers/outbox.js';
 import { TestEnvironment } from '../../../helpers/outbox-environment.js';
 
 let dir: string;
@@ -95,5 +96,90 @@ describe('HealingOutbox', () => {
     environment.tick();
     expect(asked).toBe(0);
     await expect(outbox.reopen(noRows)).rejects.toBeInstanceOf(OutboxError);
+  });
+});
+
+describe('HealingOutbox when a new file cannot be written', () => {
+  const letter = {
+    key: 'dead',
+    version: 7,
+    json: '"x"',
+    expiresAt: null,
+    error: 'rejected (injected)',
+    failedAt: 1,
+  };
+  const cannotRead = (): OutboxRows => {
+    throw new Error('memory could not be read (injected)');
+  };
+
+  it('says what happened and what to do once as an error, then at debug; refuses the lost file; keeps its dead letters', async () => {
+    const log = capturingLogger();
+    const outbox = HealingOutbox.open({ path, durability: 'process', environment, logger: log.logger });
+    outbox.deadLetter(letter);
+    removeFiles();
+    environment.tick();
+    const lostReason = outbox.failure?.message;
+    expect(lostReason).toBeDefined();
+
+    const first = await outbox.reopen(cannotRead).catch((e: unknown) => e);
+    expect(first).toBeInstanceOf(OutboxError);
+    expect((first as Error).message).toBe(
+      `the outbox at ${path} was deleted or replaced while the cache was running, and a new one could not be ` +
+        'written there: memory could not be read (injected). Writes are refused until it can (retried every ' +
+        'maintenance tick); writes accepted before keep flushing to the store from memory',
+    );
+    expect(((first as Error).cause as Error).message).toBe('memory could not be read (injected)');
+    expect(outbox.failure).toBe(first);
+    expect(() => outbox.pending()).toThrow(first as Error);
+    expect(outbox.deadLetters()).toEqual([letter]);
+
+    await expect(outbox.reopen(cannotRead)).rejects.toBeInstanceOf(OutboxError);
+    const failed = (l: LogLine) => /could not write a new outbox file/.test(l.msg);
+    expect(log.at('error').filter(failed)).toEqual([
+      expect.objectContaining({
+        path,
+        lost: lostReason,
+        err: expect.objectContaining({ message: 'memory could not be read (injected)' }),
+        msg: 'could not write a new outbox file; refusing writes until it can',
+      }),
+    ]);
+    expect(log.at('debug').filter(failed)).toEqual([
+      expect.objectContaining({ path, msg: 'could not write a new outbox file yet' }),
+    ]);
+
+    // Once it can: every kind of row is counted, and the dead letter is carried into the new file.
+    await outbox.reopen(() => ({
+      values: [pendingValue('a', 10)],
+      items: [pendingItem('log', 'i1', 11)],
+      appended: [pendingValue('b', 12)],
+      highestVersion: 12,
+    }));
+    expect(log.at('warn').filter((l) => /a new one was written/.test(l.msg))).toEqual([
+      expect.objectContaining({ path, writes: 3, values: 1, items: 1, deadLetters: 1 }),
+    ]);
+    expect(outbox.deadLetters()).toEqual([letter]);
+    await outbox.reopen(cannotRead); // the file is fine again: nothing to do, nothing read
+    await outbox.close();
+  });
+
+  it('asks for a heal at the maintenance interval it was given', async () => {
+    const outbox = HealingOutbox.open({
+      path,
+      durability: 'process',
+      environment,
+      maintenanceIntervalMs: 250,
+    });
+    const before = environment.intervals.length;
+    removeFiles();
+    environment.tick();
+    // The retry of the heal is the one task asked for after the loss.
+    expect(environment.intervals.slice(before)).toEqual([250]);
+    await outbox.close();
+    const defaults = HealingOutbox.open({ path: join(dir, 'other.db'), durability: 'process', environment });
+    const start = environment.intervals.length;
+    for (const suffix of ['', '-wal', '-shm']) rmSync(join(dir, `other.db${suffix}`), { force: true });
+    environment.tick();
+    expect(environment.intervals.slice(start)).toEqual([1_000]);
+    await defaults.close();
   });
 });
