@@ -85,3 +85,30 @@ describe('how soon a log deleted under the open handle is noticed', () => {
     outbox.close();
   });
 });
+
+describe('an outbox whose file was lost', () => {
+  const letter = (key: string) => ({
+    key,
+    version: 7,
+    json: '"x"',
+    expiresAt: null,
+    error: 'rejected (injected)',
+    failedAt: 1,
+  });
+
+  it('writes nothing more into it: no dead letter, no re-queue, no new versions; its dead letters are still read', async () => {
+    const outbox = SqliteOutbox.open({ path, durability: 'process', maintenanceIntervalMs: 60_000 });
+    await outbox.append(value('before', 1));
+    outbox.deadLetter(letter('first'));
+    unlinkSync(path);
+    expect(await firstRefused(outbox, 1)).toBe(1);
+
+    expect(() => outbox.deadLetter(letter('second'))).toThrow(/deleted or replaced/);
+    expect(() => outbox.requeueDeadLetters()).toThrow(/deleted or replaced/);
+    expect(outbox.deadLetters()).toEqual([letter('first')]);
+    await outbox.close();
+    // A lost file is never replayed: the anchoring step has nothing to record in it, closed or not.
+    expect(() => outbox.anchor([{ key: 'before', from: 1, to: 5 }], 5)).not.toThrow();
+    await expect(outbox.append(value('late', 9))).rejects.toThrow('the outbox is closed');
+  });
+});
