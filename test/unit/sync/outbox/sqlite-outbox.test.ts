@@ -28,6 +28,8 @@ describe('SqliteOutbox', () => {
   it('keeps one pending row per key, the latest version, across reopen', async () => {
     const path = join(dir, 'outbox.db');
     const outbox = SqliteOutbox.open({ path, durability: 'process' });
+    // Durable: the cache waits for its appends before it acknowledges a write.
+    expect(outbox.durable).toBe(true);
     await outbox.append(write('a', 1));
     await outbox.append(write('a', 3));
     await outbox.append(write('a', 2)); // late, older: ignored
