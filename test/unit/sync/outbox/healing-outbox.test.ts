@@ -132,6 +132,9 @@ describe('HealingOutbox when a new file cannot be written', () => {
     expect(outbox.failure).toBe(first);
     expect(() => outbox.pending()).toThrow(first as Error);
     expect(outbox.deadLetters()).toEqual([letter]);
+    // With no file, flushes that finish and an anchoring step have nothing to record: no throw.
+    expect(() => outbox.acknowledge([{ key: 'a', version: 1 }])).not.toThrow();
+    expect(() => outbox.anchor([], 5)).not.toThrow();
 
     await expect(outbox.reopen(cannotRead)).rejects.toBeInstanceOf(OutboxError);
     const failed = (l: LogLine) => /could not write a new outbox file/.test(l.msg);
@@ -160,6 +163,14 @@ describe('HealingOutbox when a new file cannot be written', () => {
     expect(outbox.deadLetters()).toEqual([letter]);
     await outbox.reopen(cannotRead); // the file is fine again: nothing to do, nothing read
     await outbox.close();
+  });
+
+  it('closes with no file open', async () => {
+    const outbox = open();
+    removeFiles();
+    environment.tick();
+    await expect(outbox.reopen(cannotRead)).rejects.toBeInstanceOf(OutboxError);
+    await expect(outbox.close()).resolves.toBeUndefined();
   });
 
   it('asks for a heal at the maintenance interval it was given', async () => {
