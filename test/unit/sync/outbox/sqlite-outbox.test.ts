@@ -270,3 +270,22 @@ describe('SqliteOutbox dead letters of appended items', () => {
     reopened.close();
   });
 });
+
+describe('SqliteOutbox and log floors', () => {
+  it('keeps the log floor of a value, and none for a delete (it ends every older item itself)', async () => {
+    const path = join(dir, 'outbox.db');
+    const outbox = SqliteOutbox.open({ path, durability: 'process' });
+    await outbox.append({ ...write('value', 10), logFloor: 4 });
+    await outbox.append({ ...write('gone', 11), json: null, logFloor: 6 });
+    outbox.close();
+    const reopened = SqliteOutbox.open({ path, durability: 'process' });
+    const floors = new Map(reopened.pending().map((row) => [row.key, row.logFloor ?? 0]));
+    expect(floors).toEqual(
+      new Map([
+        ['value', 4],
+        ['gone', 0],
+      ]),
+    );
+    reopened.close();
+  });
+});
