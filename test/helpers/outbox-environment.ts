@@ -58,6 +58,11 @@ export class TestEnvironment implements OutboxEnvironment {
     return () => this.#ticks.delete(tick);
   }
 
+  /** Repeating tasks asked for and not stopped. */
+  get repeating(): number {
+    return this.#ticks.size;
+  }
+
   /** Runs the maintenance tick of every open outbox once. */
   tick(): void {
     this.ticks++;

@@ -115,6 +115,19 @@ describe('background maintenance', () => {
     outbox.close();
   });
 
+  it('stops its tick when closed: a closed outbox measures nothing more', async () => {
+    const env = new TestEnvironment();
+    const outbox = SqliteOutbox.open({ path, durability: 'process', environment: env });
+    expect(env.repeating).toBe(1);
+    env.tick();
+    const measured = env.measurements;
+    expect(measured).toBeGreaterThan(0);
+    await outbox.close();
+    expect(env.repeating).toBe(0);
+    env.tick();
+    expect(env.measurements).toBe(measured);
+  });
+
   it('checkpoints what was written, keeping the log file while writes are pending', async () => {
     const env = new TestEnvironment();
     const outbox = SqliteOutbox.open({ path, durability: 'process', environment: env });
