@@ -194,3 +194,61 @@ describe('HealingOutbox when a new file cannot be written', () => {
     await defaults.close();
   });
 });
+
+describe('the rows a heal writes into a new file', () => {
+  it('keeps log floors (none for a delete), item dead letters as items, and the clock’s newest version', async () => {
+    const outbox = open();
+    const itemLetter = {
+      key: 'log',
+      version: 3,
+      json: '"lost turn"',
+      expiresAt: null,
+      itemId: 'i3',
+      error: 'rejected (injected)',
+      failedAt: 1,
+    };
+    outbox.deadLetter(itemLetter);
+    removeFiles();
+    environment.tick();
+    await outbox.reopen(() => ({
+      values: [
+        { ...pendingValue('value', 10), logFloor: 4 },
+        { ...pendingValue('gone', 11, null), logFloor: 6 },
+      ],
+      items: [pendingItem('log', 'i12', 12)],
+      appended: [],
+      highestVersion: 99,
+    }));
+    const floors = new Map(outbox.pending().map((row) => [row.key, row.logFloor ?? 0]));
+    expect(floors).toEqual(
+      new Map([
+        ['gone', 0],
+        ['value', 4],
+      ]),
+    );
+    expect(outbox.deadLetters()).toEqual([itemLetter]);
+    expect(outbox.highestVersion()).toBe(99);
+    await outbox.close();
+  });
+
+  it('a delete from memory takes the older items of the file put at the path with it', async () => {
+    const outbox = open();
+    await outbox.append(pendingValue('mine', 1));
+    const other = join(dir, 'backup.db');
+    const backup = SqliteOutbox.open({ path: other, durability: 'process' });
+    await backup.append(pendingItem('log', 'old', 5));
+    await backup.append(pendingItem('other', 'kept', 6));
+    await backup.close();
+    removeFiles();
+    renameSync(other, path);
+    environment.tick();
+    expect(outbox.lost).toBe(true);
+    await outbox.reopen(() => ({
+      ...noRows(),
+      values: [pendingValue('log', 10, null)],
+      highestVersion: 10,
+    }));
+    expect(outbox.pendingItems().map((row) => row.item.id)).toEqual(['kept']);
+    await outbox.close();
+  });
+});
