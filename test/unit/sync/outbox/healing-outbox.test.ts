@@ -95,7 +95,35 @@ describe('HealingOutbox', () => {
     await turns(1);
     environment.tick();
     expect(asked).toBe(0);
-    await expect(outbox.reopen(noRows)).rejects.toBeInstanceOf(OutboxError);
+    await expect(outbox.reopen(noRows)).rejects.toThrow(new OutboxError(`the outbox at ${path} is closed`));
+  });
+
+  it('closed while a heal releases the lost file: the heal stops there, and says why', async () => {
+    const outbox = open();
+    removeFiles();
+    environment.tick();
+    let taken = 0;
+    const healing = outbox.reopen(() => {
+      taken++;
+      return noRows();
+    });
+    await outbox.close();
+    await expect(healing).rejects.toThrow(new OutboxError(`the outbox at ${path} is closed`));
+    expect(taken).toBe(0);
+  });
+
+  it('works with no listener and no logger: a loss, failed heals and ticks throw nothing unexpected', async () => {
+    const outbox = open();
+    removeFiles();
+    expect(() => environment.tick()).not.toThrow();
+    await turns(1);
+    const cannotRead = (): OutboxRows => {
+      throw new Error('memory could not be read (injected)');
+    };
+    await expect(outbox.reopen(cannotRead)).rejects.toBeInstanceOf(OutboxError);
+    await expect(outbox.reopen(cannotRead)).rejects.toBeInstanceOf(OutboxError);
+    expect(() => environment.tick()).not.toThrow();
+    await outbox.close();
   });
 });
 
