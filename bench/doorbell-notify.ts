@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { migrate } from '../src/storage/postgres/migrate.js';
 import { PostgresStorage } from '../src/storage/postgres/postgres-storage.js';
-import { writeCall } from '../src/storage/sql-functions/table-functions.js';
+import { type WriteCall, writeCalls } from '../src/storage/sql-functions/table-functions.js';
 import { put } from '../src/testing/writes.js';
 import { connectionUrl, createDatabase } from '../test/support/plain-postgres.js';
 import { PostgresCluster } from '../test/support/postgres.js';
@@ -102,7 +102,7 @@ try {
             await storage.apply(writes);
             await pool.query('select pg_notify($1, $2)', [CHANNEL, 'hybrid_cache_entries']);
           } else {
-            const { args: a } = writeCall(writes, 'key');
+            const [{ args: a }] = writeCalls(writes, 'key').calls as [WriteCall]; // values only: one call
             await pool.query('select * from bench_write($1::jsonb, $2::jsonb, $3)', [
               JSON.stringify(a.p_writes),
               JSON.stringify(a.p_appends),

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { hrtimeNow } from 'tinybench';
 import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
-import { writeCall } from '../../src/storage/sql-functions/table-functions.js';
+import { type WriteCall, writeCalls } from '../../src/storage/sql-functions/table-functions.js';
 import { put } from '../../src/testing/writes.js';
 import { type BenchContext, benchCache, type Figure } from '../lib/case.js';
 import { prng, smallValue, text } from '../lib/data.js';
@@ -155,10 +155,11 @@ async function flushFigures(ctx: BenchContext, supabase: BenchSupabase): Promise
             if (results.some((r) => r.status !== 'applied'))
               throw new Error('postgres flush: apply refused a write');
           } else if (variant === 'write-fn') {
-            const { args } = writeCall(
+            // Values only: one call.
+            const [{ args }] = writeCalls(
               batch.map((key, i) => put(key, ++version, values[(b * BATCH + i) & 255])),
               'thread_id',
-            );
+            ).calls as [WriteCall];
             const result = await pool.query(
               'SELECT * FROM public.write_conversation_threads(p_writes => $1::jsonb, p_appends => $2::jsonb)',
               [JSON.stringify(args.p_writes), JSON.stringify(args.p_appends)],

@@ -91,6 +91,26 @@ export function describeLogFloor({ store, key, read }: LogFloorFixture, it: Test
     assert.deepEqual(await itemValues(late), []);
   });
 
+  it('judges a value by the expiry an append before it in the same batch refreshed', async () => {
+    const expiredAt = Date.now() - 60_000;
+    const k = key('floor-refreshed-in-batch');
+    await store().apply([put(k, 1, 'v', expiredAt)]);
+    // Appended while 'v' was live, refreshing it past the time the next value was written.
+    const refresh = appended(k, [item(2, 'two')], Date.now() + 60_000, expiredAt - 1_000);
+    const next: ValueWrite = { ...(put(k, 3, 'next') as ValueWrite), writtenAt: expiredAt + 500 };
+    const other = key('floor-refreshed-other');
+    const results = await store().apply([refresh, put(other, 4, 'o'), next, appended(k, [item(5, 'five')])]);
+    assert.deepEqual(results, [
+      { status: 'applied' },
+      { status: 'applied' },
+      { status: 'applied' },
+      { status: 'applied' },
+    ]);
+    assert.equal(JSON.parse((await read(k))?.json ?? 'null'), 'next');
+    assert.deepEqual(await itemValues(k), ['two', 'five']);
+    assert.equal(JSON.parse((await read(other))?.json ?? 'null'), 'o');
+  });
+
   it('starts the new log over an ended value at the first write it coalesced (firstVersion)', async () => {
     const k = key('floor-first-version');
     await store().apply([put(k, 1, 'v'), tombstone(k, 3), appended(k, [item(5, 'five')])]);

@@ -27,7 +27,7 @@ import {
   type SqlTable,
   type SqlTableSchema,
   sqlTable,
-  writeCall,
+  writeCalls,
   writeFunction,
 } from '../sql-functions/table-functions.js';
 import { DEFAULT_DOORBELL_CHANNEL, PostgresDoorbell, type PostgresDoorbellOptions } from './doorbell.js';
@@ -165,30 +165,32 @@ export class PostgresStorage implements Storage {
   }
 
   /**
-   * One call per batch: the table's write function applies the values (each with its log floor, in
-   * the same upsert), then the appended items, in one transaction.
+   * One call per batch as a rule: the table's write function applies the values (each with its log
+   * floor, in the same upsert), then the appended items, in one transaction. A batch where an
+   * append of a key precedes a value of that key takes a call for each part (see `writeCalls`).
    */
   async apply(writes: VersionedWrite[], opts?: ApplyOptions): Promise<ApplyResult[]> {
-    const call = writeCall(writes, this.#table.keyField);
-    if (call.positions.length === 0) return call.results;
+    const { results, calls } = writeCalls(writes, this.#table.keyField);
     // A permanent failure fails the call as a whole, even for one write: the cache splits batches
     // down to single writes and dead-letters the one that still fails.
     const origin = opts?.origin;
     const fn = writeFunction(this.#table, origin);
     const args: Argument[] = origin ? [['p_origin', origin, 'text']] : [];
-    const rows = await this.#call(
-      fn,
-      [
-        ...args,
-        // JSON text: node-postgres would send a JavaScript array as a PostgreSQL array.
-        ['p_writes', JSON.stringify(call.args.p_writes), 'jsonb'],
-        ['p_appends', JSON.stringify(call.args.p_appends), 'jsonb'],
-      ],
-      opts,
-    );
-    if (!readWriteRows(call, writes, rows)) throw this.#unexpectedShape(fn);
-    if (call.results.some((result) => result.status === 'applied')) this.#ringer?.ring();
-    return call.results;
+    for (const call of calls) {
+      const rows = await this.#call(
+        fn,
+        [
+          ...args,
+          // JSON text: node-postgres would send a JavaScript array as a PostgreSQL array.
+          ['p_writes', JSON.stringify(call.args.p_writes), 'jsonb'],
+          ['p_appends', JSON.stringify(call.args.p_appends), 'jsonb'],
+        ],
+        opts,
+      );
+      if (!readWriteRows(results, call, writes, rows)) throw this.#unexpectedShape(fn);
+    }
+    if (results.some((result) => result.status === 'applied')) this.#ringer?.ring();
+    return results;
   }
 
   async highWaterMark(opts?: StorageCallOptions): Promise<number> {

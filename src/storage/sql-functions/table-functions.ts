@@ -63,14 +63,19 @@ export function sqlTable(table: unknown): SqlTableSchema | undefined {
     : undefined;
 }
 
-/** A batch as the table's write function takes it, and what answers it needs no call for. */
+/** One call of the table's write function: the part of a batch it carries. */
 export interface WriteCall {
-  /** Writes that can never be stored are answered here, before any call; the rest are holes. */
-  results: ApplyResult[];
-  /** Batch positions of the rows the write function returns (values first, then appends). */
+  /** Batch positions of the rows the function returns (values first, then appends). */
   positions: number[];
   /** The function's arguments (its p_writes and p_appends, JSON arrays). */
   args: { p_writes: Record<string, unknown>[]; p_appends: Record<string, unknown>[] };
+}
+
+/** A batch as calls of the table's write function, made one after another, and their answers. */
+export interface WriteCalls {
+  /** Writes that can never be stored are answered here, before any call; the rest are holes. */
+  results: ApplyResult[];
+  calls: WriteCall[];
 }
 
 /**
@@ -82,12 +87,26 @@ export function writeFunction(table: SqlTableSchema, origin: string | undefined)
   return origin ? table.functions.writeFrom : table.functions.write;
 }
 
-/** Splits a batch into the write function's arguments, rejecting the writes that can never be stored. */
-export function writeCall(writes: VersionedWrite[], keyField: string): WriteCall {
+/**
+ * Splits a batch into the write function's arguments, rejecting the writes that can never be
+ * stored. The function applies a call's values before its appends, so a batch is cut before a
+ * value whose key was appended to earlier in the same call: that value's expiry judgement must see
+ * the refresh those appends carry. Answers are per write, so no call needs another's transaction.
+ */
+export function writeCalls(writes: VersionedWrite[], keyField: string): WriteCalls {
   const results: ApplyResult[] = new Array(writes.length);
-  const valuePositions: number[] = [];
-  const appendPositions: number[] = [];
-  const args: WriteCall['args'] = { p_writes: [], p_appends: [] };
+  const calls: WriteCall[] = [];
+  let values: number[] = [];
+  let appends: number[] = [];
+  let call: WriteCall['args'] = { p_writes: [], p_appends: [] };
+  let appended = new Set<string>();
+  const cut = () => {
+    if (values.length + appends.length > 0) calls.push({ positions: [...values, ...appends], args: call });
+    values = [];
+    appends = [];
+    call = { p_writes: [], p_appends: [] };
+    appended = new Set();
+  };
   writes.forEach((write, i) => {
     const problem = invalidWrite(write);
     if (problem) {
@@ -95,22 +114,30 @@ export function writeCall(writes: VersionedWrite[], keyField: string): WriteCall
       return;
     }
     if (isAppend(write)) {
-      appendPositions.push(i);
-      args.p_appends.push(appendPayload(keyField, write));
-    } else {
-      valuePositions.push(i);
-      args.p_writes.push(valuePayload(keyField, write));
+      appended.add(write.key);
+      appends.push(i);
+      call.p_appends.push(appendPayload(keyField, write));
+      return;
     }
+    if (appended.has(write.key)) cut();
+    values.push(i);
+    call.p_writes.push(valuePayload(keyField, write));
   });
-  return { results, positions: [...valuePositions, ...appendPositions], args };
+  cut();
+  return { results, calls };
 }
 
 /**
- * Fills `call.results` from the write function's rows; false if the rows are malformed (the
- * database's functions do not match this version of hybrid-cache).
+ * Fills `results` from the rows one write-function call returned; false if the rows are
+ * malformed (the database's functions do not match this version of hybrid-cache).
  */
-export function readWriteRows(call: WriteCall, writes: VersionedWrite[], rows: unknown): boolean {
-  const { positions, results } = call;
+export function readWriteRows(
+  results: ApplyResult[],
+  call: WriteCall,
+  writes: VersionedWrite[],
+  rows: unknown,
+): boolean {
+  const { positions } = call;
   if (!Array.isArray(rows) || rows.length !== positions.length) return false;
   for (const row of rows as unknown[]) {
     const position = isApplyRow(row) ? positions[row.idx] : undefined;

@@ -34,7 +34,7 @@ import {
   type SqlTable,
   type SqlTableSchema,
   sqlTable,
-  writeCall,
+  writeCalls,
   writeFunction,
 } from '../sql-functions/table-functions.js';
 import { classifyRpcError, MIGRATION_HINT, parseRetryAfter } from './supabase-errors.js';
@@ -190,16 +190,18 @@ export class SupabaseStorage implements Storage {
    * the same upsert), then the appended items, in one transaction.
    */
   async apply(writes: VersionedWrite[], opts?: ApplyOptions): Promise<ApplyResult[]> {
-    const call = writeCall(writes, this.#table.keyField);
-    if (call.positions.length === 0) return call.results;
+    // One call per batch as a rule; one per part where an append of a key precedes a value of it.
+    const { results, calls } = writeCalls(writes, this.#table.keyField);
     // A permanent failure fails the call as a whole, even for one write: the cache splits batches
     // down to single writes and dead-letters the one that still fails.
     const origin = opts?.origin;
     const fn = writeFunction(this.#table, origin);
-    const data = await this.#rpc(fn, origin ? { p_origin: origin, ...call.args } : call.args, opts);
-    if (!readWriteRows(call, writes, data)) throw unexpectedShape(fn);
-    if (call.results.some((result) => result.status === 'applied')) this.#ringer?.ring();
-    return call.results;
+    for (const call of calls) {
+      const data = await this.#rpc(fn, origin ? { p_origin: origin, ...call.args } : call.args, opts);
+      if (!readWriteRows(results, call, writes, data)) throw unexpectedShape(fn);
+    }
+    if (results.some((result) => result.status === 'applied')) this.#ringer?.ring();
+    return results;
   }
 
   async highWaterMark(opts?: StorageCallOptions): Promise<number> {
