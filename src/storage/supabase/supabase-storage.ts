@@ -186,11 +186,11 @@ export class SupabaseStorage implements Storage {
   }
 
   /**
-   * One RPC per batch: the table's write function applies the values (each with its log floor, in
-   * the same upsert), then the appended items, in one transaction.
+   * One RPC per batch as a rule: the table's write function applies the values (each with its log
+   * floor, in the same upsert), then the appended items, in one transaction. A batch where an
+   * append of a key precedes a value of that key takes a call for each part (see `writeCalls`).
    */
   async apply(writes: VersionedWrite[], opts?: ApplyOptions): Promise<ApplyResult[]> {
-    // One call per batch as a rule; one per part where an append of a key precedes a value of it.
     const { results, calls } = writeCalls(writes, this.#table.keyField);
     // A permanent failure fails the call as a whole, even for one write: the cache splits batches
     // down to single writes and dead-letters the one that still fails.
