@@ -2,6 +2,7 @@ import { hrtimeNow } from 'tinybench';
 import { type BenchContext, benchCache, type Figure } from '../lib/case.js';
 import { prng, text } from '../lib/data.js';
 import { collectGarbage, median } from '../lib/measure.js';
+import { physicalLimitSql } from '../lib/physical-limit.js';
 
 /**
  * Flush throughput: N new keys with ~1 KB values drained by the flusher into PostgreSQL through
@@ -70,17 +71,12 @@ export async function flush(ctx: BenchContext): Promise<Figure[]> {
     ]);
     await pool.query('vacuum public.conversation_threads');
     const started = hrtimeNow();
-    const result = await pool.query(
-      `insert into public.conversation_threads as t
-         (thread_id, conversation_data, expires_at, version, deleted, accessed_at)
-       select k, d::jsonb, $3::timestamptz, v, false, now()
-       from unnest($1::text[], $2::text[], $4::bigint[]) as u(k, d, v)
-       on conflict (thread_id) do update
-         set conversation_data = excluded.conversation_data, expires_at = excluded.expires_at,
-             version = excluded.version, deleted = excluded.deleted, accessed_at = excluded.accessed_at
-         where t.version < excluded.version`,
-      [limitKeys, limitValues, expiresAt, limitKeys.map((_, i) => Date.now() * 1000 + i)],
-    );
+    const result = await pool.query(physicalLimitSql(), [
+      limitKeys,
+      limitValues,
+      expiresAt,
+      limitKeys.map((_, i) => Date.now() * 1000 + i),
+    ]);
     const elapsedMs = hrtimeNow() - started;
     if (result.rowCount !== limitKeys.length)
       throw new Error('flush: physical limit wrote the wrong row count');

@@ -7,6 +7,7 @@ import { type BenchContext, benchCache, type Figure } from '../lib/case.js';
 import { prng, smallValue, text } from '../lib/data.js';
 import type { LatencySummary } from '../lib/measure.js';
 import { collectGarbage, measureAsync, median, summarize } from '../lib/measure.js';
+import { physicalLimitSql } from '../lib/physical-limit.js';
 import type { BenchSupabase } from '../support/supabase.js';
 import { measureConvergence } from './convergence.js';
 
@@ -74,14 +75,7 @@ type FlushVariant =
   | 'limit'
   | 'limit-1';
 
-const LIMIT_SQL = `insert into public.conversation_threads as t
-     (thread_id, conversation_data, expires_at, version, deleted, accessed_at)
-   select k, d::jsonb, $3::timestamptz, v, false, now()
-   from unnest($1::text[], $2::text[], $4::bigint[]) as u(k, d, v)
-   on conflict (thread_id) do update
-     set conversation_data = excluded.conversation_data, expires_at = excluded.expires_at,
-         version = excluded.version, deleted = excluded.deleted, accessed_at = excluded.accessed_at
-     where t.version < excluded.version`;
+const LIMIT_SQL = physicalLimitSql();
 
 async function flushFigures(ctx: BenchContext, supabase: BenchSupabase): Promise<Figure[]> {
   const n = ctx.quick ? 2_000 : 10_000;

@@ -1,0 +1,251 @@
+/**
+ * `node --import tsx --expose-gc bench/feed-design.ts [--writes=10000] [--rounds=5]`: what a change
+ * feed stamped into the values table itself would cost a flush, against the feed table every write
+ * inserts into today, each against the physical limit, in one run on one server.
+ *
+ * Today each applied value also inserts a row into the table's feed (`*_feed`: its own heap row,
+ * two index entries and a sequence value). The alternative measured here keeps the writing
+ * transaction's id in a column of the values table (`changed_xid xid8`, indexed), so the feed is
+ * read from the values table itself and a write stores nothing more than its row. It is built in a
+ * copy of `conversation_threads` with the same indexes and triggers, next to the real one:
+ *
+ * - `limit`: 200-row `INSERT … ON CONFLICT` from text arrays into `conversation_threads`
+ *   (the physical limit, as `npm run bench -- --only=postgres` defines it);
+ * - `limit + feed row`: the limit, plus the feed row each write stores today;
+ * - `write function (jsonb)`: today's write function, with PostgresStorage's arguments;
+ * - `stamped limit`: the limit into the copy, which stamps `changed_xid`;
+ * - `stamped function (arrays)`: today's apply logic (newest write per key, log floors, write
+ *   times, per-write outcomes) over the copy, its arguments as arrays instead of one jsonb.
+ *
+ * Variants are interleaved, the order rotating each round; 4 batches in flight, as the flusher
+ * keeps them. Results go to stdout and bench/results/feed-design.md.
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { migrate } from '../src/storage/postgres/migrate.js';
+import { type WriteCall, writeCalls } from '../src/storage/sql-functions/table-functions.js';
+import { put } from '../src/testing/writes.js';
+import { connectionUrl, createDatabase } from '../test/support/plain-postgres.js';
+import { PostgresCluster } from '../test/support/postgres.js';
+import { median } from './lib/measure.js';
+import { physicalLimitSql } from './lib/physical-limit.js';
+
+const { values: args } = parseArgs({
+  options: { writes: { type: 'string', default: '10000' }, rounds: { type: 'string', default: '5' } },
+});
+const WRITES = Number(args.writes);
+const ROUNDS = Number(args.rounds);
+const BATCH = 200;
+const IN_FLIGHT = 4;
+
+type Variant = 'limit' | 'limit-feed' | 'write-fn' | 'stamped-limit' | 'stamped-fn';
+const VARIANTS: Variant[] = ['limit', 'limit-feed', 'write-fn', 'stamped-limit', 'stamped-fn'];
+const LABELS: Record<Variant, string> = {
+  limit: 'physical limit: 200-row `INSERT … ON CONFLICT`',
+  'limit-feed': 'limit + a feed row per write (today’s feed)',
+  'write-fn': 'today’s write function (jsonb arguments, feed row)',
+  'stamped-limit': 'limit into the stamped table',
+  'stamped-fn': 'apply logic over the stamped table (array arguments)',
+};
+
+const limitSql = (table: string, stamp: boolean) =>
+  physicalLimitSql(table, stamp ? ', changed_xid = excluded.changed_xid' : '');
+
+/** The copy of the values table that carries its own feed, and today's apply logic over it. */
+const STAMPED_SETUP = `
+  create table public.stamped_threads (like public.conversation_threads including all);
+  alter table public.stamped_threads
+    add column changed_xid pg_catalog.xid8 not null default pg_catalog.pg_current_xact_id();
+  create index stamped_threads_changed_xid on public.stamped_threads (changed_xid);
+  create trigger stamped_threads_tombstone_floor before insert or update on public.stamped_threads
+    for each row execute function public.conversation_threads_tombstone_items();
+  create trigger stamped_threads_tombstone_items after insert or update on public.stamped_threads
+    for each row execute function public.conversation_threads_tombstone_items();
+
+  create function public.stamped_apply(
+    p_keys text[], p_data text[], p_expires_at_ms bigint[], p_versions bigint[],
+    p_log_floors bigint[], p_written_at_ms bigint[], p_first_versions bigint[])
+  returns table (idx integer, outcome text, stored_version bigint)
+  language sql volatile set search_path = '' as $fn$
+    with input as (
+      select (u.ord - 1)::integer as idx, u.k, u.v as version, u.d::jsonb as data,
+             coalesce(pg_catalog.to_timestamp(u.e::numeric / 1000), 'infinity'::timestamptz) as expires_at,
+             coalesce(u.f, 0) as log_floor,
+             coalesce(pg_catalog.to_timestamp(u.w::numeric / 1000), pg_catalog.now()) as written_at,
+             u.fv as first_version
+      -- Multi-argument unnest: unqualified (pg_catalog is searched first anyway).
+      from unnest(p_keys, p_data, p_expires_at_ms, p_versions, p_log_floors,
+                             p_written_at_ms, p_first_versions) with ordinality as u(k, d, e, v, f, w, fv, ord)
+    ),
+    winners as (
+      select distinct on (k) idx, k, version, data, expires_at, log_floor, written_at, first_version
+      from input order by k, version desc, idx
+    ),
+    written as (
+      insert into public.stamped_threads as t
+        (thread_id, conversation_data, expires_at, version, deleted, accessed_at, log_floor)
+      select k, data, expires_at, version, data is null, pg_catalog.now(), log_floor
+      from winners order by k
+      on conflict (thread_id) do update
+        set conversation_data = excluded.conversation_data, expires_at = excluded.expires_at,
+            version = excluded.version, deleted = excluded.deleted, accessed_at = excluded.accessed_at,
+            changed_xid = excluded.changed_xid,
+            log_floor = case
+              when t.deleted or t.expires_at <= (select x.written_at from winners x where x.k = excluded.thread_id)
+                then greatest(t.log_floor, t.version, excluded.log_floor,
+                              coalesce((select x.first_version from winners x where x.k = excluded.thread_id),
+                                       case when excluded.log_floor > 0 then excluded.log_floor + 1
+                                            else excluded.version end) - 1)
+              else greatest(t.log_floor, excluded.log_floor) end
+        where t.version < excluded.version
+      returning t.thread_id as k, t.version
+    )
+    select i.idx,
+           case when w.k is not null and win.idx = i.idx then 'applied' else 'stale' end,
+           case when w.k is not null and win.idx = i.idx then null
+                else coalesce(w.version, (select c.version from public.stamped_threads c where c.thread_id = i.k))
+           end
+    from input i join winners win on win.k = i.k left join written w on w.k = i.k
+    order by i.idx
+  $fn$;`;
+
+const cluster = await PostgresCluster.create();
+try {
+  const url = connectionUrl(await createDatabase(cluster.info, 'bench_feed_design'));
+  await migrate({ connectionString: url, max: 1 });
+  const pool = new pg.Pool({ connectionString: url, max: IN_FLIGHT });
+  pool.on('error', () => {});
+  await pool.query(STAMPED_SETUP);
+  const serverVersion = (await pool.query<{ server_version: string }>('show server_version')).rows[0]
+    ?.server_version;
+
+  const values = Array.from({ length: 256 }, (_, i) => ({
+    id: i,
+    role: 'assistant',
+    content: 'x'.repeat(960),
+  }));
+  const valueTexts = values.map((v) => JSON.stringify(v));
+  const expiresAtMs = Date.now() + 86_400_000;
+  const expiresAt = new Date(expiresAtMs).toISOString();
+  let version = Date.now() * 1024;
+
+  async function writeBatch(variant: Variant, keys: string[], first: number): Promise<number> {
+    const versions = keys.map(() => ++version);
+    const texts = keys.map((_, i) => valueTexts[(first + i) & 255] as string);
+    switch (variant) {
+      case 'limit':
+        return (
+          (await pool.query(limitSql('conversation_threads', false), [keys, texts, expiresAt, versions]))
+            .rowCount ?? 0
+        );
+      case 'stamped-limit':
+        return (
+          (await pool.query(limitSql('stamped_threads', true), [keys, texts, expiresAt, versions]))
+            .rowCount ?? 0
+        );
+      case 'limit-feed': {
+        const result = await pool.query<{ n: number }>(
+          `with written as (${limitSql('conversation_threads', false)} returning t.thread_id, t.version),
+             stamped as (insert into public.conversation_threads_feed (key, version)
+                         select thread_id, version from written)
+           select count(*)::int as n from written`,
+          [keys, texts, expiresAt, versions],
+        );
+        return result.rows[0]?.n ?? 0;
+      }
+      case 'write-fn': {
+        const writes = keys.map((key, i) =>
+          put(key, versions[i] as number, values[(first + i) & 255], expiresAtMs),
+        );
+        const [{ args: a }] = writeCalls(writes, 'thread_id').calls as [WriteCall]; // values only: one call
+        const result = await pool.query(
+          'select * from public.write_conversation_threads(p_writes => $1::jsonb, p_appends => $2::jsonb)',
+          [JSON.stringify(a.p_writes), JSON.stringify(a.p_appends)],
+        );
+        return result.rows.filter((row) => row.outcome === 'applied').length;
+      }
+      case 'stamped-fn': {
+        const none = keys.map(() => null);
+        const written = keys.map(() => Date.now());
+        const result = await pool.query('select * from public.stamped_apply($1, $2, $3, $4, $5, $6, $7)', [
+          keys,
+          texts,
+          keys.map(() => expiresAtMs),
+          versions,
+          none,
+          written,
+          none,
+        ]);
+        return result.rows.filter((row) => row.outcome === 'applied').length;
+      }
+    }
+  }
+
+  async function run(variant: Variant, round: number): Promise<{ rate: number; cpuUs: number }> {
+    globalThis.gc?.();
+    const keys = Array.from({ length: WRITES }, (_, i) => `${variant}-${round}:${i}`);
+    let next = 0;
+    const cpu = process.cpuUsage();
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: IN_FLIGHT }, async () => {
+        for (let b = next++; b * BATCH < WRITES; b = next++) {
+          const batch = keys.slice(b * BATCH, (b + 1) * BATCH);
+          const stored = await writeBatch(variant, batch, b * BATCH);
+          if (stored !== batch.length) throw new Error(`${variant}: stored ${stored} of ${batch.length}`);
+        }
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    return { rate: WRITES / seconds, cpuUs: (used.user + used.system) / WRITES };
+  }
+
+  for (const variant of VARIANTS) await run(variant, -1); // warm-up, not recorded
+  const rates = new Map<Variant, number[]>(VARIANTS.map((v) => [v, []]));
+  const ratios = new Map<Variant, number[]>(VARIANTS.map((v) => [v, []]));
+  const cpuUs = new Map<Variant, number[]>(VARIANTS.map((v) => [v, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length] as Variant);
+    const got = new Map<Variant, number>();
+    for (const variant of order) {
+      const { rate, cpuUs: us } = await run(variant, round);
+      got.set(variant, rate);
+      rates.get(variant)?.push(rate);
+      cpuUs.get(variant)?.push(us);
+    }
+    for (const variant of VARIANTS)
+      ratios.get(variant)?.push((got.get(variant) ?? 0) / (got.get('limit') ?? 1));
+    process.stderr.write(`round ${round + 1}/${ROUNDS}: ${order.join(', ')}\n`);
+  }
+  await pool.end();
+
+  const lines: string[] = [];
+  const say = (line: string) => {
+    lines.push(line);
+    process.stdout.write(`${line}\n`);
+  };
+  say('# The change feed: a row per write, or a stamp in the values table');
+  say('');
+  say(
+    `${new Date().toISOString()}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, PostgreSQL ${serverVersion ?? '?'} (embedded, test settings), same machine`,
+  );
+  say(
+    `\`node --import tsx --expose-gc bench/feed-design.ts --writes=${WRITES} --rounds=${ROUNDS}\`: batches of ${BATCH} distinct keys (~1 KB values), ${IN_FLIGHT} in flight, variants interleaved; median of ${ROUNDS} rounds`,
+  );
+  say('');
+  say('| variant | writes/s | vs limit (median of per-round ratios; range) | this process’s CPU per write |');
+  say('|---|---:|---|---:|');
+  for (const variant of VARIANTS) {
+    const r = ratios.get(variant) ?? [];
+    say(
+      `| ${LABELS[variant]} | ${Math.round(median(rates.get(variant) ?? [])).toLocaleString('en')} | ${median(r).toFixed(2)}× (${Math.min(...r).toFixed(2)}–${Math.max(...r).toFixed(2)}) | ${median(cpuUs.get(variant) ?? []).toFixed(1)} µs |`,
+    );
+  }
+  writeFileSync(join(import.meta.dirname, 'results', 'feed-design.md'), `${lines.join('\n')}\n`);
+} finally {
+  await cluster.destroy();
+}
