@@ -17,33 +17,56 @@
  * - `stamped function (arrays)`: today's apply logic (newest write per key, log floors, write
  *   times, per-write outcomes) over the copy, its arguments as arrays instead of one jsonb.
  *
+ * - `PostgresStorage.apply` and a cache flushing through it, as they are today, for reference.
+ *
  * Variants are interleaved, the order rotating each round; 4 batches in flight, as the flusher
- * keeps them. Results go to stdout and bench/results/feed-design.md.
+ * keeps them. Results go to stdout and bench/results/feed-design.md (feed-design-pinned.md).
+ *
+ * With `--pin` the server runs on the last CPU and this process on the others (taskset), so the
+ * client's CPU is not taken from the server, as with a database on its own machine: on shared
+ * cores every microsecond the client spends per write is one the server cannot.
  */
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { migrate } from '../src/storage/postgres/migrate.js';
+import { PostgresStorage } from '../src/storage/postgres/postgres-storage.js';
 import { type WriteCall, writeCalls } from '../src/storage/sql-functions/table-functions.js';
 import { put } from '../src/testing/writes.js';
 import { connectionUrl, createDatabase } from '../test/support/plain-postgres.js';
 import { PostgresCluster } from '../test/support/postgres.js';
+import { benchCache } from './lib/case.js';
 import { median } from './lib/measure.js';
 import { physicalLimitSql } from './lib/physical-limit.js';
 
 const { values: args } = parseArgs({
-  options: { writes: { type: 'string', default: '10000' }, rounds: { type: 'string', default: '5' } },
+  options: {
+    writes: { type: 'string', default: '10000' },
+    rounds: { type: 'string', default: '5' },
+    pin: { type: 'boolean', default: false },
+  },
 });
 const WRITES = Number(args.writes);
 const ROUNDS = Number(args.rounds);
 const BATCH = 200;
 const IN_FLIGHT = 4;
 
-type Variant = 'limit' | 'limit-feed' | 'write-fn' | 'stamped-limit' | 'stamped-fn';
-const VARIANTS: Variant[] = ['limit', 'limit-feed', 'write-fn', 'stamped-limit', 'stamped-fn'];
+type Variant = 'limit' | 'limit-feed' | 'write-fn' | 'stamped-limit' | 'stamped-fn' | 'apply' | 'cache';
+const VARIANTS: Variant[] = [
+  'limit',
+  'limit-feed',
+  'write-fn',
+  'stamped-limit',
+  'stamped-fn',
+  'apply',
+  'cache',
+];
 const LABELS: Record<Variant, string> = {
+  cache: 'hybrid-cache flushing to PostgresStorage (defaults: feed, doorbell)',
+  apply: '`PostgresStorage.apply`, doorbell on',
   limit: 'physical limit: 200-row `INSERT … ON CONFLICT`',
   'limit-feed': 'limit + a feed row per write (today’s feed)',
   'write-fn': 'today’s write function (jsonb arguments, feed row)',
@@ -116,6 +139,7 @@ const cluster = await PostgresCluster.create();
 try {
   const url = connectionUrl(await createDatabase(cluster.info, 'bench_feed_design'));
   await migrate({ connectionString: url, max: 1 });
+  if (args.pin) pinApart(cluster.dataDir);
   const pool = new pg.Pool({ connectionString: url, max: IN_FLIGHT });
   pool.on('error', () => {});
   await pool.query(STAMPED_SETUP);
@@ -131,6 +155,15 @@ try {
   const expiresAtMs = Date.now() + 86_400_000;
   const expiresAt = new Date(expiresAtMs).toISOString();
   let version = Date.now() * 1024;
+
+  const storage = new PostgresStorage({
+    connectionString: url,
+    max: IN_FLIGHT,
+    table: 'conversation_threads',
+  });
+  // Another instance listening on the doorbell's channel, as in a fleet.
+  const listener = new PostgresStorage({ connectionString: url, max: 1, table: 'conversation_threads' });
+  const unsubscribe = listener.onChange(() => {});
 
   async function writeBatch(variant: Variant, keys: string[], first: number): Promise<number> {
     const versions = keys.map(() => ++version);
@@ -167,6 +200,14 @@ try {
         );
         return result.rows.filter((row) => row.outcome === 'applied').length;
       }
+      case 'apply': {
+        const writes = keys.map((key, i) =>
+          put(key, versions[i] as number, values[(first + i) & 255], expiresAtMs),
+        );
+        return (await storage.apply(writes)).filter((result) => result.status === 'applied').length;
+      }
+      case 'cache':
+        throw new Error('a cache is run whole, not by batch');
       case 'stamped-fn': {
         const none = keys.map(() => null);
         const written = keys.map(() => Date.now());
@@ -190,18 +231,29 @@ try {
     let next = 0;
     const cpu = process.cpuUsage();
     const started = performance.now();
-    await Promise.all(
-      Array.from({ length: IN_FLIGHT }, async () => {
-        for (let b = next++; b * BATCH < WRITES; b = next++) {
-          const batch = keys.slice(b * BATCH, (b + 1) * BATCH);
-          const stored = await writeBatch(variant, batch, b * BATCH);
-          if (stored !== batch.length) throw new Error(`${variant}: stored ${stored} of ${batch.length}`);
-        }
-      }),
-    );
+    if (variant === 'cache') await flushThroughCache(keys);
+    else
+      await Promise.all(
+        Array.from({ length: IN_FLIGHT }, async () => {
+          for (let b = next++; b * BATCH < WRITES; b = next++) {
+            const batch = keys.slice(b * BATCH, (b + 1) * BATCH);
+            const stored = await writeBatch(variant, batch, b * BATCH);
+            if (stored !== batch.length) throw new Error(`${variant}: stored ${stored} of ${batch.length}`);
+          }
+        }),
+      );
     const seconds = (performance.now() - started) / 1000;
     const used = process.cpuUsage(cpu);
     return { rate: WRITES / seconds, cpuUs: (used.user + used.system) / WRITES };
+  }
+
+  async function flushThroughCache(keys: string[]): Promise<void> {
+    const cache = await benchCache({ storage, maxEntries: keys.length + 16, flush: { batchSize: BATCH } });
+    for (let i = 0; i < keys.length; i++) await cache.set(keys[i] as string, values[i & 255] as object);
+    await cache.flush();
+    const flushed = cache.stats().flushedWrites;
+    await cache.close();
+    if (flushed !== keys.length) throw new Error(`cache: flushed ${flushed} of ${keys.length}`);
   }
 
   for (const variant of VARIANTS) await run(variant, -1); // warm-up, not recorded
@@ -221,7 +273,8 @@ try {
       ratios.get(variant)?.push((got.get(variant) ?? 0) / (got.get('limit') ?? 1));
     process.stderr.write(`round ${round + 1}/${ROUNDS}: ${order.join(', ')}\n`);
   }
-  await pool.end();
+  unsubscribe();
+  await Promise.all([pool.end(), storage.close(), listener.close()]);
 
   const lines: string[] = [];
   const say = (line: string) => {
@@ -231,10 +284,10 @@ try {
   say('# The change feed: a row per write, or a stamp in the values table');
   say('');
   say(
-    `${new Date().toISOString()}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, PostgreSQL ${serverVersion ?? '?'} (embedded, test settings), same machine`,
+    `${new Date().toISOString()}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, PostgreSQL ${serverVersion ?? '?'} (embedded, test settings), same machine, ${args.pin ? `server pinned to CPU ${cpus().length - 1}, this process to the others` : 'cores shared'}`,
   );
   say(
-    `\`node --import tsx --expose-gc bench/feed-design.ts --writes=${WRITES} --rounds=${ROUNDS}\`: batches of ${BATCH} distinct keys (~1 KB values), ${IN_FLIGHT} in flight, variants interleaved; median of ${ROUNDS} rounds`,
+    `\`node --import tsx --expose-gc bench/feed-design.ts --writes=${WRITES} --rounds=${ROUNDS}${args.pin ? ' --pin' : ''}\`: batches of ${BATCH} distinct keys (~1 KB values), ${IN_FLIGHT} in flight, variants interleaved; median of ${ROUNDS} rounds`,
   );
   say('');
   say('| variant | writes/s | vs limit (median of per-round ratios; range) | this process’s CPU per write |');
@@ -245,7 +298,18 @@ try {
       `| ${LABELS[variant]} | ${Math.round(median(rates.get(variant) ?? [])).toLocaleString('en')} | ${median(r).toFixed(2)}× (${Math.min(...r).toFixed(2)}–${Math.max(...r).toFixed(2)}) | ${median(cpuUs.get(variant) ?? []).toFixed(1)} µs |`,
     );
   }
-  writeFileSync(join(import.meta.dirname, 'results', 'feed-design.md'), `${lines.join('\n')}\n`);
+  const file = args.pin ? 'feed-design-pinned.md' : 'feed-design.md';
+  writeFileSync(join(import.meta.dirname, 'results', file), `${lines.join('\n')}\n`);
 } finally {
   await cluster.destroy();
+}
+
+/** The server (its postmaster, and so every backend it forks) on the last CPU; this process on the rest. */
+function pinApart(dataDir: string): void {
+  const last = cpus().length - 1;
+  if (last < 1) throw new Error('--pin needs at least 2 CPUs');
+  const postmaster = readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0] as string;
+  const children = execFileSync('pgrep', ['-P', postmaster]).toString().trim().split('\n');
+  for (const pid of [postmaster, ...children]) execFileSync('taskset', ['-a', '-p', '-c', String(last), pid]);
+  execFileSync('taskset', ['-a', '-p', '-c', last === 1 ? '0' : `0-${last - 1}`, String(process.pid)]);
 }
