@@ -161,6 +161,37 @@ class AppendCommand implements Cmd {
     `append(${this.key}, ${JSON.stringify(this.item)}${this.ttlMs ? `, ttl ${this.ttlMs}` : ''})`;
 }
 
+/**
+ * While the store is away, an append refreshes a key whose TTL then lapses, and a value is set
+ * within the refresh: the append and the value leave in one batch when the store is back, and
+ * the value must continue the log there as it does in memory.
+ */
+class RefreshedThenSetCommand implements Cmd {
+  constructor(
+    readonly key: Key,
+    readonly item: unknown,
+    readonly value: unknown,
+    readonly extraMs: number,
+  ) {}
+  check = (model: Readonly<Model>) => liveEntry(model, this.key)?.expiresAt != null;
+  async run(model: Model, real: Real) {
+    const entry = liveEntry(model, this.key) as ModelEntry & { expiresAt: number };
+    const wasDown = real.store.isDown;
+    real.store.goDown();
+    const now = Date.now();
+    const ttlMs = entry.expiresAt - now + this.extraMs;
+    await real.cache.append(this.key, this.item, { ttlMs });
+    const items = [...entry.items, this.item];
+    await vi.advanceTimersByTimeAsync(entry.expiresAt - Date.now());
+    await real.cache.set(this.key, this.value);
+    model.entries.set(this.key, { value: this.value, expiresAt: null, items });
+    if (!wasDown) real.store.comeUp();
+    await checkReads(model, real);
+  }
+  toString = () =>
+    `refreshedThenSet(${this.key}, item ${JSON.stringify(this.item)}, +${this.extraMs}ms, ${JSON.stringify(this.value)})`;
+}
+
 class DeleteCommand implements Cmd {
   constructor(readonly key: Key) {}
   check = () => true;
@@ -354,6 +385,13 @@ export function commandArbitraries(options: ModelRunOptions) {
       )
       .map(([ms, key, value, item]) => new FreshDiskClockBehindCommand(ms, key, value, item)),
     fc.integer({ min: 1, max: 5_000 }).map((ms) => new ClockStepBackCommand(ms)),
+    ...(options.expiry
+      ? [
+          fc
+            .tuple(keyArb, valueArb, valueArb, fc.integer({ min: 2, max: 5_000 }))
+            .map(([k, item, value, ms]) => new RefreshedThenSetCommand(k, item, value, ms)),
+        ]
+      : []),
     fc.constantFrom(0, 0, 8, 30).map((ms) => new LatencyCommand(ms)),
     fc.integer({ min: 1, max: 12 }).map((ms) => new AdvanceClockCommand(ms)),
   ];
