@@ -17,7 +17,10 @@
  * - `stamped function (arrays)`: today's apply logic (newest write per key, log floors, write
  *   times, per-write outcomes) over the copy, its arguments as arrays instead of one jsonb.
  *
- * - `PostgresStorage.apply` and a cache flushing through it, as they are today, for reference.
+ * - `PostgresStorage.apply` and a cache flushing through it, as they are today, for reference;
+ * - and the parts of today's write function, to tell where its time goes: the limit returning a
+ *   row per write, the apply function it calls (values only) called directly, and that function
+ *   without its feed row.
  *
  * Variants are interleaved, the order rotating each round; 4 batches in flight, as the flusher
  * keeps them. Results go to stdout and bench/results/feed-design.md (feed-design-pinned.md).
@@ -54,19 +57,38 @@ const ROUNDS = Number(args.rounds);
 const BATCH = 200;
 const IN_FLIGHT = 4;
 
-type Variant = 'limit' | 'limit-feed' | 'write-fn' | 'stamped-limit' | 'stamped-fn' | 'apply' | 'cache';
+type Variant =
+  | 'limit'
+  | 'limit-returning'
+  | 'limit-feed'
+  | 'apply-fn-no-feed'
+  | 'apply-fn'
+  | 'write-fn'
+  | 'stamped-limit'
+  | 'stamped-fn'
+  | 'apply'
+  | 'apply-no-ring'
+  | 'cache';
 const VARIANTS: Variant[] = [
   'limit',
+  'limit-returning',
   'limit-feed',
+  'apply-fn-no-feed',
+  'apply-fn',
   'write-fn',
   'stamped-limit',
   'stamped-fn',
   'apply',
+  'apply-no-ring',
   'cache',
 ];
 const LABELS: Record<Variant, string> = {
+  'limit-returning': 'limit, returning a row per write',
+  'apply-fn-no-feed': 'today’s apply function without its feed row',
+  'apply-fn': 'today’s apply function, called directly',
   cache: 'hybrid-cache flushing to PostgresStorage (defaults: feed, doorbell)',
   apply: '`PostgresStorage.apply`, doorbell on',
+  'apply-no-ring': '`PostgresStorage.apply`, `doorbell: false`',
   limit: 'physical limit: 200-row `INSERT … ON CONFLICT`',
   'limit-feed': 'limit + a feed row per write (today’s feed)',
   'write-fn': 'today’s write function (jsonb arguments, feed row)',
@@ -143,6 +165,7 @@ try {
   const pool = new pg.Pool({ connectionString: url, max: IN_FLIGHT });
   pool.on('error', () => {});
   await pool.query(STAMPED_SETUP);
+  await pool.query(await applyWithoutFeed(pool));
   const serverVersion = (await pool.query<{ server_version: string }>('show server_version')).rows[0]
     ?.server_version;
 
@@ -156,10 +179,17 @@ try {
   const expiresAt = new Date(expiresAtMs).toISOString();
   let version = Date.now() * 1024;
 
+  // As in the postgres bench case: room beside the batches in flight for the doorbell's ring.
   const storage = new PostgresStorage({
     connectionString: url,
-    max: IN_FLIGHT,
+    max: IN_FLIGHT + 2,
     table: 'conversation_threads',
+  });
+  const quietStorage = new PostgresStorage({
+    connectionString: url,
+    max: IN_FLIGHT + 2,
+    table: 'conversation_threads',
+    doorbell: false,
   });
   // Another instance listening on the doorbell's channel, as in a fleet.
   const listener = new PostgresStorage({ connectionString: url, max: 1, table: 'conversation_threads' });
@@ -179,6 +209,27 @@ try {
           (await pool.query(limitSql('stamped_threads', true), [keys, texts, expiresAt, versions]))
             .rowCount ?? 0
         );
+      case 'limit-returning':
+        return (
+          await pool.query(`${limitSql('conversation_threads', false)} returning t.thread_id, t.version`, [
+            keys,
+            texts,
+            expiresAt,
+            versions,
+          ])
+        ).rows.length;
+      case 'apply-fn':
+      case 'apply-fn-no-feed': {
+        const writes = keys.map((key, i) =>
+          put(key, versions[i] as number, values[(first + i) & 255], expiresAtMs),
+        );
+        const [{ args: a }] = writeCalls(writes, 'thread_id').calls as [WriteCall]; // values only: one call
+        const fn = variant === 'apply-fn' ? 'apply_conversation_threads' : 'apply_without_feed';
+        const result = await pool.query(`select * from public.${fn}($1::jsonb)`, [
+          JSON.stringify(a.p_writes),
+        ]);
+        return result.rows.filter((row) => row.outcome === 'applied').length;
+      }
       case 'limit-feed': {
         const result = await pool.query<{ n: number }>(
           `with written as (${limitSql('conversation_threads', false)} returning t.thread_id, t.version),
@@ -200,11 +251,14 @@ try {
         );
         return result.rows.filter((row) => row.outcome === 'applied').length;
       }
-      case 'apply': {
+      case 'apply':
+      case 'apply-no-ring': {
         const writes = keys.map((key, i) =>
           put(key, versions[i] as number, values[(first + i) & 255], expiresAtMs),
         );
-        return (await storage.apply(writes)).filter((result) => result.status === 'applied').length;
+        return (await (variant === 'apply' ? storage : quietStorage).apply(writes)).filter(
+          (result) => result.status === 'applied',
+        ).length;
       }
       case 'cache':
         throw new Error('a cache is run whole, not by batch');
@@ -274,7 +328,7 @@ try {
     process.stderr.write(`round ${round + 1}/${ROUNDS}: ${order.join(', ')}\n`);
   }
   unsubscribe();
-  await Promise.all([pool.end(), storage.close(), listener.close()]);
+  await Promise.all([pool.end(), storage.close(), quietStorage.close(), listener.close()]);
 
   const lines: string[] = [];
   const say = (line: string) => {
@@ -312,4 +366,19 @@ function pinApart(dataDir: string): void {
   const children = execFileSync('pgrep', ['-P', postmaster]).toString().trim().split('\n');
   for (const pid of [postmaster, ...children]) execFileSync('taskset', ['-a', '-p', '-c', String(last), pid]);
   execFileSync('taskset', ['-a', '-p', '-c', last === 1 ? '0' : `0-${last - 1}`, String(process.pid)]);
+}
+
+/** Today's apply function for conversation_threads, as installed, less the CTE that stores the feed rows. */
+async function applyWithoutFeed(pool: pg.Pool): Promise<string> {
+  const source = (
+    await pool.query<{ prosrc: string }>(
+      "select prosrc from pg_catalog.pg_proc where proname = 'apply_conversation_threads'",
+    )
+  ).rows[0]?.prosrc;
+  const body = source?.replace(/,\s*(--[^\n]*\n\s*)*stamped as \([\s\S]*?\n\s*\)\n/, '\n');
+  if (!body || body === source || body.includes('_feed'))
+    throw new Error('apply function: feed CTE not found');
+  return `create function public.apply_without_feed(p_writes jsonb)
+    returns table (idx integer, outcome text, stored_version bigint)
+    language sql volatile set search_path = '' as $fn$${body}$fn$`;
 }
