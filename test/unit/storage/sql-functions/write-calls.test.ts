@@ -7,14 +7,8 @@ const keysOf = (rows: Record<string, unknown>[]) => rows.map((row) => row.key);
 
 describe('writeCalls: a batch as calls of the write function', () => {
   it('is one call, values before appends, while no append precedes a value of its key', () => {
-    const writes = [
-      appended('a', [item(1, 'x')]),
-      put('b', 2, 'v'),
-      put('a', 3, 'v'),
-      appended('b', [item(4, 'y')]),
-    ];
-    // The append to 'a' precedes the value of 'a': that is a cut. Without it, one call.
-    const single = writeCalls([writes[1]!, writes[3]!, put('c', 5, 'w')], 'key');
+    // An append of 'b' after the value of 'b' needs no cut.
+    const single = writeCalls([put('b', 2, 'v'), appended('b', [item(4, 'y')]), put('c', 5, 'w')], 'key');
     expect(single.calls).toHaveLength(1);
     expect(single.calls[0]?.positions).toEqual([0, 2, 1]);
     expect(keysOf(single.calls[0]!.args.p_writes)).toEqual(['b', 'c']);
