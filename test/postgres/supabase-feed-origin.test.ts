@@ -143,7 +143,7 @@ describe('the origin migration', () => {
     try {
       await grantSupabaseDefaults(setup);
       const earlier = migrationPaths().filter((path) => basename(path) < ORIGIN_MIGRATION);
-      expect(earlier.length).toBe(migrationPaths().length - 1);
+      expect(migrationPaths().map((path) => basename(path))).toContain(ORIGIN_MIGRATION);
       for (const path of earlier) await setup.query(migrationSql(path));
 
       const before = await Promise.all(
