@@ -51,6 +51,7 @@ export {
   type ApplyResult,
   compareItems,
   DEFAULT_FEED_PAGE_LIMIT,
+  type DoorbellRing,
   type DoorbellState,
   type FeedChange,
   type FeedPage,

@@ -206,8 +206,15 @@ function followerFor(
   const changes = storage.changes?.bind(storage);
   if (feed === false || changes === undefined) return undefined;
   const onChange = storage.onChange?.bind(storage);
+  // A ring for this cache's own writes only: they are left out of its feed, nothing to read.
+  const doorbell =
+    onChange &&
+    ((ring: () => void) =>
+      onChange((rang) => {
+        if (rang?.origin !== origin) ring();
+      }));
   return new FeedFollower({
-    ...(onChange ? { doorbell: onChange } : {}),
+    ...(doorbell ? { doorbell } : {}),
     read: (cursor) =>
       guard.follow((signal) => changes(cursor, { signal, limit: feed.pageSize, skipOrigin: origin })),
     pollIntervalMs: feed.pollIntervalMs,

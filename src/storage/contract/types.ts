@@ -189,6 +189,16 @@ export const DEFAULT_FEED_PAGE_LIMIT = 1000;
  */
 export type DoorbellState = 'off' | 'connecting' | 'listening' | 'broken';
 
+/** What a doorbell ring says of the writes behind it (`Storage.onChange`). */
+export interface DoorbellRing {
+  /**
+   * The origin (`ApplyOptions.origin`) every write behind the ring carried; absent when they had
+   * none, had several, or the store cannot tell (a reconnection's ring). A follower that leaves its
+   * own changes out of the feed (`skipOrigin`) has nothing to read for a ring of its own origin.
+   */
+  origin?: string;
+}
+
 export interface Storage {
   /**
    * Reads entries by key. Live entries are returned with their value; tombstones are returned
@@ -242,9 +252,10 @@ export interface Storage {
    * The doorbell: calls `listener` soon after changes commit (PostgreSQL LISTEN/NOTIFY), and once
    * on every (re)connection, so that a follower reads the feed at once instead of at its next
    * poll. Only a hint: a ring may be missed, late or spurious, and the feed stays the truth.
-   * Returns the unsubscribe. Optional, with `doorbellState`.
+   * Returns the unsubscribe. Optional, with `doorbellState`. A store may say whose writes rang
+   * (`DoorbellRing`); one that cannot calls `listener` with nothing.
    */
-  onChange?(listener: () => void): () => void;
+  onChange?(listener: (ring?: DoorbellRing) => void): () => void;
   /** Where the doorbell stands (see `DoorbellState`). */
   doorbellState?(): DoorbellState;
   close?(): Promise<void>;

@@ -3,8 +3,9 @@ import { ExponentialBackoff, fullJitterGenerator, type IBackoff } from 'cockatie
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { StorageConfigurationError } from '../contract/errors.js';
-import type { DoorbellState } from '../contract/types.js';
+import type { DoorbellRing, DoorbellState } from '../contract/types.js';
 import { classifyPgError } from './postgres-errors.js';
+import { readRing } from './ringer.js';
 
 /** The channel every hybrid-cache writer rings and every doorbell listens on, unless configured. */
 export const DEFAULT_DOORBELL_CHANNEL = 'hybrid_cache';
@@ -30,7 +31,7 @@ export interface DoorbellSetup extends PostgresDoorbellOptions {
    * May load pg lazily, so that a store that never listens never loads it.
    */
   client: () => pg.Client | Promise<pg.Client>;
-  /** The payload writers of this store's table send (`<schema>.<table>`); others are ignored. */
+  /** The payload writers of this store's table send (`<schema>.<table>`, see `ringPayload`); others are ignored. */
   topic: string;
   /** Removes the connection's password from a text. */
   redact: (text: string) => string;
@@ -52,8 +53,8 @@ export interface DoorbellStats {
 class NotHeard extends Error {}
 
 /**
- * Listens for the doorbell writers ring (`NOTIFY <channel>, '<schema>.<table>'`) on a dedicated
- * connection and rings its listeners, so that followers read the change feed at once rather than
+ * Listens for the doorbell writers ring (`NOTIFY <channel>, '<schema>.<table>[ <origin>]'`) on a
+ * dedicated connection and rings its listeners with the writers' origin when the ring names one, so that followers read the change feed at once rather than
  * at their next poll. The feed stays the truth: a missed ring only costs latency, which is why
  * every (re)connection rings once (the follower catches up on what was missed meanwhile).
  *
@@ -67,7 +68,7 @@ export class PostgresDoorbell {
   readonly #channel: string;
   /** A channel of its own for the self-notifications, so that they wake no other listener. */
   readonly #probeChannel = `hybrid_cache_probe_${randomUUID().replaceAll('-', '')}`;
-  readonly #listeners = new Set<() => void>();
+  readonly #listeners = new Set<(ring: DoorbellRing) => void>();
   readonly #probes = new Map<string, () => void>();
   readonly #first: ExponentialBackoff<unknown>;
   #run: { stop: AbortController; done: Promise<void> } | undefined;
@@ -100,8 +101,8 @@ export class PostgresDoorbell {
   }
 
   /** Rings `listener` from now on; listening starts with the first. Returns the unsubscribe. */
-  subscribe(listener: () => void): () => void {
-    const wrapped = () => listener();
+  subscribe(listener: (ring: DoorbellRing) => void): () => void {
+    const wrapped = (ring: DoorbellRing) => listener(ring);
     this.#listeners.add(wrapped);
     if (!this.#run) {
       const stop = new AbortController();
@@ -143,7 +144,7 @@ export class PostgresDoorbell {
         this.#state = 'listening';
         this.#setup.logger.info({ channel: this.#channel }, 'doorbell listening for changes');
         // Whatever was rung while this connection was not listening: the follower reads the feed.
-        this.#ring();
+        this.#ring({});
         for (;;) {
           await abortable(delay(this.#setup.heartbeatMs ?? 10_000), signal, lost);
           await this.#probe(client, signal, lost);
@@ -190,17 +191,15 @@ export class PostgresDoorbell {
       this.#probes.get(message.payload ?? '')?.();
       return;
     }
-    // An empty payload (a bare `NOTIFY hybrid_cache` by hand) rings every table.
-    if (message.channel === this.#channel && (!message.payload || message.payload === this.#setup.topic)) {
-      this.#ring();
-    }
+    const ring = message.channel === this.#channel ? readRing(message.payload, this.#setup.topic) : undefined;
+    if (ring) this.#ring(ring);
   }
 
-  #ring(): void {
+  #ring(ring: DoorbellRing): void {
     this.#rings++;
     for (const listener of this.#listeners) {
       try {
-        listener();
+        listener(ring);
       } catch (error) {
         this.#setup.logger.warn({ err: error }, 'a doorbell listener threw');
       }

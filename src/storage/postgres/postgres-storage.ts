@@ -9,6 +9,7 @@ import {
 import type {
   ApplyOptions,
   ApplyResult,
+  DoorbellRing,
   DoorbellState,
   FeedPage,
   FeedReadOptions,
@@ -33,7 +34,7 @@ import {
 import { DEFAULT_DOORBELL_CHANNEL, PostgresDoorbell, type PostgresDoorbellOptions } from './doorbell.js';
 import { type PoolSource, poolFrom } from './pool.js';
 import { classifyPgError, connectionBroken, MIGRATE_HINT } from './postgres-errors.js';
-import { Ringer } from './ringer.js';
+import { Ringer, ringPayload } from './ringer.js';
 
 export type PostgresTable = SqlTable;
 
@@ -148,8 +149,8 @@ export class PostgresStorage implements Storage {
         logger: options.logger ?? pino({ name: 'hybrid-cache', level: 'warn' }, pino.destination(2)),
       });
       // After the write committed, outside its transaction: see the doorbell option.
-      this.#ringer = new Ringer(async () => {
-        await this.#pool.query('SELECT pg_notify($1, $2)', [this.#channel, this.#topic]);
+      this.#ringer = new Ringer(async (origin) => {
+        await this.#pool.query('SELECT pg_notify($1, $2)', [this.#channel, ringPayload(this.#topic, origin)]);
       });
     }
   }
@@ -189,7 +190,7 @@ export class PostgresStorage implements Storage {
       );
       if (!readWriteRows(results, call, writes, rows)) throw this.#unexpectedShape(fn);
     }
-    if (results.some((result) => result.status === 'applied')) this.#ringer?.ring();
+    if (results.some((result) => result.status === 'applied')) this.#ringer?.ring(origin);
     return results;
   }
 
@@ -239,7 +240,7 @@ export class PostgresStorage implements Storage {
    * Rings `listener` when this table changes (see `doorbell`); the first subscriber starts the
    * listening connection, the last unsubscribe closes it. Without a doorbell, never rings.
    */
-  onChange(listener: () => void): () => void {
+  onChange(listener: (ring?: DoorbellRing) => void): () => void {
     if (!this.#doorbell || this.#closed) return () => {};
     return this.#doorbell.subscribe(listener);
   }

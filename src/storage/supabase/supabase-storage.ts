@@ -9,6 +9,7 @@ import {
 import type {
   ApplyOptions,
   ApplyResult,
+  DoorbellRing,
   DoorbellState,
   FeedPage,
   FeedReadOptions,
@@ -240,7 +241,7 @@ export class SupabaseStorage implements Storage {
    * Rings `listener` when this table changes, with `doorbell.listen` (see `doorbell`); the first
    * subscriber starts the listening connection, the last unsubscribe closes it. Without, never rings.
    */
-  onChange(listener: () => void): () => void {
+  onChange(listener: (ring?: DoorbellRing) => void): () => void {
     return this.#doorbell?.subscribe(listener) ?? (() => {});
   }
 
