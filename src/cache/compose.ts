@@ -5,6 +5,7 @@ import { ClockAnchor } from '../sync/clock/clock-anchor.js';
 import { HybridLogicalClock } from '../sync/clock/hlc.js';
 import { WallClock } from '../sync/clock/wall-clock.js';
 import { FeedFollower } from '../sync/feed/follower.js';
+import { skippingOwnRings } from '../sync/feed/own-rings.js';
 import { Flusher } from '../sync/flush/flusher.js';
 import { StoreGuard } from '../sync/flush/store-guard.js';
 import type { Outbox } from '../sync/outbox/outbox.js';
@@ -206,15 +207,8 @@ function followerFor(
   const changes = storage.changes?.bind(storage);
   if (feed === false || changes === undefined) return undefined;
   const onChange = storage.onChange?.bind(storage);
-  // A ring for this cache's own writes only: they are left out of its feed, nothing to read.
-  const doorbell =
-    onChange &&
-    ((ring: () => void) =>
-      onChange((rang) => {
-        if (rang?.origin !== origin) ring();
-      }));
   return new FeedFollower({
-    ...(doorbell ? { doorbell } : {}),
+    ...(onChange ? { doorbell: skippingOwnRings(onChange, origin) } : {}),
     read: (cursor) =>
       guard.follow((signal) => changes(cursor, { signal, limit: feed.pageSize, skipOrigin: origin })),
     pollIntervalMs: feed.pollIntervalMs,

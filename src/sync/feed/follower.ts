@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { FeedChange, FeedPage } from '../../storage/contract/types.js';
+import type { FollowerDoorbell } from './own-rings.js';
 
 /**
  * Where a follower stands:
@@ -32,8 +33,8 @@ export interface FeedFollowerOptions {
   maxStalenessMs: number;
   /** A read of the feed failed (the store unreachable, most likely). */
   onError: (error: unknown) => void;
-  /** The store's doorbell (`Storage.onChange`): rings `ring()` on changes; returns the unsubscribe. */
-  doorbell?: (ring: () => void) => () => void;
+  /** The store's doorbell (`Storage.onChange`, see own-rings.ts): rings `ring()` on changes; returns the unsubscribe. */
+  doorbell?: FollowerDoorbell;
   monotonicMs?: () => number;
 }
 
