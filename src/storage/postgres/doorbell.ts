@@ -31,7 +31,7 @@ export interface DoorbellSetup extends PostgresDoorbellOptions {
    * May load pg lazily, so that a store that never listens never loads it.
    */
   client: () => pg.Client | Promise<pg.Client>;
-  /** The payload writers of this store's table send (`<schema>.<table>`, see `ringPayload`); others are ignored. */
+  /** This store's table as writers name it in a ring (`<schema>.<table>`, see `ringPayload`). */
   topic: string;
   /** Removes the connection's password from a text. */
   redact: (text: string) => string;
@@ -54,9 +54,10 @@ class NotHeard extends Error {}
 
 /**
  * Listens for the doorbell writers ring (`NOTIFY <channel>, '<schema>.<table>[ <origin>]'`) on a
- * dedicated connection and rings its listeners with the writers' origin when the ring names one, so that followers read the change feed at once rather than
- * at their next poll. The feed stays the truth: a missed ring only costs latency, which is why
- * every (re)connection rings once (the follower catches up on what was missed meanwhile).
+ * dedicated connection and rings its listeners (with the writers' origin when the ring names one),
+ * so that followers read the change feed at once rather than at their next poll. The feed stays
+ * the truth: a missed ring only costs latency, which is why every (re)connection rings once (the
+ * follower catches up on what was missed meanwhile).
  *
  * A listening connection can die silently (a NAT or a pooler dropping it), and LISTEN through a
  * transaction-mode pooler (Supavisor port 6543, PgBouncer `pool_mode=transaction`) is accepted

@@ -33,7 +33,7 @@ export interface FeedFollowerOptions {
   maxStalenessMs: number;
   /** A read of the feed failed (the store unreachable, most likely). */
   onError: (error: unknown) => void;
-  /** The store's doorbell (`Storage.onChange`, see own-rings.ts): rings `ring()` on changes; returns the unsubscribe. */
+  /** The store's doorbell (`Storage.onChange` through own-rings.ts): rings `ring()` on changes. */
   doorbell?: FollowerDoorbell;
   monotonicMs?: () => number;
 }
