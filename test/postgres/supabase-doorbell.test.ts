@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DoorbellRing } from '../../src/storage/contract/types.js';
 import { LOGICAL_SLOTS } from '../../src/storage/contract/version.js';
 import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
 import type { SupabaseStorage } from '../../src/storage/supabase/supabase-storage.js';
@@ -18,16 +19,19 @@ afterAll(() => env?.close());
 let version = Date.now() * LOGICAL_SLOTS;
 const silent = pino({ level: 'silent' });
 
-/** Subscribes; `after(n)` resolves once it rang more than `n` times. */
+/** Subscribes; `after(n)` resolves once it rang more than `n` times; `heard` holds each ring. */
 function bell(store: SupabaseStorage) {
   let rings = 0;
+  const heard: DoorbellRing[] = [];
   const waiting: Array<[number, () => void]> = [];
-  const unsubscribe = store.onChange(() => {
+  const unsubscribe = store.onChange((ring) => {
     rings++;
+    heard.push(ring ?? {});
     for (const [n, resolve] of waiting) if (rings > n) resolve();
   });
   return {
     unsubscribe,
+    heard,
     rings: () => rings,
     after: (n: number) =>
       new Promise<void>((resolve) => (rings > n ? resolve() : waiting.push([n, resolve]))),
@@ -63,6 +67,23 @@ describe('SupabaseStorage doorbell', () => {
       await direct.close();
     }
     expect(listener.doorbellState()).toBe('off');
+  });
+
+  it('names in its ring the origin its writes carried, as PostgresStorage does', async () => {
+    const listen = { connectionString: connectionUrl(env.db.admin) };
+    const listener = env.storage({ doorbell: { listen }, logger: silent });
+    const writer = env.storage({ doorbell: { ring: true }, logger: silent });
+    const b = bell(listener);
+    try {
+      await b.after(0);
+      await writer.apply([put(`sb:${randomUUID()}`, ++version, 1)], { origin: 'supabase-cache' });
+      await b.after(1);
+      await writer.apply([put(`sb:${randomUUID()}`, ++version, 2)]);
+      await b.after(2);
+      expect(b.heard).toEqual([{}, { origin: 'supabase-cache' }, {}]);
+    } finally {
+      b.unsubscribe();
+    }
   });
 
   it('neither listens nor rings unless asked', async () => {

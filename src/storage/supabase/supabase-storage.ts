@@ -25,7 +25,7 @@ import {
   type PostgresDoorbellOptions,
 } from '../postgres/doorbell.js';
 import { connectionStringPassword, redactor } from '../postgres/postgres-errors.js';
-import { Ringer } from '../postgres/ringer.js';
+import { Ringer, ringPayload } from '../postgres/ringer.js';
 import { feedArgs, feedPage } from '../sql-functions/feed-page.js';
 import {
   readEntries,
@@ -135,12 +135,16 @@ export class SupabaseStorage implements Storage {
       const { listen, ring: ringing = listen !== undefined, ...doorbell } = options.doorbell;
       const logger = options.logger ?? pino({ name: 'hybrid-cache', level: 'warn' }, pino.destination(2));
       const topic = `${this.#schema}.${options.table ?? 'hybrid_cache_entries'}`;
-      const ring = { p_topic: topic, p_channel: doorbell.channel ?? DEFAULT_DOORBELL_CHANNEL };
+      const channel = doorbell.channel ?? DEFAULT_DOORBELL_CHANNEL;
       this.#ringer = !ringing
         ? undefined
         : new Ringer(
-            async () => {
-              await this.#rpc('hybrid_cache_ring', ring);
+            async (origin) => {
+              // The function sends the payload as given: a ring names its origin as PostgresStorage's do.
+              await this.#rpc('hybrid_cache_ring', {
+                p_topic: ringPayload(topic, origin),
+                p_channel: channel,
+              });
             },
             (error) => {
               // A database migrated before the doorbell: say so once, then stop asking.
@@ -201,7 +205,7 @@ export class SupabaseStorage implements Storage {
       const data = await this.#rpc(fn, origin ? { p_origin: origin, ...call.args } : call.args, opts);
       if (!readWriteRows(results, call, writes, data)) throw unexpectedShape(fn);
     }
-    if (results.some((result) => result.status === 'applied')) this.#ringer?.ring();
+    if (results.some((result) => result.status === 'applied')) this.#ringer?.ring(origin);
     return results;
   }
 
