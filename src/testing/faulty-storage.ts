@@ -42,7 +42,7 @@ export class FaultyStorage<S extends Storage = Storage> implements Storage {
   readonly changes?: (after: string | null, opts?: FeedReadOptions) => Promise<FeedPage>;
 
   /** The wrapped store's doorbell, passed through as it is (present only when it has one). */
-  readonly onChange?: (listener: () => void) => () => void;
+  readonly onChange?: Storage['onChange'];
   readonly doorbellState?: () => DoorbellState;
 
   constructor(readonly inner: S) {

@@ -6,7 +6,9 @@
 -- some 40,000 key comparisons. Here both come from one jsonb object built once per call and keyed
 -- by the batch's keys; on the same server a batch of 200 updates takes about a fifth less time.
 -- Nothing else changes: same arguments, same answers, same change-feed rows, same lock order.
--- CREATE OR REPLACE keeps each function's owner and grants.
+-- CREATE OR REPLACE keeps each function's owner and grants. The installer of
+-- 20261206140000_change_feed.sql still makes the old body: a later migration that runs it again
+-- must carry this lookup.
 --
 -- Re-running this file is harmless: every statement is idempotent.
 

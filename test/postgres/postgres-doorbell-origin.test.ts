@@ -126,22 +126,23 @@ describe('PostgresStorage doorbell: the ring names the writers’ origin', () =>
     const writer = await cache(own.storage);
     const reader = await cache(storage());
     await Promise.all([following(writer), following(reader)]);
+    const ringsHeard = () => writerStore.doorbellStats()?.rings ?? 0;
     const k = `own:${randomUUID()}`;
+    const first = ringsHeard();
     await writer.set(k, 1);
     await writer.flush({ timeoutMs: 5_000 });
     await vi.waitFor(async () => expect(await reader.get(k)).toBe(1), { timeout: 10_000, interval: 20 });
+    // The first write's ring is heard before counting starts, so the count below waits for the second's.
+    await vi.waitFor(() => expect(ringsHeard()).toBeGreaterThan(first), { timeout: 10_000, interval: 20 });
 
     const reads = own.reads();
-    const heard = writerStore.doorbellStats()?.rings ?? 0;
+    const heard = ringsHeard();
     await writer.set(k, 2);
     await writer.flush({ timeoutMs: 5_000 });
     // The reader polls once a minute and vouches for two: only the ring makes it read 2 now.
     await vi.waitFor(async () => expect(await reader.get(k)).toBe(2), { timeout: 10_000, interval: 20 });
     // The writer's own doorbell heard the same ring, and its cache did not read the feed for it.
-    await vi.waitFor(() => expect(writerStore.doorbellStats()?.rings).toBeGreaterThan(heard), {
-      timeout: 10_000,
-      interval: 20,
-    });
+    await vi.waitFor(() => expect(ringsHeard()).toBeGreaterThan(heard), { timeout: 10_000, interval: 20 });
     expect(own.reads()).toBe(reads);
 
     // A ring that names no origin still makes it read.

@@ -198,6 +198,8 @@ export class PostgresDoorbell {
 
   #ring(ring: DoorbellRing): void {
     this.#rings++;
+    // One ring for every listener: none may change what the next one reads.
+    Object.freeze(ring);
     for (const listener of this.#listeners) {
       try {
         listener(ring);
