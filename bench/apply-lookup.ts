@@ -22,7 +22,7 @@ import { writeCalls } from '../src/storage/sql-functions/table-functions.js';
 import { put } from '../src/testing/writes.js';
 import { connectionUrl, createDatabase } from '../test/support/plain-postgres.js';
 import { PostgresCluster } from '../test/support/postgres.js';
-import { prng, text } from './lib/data.js';
+import { flushValues } from './lib/data.js';
 import { collectGarbage, median } from './lib/measure.js';
 import { physicalLimitSql } from './lib/physical-limit.js';
 
@@ -35,12 +35,7 @@ type Side = 'before' | 'after';
 type Path = 'updates' | 'inserts';
 type Call = 'apply' | 'limit';
 
-const random = prng(4);
-const values = Array.from({ length: 256 }, (_, i) => ({
-  id: i,
-  role: 'assistant',
-  content: text(random, 960),
-}));
+const values = flushValues();
 const valueTexts = values.map((v) => JSON.stringify(v));
 const expiresAt = new Date(Date.now() + 86_400_000).toISOString();
 let version = Date.now() * 1024;

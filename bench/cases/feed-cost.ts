@@ -5,7 +5,7 @@ import { hrtimeNow } from 'tinybench';
 import { CACHE_OPTION_DEFAULTS as DEFAULTS } from '../../src/cache/option-defaults.js';
 import { type HybridCache, SqliteStorage, type Storage } from '../../src/index.js';
 import { type BenchContext, benchCache, type Figure } from '../lib/case.js';
-import { prng, smallValue, text } from '../lib/data.js';
+import { flushValues, prng, smallValue, text } from '../lib/data.js';
 import {
   collectGarbage,
   type LatencySummary,
@@ -129,12 +129,7 @@ async function readHits(ctx: BenchContext): Promise<Figure[]> {
 
 /** Flush throughput with the feed on and off, alternating, per store. */
 async function flushes(ctx: BenchContext): Promise<Figure[]> {
-  const random = prng(4);
-  const values = Array.from({ length: 256 }, (_, i) => ({
-    id: i,
-    role: 'assistant',
-    content: text(random, 960),
-  }));
+  const values = flushValues();
   const rounds = ctx.quick ? 1 : 6;
   const stores: Array<{ name: string; n: number; storage: (run: string) => Storage }> = [];
   if (ctx.supabase) {

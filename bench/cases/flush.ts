@@ -1,6 +1,6 @@
 import { hrtimeNow } from 'tinybench';
 import { type BenchContext, benchCache, type Figure } from '../lib/case.js';
-import { prng, text } from '../lib/data.js';
+import { flushValues } from '../lib/data.js';
 import { collectGarbage, median } from '../lib/measure.js';
 import { physicalLimitSql } from '../lib/physical-limit.js';
 
@@ -13,12 +13,7 @@ export async function flush(ctx: BenchContext): Promise<Figure[]> {
   const supabase = ctx.supabase;
   if (!supabase) throw new Error('flush needs PostgreSQL');
   const runs = ctx.quick ? 1 : 3;
-  const random = prng(4);
-  const values = Array.from({ length: 256 }, (_, i) => ({
-    id: i,
-    role: 'assistant',
-    content: text(random, 960),
-  }));
+  const values = flushValues();
   const figures: Figure[] = [];
   let limitKeys: string[] = [];
 

@@ -8,9 +8,10 @@ import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js'
 import { type WriteCall, writeCalls } from '../../src/storage/sql-functions/table-functions.js';
 import { put } from '../../src/testing/writes.js';
 import { type BenchContext, benchCache, type Figure } from '../lib/case.js';
-import { prng, text } from '../lib/data.js';
+import { flushValues } from '../lib/data.js';
 import { collectGarbage, median } from '../lib/measure.js';
 import { physicalLimitSql } from '../lib/physical-limit.js';
+import { observedStorage } from '../support/observed-storage.js';
 import { pgPool } from '../support/postgres-pools.js';
 import type { BenchSupabase } from '../support/supabase.js';
 
@@ -41,12 +42,7 @@ const LIMIT_SQL = physicalLimitSql();
 export async function flushFigures(ctx: BenchContext, supabase: BenchSupabase): Promise<Figure[]> {
   const n = ctx.quick ? 2_000 : 10_000;
   const rounds = ctx.quick ? 2 : 5;
-  const random = prng(4);
-  const values = Array.from({ length: 256 }, (_, i) => ({
-    id: i,
-    role: 'assistant',
-    content: text(random, 960),
-  }));
+  const values = flushValues();
   const valueTexts = values.map((v) => JSON.stringify(v));
   const pool = pgPool(supabase, IN_FLIGHT + 2);
   // Another instance listening on the doorbell's channel, as in a fleet: a NOTIFY is only queued
@@ -72,8 +68,9 @@ export async function flushFigures(ctx: BenchContext, supabase: BenchSupabase): 
   const runOnce = async (variant: FlushVariant, round: number): Promise<number> => {
     const keys = Array.from({ length: n }, (_, i) => `pg-flush-${variant}-${round}:${i}`);
     if (variant === 'cache' || variant === 'cache-feed-off') {
+      const observed = observedStorage(storage);
       const cache = await benchCache({
-        storage,
+        storage: observed.storage,
         maxEntries: n + 16,
         flush: { batchSize: BATCH },
         ...(variant === 'cache-feed-off' ? { feed: false as const } : {}),
@@ -81,9 +78,18 @@ export async function flushFigures(ctx: BenchContext, supabase: BenchSupabase): 
       const started = hrtimeNow();
       for (let i = 0; i < n; i++) await cache.set(keys[i] as string, values[i & 255] as object);
       // The loop never yields (durability none): the flusher starts at flush(), after every set.
-      if (variant === 'cache') setLoopMs.push(hrtimeNow() - started);
+      const setLoopEnded = hrtimeNow();
+      const flushCalledAt = performance.now(); // the clock observed-storage.ts times batches with
       await cache.flush();
       const elapsedMs = hrtimeNow() - started;
+      if (variant === 'cache' && round >= 0) {
+        const { firstBatchAt, inFlight, writesPerSec } = observed.window();
+        flusher.setLoopMs.push(setLoopEnded - started);
+        flusher.firstBatchMs.push(firstBatchAt - flushCalledAt);
+        flusher.inFlight.push(inFlight);
+        flusher.windowPerSec.push(writesPerSec);
+        flusher.feedReads.push(observed.feedReads());
+      }
       const flushed = cache.stats().flushedWrites;
       await cache.close();
       if (flushed !== n) throw new Error(`postgres flush: expected ${n} writes flushed, saw ${flushed}`);
@@ -169,7 +175,14 @@ export async function flushFigures(ctx: BenchContext, supabase: BenchSupabase): 
   const rates = new Map<FlushVariant, number[]>(variants.map((v) => [v, []]));
   const ratios: number[] = [];
   const statementRatios: number[] = [];
-  const setLoopMs: number[] = [];
+  /** Where the cache's time goes, per round (see observed-storage.ts). */
+  const flusher = {
+    setLoopMs: [] as number[],
+    firstBatchMs: [] as number[],
+    inFlight: [] as number[],
+    windowPerSec: [] as number[],
+    feedReads: [] as number[],
+  };
   try {
     // A warm-up round of each (not recorded): the server's caches, the JIT, the pool's connections.
     for (const variant of variants) await run(variant, -1);
@@ -213,8 +226,14 @@ export async function flushFigures(ctx: BenchContext, supabase: BenchSupabase): 
         ratioToBatchedLimitMedian: Number(median(ratios).toFixed(3)),
         ratioToBatchedLimitPerRound: ratios.map((r) => r.toFixed(2)).join(' '),
         listenerRings: heard,
-        // The set loop's share of the measured time (the rest is flush() draining the backlog).
-        setLoopMsMedian: Number(median(setLoopMs.slice(1)).toFixed(1)),
+        // The set loop's share of the measured time, the wait from flush() to the first batch, the
+        // batches in flight and the rate from the first batch leaving to the last answered (to set
+        // against `apply` alone), and the writer's own change-feed reads during the run.
+        setLoopMsMedian: Number(median(flusher.setLoopMs).toFixed(1)),
+        firstBatchMsMedian: Number(median(flusher.firstBatchMs).toFixed(1)),
+        batchesInFlightMedian: Number(median(flusher.inFlight).toFixed(2)),
+        batchWindowPerSecMedian: Math.round(median(flusher.windowPerSec)),
+        writerFeedReadsPerRun: flusher.feedReads.join(' '),
       },
     },
     {

@@ -61,3 +61,9 @@ export function threadTurns(thread: number): NewTurn[] {
         };
   });
 }
+
+/** The 256 ~1 KB turn-like values the flush figures write in turn (the same in every run). */
+export function flushValues(): Array<{ id: number; role: string; content: string }> {
+  const random = prng(4);
+  return Array.from({ length: 256 }, (_, i) => ({ id: i, role: 'assistant', content: text(random, 960) }));
+}

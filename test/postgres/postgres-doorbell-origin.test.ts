@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createHybridCache, type DoorbellRing, type HybridCache, type Storage } from '../../src/index.js';
+import type { DoorbellRing, HybridCache, Storage } from '../../src/index.js';
 import { migrate } from '../../src/storage/postgres/migrate.js';
 import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
 import { put } from '../../src/testing/writes.js';
+import { slowPollingCache } from '../support/doorbell-cache.js';
 import { connectionUrl, createDatabase } from '../support/plain-postgres.js';
 import { PostgresCluster } from '../support/postgres.js';
 
@@ -63,16 +64,9 @@ function counted(store: PostgresStorage): { storage: Storage; reads: () => numbe
   return { storage, reads: () => reads };
 }
 
-/** A cache that follows the feed but would poll it only once a minute: only rings make it read sooner. */
+/** A cache only the doorbell makes read the feed sooner (see slowPollingCache). */
 async function cache(store: Storage): Promise<HybridCache<number>> {
-  const c = await createHybridCache<number>({
-    storage: store,
-    outbox: { durability: 'none' },
-    logger: pino({ level: 'silent' }),
-    flush: { intervalMs: 5 },
-    feed: { pollIntervalMs: 60_000 },
-    maxStalenessMs: 120_000,
-  });
+  const c = await slowPollingCache(store);
   opened.push(c);
   return c;
 }

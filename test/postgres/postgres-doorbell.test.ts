@@ -3,11 +3,12 @@ import { Writable } from 'node:stream';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createHybridCache, type HybridCache } from '../../src/index.js';
+import type { HybridCache } from '../../src/index.js';
 import { PostgresDoorbell } from '../../src/storage/postgres/doorbell.js';
 import { migrate } from '../../src/storage/postgres/migrate.js';
 import { PostgresStorage, type PostgresStorageOptions } from '../../src/storage/postgres/postgres-storage.js';
 import { put } from '../../src/testing/writes.js';
+import { slowPollingCache } from '../support/doorbell-cache.js';
 import { connectionUrl, createDatabase } from '../support/plain-postgres.js';
 import { freePort, PostgresCluster } from '../support/postgres.js';
 
@@ -75,16 +76,9 @@ function bell(store: PostgresStorage) {
   };
 }
 
-/** Caches that follow the feed but would poll it only once a minute: only the doorbell makes them read it sooner. */
+/** Caches only the doorbell makes read the feed sooner (see slowPollingCache). */
 async function cache(store: PostgresStorage): Promise<HybridCache<number>> {
-  const c = await createHybridCache<number>({
-    storage: store,
-    outbox: { durability: 'none' },
-    logger: pino({ level: 'silent' }),
-    flush: { intervalMs: 5 },
-    feed: { pollIntervalMs: 60_000 },
-    maxStalenessMs: 120_000,
-  });
+  const c = await slowPollingCache(store);
   opened.push(c);
   return c;
 }
